@@ -1,0 +1,73 @@
+import '@tensorflow/tfjs-backend-cpu';
+import { KernelNames, type ScatterAddRowsAttrs, registerPlugin, tf } from '@edkm/core';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+function values(backend: MathBackendCPU, t: tf.TensorInfo): tf.backend_util.TypedArray {
+  return backend.data.get(t.dataId).values as tf.backend_util.TypedArray;
+}
+
+const gatherRows: tf.KernelFunc = ({ inputs, backend }) => {
+  const cpu = backend as MathBackendCPU;
+  const { table, indices } = inputs as { table: tf.TensorInfo; indices: tf.TensorInfo };
+  const [u, k] = table.shape;
+  const n = indices.shape[0];
+  const src = values(cpu, table) as Float32Array;
+  const idx = values(cpu, indices) as Int32Array;
+  const out = new Float32Array(n * k);
+  for (let i = 0; i < n; i++) {
+    const row = idx[i];
+    if (row < 0 || row >= u) continue;
+    if (k === 1) out[i] = src[row];
+    else out.set(src.subarray(row * k, row * k + k), i * k);
+  }
+  return cpu.makeTensorInfo([n, k], 'float32', out);
+};
+
+const scatterAddRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { values: vals, indices } = inputs as { values: tf.TensorInfo; indices: tf.TensorInfo };
+  const { numRows } = attrs as unknown as ScatterAddRowsAttrs;
+  const [n, k] = vals.shape;
+  const src = values(cpu, vals) as Float32Array;
+  const idx = values(cpu, indices) as Int32Array;
+  // accumulate in float64 so the result does not depend on summation order
+  const acc = new Float64Array(numRows * k);
+  for (let i = 0; i < n; i++) {
+    const row = idx[i];
+    if (row < 0 || row >= numRows) continue;
+    const base = row * k;
+    const from = i * k;
+    for (let j = 0; j < k; j++) acc[base + j] += src[from + j];
+  }
+  return cpu.makeTensorInfo([numRows, k], 'float32', Float32Array.from(acc));
+};
+
+/** The kernels this plugin registers, exported so that tests (and other CPU-like backends) can reuse them. */
+export const cpuKernels = [
+  { kernelName: KernelNames.GatherRows, kernelFunc: gatherRows },
+  { kernelName: KernelNames.ScatterAddRows, kernelFunc: scatterAddRows },
+];
+
+/** tfjs's cpu backend, minus its one-time console advert for tfjs-node (not an option here). */
+function init(): boolean {
+  if (tf.findBackendFactory('cpu')) tf.removeBackend('cpu');
+  tf.registerBackend(
+    'cpu',
+    () => {
+      const backend = new MathBackendCPU();
+      (backend as unknown as { firstUse: boolean }).firstUse = false;
+      return backend;
+    },
+    1,
+  );
+  return true;
+}
+
+registerPlugin({
+  name: 'cpu',
+  tfjsBackend: 'cpu',
+  priority: 1,
+  init,
+  kernels: cpuKernels,
+  describe: () => 'tfjs cpu (plain JavaScript)',
+});

@@ -1,0 +1,113 @@
+import { KernelNames, type ScatterAddRowsAttrs, registerPlugin, tf } from '@edkm/core';
+import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { GatherRowsProgram, ScatterAddRowsProgram, ZerosProgram } from './programs';
+
+const gatherRows: tf.KernelFunc = ({ inputs, backend }) => {
+  const gpu = backend as WebGPUBackend;
+  const { table, indices } = inputs as { table: tf.TensorInfo; indices: tf.TensorInfo };
+  const [u, k] = table.shape;
+  const n = indices.shape[0];
+  const program = new GatherRowsProgram([n, k]);
+  return gpu.runWebGPUProgram(program, [table, indices], 'float32', [
+    { type: 'int32', data: [u] },
+    { type: 'int32', data: [k] },
+  ]);
+};
+
+const scatterAddRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { values, indices } = inputs as { values: tf.TensorInfo; indices: tf.TensorInfo };
+  const { numRows } = attrs as unknown as ScatterAddRowsAttrs;
+  const [n, k] = values.shape;
+  const output = gpu.runWebGPUProgram(new ZerosProgram([numRows, k]), [], 'float32');
+  gpu.runWebGPUProgram(
+    new ScatterAddRowsProgram(n, k, numRows),
+    [values, indices],
+    'float32',
+    [
+      { type: 'int32', data: [numRows] },
+      { type: 'int32', data: [k] },
+      { type: 'int32', data: [n] },
+    ],
+    output,
+  );
+  return output;
+};
+
+export const webgpuKernels = [
+  { kernelName: KernelNames.GatherRows, kernelFunc: gatherRows },
+  { kernelName: KernelNames.ScatterAddRows, kernelFunc: scatterAddRows },
+];
+
+/** What the adapter reported once the plugin started. */
+export interface WebGPUDeviceInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  features: string[];
+}
+
+let deviceInfo: WebGPUDeviceInfo | undefined;
+
+export function getWebGPUDeviceInfo(): WebGPUDeviceInfo | undefined {
+  return deviceInfo;
+}
+
+/** navigator.gpu of a browser, or Dawn's GPU from the `webgpu` package in Node. */
+async function getGpu(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  if (!isNode) throw new Error('this environment has no navigator.gpu (WebGPU)');
+  const dawn = (await import('webgpu')) as { create: (flags: string[]) => GPU; globals: object };
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create([]);
+  if (!(globalThis as { navigator?: unknown }).navigator) {
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  }
+  return gpu;
+}
+
+async function init(): Promise<boolean> {
+  const gpu = await getGpu();
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('WebGPU found no adapter (no GPU, and no software Vulkan driver such as lavapipe)');
+  const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+  const limits = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures,
+    requiredLimits: {
+      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+      maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      maxBufferSize: limits.maxBufferSize,
+      maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
+      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+    },
+  });
+  const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+  deviceInfo = {
+    vendor: info?.vendor ?? '',
+    architecture: info?.architecture ?? '',
+    device: info?.device ?? '',
+    description: info?.description ?? '',
+    features: requiredFeatures,
+  };
+  if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+  tf.registerBackend('webgpu', () => new WebGPUBackend(device, info), 3);
+  return true;
+}
+
+registerPlugin({
+  name: 'webgpu',
+  tfjsBackend: 'webgpu',
+  priority: 3,
+  init,
+  kernels: webgpuKernels,
+  describe: () =>
+    deviceInfo
+      ? `webgpu: ${[deviceInfo.vendor, deviceInfo.architecture, deviceInfo.description || deviceInfo.device].filter(Boolean).join(' ')}`
+      : 'webgpu',
+});

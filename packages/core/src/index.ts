@@ -1,0 +1,12 @@
+// Gradients and chained ops (t.sum(), ...) of tfjs's built-in ops: tfjs-core ships them as
+// separate side-effect modules that only the tfjs union package imports.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
+import * as tf from '@tensorflow/tfjs-core';
+
+export { tf };
+export * from './errors';
+export * from './half';
+export * from './ledger';
+export * from './plugins';
+export * from './kernels';

@@ -1,0 +1,98 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { DTypeError, InvalidArgumentError, ShapeError } from './errors';
+
+/**
+ * The project's custom kernels, by name. Each backend plugin registers an implementation of every
+ * one (see docs/plugins.md); `@edkm/core/testing` checks them against the plain references below.
+ */
+export const KernelNames = {
+  /** out[i, :] = table[indices[i], :] — inputs {table: [U, K] f32, indices: [N] i32} → [N, K]. */
+  GatherRows: 'EdkmGatherRows',
+  /** out[u, :] = Σ_{i: indices[i] = u} values[i, :] — inputs {values: [N, K], indices: [N]}, attrs {numRows} → [numRows, K]. */
+  ScatterAddRows: 'EdkmScatterAddRows',
+} as const;
+export type KernelName = (typeof KernelNames)[keyof typeof KernelNames];
+
+export interface ScatterAddRowsAttrs {
+  numRows: number;
+}
+
+function checkIndices(indices: tf.Tensor, n: number, op: string): void {
+  if (indices.dtype !== 'int32') throw new DTypeError(`${op}: indices must be int32, got ${indices.dtype}`);
+  if (indices.rank !== 1 || indices.shape[0] !== n) {
+    throw new ShapeError(`${op}: indices must have shape [${n}], got [${indices.shape}]`);
+  }
+}
+
+/**
+ * Gathers rows of a [U, K] table by an N-long index list → [N, K]. Differentiable in `table`
+ * (its gradient is a scatter-add of the upstream rows). Indices outside [0, U) give zero rows.
+ */
+export function gatherRows(table: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
+  if (table.rank !== 2) throw new ShapeError(`gatherRows: table must be 2-D [U, K], got [${table.shape}]`);
+  if (table.dtype !== 'float32') throw new DTypeError(`gatherRows: table must be float32, got ${table.dtype}`);
+  checkIndices(indices, indices.shape[0], 'gatherRows');
+  return tf.engine().runKernel(KernelNames.GatherRows, { table, indices }) as tf.Tensor2D;
+}
+
+/**
+ * Sums the rows of `values` [N, K] into `numRows` buckets by index → [numRows, K]. Differentiable
+ * in `values` (its gradient gathers the upstream rows back). Indices outside the range are dropped.
+ */
+export function scatterAddRows(values: tf.Tensor2D, indices: tf.Tensor1D, numRows: number): tf.Tensor2D {
+  if (values.rank !== 2) throw new ShapeError(`scatterAddRows: values must be 2-D [N, K], got [${values.shape}]`);
+  if (values.dtype !== 'float32') throw new DTypeError(`scatterAddRows: values must be float32, got ${values.dtype}`);
+  if (!Number.isInteger(numRows) || numRows < 1) {
+    throw new InvalidArgumentError(`scatterAddRows: numRows must be a positive integer, got ${numRows}`);
+  }
+  checkIndices(indices, values.shape[0], 'scatterAddRows');
+  const attrs: ScatterAddRowsAttrs = { numRows };
+  return tf.engine().runKernel(KernelNames.ScatterAddRows, { values, indices }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+tf.registerGradient({
+  kernelName: KernelNames.GatherRows,
+  inputsToSave: ['table', 'indices'],
+  gradFunc: (dy, saved) => {
+    const [table, indices] = saved as [tf.Tensor2D, tf.Tensor1D];
+    return {
+      table: () => scatterAddRows(dy as tf.Tensor2D, indices, table.shape[0]),
+      indices: () => tf.zerosLike(indices),
+    };
+  },
+});
+
+tf.registerGradient({
+  kernelName: KernelNames.ScatterAddRows,
+  inputsToSave: ['indices'],
+  gradFunc: (dy, saved) => {
+    const [indices] = saved as [tf.Tensor1D];
+    return {
+      values: () => gatherRows(dy as tf.Tensor2D, indices),
+      indices: () => tf.zerosLike(indices),
+    };
+  },
+});
+
+/** Plain typed-array references of the custom kernels: the ground truth of the conformance suite. */
+export const reference = {
+  gatherRows(table: Float32Array, k: number, indices: Int32Array): Float32Array {
+    const u = table.length / k;
+    const out = new Float32Array(indices.length * k);
+    for (let i = 0; i < indices.length; i++) {
+      const row = indices[i];
+      if (row < 0 || row >= u) continue;
+      out.set(table.subarray(row * k, row * k + k), i * k);
+    }
+    return out;
+  },
+  scatterAddRows(values: Float32Array, k: number, indices: Int32Array, numRows: number): Float32Array {
+    const out = new Float64Array(numRows * k);
+    for (let i = 0; i < indices.length; i++) {
+      const row = indices[i];
+      if (row < 0 || row >= numRows) continue;
+      for (let j = 0; j < k; j++) out[row * k + j] += values[i * k + j];
+    }
+    return Float32Array.from(out);
+  },
+};

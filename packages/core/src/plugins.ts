@@ -1,0 +1,120 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { BackendError, InvalidArgumentError } from './errors';
+
+/** One custom kernel implementation for one tfjs backend (registered through tfjs's registry). */
+export interface PluginKernel {
+  kernelName: string;
+  kernelFunc: tf.KernelFunc;
+}
+
+/**
+ * A backend plugin: a package that makes a tfjs backend ready and registers the project's custom
+ * kernels for it. It registers itself with one call to `registerPlugin` when imported.
+ */
+export interface BackendPlugin {
+  /** Plugin name, used by `useBackend(name)`. */
+  name: string;
+  /** Name of the tfjs backend it drives ('cpu', 'webgpu', ...). */
+  tfjsBackend: string;
+  /** Higher wins for `useBackend('auto')`. */
+  priority: number;
+  /**
+   * Makes the tfjs backend available (registers it with tfjs if needed). Throws, or returns
+   * false, when it cannot run here. Called at most once per successful plugin.
+   */
+  init: () => Promise<boolean | void> | boolean | void;
+  /** The custom kernels this plugin implements. */
+  kernels: PluginKernel[];
+  /** Human-readable description of the device once initialised (adapter name, ...). */
+  describe?: () => string;
+}
+
+export interface BackendSelection {
+  plugin: string;
+  tfjsBackend: string;
+  description: string;
+  /** Plugins tried before this one and why each failed (for 'auto'). */
+  skipped: { plugin: string; reason: string }[];
+}
+
+const plugins = new Map<string, BackendPlugin>();
+const ready = new Map<string, Promise<void>>();
+
+export function registerPlugin(plugin: BackendPlugin): void {
+  if (!plugin.name || !plugin.tfjsBackend) {
+    throw new InvalidArgumentError('a backend plugin needs a name and a tfjsBackend');
+  }
+  plugins.set(plugin.name, plugin);
+  ready.delete(plugin.name);
+  for (const kernel of plugin.kernels) {
+    // tfjs warns and keeps the first registration on duplicates; a re-registered plugin replaces it
+    if (tf.getKernel(kernel.kernelName, plugin.tfjsBackend)) tf.unregisterKernel(kernel.kernelName, plugin.tfjsBackend);
+    tf.registerKernel({ kernelName: kernel.kernelName, backendName: plugin.tfjsBackend, kernelFunc: kernel.kernelFunc });
+  }
+}
+
+export function listPlugins(): BackendPlugin[] {
+  return [...plugins.values()].sort((a, b) => b.priority - a.priority);
+}
+
+export function getPlugin(name: string): BackendPlugin | undefined {
+  return plugins.get(name);
+}
+
+async function initPlugin(plugin: BackendPlugin): Promise<void> {
+  let pending = ready.get(plugin.name);
+  if (!pending) {
+    pending = (async () => {
+      const ok = await plugin.init();
+      if (ok === false) throw new BackendError(`backend plugin '${plugin.name}' is not available on this machine`);
+    })();
+    ready.set(plugin.name, pending);
+    pending.catch(() => ready.delete(plugin.name));
+  }
+  await pending;
+}
+
+/**
+ * Selects the backend that every tfjs op runs on from now on. 'auto' takes the highest-priority
+ * registered plugin whose init succeeds and says which it took (and why others were skipped).
+ */
+export async function useBackend(name: string = 'auto'): Promise<BackendSelection> {
+  const skipped: { plugin: string; reason: string }[] = [];
+  const candidates = name === 'auto' ? listPlugins() : [plugins.get(name)];
+  if (name !== 'auto' && !candidates[0]) {
+    const known = listPlugins().map((p) => p.name);
+    throw new BackendError(
+      `no backend plugin named '${name}' is registered (registered: ${known.join(', ') || 'none'}); ` +
+        `import its package first, e.g. import '@edkm/backend-${name}'`,
+    );
+  }
+  for (const plugin of candidates) {
+    if (!plugin) continue;
+    try {
+      await initPlugin(plugin);
+      const ok = await tf.setBackend(plugin.tfjsBackend);
+      if (!ok) throw new BackendError(`tfjs could not initialise backend '${plugin.tfjsBackend}'`);
+      await tf.ready();
+      return {
+        plugin: plugin.name,
+        tfjsBackend: plugin.tfjsBackend,
+        description: plugin.describe?.() ?? plugin.tfjsBackend,
+        skipped,
+      };
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      if (name !== 'auto') {
+        throw new BackendError(`backend '${name}' failed to start: ${reason}`, 'BACKEND_UNAVAILABLE', { cause: err });
+      }
+      skipped.push({ plugin: plugin.name, reason });
+    }
+  }
+  throw new BackendError(
+    `no backend plugin could start (${skipped.map((s) => `${s.plugin}: ${s.reason}`).join('; ') || 'none registered'})`,
+  );
+}
+
+/** True when `kernelName` has an implementation for the active backend. */
+export function hasKernel(kernelName: string, backendName: string = tf.getBackend()): boolean {
+  return tf.getKernel(kernelName, backendName) !== undefined;
+}

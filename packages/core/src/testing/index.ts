@@ -1,0 +1,176 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { gatherRows, reference, scatterAddRows } from '../kernels';
+import { getPlugin, listPlugins, useBackend } from '../plugins';
+
+/** One check of one custom kernel: inputs, the reference output and how close a backend must be. */
+export interface ConformanceCase {
+  kernelName: string;
+  name: string;
+  /** Runs the kernel on the active backend; returns [actual, expected] as flat arrays. */
+  run: () => Promise<{ actual: Float32Array; expected: Float32Array; tolerance: number }>;
+}
+
+export interface ConformanceResult {
+  kernelName: string;
+  name: string;
+  passed: boolean;
+  maxAbsError: number;
+  message?: string;
+}
+
+export interface ConformanceReport {
+  backend: string;
+  results: ConformanceResult[];
+  failures: ConformanceResult[];
+}
+
+/** Deterministic pseudo-random numbers (mulberry32), so that failures reproduce. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomFloats(n: number, rnd: () => number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rnd() * 2 - 1;
+  return a;
+}
+
+function randomIndices(n: number, range: number, rnd: () => number, skew = false): Int32Array {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = skew && rnd() < 0.8 ? 0 : Math.floor(rnd() * range);
+  return a;
+}
+
+async function runOp(fn: () => tf.Tensor): Promise<Float32Array> {
+  const out = tf.tidy(fn);
+  const data = (await out.data()) as Float32Array;
+  out.dispose();
+  return Float32Array.from(data);
+}
+
+const shapes: { n: number; u: number; k: number; skew?: boolean }[] = [
+  { n: 1, u: 1, k: 1 },
+  { n: 7, u: 3, k: 5 },
+  { n: 1000, u: 37, k: 8 },
+  { n: 4099, u: 256, k: 16 },
+  { n: 20000, u: 5, k: 4, skew: true }, // most rows hit one bucket: contention for scatter-add
+  { n: 3000, u: 65536, k: 2 },
+];
+
+/** Every conformance case of the project's custom kernels. */
+export function conformanceCases(): ConformanceCase[] {
+  const cases: ConformanceCase[] = [];
+  for (const [i, s] of shapes.entries()) {
+    const label = `n=${s.n} u=${s.u} k=${s.k}${s.skew ? ' skewed' : ''}`;
+    cases.push({
+      kernelName: 'EdkmGatherRows',
+      name: `gatherRows ${label}`,
+      run: async () => {
+        const rnd = seededRandom(1000 + i);
+        const table = randomFloats(s.u * s.k, rnd);
+        const indices = randomIndices(s.n, s.u, rnd, s.skew);
+        const actual = await runOp(() => gatherRows(tf.tensor2d(table, [s.u, s.k]), tf.tensor1d(indices, 'int32')));
+        return { actual, expected: reference.gatherRows(table, s.k, indices), tolerance: 0 };
+      },
+    });
+    cases.push({
+      kernelName: 'EdkmScatterAddRows',
+      name: `scatterAddRows ${label}`,
+      run: async () => {
+        const rnd = seededRandom(2000 + i);
+        const values = randomFloats(s.n * s.k, rnd);
+        const indices = randomIndices(s.n, s.u, rnd, s.skew);
+        const actual = await runOp(() => scatterAddRows(tf.tensor2d(values, [s.n, s.k]), tf.tensor1d(indices, 'int32'), s.u));
+        // float sums in another order differ by rounding: allow a few ulps of the partial sums
+        return { actual, expected: reference.scatterAddRows(values, s.k, indices, s.u), tolerance: 1e-6 * s.n };
+      },
+    });
+  }
+  cases.push({
+    kernelName: 'EdkmGatherRows',
+    name: 'gatherRows out-of-range indices give zero rows',
+    run: async () => {
+      const table = Float32Array.from([1, 2, 3, 4, 5, 6]);
+      const indices = Int32Array.from([2, -1, 3, 0, 1]);
+      const actual = await runOp(() => gatherRows(tf.tensor2d(table, [3, 2]), tf.tensor1d(indices, 'int32')));
+      return { actual, expected: reference.gatherRows(table, 2, indices), tolerance: 0 };
+    },
+  });
+  return cases;
+}
+
+/**
+ * Runs every custom kernel on the named tfjs backend (or backend plugin) and compares it with the
+ * plain reference. Restores the previously active backend afterwards.
+ */
+export async function runConformance(backend: string, cases = conformanceCases()): Promise<ConformanceReport> {
+  const previous = tf.getBackend();
+  if (getPlugin(backend)) await useBackend(backend);
+  else if (!(await tf.setBackend(backend))) throw new Error(`backend '${backend}' could not be set`);
+  const results: ConformanceResult[] = [];
+  try {
+    for (const c of cases) {
+      try {
+        const { actual, expected, tolerance } = await c.run();
+        if (actual.length !== expected.length) {
+          results.push({ ...pick(c), passed: false, maxAbsError: Number.POSITIVE_INFINITY, message: `length ${actual.length} != ${expected.length}` });
+          continue;
+        }
+        let maxAbsError = 0;
+        let worst = -1;
+        for (let i = 0; i < actual.length; i++) {
+          const err = Math.abs(actual[i] - expected[i]);
+          if (!(err <= maxAbsError)) {
+            maxAbsError = Number.isNaN(err) ? Number.POSITIVE_INFINITY : err;
+            worst = i;
+          }
+        }
+        const passed = maxAbsError <= tolerance;
+        results.push({
+          ...pick(c),
+          passed,
+          maxAbsError,
+          message: passed ? undefined : `element ${worst}: got ${actual[worst]}, expected ${expected[worst]} (tolerance ${tolerance})`,
+        });
+      } catch (err) {
+        results.push({ ...pick(c), passed: false, maxAbsError: Number.POSITIVE_INFINITY, message: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  } finally {
+    if (previous && previous !== tf.getBackend()) await tf.setBackend(previous);
+  }
+  return { backend, results, failures: results.filter((r) => !r.passed) };
+}
+
+function pick(c: ConformanceCase): { kernelName: string; name: string } {
+  return { kernelName: c.kernelName, name: c.name };
+}
+
+/**
+ * The backends a test file should run its backend-dependent tests on: every registered plugin
+ * whose init succeeds. With EDKM_TEST_BACKENDS=cpu,webgpu only those are used and a registered one
+ * that fails to start throws, so that CI cannot silently skip WebGPU.
+ */
+export async function testBackends(): Promise<string[]> {
+  const required = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.EDKM_TEST_BACKENDS;
+  const requiredNames = required ? new Set(required.split(',').map((s) => s.trim())) : undefined;
+  const usable: string[] = [];
+  // lowest priority last, so that the file's default backend after this call is the best one
+  for (const plugin of listPlugins().reverse()) {
+    if (requiredNames && !requiredNames.has(plugin.name)) continue;
+    try {
+      await useBackend(plugin.name);
+      usable.push(plugin.name);
+    } catch (err) {
+      if (requiredNames) throw err;
+    }
+  }
+  return usable;
+}
