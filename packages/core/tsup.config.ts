@@ -1,4 +1,7 @@
 import { defineConfig } from 'tsup';
 import { tsupDefaults } from '../../scripts/tsup-defaults';
 
-export default defineConfig(tsupDefaults({ entry: ['src/index.ts', 'src/testing/index.ts'] }));
+// testing imports the package itself by name, so that it shares one module instance with it
+export default defineConfig(
+  tsupDefaults({ entry: ['src/index.ts', 'src/testing/index.ts'], external: ['@edkm/core'] }),
+);

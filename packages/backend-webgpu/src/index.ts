@@ -64,7 +64,11 @@ async function getGpu(): Promise<GPU> {
   Object.assign(globalThis, dawn.globals);
   const gpu = dawn.create([]);
   if (!(globalThis as { navigator?: unknown }).navigator) {
-    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+    Object.defineProperty(globalThis, 'navigator', {
+      value: { gpu },
+      configurable: true,
+      writable: true,
+    });
   }
   return gpu;
 }
@@ -72,7 +76,10 @@ async function getGpu(): Promise<GPU> {
 async function init(): Promise<boolean> {
   const gpu = await getGpu();
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) throw new Error('WebGPU found no adapter (no GPU, and no software Vulkan driver such as lavapipe)');
+  if (!adapter)
+    throw new Error(
+      'WebGPU found no adapter (no GPU, and no software Vulkan driver such as lavapipe)',
+    );
   const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
   const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
   const limits = adapter.limits;

@@ -15,7 +15,11 @@ abstract class FlatProgram implements WebGPUProgram {
   constructor(outputShape: number[]) {
     this.outputShape = outputShape;
     this.dispatchLayout = webgpu_util.flatDispatchLayout(outputShape);
-    this.dispatch = webgpu_util.computeDispatch(this.dispatchLayout, outputShape, this.workgroupSize);
+    this.dispatch = webgpu_util.computeDispatch(
+      this.dispatchLayout,
+      outputShape,
+      this.workgroupSize,
+    );
   }
 }
 

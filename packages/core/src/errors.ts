@@ -49,7 +49,11 @@ export class NonFiniteError extends EdkmError {
 
 /** A backend that cannot be initialised, or a kernel it does not implement. */
 export class BackendError extends EdkmError {
-  constructor(message: string, code: 'BACKEND_UNAVAILABLE' | 'KERNEL_MISSING' = 'BACKEND_UNAVAILABLE', options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    code: 'BACKEND_UNAVAILABLE' | 'KERNEL_MISSING' = 'BACKEND_UNAVAILABLE',
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
   }
 }
@@ -71,7 +75,9 @@ export class StateError extends EdkmError {
 /** Throws InvalidArgumentError unless `value` is an integer in [min, max]. */
 export function assertIntInRange(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+    throw new InvalidArgumentError(
+      `${name} must be an integer in [${min}, ${max}], got ${String(value)}`,
+    );
   }
   return value;
 }

@@ -67,7 +67,11 @@ export function f16BitsToF32(bits: number): number {
 }
 
 /** Float32Array -> 16-bit codes of the given dtype. */
-export function toHalfBits(values: ArrayLike<number>, dtype: HalfDtype, out?: Uint16Array): Uint16Array {
+export function toHalfBits(
+  values: ArrayLike<number>,
+  dtype: HalfDtype,
+  out?: Uint16Array,
+): Uint16Array {
   const n = values.length;
   const result = out ?? new Uint16Array(n);
   if (dtype === 'bf16') {
@@ -77,7 +81,9 @@ export function toHalfBits(values: ArrayLike<number>, dtype: HalfDtype, out?: Ui
       for (let i = 0; i < n; i++) {
         const b = bits[i];
         result[i] =
-          (b & 0x7fffffff) > 0x7f800000 ? ((b >>> 16) | 0x40) & 0xffff : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+          (b & 0x7fffffff) > 0x7f800000
+            ? ((b >>> 16) | 0x40) & 0xffff
+            : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
       }
       return result;
     }
@@ -89,7 +95,11 @@ export function toHalfBits(values: ArrayLike<number>, dtype: HalfDtype, out?: Ui
 }
 
 /** 16-bit codes -> Float32Array of their exact values. */
-export function fromHalfBits(bits: ArrayLike<number>, dtype: HalfDtype, out?: Float32Array): Float32Array {
+export function fromHalfBits(
+  bits: ArrayLike<number>,
+  dtype: HalfDtype,
+  out?: Float32Array,
+): Float32Array {
   const n = bits.length;
   const result = out ?? new Float32Array(n);
   if (dtype === 'bf16') {

@@ -18,7 +18,8 @@ export interface ScatterAddRowsAttrs {
 }
 
 function checkIndices(indices: tf.Tensor, n: number, op: string): void {
-  if (indices.dtype !== 'int32') throw new DTypeError(`${op}: indices must be int32, got ${indices.dtype}`);
+  if (indices.dtype !== 'int32')
+    throw new DTypeError(`${op}: indices must be int32, got ${indices.dtype}`);
   if (indices.rank !== 1 || indices.shape[0] !== n) {
     throw new ShapeError(`${op}: indices must have shape [${n}], got [${indices.shape}]`);
   }
@@ -29,8 +30,10 @@ function checkIndices(indices: tf.Tensor, n: number, op: string): void {
  * (its gradient is a scatter-add of the upstream rows). Indices outside [0, U) give zero rows.
  */
 export function gatherRows(table: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
-  if (table.rank !== 2) throw new ShapeError(`gatherRows: table must be 2-D [U, K], got [${table.shape}]`);
-  if (table.dtype !== 'float32') throw new DTypeError(`gatherRows: table must be float32, got ${table.dtype}`);
+  if (table.rank !== 2)
+    throw new ShapeError(`gatherRows: table must be 2-D [U, K], got [${table.shape}]`);
+  if (table.dtype !== 'float32')
+    throw new DTypeError(`gatherRows: table must be float32, got ${table.dtype}`);
   checkIndices(indices, indices.shape[0], 'gatherRows');
   return tf.engine().runKernel(KernelNames.GatherRows, { table, indices }) as tf.Tensor2D;
 }
@@ -39,15 +42,29 @@ export function gatherRows(table: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2
  * Sums the rows of `values` [N, K] into `numRows` buckets by index → [numRows, K]. Differentiable
  * in `values` (its gradient gathers the upstream rows back). Indices outside the range are dropped.
  */
-export function scatterAddRows(values: tf.Tensor2D, indices: tf.Tensor1D, numRows: number): tf.Tensor2D {
-  if (values.rank !== 2) throw new ShapeError(`scatterAddRows: values must be 2-D [N, K], got [${values.shape}]`);
-  if (values.dtype !== 'float32') throw new DTypeError(`scatterAddRows: values must be float32, got ${values.dtype}`);
+export function scatterAddRows(
+  values: tf.Tensor2D,
+  indices: tf.Tensor1D,
+  numRows: number,
+): tf.Tensor2D {
+  if (values.rank !== 2)
+    throw new ShapeError(`scatterAddRows: values must be 2-D [N, K], got [${values.shape}]`);
+  if (values.dtype !== 'float32')
+    throw new DTypeError(`scatterAddRows: values must be float32, got ${values.dtype}`);
   if (!Number.isInteger(numRows) || numRows < 1) {
-    throw new InvalidArgumentError(`scatterAddRows: numRows must be a positive integer, got ${numRows}`);
+    throw new InvalidArgumentError(
+      `scatterAddRows: numRows must be a positive integer, got ${numRows}`,
+    );
   }
   checkIndices(indices, values.shape[0], 'scatterAddRows');
   const attrs: ScatterAddRowsAttrs = { numRows };
-  return tf.engine().runKernel(KernelNames.ScatterAddRows, { values, indices }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  return tf
+    .engine()
+    .runKernel(
+      KernelNames.ScatterAddRows,
+      { values, indices },
+      attrs as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor2D;
 }
 
 tf.registerGradient({
@@ -86,7 +103,12 @@ export const reference = {
     }
     return out;
   },
-  scatterAddRows(values: Float32Array, k: number, indices: Int32Array, numRows: number): Float32Array {
+  scatterAddRows(
+    values: Float32Array,
+    k: number,
+    indices: Int32Array,
+    numRows: number,
+  ): Float32Array {
     const out = new Float64Array(numRows * k);
     for (let i = 0; i < indices.length; i++) {
       const row = indices[i];

@@ -82,8 +82,13 @@ export function backendBytes(): number {
  * peak bytes seen above the bytes held at the start. Uses tfjs's profiler hook-free approach: the
  * engine's `numBytes` is sampled through a kernel-run listener.
  */
-export async function measurePeakBytes<T>(fn: () => T | Promise<T>): Promise<{ result: T; peakExtraBytes: number }> {
-  const engine = tf.engine() as unknown as { state: { numBytes: number }; runKernelFunc: (...a: unknown[]) => unknown };
+export async function measurePeakBytes<T>(
+  fn: () => T | Promise<T>,
+): Promise<{ result: T; peakExtraBytes: number }> {
+  const engine = tf.engine() as unknown as {
+    state: { numBytes: number };
+    runKernelFunc: (...a: unknown[]) => unknown;
+  };
   const start = backendBytes();
   let peak = start;
   const original = engine.runKernelFunc;

@@ -22,7 +22,7 @@ export interface BackendPlugin {
    * Makes the tfjs backend available (registers it with tfjs if needed). Throws, or returns
    * false, when it cannot run here. Called at most once per successful plugin.
    */
-  init: () => Promise<boolean | void> | boolean | void;
+  init: () => Promise<boolean | undefined> | boolean | undefined;
   /** The custom kernels this plugin implements. */
   kernels: PluginKernel[];
   /** Human-readable description of the device once initialised (adapter name, ...). */
@@ -48,8 +48,13 @@ export function registerPlugin(plugin: BackendPlugin): void {
   ready.delete(plugin.name);
   for (const kernel of plugin.kernels) {
     // tfjs warns and keeps the first registration on duplicates; a re-registered plugin replaces it
-    if (tf.getKernel(kernel.kernelName, plugin.tfjsBackend)) tf.unregisterKernel(kernel.kernelName, plugin.tfjsBackend);
-    tf.registerKernel({ kernelName: kernel.kernelName, backendName: plugin.tfjsBackend, kernelFunc: kernel.kernelFunc });
+    if (tf.getKernel(kernel.kernelName, plugin.tfjsBackend))
+      tf.unregisterKernel(kernel.kernelName, plugin.tfjsBackend);
+    tf.registerKernel({
+      kernelName: kernel.kernelName,
+      backendName: plugin.tfjsBackend,
+      kernelFunc: kernel.kernelFunc,
+    });
   }
 }
 
@@ -66,7 +71,8 @@ async function initPlugin(plugin: BackendPlugin): Promise<void> {
   if (!pending) {
     pending = (async () => {
       const ok = await plugin.init();
-      if (ok === false) throw new BackendError(`backend plugin '${plugin.name}' is not available on this machine`);
+      if (ok === false)
+        throw new BackendError(`backend plugin '${plugin.name}' is not available on this machine`);
     })();
     ready.set(plugin.name, pending);
     pending.catch(() => ready.delete(plugin.name));
@@ -78,7 +84,7 @@ async function initPlugin(plugin: BackendPlugin): Promise<void> {
  * Selects the backend that every tfjs op runs on from now on. 'auto' takes the highest-priority
  * registered plugin whose init succeeds and says which it took (and why others were skipped).
  */
-export async function useBackend(name: string = 'auto'): Promise<BackendSelection> {
+export async function useBackend(name = 'auto'): Promise<BackendSelection> {
   const skipped: { plugin: string; reason: string }[] = [];
   const candidates = name === 'auto' ? listPlugins() : [plugins.get(name)];
   if (name !== 'auto' && !candidates[0]) {
@@ -104,7 +110,11 @@ export async function useBackend(name: string = 'auto'): Promise<BackendSelectio
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       if (name !== 'auto') {
-        throw new BackendError(`backend '${name}' failed to start: ${reason}`, 'BACKEND_UNAVAILABLE', { cause: err });
+        throw new BackendError(
+          `backend '${name}' failed to start: ${reason}`,
+          'BACKEND_UNAVAILABLE',
+          { cause: err },
+        );
       }
       skipped.push({ plugin: plugin.name, reason });
     }

@@ -1,6 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, fromHalfBits, halfValueTable, roundToHalf, toHalfBits } from '../src/half';
+import {
+  bf16BitsToF32,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  fromHalfBits,
+  halfValueTable,
+  roundToHalf,
+  toHalfBits,
+} from '../src/half';
 
 /** Plain reference: the nearest of the sorted finite values of a dtype, ties to the even code. */
 function nearestCode(x: number, dtype: 'bf16' | 'fp16'): number {
@@ -13,11 +22,13 @@ function nearestCode(x: number, dtype: 'bf16' | 'fp16'): number {
   for (const d of [-1, 1]) {
     const n = (c + d) & 0xffff;
     const nv = decode(n);
-    if (!Number.isFinite(nv) || Math.sign(nv) !== Math.sign(v) && v !== 0) continue;
+    if (!Number.isFinite(nv) || (Math.sign(nv) !== Math.sign(v) && v !== 0)) continue;
     const e0 = Math.abs(v - fx);
     const e1 = Math.abs(nv - fx);
-    if (Number.isFinite(v) && e1 < e0) throw new Error(`${dtype}: ${fx} -> ${v} but ${nv} is closer`);
-    if (Number.isFinite(v) && e1 === e0 && (c & 1) === 1 && e0 !== 0) throw new Error(`${dtype}: tie of ${fx} not to even`);
+    if (Number.isFinite(v) && e1 < e0)
+      throw new Error(`${dtype}: ${fx} -> ${v} but ${nv} is closer`);
+    if (Number.isFinite(v) && e1 === e0 && (c & 1) === 1 && e0 !== 0)
+      throw new Error(`${dtype}: tie of ${fx} not to even`);
   }
   return c;
 }
@@ -28,7 +39,8 @@ describe('bf16/fp16 conversions', () => {
       const table = halfValueTable(dtype);
       const bits = toHalfBits(table, dtype);
       for (let c = 0; c < 65536; c++) {
-        if (Number.isNaN(table[c])) expect(Number.isNaN(fromHalfBits([bits[c]], dtype)[0])).toBe(true);
+        if (Number.isNaN(table[c]))
+          expect(Number.isNaN(fromHalfBits([bits[c]], dtype)[0])).toBe(true);
         else if (bits[c] !== c) throw new Error(`${dtype} code ${c} -> ${table[c]} -> ${bits[c]}`);
       }
     }
@@ -65,7 +77,10 @@ describe('bf16/fp16 conversions', () => {
     const f = new Float32Array(1);
     new Uint32Array(f.buffer)[0] = 0x7f800001;
     expect(Number.isNaN(bf16BitsToF32(f32ToBf16Bits(f[0])))).toBe(true);
-    expect(Array.from(roundToHalf([0.1, 1000.3], 'bf16'))).toEqual([bf16BitsToF32(f32ToBf16Bits(0.1)), 1000]);
+    expect(Array.from(roundToHalf([0.1, 1000.3], 'bf16'))).toEqual([
+      bf16BitsToF32(f32ToBf16Bits(0.1)),
+      1000,
+    ]);
   });
 
   it('the Float32Array fast path agrees with the scalar path', () => {

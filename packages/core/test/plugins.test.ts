@@ -1,6 +1,13 @@
 import '@edkm/backend-cpu';
 import { describe, expect, it } from 'vitest';
-import { BackendError, EdkmError, listPlugins, registerPlugin, tf, useBackend } from '../src/index';
+import {
+  BackendError,
+  type EdkmError,
+  listPlugins,
+  registerPlugin,
+  tf,
+  useBackend,
+} from '../src/index';
 
 describe('backend plugins', () => {
   it('selects a named plugin and says which', async () => {
@@ -17,7 +24,15 @@ describe('backend plugins', () => {
   });
 
   it("'auto' skips plugins whose init fails and reports why", async () => {
-    registerPlugin({ name: 'always-broken', tfjsBackend: 'nowhere', priority: 100, init: () => { throw new Error('no such device'); }, kernels: [] });
+    registerPlugin({
+      name: 'always-broken',
+      tfjsBackend: 'nowhere',
+      priority: 100,
+      init: () => {
+        throw new Error('no such device');
+      },
+      kernels: [],
+    });
     const sel = await useBackend('auto');
     expect(sel.plugin).not.toBe('always-broken');
     expect(sel.skipped).toContainEqual({ plugin: 'always-broken', reason: 'no such device' });

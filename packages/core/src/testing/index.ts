@@ -1,6 +1,12 @@
+import {
+  gatherRows,
+  getPlugin,
+  listPlugins,
+  reference,
+  scatterAddRows,
+  useBackend,
+} from '@edkm/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { gatherRows, reference, scatterAddRows } from '../kernels';
-import { getPlugin, listPlugins, useBackend } from '../plugins';
 
 /** One check of one custom kernel: inputs, the reference output and how close a backend must be. */
 export interface ConformanceCase {
@@ -76,7 +82,9 @@ export function conformanceCases(): ConformanceCase[] {
         const rnd = seededRandom(1000 + i);
         const table = randomFloats(s.u * s.k, rnd);
         const indices = randomIndices(s.n, s.u, rnd, s.skew);
-        const actual = await runOp(() => gatherRows(tf.tensor2d(table, [s.u, s.k]), tf.tensor1d(indices, 'int32')));
+        const actual = await runOp(() =>
+          gatherRows(tf.tensor2d(table, [s.u, s.k]), tf.tensor1d(indices, 'int32')),
+        );
         return { actual, expected: reference.gatherRows(table, s.k, indices), tolerance: 0 };
       },
     });
@@ -87,9 +95,15 @@ export function conformanceCases(): ConformanceCase[] {
         const rnd = seededRandom(2000 + i);
         const values = randomFloats(s.n * s.k, rnd);
         const indices = randomIndices(s.n, s.u, rnd, s.skew);
-        const actual = await runOp(() => scatterAddRows(tf.tensor2d(values, [s.n, s.k]), tf.tensor1d(indices, 'int32'), s.u));
+        const actual = await runOp(() =>
+          scatterAddRows(tf.tensor2d(values, [s.n, s.k]), tf.tensor1d(indices, 'int32'), s.u),
+        );
         // float sums in another order differ by rounding: allow a few ulps of the partial sums
-        return { actual, expected: reference.scatterAddRows(values, s.k, indices, s.u), tolerance: 1e-6 * s.n };
+        return {
+          actual,
+          expected: reference.scatterAddRows(values, s.k, indices, s.u),
+          tolerance: 1e-6 * s.n,
+        };
       },
     });
   }
@@ -99,7 +113,9 @@ export function conformanceCases(): ConformanceCase[] {
     run: async () => {
       const table = Float32Array.from([1, 2, 3, 4, 5, 6]);
       const indices = Int32Array.from([2, -1, 3, 0, 1]);
-      const actual = await runOp(() => gatherRows(tf.tensor2d(table, [3, 2]), tf.tensor1d(indices, 'int32')));
+      const actual = await runOp(() =>
+        gatherRows(tf.tensor2d(table, [3, 2]), tf.tensor1d(indices, 'int32')),
+      );
       return { actual, expected: reference.gatherRows(table, 2, indices), tolerance: 0 };
     },
   });
@@ -110,17 +126,26 @@ export function conformanceCases(): ConformanceCase[] {
  * Runs every custom kernel on the named tfjs backend (or backend plugin) and compares it with the
  * plain reference. Restores the previously active backend afterwards.
  */
-export async function runConformance(backend: string, cases = conformanceCases()): Promise<ConformanceReport> {
+export async function runConformance(
+  backend: string,
+  cases = conformanceCases(),
+): Promise<ConformanceReport> {
   const previous = tf.getBackend();
   if (getPlugin(backend)) await useBackend(backend);
-  else if (!(await tf.setBackend(backend))) throw new Error(`backend '${backend}' could not be set`);
+  else if (!(await tf.setBackend(backend)))
+    throw new Error(`backend '${backend}' could not be set`);
   const results: ConformanceResult[] = [];
   try {
     for (const c of cases) {
       try {
         const { actual, expected, tolerance } = await c.run();
         if (actual.length !== expected.length) {
-          results.push({ ...pick(c), passed: false, maxAbsError: Number.POSITIVE_INFINITY, message: `length ${actual.length} != ${expected.length}` });
+          results.push({
+            ...pick(c),
+            passed: false,
+            maxAbsError: Number.POSITIVE_INFINITY,
+            message: `length ${actual.length} != ${expected.length}`,
+          });
           continue;
         }
         let maxAbsError = 0;
@@ -137,10 +162,17 @@ export async function runConformance(backend: string, cases = conformanceCases()
           ...pick(c),
           passed,
           maxAbsError,
-          message: passed ? undefined : `element ${worst}: got ${actual[worst]}, expected ${expected[worst]} (tolerance ${tolerance})`,
+          message: passed
+            ? undefined
+            : `element ${worst}: got ${actual[worst]}, expected ${expected[worst]} (tolerance ${tolerance})`,
         });
       } catch (err) {
-        results.push({ ...pick(c), passed: false, maxAbsError: Number.POSITIVE_INFINITY, message: err instanceof Error ? err.message : String(err) });
+        results.push({
+          ...pick(c),
+          passed: false,
+          maxAbsError: Number.POSITIVE_INFINITY,
+          message: err instanceof Error ? err.message : String(err),
+        });
       }
     }
   } finally {
@@ -159,7 +191,8 @@ function pick(c: ConformanceCase): { kernelName: string; name: string } {
  * that fails to start throws, so that CI cannot silently skip WebGPU.
  */
 export async function testBackends(): Promise<string[]> {
-  const required = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.EDKM_TEST_BACKENDS;
+  const required = (globalThis as { process?: { env?: Record<string, string | undefined> } })
+    .process?.env?.EDKM_TEST_BACKENDS;
   const requiredNames = required ? new Set(required.split(',').map((s) => s.trim())) : undefined;
   const usable: string[] = [];
   // lowest priority last, so that the file's default backend after this call is the best one
