@@ -1,8 +1,8 @@
 // Reports the WebGPU adapter that useBackend('webgpu') takes and a float32 matmul speed.
 // Usage: tsx gpu-info.ts [--size 4096] [--reps 20]
 import '@edkm/backend-webgpu';
-import { tf, useBackend } from '@edkm/core';
 import { getWebGPUDeviceInfo } from '@edkm/backend-webgpu';
+import { tf, useBackend } from '@edkm/core';
 import { argNumber, printJson } from './util';
 
 const size = argNumber('size', 4096);
@@ -27,5 +27,10 @@ printJson({
   bench: 'gpu-info',
   backend: selection.description,
   adapter: getWebGPUDeviceInfo(),
-  matmul: { size, reps, msPerMatmul: (seconds / reps) * 1000, tflops: (2 * size ** 3 * reps) / seconds / 1e12 },
+  matmul: {
+    size,
+    reps,
+    msPerMatmul: (seconds / reps) * 1000,
+    tflops: (2 * size ** 3 * reps) / seconds / 1e12,
+  },
 });
