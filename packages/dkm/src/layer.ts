@@ -1,0 +1,341 @@
+import {
+  InvalidArgumentError,
+  NonFiniteError,
+  ShapeError,
+  StateError,
+  f32ToF16Bits,
+  fromHalfBits,
+  gatherRows,
+  scatterAddRows,
+  tf,
+  toHalfBits,
+} from '@edkm/core';
+import { type DkmConfig, resolveDkmConfig } from './config';
+import { initCentroids } from './init';
+import { attention, dkmPlain, iterate, tableGradients } from './math';
+import { uniquePoints } from './unique';
+
+/** What one group of rows (one LUT) keeps between prepare() and apply(). */
+interface GroupState {
+  rowStart: number;
+  rows: number;
+  /** Per-row scales [rows, 1] (perChannelScale), else null. */
+  scale: tf.Tensor2D | null;
+  tau: number;
+  /** C_0 … C_T. */
+  centroids: tf.Tensor2D[];
+  /** plain: rounded − raw normalised weights [M, d] (straight-through rounding). */
+  roundDelta?: tf.Tensor2D;
+  /** edkm: distinct points [U, d], counts [U, 1], row per vector [M], output table [U, d]. */
+  points?: tf.Tensor2D;
+  counts?: tf.Tensor2D;
+  rowIndex?: tf.Tensor1D;
+  outTable?: tf.Tensor2D;
+  distinct: number;
+}
+
+/** The palettized form of a weight: a LUT per group plus an n-bit index per vector. */
+export interface Palettized {
+  shape: [number, number];
+  bits: number;
+  clusterDim: number;
+  /** Rows per LUT (= shape[0] for a single LUT). */
+  groupSize: number;
+  /** fp16 bits of the LUTs, [groups, K, clusterDim]. */
+  lut: Uint16Array;
+  /** Hard index of every vector (row-major, vectors of clusterDim along a row). */
+  indices: Uint8Array;
+  /** Per-row scales (perChannelScale), else undefined. */
+  scales?: Float32Array;
+}
+
+/**
+ * DKM for one 2-D weight tensor [rows, cols] (HF linear layout: rows are output channels).
+ * Call `await prepare(w)` whenever `w` changed (after each optimizer step), then `apply(w)` inside
+ * the gradient tape: it returns the soft-clustered weight W̃ = A C and passes exact gradients back.
+ */
+export class DkmTensor {
+  readonly config: DkmConfig;
+  readonly shape: [number, number];
+  private groups: GroupState[] = [];
+  private warm: Float32Array[] = [];
+  private autoTau: number[] = [];
+  private preparedFor: object | undefined;
+  private step = 0;
+
+  constructor(shape: [number, number], config: Partial<DkmConfig> = {}) {
+    this.config = resolveDkmConfig(config);
+    const [rows, cols] = shape;
+    if (!(Number.isInteger(rows) && Number.isInteger(cols) && rows > 0 && cols > 0)) {
+      throw new ShapeError(`DKM needs a non-empty 2-D weight, got [${shape}]`);
+    }
+    if (cols % this.config.clusterDim !== 0) {
+      throw new ShapeError(`clusterDim ${this.config.clusterDim} does not divide the row length ${cols}`);
+    }
+    const groupSize = this.config.groupSize || rows;
+    if (rows % groupSize !== 0) throw new ShapeError(`groupSize ${groupSize} does not divide the ${rows} rows`);
+    const vectors = (groupSize * cols) / this.config.clusterDim;
+    const k = 2 ** this.config.bits;
+    if (k > vectors) {
+      throw new InvalidArgumentError(`K = 2^${this.config.bits} = ${k} centroids exceed the ${vectors} vectors of a group`);
+    }
+    this.shape = [rows, cols];
+  }
+
+  get k(): number {
+    return 2 ** this.config.bits;
+  }
+
+  /** Iterations the last prepare() ran, per group. */
+  get iterations(): number[] {
+    return this.groups.map((g) => g.centroids.length - 1);
+  }
+
+  /** Distinct points per group seen by the last prepare() (U of eDKM; M for plain). */
+  get distinctPoints(): number[] {
+    return this.groups.map((g) => g.distinct);
+  }
+
+  /** What the last prepare() computed per group: temperature, iterations, distinct points, C_0 and C_T. */
+  async describe(): Promise<{ tau: number; iterations: number; distinct: number; initial: Float32Array; final: Float32Array }[]> {
+    return Promise.all(
+      this.groups.map(async (g) => ({
+        tau: g.tau,
+        iterations: g.centroids.length - 1,
+        distinct: g.distinct,
+        initial: (await g.centroids[0].data()) as Float32Array,
+        final: (await g.centroids[g.centroids.length - 1].data()) as Float32Array,
+      })),
+    );
+  }
+
+  /**
+   * Reads the weight (asynchronously), rounds it to the 16-bit dtype, uniquifies it (edkm),
+   * initialises or warm-starts the centroids and runs the centroid iterations.
+   */
+  async prepare(w: tf.Tensor): Promise<void> {
+    this.checkShape(w);
+    const { clusterDim: d, weightDtype, perChannelScale, mode } = this.config;
+    const data = (await w.data()) as Float32Array;
+    const [rows, cols] = this.shape;
+    const groupSize = this.config.groupSize || rows;
+    this.disposeGroups();
+    const step = this.step++;
+    for (let g = 0; g * groupSize < rows; g++) {
+      const rowStart = g * groupSize;
+      const raw = data.subarray(rowStart * cols, (rowStart + groupSize) * cols);
+      let normalised = raw;
+      let scale: Float32Array | null = null;
+      if (perChannelScale) {
+        scale = new Float32Array(groupSize);
+        normalised = new Float32Array(raw.length);
+        for (let r = 0; r < groupSize; r++) {
+          let max = 0;
+          for (let c = 0; c < cols; c++) max = Math.max(max, Math.abs(raw[r * cols + c]));
+          scale[r] = max > 0 && Number.isFinite(max) ? max : 1;
+          for (let c = 0; c < cols; c++) normalised[r * cols + c] = raw[r * cols + c] / scale[r];
+        }
+      }
+      const codes = toHalfBits(normalised, weightDtype);
+      checkFinite(codes, weightDtype, rowStart, cols);
+      const rounded = fromHalfBits(codes, weightDtype);
+      const unique = uniquePoints(codes, d, weightDtype);
+      const k = this.k;
+      const c0 =
+        this.config.warmStart && this.warm[g]
+          ? this.warm[g]
+          : initCentroids(unique.values, unique.counts, d, k, this.config.init, this.config.seed + g);
+      const tau = this.resolveTau(g, step, unique.values, unique.counts, c0, d);
+      const state: GroupState = {
+        rowStart,
+        rows: groupSize,
+        scale: scale ? tf.tensor2d(scale, [groupSize, 1]) : null,
+        tau,
+        centroids: [],
+        distinct: mode === 'edkm' ? unique.u : rounded.length / d,
+      };
+      const c0Tensor = tf.tensor2d(c0, [k, d]);
+      if (mode === 'edkm') {
+        state.points = tf.tensor2d(unique.values, [unique.u, d]);
+        state.counts = tf.tensor2d(unique.counts, [unique.u, 1]);
+        state.rowIndex = tf.tensor1d(unique.rows, 'int32');
+        const it = await iterate(state.points, state.counts, c0Tensor, tau, this.config.maxIters, this.config.epsilon);
+        state.centroids = it.centroids;
+        const T = it.iterations;
+        state.outTable = tf.tidy(() => tf.matMul(attention(state.points!, it.centroids[T - 1], tau), it.centroids[T]));
+      } else {
+        const points = tf.tensor2d(rounded, [rounded.length / d, d]);
+        const it = await iterate(points, null, c0Tensor, tau, this.config.maxIters, this.config.epsilon);
+        state.centroids = it.centroids;
+        state.roundDelta = tf.tidy(() => points.sub(tf.tensor2d(normalised, [normalised.length / d, d])));
+        points.dispose();
+      }
+      c0Tensor.dispose();
+      this.warm[g] = (await state.centroids[state.centroids.length - 1].data()) as Float32Array;
+      this.groups.push(state);
+    }
+    this.preparedFor = w.dataId;
+  }
+
+  /** The soft-clustered weight (differentiable in `w`). `w` must be what prepare() saw. */
+  apply(w: tf.Tensor): tf.Tensor2D {
+    this.checkShape(w);
+    if (this.preparedFor !== w.dataId) {
+      throw new StateError('DkmTensor.apply: the weight changed since prepare(); call await prepare(w) after every update');
+    }
+    const [, cols] = this.shape;
+    const d = this.config.clusterDim;
+    return tf.tidy(() => {
+      const parts = this.groups.map((g) => {
+        let x = tf.slice(w as tf.Tensor2D, [g.rowStart, 0], [g.rows, cols]);
+        if (g.scale) x = x.div(g.scale);
+        const vectors = x.reshape([-1, d]) as tf.Tensor2D;
+        const clustered = this.config.mode === 'edkm' ? this.applyEdkm(g, vectors) : this.applyPlain(g, vectors);
+        let y = clustered.reshape([g.rows, cols]);
+        if (g.scale) y = y.mul(g.scale);
+        return y;
+      });
+      return (parts.length === 1 ? parts[0] : tf.concat(parts, 0)) as tf.Tensor2D;
+    });
+  }
+
+  private applyPlain(g: GroupState, x: tf.Tensor2D): tf.Tensor2D {
+    const v = x.add(g.roundDelta!) as tf.Tensor2D; // forward: the rounded value; gradient: straight through
+    return dkmPlain(v, g.centroids[0], g.tau, g.centroids.length - 1);
+  }
+
+  private applyEdkm(g: GroupState, x: tf.Tensor2D): tf.Tensor2D {
+    const d = this.config.clusterDim;
+    // the forward value comes from the prepared table; `input` only anchors the gradient
+    const op = tf.customGrad((_input: tf.Tensor) => {
+      return {
+        value: gatherRows(g.outTable!, g.rowIndex!),
+        gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+          const upstream = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor2D;
+          return tf.tidy(() => {
+            const u = g.points!.shape[0];
+            const gu = scatterAddRows(upstream, g.rowIndex!, u);
+            const { jacobian, shared } = tableGradients(gu, g.points!, g.counts!, g.centroids, g.tau);
+            const perValue = gatherRows(tf.concat([jacobian, shared], 1), g.rowIndex!); // [M, d·d + d]
+            const jac = perValue.slice([0, 0], [-1, d * d]);
+            const own = perValue.slice([0, d * d], [-1, d]);
+            if (d === 1) return [upstream.mul(jac).add(own)];
+            // dW_b = Σ_a g_a J[a,b] + h_b
+            const jm = jac.reshape([-1, d, d]);
+            const gm = upstream.reshape([-1, 1, d]);
+            return [tf.matMul(gm, jm).reshape([-1, d]).add(own)];
+          });
+        },
+      };
+    });
+    return op(x) as tf.Tensor2D;
+  }
+
+  /**
+   * Hard assignment: fp16 LUTs (the last centroids of each group) and the index of the nearest
+   * LUT entry for every vector of `w` (normalised and rounded as in prepare()).
+   */
+  async palettize(w: tf.Tensor): Promise<Palettized> {
+    if (!this.groups.length) throw new StateError('DkmTensor.palettize: call prepare(w) first');
+    this.checkShape(w);
+    const [rows, cols] = this.shape;
+    const d = this.config.clusterDim;
+    const k = this.k;
+    const groupSize = this.config.groupSize || rows;
+    const data = (await w.data()) as Float32Array;
+    const lut = new Uint16Array((rows / groupSize) * k * d);
+    const indices = new Uint8Array((rows * cols) / d);
+    const scales = this.config.perChannelScale ? new Float32Array(rows) : undefined;
+    for (const [gi, g] of this.groups.entries()) {
+      const c = (await g.centroids[g.centroids.length - 1].data()) as Float32Array;
+      const groupLut = lut.subarray(gi * k * d, (gi + 1) * k * d);
+      for (let i = 0; i < k * d; i++) groupLut[i] = f32ToF16Bits(c[i]);
+      const centroids = fromHalfBits(groupLut, 'fp16');
+      let normalised = data.subarray(g.rowStart * cols, (g.rowStart + g.rows) * cols);
+      if (scales && g.scale) {
+        const s = (await g.scale.data()) as Float32Array;
+        scales.set(s, g.rowStart);
+        normalised = normalised.map((x, i) => x / s[Math.floor(i / cols)]);
+      }
+      const unique = uniquePoints(toHalfBits(normalised, this.config.weightDtype), d, this.config.weightDtype);
+      const nearest = new Uint8Array(unique.u);
+      for (let u = 0; u < unique.u; u++) {
+        let best = Number.POSITIVE_INFINITY;
+        for (let j = 0; j < k; j++) {
+          let dist = 0;
+          for (let b = 0; b < d; b++) dist += (unique.values[u * d + b] - centroids[j * d + b]) ** 2;
+          if (dist < best) {
+            best = dist;
+            nearest[u] = j;
+          }
+        }
+      }
+      const offset = (g.rowStart * cols) / d;
+      for (let i = 0; i < unique.rows.length; i++) indices[offset + i] = nearest[unique.rows[i]];
+    }
+    return { shape: [rows, cols], bits: this.config.bits, clusterDim: d, groupSize, lut, indices, scales };
+  }
+
+  dispose(): void {
+    this.disposeGroups();
+    this.warm = [];
+  }
+
+  private disposeGroups(): void {
+    for (const g of this.groups) {
+      g.scale?.dispose();
+      g.roundDelta?.dispose();
+      g.points?.dispose();
+      g.counts?.dispose();
+      g.rowIndex?.dispose();
+      g.outTable?.dispose();
+      for (const c of g.centroids) c.dispose();
+    }
+    this.groups = [];
+  }
+
+  private resolveTau(g: number, step: number, values: Float32Array, counts: Float32Array, c0: Float32Array, d: number): number {
+    if (this.config.tauSchedule) {
+      const tau = this.config.tauSchedule(step);
+      if (!(tau > 0 && Number.isFinite(tau))) throw new InvalidArgumentError(`tauSchedule(${step}) returned ${tau}; it must be positive`);
+      return tau;
+    }
+    if (this.config.tau !== 'auto') return this.config.tau;
+    if (this.autoTau[g] === undefined) {
+      // mean squared distance of a weight to its nearest initial centroid, fixed at the first prepare
+      const k = c0.length / d;
+      let total = 0;
+      let mass = 0;
+      for (let u = 0; u < counts.length; u++) {
+        let best = Number.POSITIVE_INFINITY;
+        for (let j = 0; j < k; j++) {
+          let dist = 0;
+          for (let b = 0; b < d; b++) dist += (values[u * d + b] - c0[j * d + b]) ** 2;
+          if (dist < best) best = dist;
+        }
+        total += best * counts[u];
+        mass += counts[u];
+      }
+      const spread = total / mass;
+      this.autoTau[g] = this.config.tauScale * (spread > 0 ? spread : 1e-12);
+    }
+    return this.autoTau[g];
+  }
+
+  private checkShape(w: tf.Tensor): void {
+    if (w.rank !== 2 || w.shape[0] !== this.shape[0] || w.shape[1] !== this.shape[1]) {
+      throw new ShapeError(`DkmTensor expects a weight of shape [${this.shape}], got [${w.shape}]`);
+    }
+    if (w.dtype !== 'float32') throw new ShapeError(`DkmTensor expects a float32 weight, got ${w.dtype}`);
+  }
+}
+
+function checkFinite(codes: Uint16Array, dtype: 'bf16' | 'fp16', rowStart: number, cols: number): void {
+  const expMask = dtype === 'bf16' ? 0x7f80 : 0x7c00;
+  for (let i = 0; i < codes.length; i++) {
+    if ((codes[i] & expMask) === expMask) {
+      const row = rowStart + Math.floor(i / cols);
+      throw new NonFiniteError(`weight [${row}, ${i % cols}] is not finite (NaN or ±Inf after ${dtype} rounding): DKM cannot cluster it`);
+    }
+  }
+}

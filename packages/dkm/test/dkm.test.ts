@@ -1,0 +1,191 @@
+import '@edkm/backend-cpu';
+import '@edkm/backend-webgpu';
+import { InvalidArgumentError, NonFiniteError, ShapeError, StateError, roundToHalf, tf, useBackend } from '@edkm/core';
+import { seededRandom, testBackends } from '@edkm/core/testing';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DkmTensor, type DkmConfig, dequantize, dkmPlain } from '../src/index';
+import { dkmReference } from './reference';
+
+const backends = await testBackends();
+
+/** Weights with many repeated 16-bit values (as real bf16 weights have), N(0, scale²). */
+function weights(rows: number, cols: number, seed: number, scale = 0.05): Float32Array {
+  const r = seededRandom(seed);
+  const out = new Float32Array(rows * cols);
+  for (let i = 0; i < out.length; i++) {
+    const u = Math.max(r(), 1e-12);
+    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
+  }
+  return roundToHalf(out, 'bf16');
+}
+
+/** Output and gradient of sum(W̃ ⊙ R) for one mode. */
+async function run(w: Float32Array, shape: [number, number], config: Partial<DkmConfig>, probe: Float32Array) {
+  const dkm = new DkmTensor(shape, config);
+  const wt = tf.tensor2d(w, shape);
+  await dkm.prepare(wt);
+  const r = tf.tensor2d(probe, shape);
+  const f = (x: tf.Tensor) => dkm.apply(x).mul(r).sum() as tf.Scalar;
+  const grad = tf.grad(f)(wt);
+  const out = dkm.apply(wt);
+  const [group] = await dkm.describe();
+  const result = { group, out: (await out.data()) as Float32Array, grad: (await grad.data()) as Float32Array, iters: dkm.iterations, distinct: dkm.distinctPoints };
+  tf.dispose([wt, r, grad, out]);
+  dkm.dispose();
+  return result;
+}
+
+function maxRelError(a: Float32Array, b: Float32Array): number {
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
+  let err = 0;
+  for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
+  return err / (scale || 1);
+}
+
+const cases: { shape: [number, number]; config: Partial<DkmConfig> }[] = [
+  { shape: [8, 16], config: { bits: 1 } },
+  { shape: [16, 24], config: { bits: 3 } },
+  { shape: [12, 32], config: { bits: 4, clusterDim: 2 } },
+  { shape: [16, 32], config: { bits: 2, clusterDim: 4 } },
+  { shape: [16, 16], config: { bits: 3, perChannelScale: true } },
+  { shape: [16, 24], config: { bits: 2, groupSize: 4 } },
+  { shape: [8, 32], config: { bits: 3, clusterDim: 2, perChannelScale: true, groupSize: 4, init: 'quantiles' } },
+  { shape: [32, 64], config: { bits: 6 } },
+  { shape: [32, 64], config: { bits: 8, tauScale: 4 } },
+  { shape: [16, 16], config: { bits: 3, weightDtype: 'fp16', tau: 1e-4 } },
+];
+
+describe.each(backends)('DKM on %s', (backend) => {
+  beforeAll(async () => {
+    await useBackend(backend);
+  });
+
+  it.each(cases)('plain and edkm agree on outputs and gradients: $shape $config', async ({ shape, config }) => {
+    const seed = shape[0] * 31 + shape[1] + (config.bits ?? 0);
+    const w = weights(shape[0], shape[1], seed);
+    const probe = weights(shape[0], shape[1], seed + 1, 1);
+    const cfg = { maxIters: 4, epsilon: 0, ...config };
+    const plain = await run(w, shape, { ...cfg, mode: 'plain' }, probe);
+    const edkm = await run(w, shape, { ...cfg, mode: 'edkm' }, probe);
+    expect(edkm.iters).toEqual(plain.iters);
+    const distinct = (r: { distinct: number[] }) => r.distinct.reduce((a, b) => a + b);
+    // uniquification saves work (scalars repeat in bf16; random vectors of a small tensor may not)
+    if ((config.clusterDim ?? 1) === 1) expect(distinct(edkm)).toBeLessThan(distinct(plain));
+    else expect(distinct(edkm)).toBeLessThanOrEqual(distinct(plain));
+    expect(maxRelError(edkm.out, plain.out)).toBeLessThan(1e-6);
+    if (!config.groupSize && !config.perChannelScale) {
+      // both gradients against a float64 directional finite difference of the reference
+      const d = config.clusterDim ?? 1;
+      const { initial, tau, iterations } = plain.group;
+      const dir = weights(shape[0], shape[1], seed + 2, 1);
+      const f = (s: number) => dkmReference(Float64Array.from(w, (x, i) => x + s * dir[i]), d, initial, tau, iterations).reduce((acc, y, i) => acc + y * probe[i], 0);
+      const h = 1e-8 * (tau ** 0.5);
+      const fd = (f(h) - f(-h)) / (2 * h);
+      const dot = (g: Float32Array) => g.reduce((acc, x, i) => acc + x * dir[i], 0);
+      const errPlain = Math.abs(dot(plain.grad) - fd);
+      const errEdkm = Math.abs(dot(edkm.grad) - fd);
+      expect(errPlain).toBeLessThan(1e-3 * Math.max(1, Math.abs(fd)));
+      expect(errEdkm).toBeLessThan(1e-3 * Math.max(1, Math.abs(fd)));
+    }
+    // with many centroids and a sharp softmax both float32 gradients carry ~1e-4 of rounding (each
+    // still within 1e-3 of the float64 reference above)
+    expect(maxRelError(edkm.grad, plain.grad)).toBeLessThan((config.bits ?? 0) >= 6 ? 3e-4 : 1e-5);
+    // and the clustered weight is not trivially the input
+    expect(maxRelError(plain.out, w)).toBeGreaterThan(1e-4);
+  });
+});
+
+describe('plain DKM gradients against central finite differences', () => {
+  beforeAll(async () => {
+    await useBackend('cpu');
+  });
+
+  it.each([1, 2])('clusterDim %i', async (d) => {
+    const m = 12;
+    const r = seededRandom(7 + d);
+    const v = Float32Array.from({ length: m * d }, () => r() * 2 - 1);
+    const c0 = Float32Array.from({ length: 3 * d }, (_, i) => (i - 1.5 * d) / (1.5 * d));
+    const probe = Float32Array.from({ length: m * d }, () => r() * 2 - 1);
+    const tau = 0.3;
+    const f = (x: tf.Tensor) => dkmPlain(x as tf.Tensor2D, tf.tensor2d(c0, [3, d]), tau, 3).mul(tf.tensor2d(probe, [m, d])).sum() as tf.Scalar;
+    const grad = (await tf.grad(f)(tf.tensor2d(v, [m, d])).data()) as Float32Array;
+    const h = 1e-2;
+    let worst = 0;
+    for (let i = 0; i < v.length; i++) {
+      const plus = Float32Array.from(v);
+      plus[i] += h;
+      const minus = Float32Array.from(v);
+      minus[i] -= h;
+      const fd = ((await f(tf.tensor2d(plus, [m, d])).data())[0] - (await f(tf.tensor2d(minus, [m, d])).data())[0]) / (2 * h);
+      worst = Math.max(worst, Math.abs(fd - grad[i]) / Math.max(1, Math.abs(fd)));
+    }
+    expect(worst).toBeLessThan(5e-3);
+  });
+});
+
+describe('DKM errors and state', () => {
+  beforeAll(async () => {
+    await useBackend('cpu');
+  });
+
+  it('rejects bad configuration and shapes with typed errors', () => {
+    expect(() => new DkmTensor([4, 4], { bits: 0 })).toThrow(InvalidArgumentError);
+    expect(() => new DkmTensor([4, 4], { bits: 9 })).toThrow(/bits must be an integer in \[1, 8\]/);
+    expect(() => new DkmTensor([4, 4], { clusterDim: 9 })).toThrow(/clusterDim/);
+    expect(() => new DkmTensor([4, 6], { clusterDim: 4 })).toThrow(ShapeError);
+    expect(() => new DkmTensor([2, 4], { bits: 4 })).toThrow(/16 centroids exceed the 8 vectors/);
+    expect(() => new DkmTensor([4, 4], { groupSize: 3 })).toThrow(/groupSize 3 does not divide/);
+    expect(() => new DkmTensor([4, 4], { tau: -1 })).toThrow(/tau must be a positive number/);
+    expect(() => new DkmTensor([4, 4], { colour: 'red' } as never)).toThrow(/unknown DKM option 'colour'/);
+  });
+
+  it('rejects NaN weights, a wrong shape, and apply() on weights it did not prepare', async () => {
+    const dkm = new DkmTensor([4, 4], { bits: 1 });
+    const w = Float32Array.from({ length: 16 }, (_, i) => i / 16);
+    w[5] = Number.NaN;
+    await expect(dkm.prepare(tf.tensor2d(w, [4, 4]))).rejects.toThrow(NonFiniteError);
+    await expect(dkm.prepare(tf.zeros([4, 5]))).rejects.toThrow(/expects a weight of shape \[4,4\]/);
+    w[5] = 0.3;
+    const a = tf.tensor2d(w, [4, 4]);
+    await dkm.prepare(a);
+    expect(() => dkm.apply(tf.tensor2d(w, [4, 4]))).toThrow(StateError);
+    expect(() => dkm.apply(a.clone())).not.toThrow(); // a clone shares the prepared data
+  });
+
+  it('palettize gives fp16 LUTs and hard indices whose dequantized weights are the nearest centroids', async () => {
+    const shape: [number, number] = [16, 32];
+    const w = weights(...shape, 3);
+    const dkm = new DkmTensor(shape, { bits: 3, perChannelScale: true, groupSize: 8 });
+    const wt = tf.tensor2d(w, shape);
+    await dkm.prepare(wt);
+    const p = await dkm.palettize(wt);
+    expect(p.lut.length).toBe(2 * 8);
+    expect(p.indices.length).toBe(16 * 32);
+    expect(Math.max(...p.indices)).toBeLessThan(8);
+    const dense = dequantize(p);
+    // every dequantized weight is the centroid nearest to the weight (in normalised space)
+    let mse = 0;
+    for (let i = 0; i < w.length; i++) mse += (dense[i] - w[i]) ** 2;
+    expect(mse / w.length).toBeLessThan(0.05 ** 2 * 0.1); // 3 bits: far below the weights' variance
+    // and it is close to the soft-clustered weight of a converged, sharp DKM
+    const soft = (await dkm.apply(wt).data()) as Float32Array;
+    expect(maxRelError(dense, soft)).toBeLessThan(0.5);
+    dkm.dispose();
+  });
+
+  it('does not leak tensors across prepare/apply/backward cycles', async () => {
+    const shape: [number, number] = [8, 16];
+    const dkm = new DkmTensor(shape, { bits: 2 });
+    const v = tf.variable(tf.tensor2d(weights(...shape, 9), shape));
+    const opt = tf.train.sgd(0.1);
+    await dkm.prepare(v);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) {
+      await dkm.prepare(v);
+      opt.minimize(() => dkm.apply(v).square().sum() as tf.Scalar);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    dkm.dispose();
+  });
+});
