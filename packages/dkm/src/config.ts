@@ -57,7 +57,9 @@ export const defaultDkmConfig: DkmConfig = {
 export function resolveDkmConfig(config: Partial<DkmConfig> = {}): DkmConfig {
   for (const key of Object.keys(config)) {
     if (!(key in defaultDkmConfig) && key !== 'tauSchedule') {
-      throw new InvalidArgumentError(`unknown DKM option '${key}' (known: ${Object.keys(defaultDkmConfig).join(', ')}, tauSchedule)`);
+      throw new InvalidArgumentError(
+        `unknown DKM option '${key}' (known: ${Object.keys(defaultDkmConfig).join(', ')}, tauSchedule)`,
+      );
     }
   }
   const c: DkmConfig = { ...defaultDkmConfig, ...config };
@@ -68,10 +70,14 @@ export function resolveDkmConfig(config: Partial<DkmConfig> = {}): DkmConfig {
   if (c.tau !== 'auto' && !(typeof c.tau === 'number' && c.tau > 0 && Number.isFinite(c.tau))) {
     throw new InvalidArgumentError(`tau must be a positive number or 'auto', got ${String(c.tau)}`);
   }
-  if (!(c.tauScale > 0 && Number.isFinite(c.tauScale))) throw new InvalidArgumentError(`tauScale must be positive, got ${c.tauScale}`);
+  if (!(c.tauScale > 0 && Number.isFinite(c.tauScale)))
+    throw new InvalidArgumentError(`tauScale must be positive, got ${c.tauScale}`);
   if (!(c.epsilon >= 0)) throw new InvalidArgumentError(`epsilon must be >= 0, got ${c.epsilon}`);
-  if (c.init !== 'kmeans++' && c.init !== 'quantiles') throw new InvalidArgumentError(`init must be 'kmeans++' or 'quantiles', got '${c.init}'`);
-  if (c.weightDtype !== 'bf16' && c.weightDtype !== 'fp16') throw new InvalidArgumentError(`weightDtype must be 'bf16' or 'fp16', got '${c.weightDtype}'`);
-  if (c.mode !== 'plain' && c.mode !== 'edkm') throw new InvalidArgumentError(`mode must be 'plain' or 'edkm', got '${c.mode}'`);
+  if (c.init !== 'kmeans++' && c.init !== 'quantiles')
+    throw new InvalidArgumentError(`init must be 'kmeans++' or 'quantiles', got '${c.init}'`);
+  if (c.weightDtype !== 'bf16' && c.weightDtype !== 'fp16')
+    throw new InvalidArgumentError(`weightDtype must be 'bf16' or 'fp16', got '${c.weightDtype}'`);
+  if (c.mode !== 'plain' && c.mode !== 'edkm')
+    throw new InvalidArgumentError(`mode must be 'plain' or 'edkm', got '${c.mode}'`);
   return c;
 }

@@ -32,7 +32,9 @@ export function initCentroids(
   const random = rng(seed);
   const out = new Float32Array(k * d);
   if (method === 'quantiles') {
-    const order = Array.from({ length: u }, (_, i) => i).sort((a, b) => values[a * d] - values[b * d]);
+    const order = Array.from({ length: u }, (_, i) => i).sort(
+      (a, b) => values[a * d] - values[b * d],
+    );
     let total = 0;
     for (let i = 0; i < u; i++) total += weights[i];
     let acc = 0;
@@ -67,7 +69,15 @@ export function initCentroids(
         sum += dist[s] * sampleWeight[s];
       }
       if (c + 1 < k) {
-        chosen = sum > 0 ? sample[pickWeighted(Array.from(dist, (x, s) => x * sampleWeight[s]), random)] : sample[Math.floor(random() * sample.length)];
+        chosen =
+          sum > 0
+            ? sample[
+                pickWeighted(
+                  Array.from(dist, (x, s) => x * sampleWeight[s]),
+                  random,
+                )
+              ]
+            : sample[Math.floor(random() * sample.length)];
       }
     }
   }
@@ -98,7 +108,12 @@ function pickWeighted(w: ArrayLike<number>, random: () => number): number {
 }
 
 /** Moves exact duplicate centroids apart by a small fraction of the data's spread. */
-function separateDuplicates(c: Float32Array, d: number, values: Float32Array, weights: ArrayLike<number>): void {
+function separateDuplicates(
+  c: Float32Array,
+  d: number,
+  values: Float32Array,
+  weights: ArrayLike<number>,
+): void {
   let lo = Number.POSITIVE_INFINITY;
   let hi = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < weights.length * d; i++) {

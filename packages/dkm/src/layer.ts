@@ -10,6 +10,7 @@ import {
   tf,
   toHalfBits,
 } from '@edkm/core';
+import type { Handle, Marshaler } from '@edkm/marshal';
 import { type DkmConfig, resolveDkmConfig } from './config';
 import { initCentroids } from './init';
 import { attention, dkmPlain, iterate, tableGradients } from './math';
@@ -26,11 +27,13 @@ interface GroupState {
   centroids: tf.Tensor2D[];
   /** plain: rounded − raw normalised weights [M, d] (straight-through rounding). */
   roundDelta?: tf.Tensor2D;
-  /** edkm: distinct points [U, d], counts [U, 1], row per vector [M], output table [U, d]. */
+  /** edkm: distinct points [U, d], counts [U, 1], output table [U, d]. */
   points?: tf.Tensor2D;
   counts?: tf.Tensor2D;
-  rowIndex?: tf.Tensor1D;
   outTable?: tf.Tensor2D;
+  /** edkm: the table row of every vector, in contiguous shards: on the device, or marshaled. */
+  index?: tf.Tensor1D[];
+  indexHandles?: Handle[];
   distinct: number;
 }
 
@@ -49,6 +52,16 @@ export interface Palettized {
   scales?: Float32Array;
 }
 
+/** How the eDKM index list is held (the paper's ablation: marshaling, uniquification, sharding). */
+export interface DkmRuntimeOptions {
+  /** Keep the index list off the device between uses (loaded for the forward and the backward). */
+  marshal?: Marshaler;
+  /** Split the index list into this many contiguous shards, processed one at a time. */
+  shards?: number;
+  /** Uniquify the weights (eDKM); false keeps one table row per vector (ablation baseline). */
+  uniquify?: boolean;
+}
+
 /**
  * DKM for one 2-D weight tensor [rows, cols] (HF linear layout: rows are output channels).
  * Call `await prepare(w)` whenever `w` changed (after each optimizer step), then `apply(w)` inside
@@ -63,21 +76,39 @@ export class DkmTensor {
   private preparedFor: object | undefined;
   private step = 0;
 
-  constructor(shape: [number, number], config: Partial<DkmConfig> = {}) {
+  private readonly runtime: DkmRuntimeOptions;
+
+  constructor(
+    shape: [number, number],
+    config: Partial<DkmConfig> = {},
+    runtime: DkmRuntimeOptions = {},
+  ) {
     this.config = resolveDkmConfig(config);
+    this.runtime = runtime;
+    if (
+      runtime.shards !== undefined &&
+      !(Number.isInteger(runtime.shards) && runtime.shards >= 1)
+    ) {
+      throw new InvalidArgumentError(`shards must be a positive integer, got ${runtime.shards}`);
+    }
     const [rows, cols] = shape;
     if (!(Number.isInteger(rows) && Number.isInteger(cols) && rows > 0 && cols > 0)) {
       throw new ShapeError(`DKM needs a non-empty 2-D weight, got [${shape}]`);
     }
     if (cols % this.config.clusterDim !== 0) {
-      throw new ShapeError(`clusterDim ${this.config.clusterDim} does not divide the row length ${cols}`);
+      throw new ShapeError(
+        `clusterDim ${this.config.clusterDim} does not divide the row length ${cols}`,
+      );
     }
     const groupSize = this.config.groupSize || rows;
-    if (rows % groupSize !== 0) throw new ShapeError(`groupSize ${groupSize} does not divide the ${rows} rows`);
+    if (rows % groupSize !== 0)
+      throw new ShapeError(`groupSize ${groupSize} does not divide the ${rows} rows`);
     const vectors = (groupSize * cols) / this.config.clusterDim;
     const k = 2 ** this.config.bits;
     if (k > vectors) {
-      throw new InvalidArgumentError(`K = 2^${this.config.bits} = ${k} centroids exceed the ${vectors} vectors of a group`);
+      throw new InvalidArgumentError(
+        `K = 2^${this.config.bits} = ${k} centroids exceed the ${vectors} vectors of a group`,
+      );
     }
     this.shape = [rows, cols];
   }
@@ -97,7 +128,15 @@ export class DkmTensor {
   }
 
   /** What the last prepare() computed per group: temperature, iterations, distinct points, C_0 and C_T. */
-  async describe(): Promise<{ tau: number; iterations: number; distinct: number; initial: Float32Array; final: Float32Array }[]> {
+  async describe(): Promise<
+    {
+      tau: number;
+      iterations: number;
+      distinct: number;
+      initial: Float32Array;
+      final: Float32Array;
+    }[]
+  > {
     return Promise.all(
       this.groups.map(async (g) => ({
         tau: g.tau,
@@ -139,12 +178,22 @@ export class DkmTensor {
       const codes = toHalfBits(normalised, weightDtype);
       checkFinite(codes, weightDtype, rowStart, cols);
       const rounded = fromHalfBits(codes, weightDtype);
-      const unique = uniquePoints(codes, d, weightDtype);
+      const unique =
+        this.runtime.uniquify === false
+          ? identityPoints(rounded, d)
+          : uniquePoints(codes, d, weightDtype);
       const k = this.k;
       const c0 =
         this.config.warmStart && this.warm[g]
           ? this.warm[g]
-          : initCentroids(unique.values, unique.counts, d, k, this.config.init, this.config.seed + g);
+          : initCentroids(
+              unique.values,
+              unique.counts,
+              d,
+              k,
+              this.config.init,
+              this.config.seed + g,
+            );
       const tau = this.resolveTau(g, step, unique.values, unique.counts, c0, d);
       const state: GroupState = {
         rowStart,
@@ -158,16 +207,43 @@ export class DkmTensor {
       if (mode === 'edkm') {
         state.points = tf.tensor2d(unique.values, [unique.u, d]);
         state.counts = tf.tensor2d(unique.counts, [unique.u, 1]);
-        state.rowIndex = tf.tensor1d(unique.rows, 'int32');
-        const it = await iterate(state.points, state.counts, c0Tensor, tau, this.config.maxIters, this.config.epsilon);
+        const shards = splitContiguous(
+          unique.rows,
+          Math.min(this.runtime.shards ?? 1, unique.rows.length),
+        );
+        if (this.runtime.marshal) {
+          const marshal = this.runtime.marshal;
+          state.indexHandles = shards.map((part) => marshal.saveHost(part, [part.length], 'int32'));
+        } else {
+          state.index = shards.map((part) => tf.tensor1d(part, 'int32'));
+        }
+        const it = await iterate(
+          state.points,
+          state.counts,
+          c0Tensor,
+          tau,
+          this.config.maxIters,
+          this.config.epsilon,
+        );
         state.centroids = it.centroids;
         const T = it.iterations;
-        state.outTable = tf.tidy(() => tf.matMul(attention(state.points!, it.centroids[T - 1], tau), it.centroids[T]));
+        state.outTable = tf.tidy(() =>
+          tf.matMul(attention(state.points!, it.centroids[T - 1], tau), it.centroids[T]),
+        );
       } else {
         const points = tf.tensor2d(rounded, [rounded.length / d, d]);
-        const it = await iterate(points, null, c0Tensor, tau, this.config.maxIters, this.config.epsilon);
+        const it = await iterate(
+          points,
+          null,
+          c0Tensor,
+          tau,
+          this.config.maxIters,
+          this.config.epsilon,
+        );
         state.centroids = it.centroids;
-        state.roundDelta = tf.tidy(() => points.sub(tf.tensor2d(normalised, [normalised.length / d, d])));
+        state.roundDelta = tf.tidy(() =>
+          points.sub(tf.tensor2d(normalised, [normalised.length / d, d])),
+        );
         points.dispose();
       }
       c0Tensor.dispose();
@@ -181,7 +257,9 @@ export class DkmTensor {
   apply(w: tf.Tensor): tf.Tensor2D {
     this.checkShape(w);
     if (this.preparedFor !== w.dataId) {
-      throw new StateError('DkmTensor.apply: the weight changed since prepare(); call await prepare(w) after every update');
+      throw new StateError(
+        'DkmTensor.apply: the weight changed since prepare(); call await prepare(w) after every update',
+      );
     }
     const [, cols] = this.shape;
     const d = this.config.clusterDim;
@@ -190,7 +268,8 @@ export class DkmTensor {
         let x = tf.slice(w as tf.Tensor2D, [g.rowStart, 0], [g.rows, cols]);
         if (g.scale) x = x.div(g.scale);
         const vectors = x.reshape([-1, d]) as tf.Tensor2D;
-        const clustered = this.config.mode === 'edkm' ? this.applyEdkm(g, vectors) : this.applyPlain(g, vectors);
+        const clustered =
+          this.config.mode === 'edkm' ? this.applyEdkm(g, vectors) : this.applyPlain(g, vectors);
         let y = clustered.reshape([g.rows, cols]);
         if (g.scale) y = y.mul(g.scale);
         return y;
@@ -204,26 +283,54 @@ export class DkmTensor {
     return dkmPlain(v, g.centroids[0], g.tau, g.centroids.length - 1);
   }
 
+  /** The index shards on the device (loaded from the marshaler when offloaded; caller's scope disposes). */
+  private indexShards(g: GroupState): tf.Tensor1D[] {
+    const marshal = this.runtime.marshal;
+    return g.index ?? g.indexHandles!.map((h) => marshal!.load(h) as tf.Tensor1D);
+  }
+
   private applyEdkm(g: GroupState, x: tf.Tensor2D): tf.Tensor2D {
     const d = this.config.clusterDim;
     // the forward value comes from the prepared table; `input` only anchors the gradient
     const op = tf.customGrad((_input: tf.Tensor) => {
+      const value = tf.tidy(() => {
+        const parts = this.indexShards(g).map((idx) => gatherRows(g.outTable!, idx));
+        return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
+      });
       return {
-        value: gatherRows(g.outTable!, g.rowIndex!),
+        value,
         gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
           const upstream = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor2D;
           return tf.tidy(() => {
             const u = g.points!.shape[0];
-            const gu = scatterAddRows(upstream, g.rowIndex!, u);
-            const { jacobian, shared } = tableGradients(gu, g.points!, g.counts!, g.centroids, g.tau);
-            const perValue = gatherRows(tf.concat([jacobian, shared], 1), g.rowIndex!); // [M, d·d + d]
-            const jac = perValue.slice([0, 0], [-1, d * d]);
-            const own = perValue.slice([0, d * d], [-1, d]);
-            if (d === 1) return [upstream.mul(jac).add(own)];
-            // dW_b = Σ_a g_a J[a,b] + h_b
-            const jm = jac.reshape([-1, d, d]);
-            const gm = upstream.reshape([-1, 1, d]);
-            return [tf.matMul(gm, jm).reshape([-1, d]).add(own)];
+            const shards = this.indexShards(g);
+            const offsets = shardOffsets(shards);
+            const slices = shards.map((idx, s) =>
+              shards.length === 1 ? upstream : upstream.slice([offsets[s], 0], [idx.shape[0], d]),
+            );
+            let gu = scatterAddRows(slices[0], shards[0], u);
+            for (let s = 1; s < shards.length; s++)
+              gu = gu.add(scatterAddRows(slices[s], shards[s], u));
+            const { jacobian, shared } = tableGradients(
+              gu,
+              g.points!,
+              g.counts!,
+              g.centroids,
+              g.tau,
+            );
+            const table = tf.concat([jacobian, shared], 1); // [U, d·d + d]
+            const grads = shards.map((idx, s) => {
+              const perValue = gatherRows(table, idx);
+              const jac = perValue.slice([0, 0], [-1, d * d]);
+              const own = perValue.slice([0, d * d], [-1, d]);
+              if (d === 1) return slices[s].mul(jac).add(own);
+              // dW_b = Σ_a g_a J[a,b] + h_b
+              return tf
+                .matMul(slices[s].reshape([-1, 1, d]), jac.reshape([-1, d, d]))
+                .reshape([-1, d])
+                .add(own);
+            });
+            return [grads.length === 1 ? grads[0] : tf.concat(grads, 0)];
           });
         },
       };
@@ -257,13 +364,18 @@ export class DkmTensor {
         scales.set(s, g.rowStart);
         normalised = normalised.map((x, i) => x / s[Math.floor(i / cols)]);
       }
-      const unique = uniquePoints(toHalfBits(normalised, this.config.weightDtype), d, this.config.weightDtype);
+      const unique = uniquePoints(
+        toHalfBits(normalised, this.config.weightDtype),
+        d,
+        this.config.weightDtype,
+      );
       const nearest = new Uint8Array(unique.u);
       for (let u = 0; u < unique.u; u++) {
         let best = Number.POSITIVE_INFINITY;
         for (let j = 0; j < k; j++) {
           let dist = 0;
-          for (let b = 0; b < d; b++) dist += (unique.values[u * d + b] - centroids[j * d + b]) ** 2;
+          for (let b = 0; b < d; b++)
+            dist += (unique.values[u * d + b] - centroids[j * d + b]) ** 2;
           if (dist < best) {
             best = dist;
             nearest[u] = j;
@@ -273,7 +385,15 @@ export class DkmTensor {
       const offset = (g.rowStart * cols) / d;
       for (let i = 0; i < unique.rows.length; i++) indices[offset + i] = nearest[unique.rows[i]];
     }
-    return { shape: [rows, cols], bits: this.config.bits, clusterDim: d, groupSize, lut, indices, scales };
+    return {
+      shape: [rows, cols],
+      bits: this.config.bits,
+      clusterDim: d,
+      groupSize,
+      lut,
+      indices,
+      scales,
+    };
   }
 
   dispose(): void {
@@ -287,17 +407,26 @@ export class DkmTensor {
       g.roundDelta?.dispose();
       g.points?.dispose();
       g.counts?.dispose();
-      g.rowIndex?.dispose();
+      for (const t of g.index ?? []) t.dispose();
+      for (const h of g.indexHandles ?? []) this.runtime.marshal!.release(h);
       g.outTable?.dispose();
       for (const c of g.centroids) c.dispose();
     }
     this.groups = [];
   }
 
-  private resolveTau(g: number, step: number, values: Float32Array, counts: Float32Array, c0: Float32Array, d: number): number {
+  private resolveTau(
+    g: number,
+    step: number,
+    values: Float32Array,
+    counts: Float32Array,
+    c0: Float32Array,
+    d: number,
+  ): number {
     if (this.config.tauSchedule) {
       const tau = this.config.tauSchedule(step);
-      if (!(tau > 0 && Number.isFinite(tau))) throw new InvalidArgumentError(`tauSchedule(${step}) returned ${tau}; it must be positive`);
+      if (!(tau > 0 && Number.isFinite(tau)))
+        throw new InvalidArgumentError(`tauSchedule(${step}) returned ${tau}; it must be positive`);
       return tau;
     }
     if (this.config.tau !== 'auto') return this.config.tau;
@@ -326,16 +455,55 @@ export class DkmTensor {
     if (w.rank !== 2 || w.shape[0] !== this.shape[0] || w.shape[1] !== this.shape[1]) {
       throw new ShapeError(`DkmTensor expects a weight of shape [${this.shape}], got [${w.shape}]`);
     }
-    if (w.dtype !== 'float32') throw new ShapeError(`DkmTensor expects a float32 weight, got ${w.dtype}`);
+    if (w.dtype !== 'float32')
+      throw new ShapeError(`DkmTensor expects a float32 weight, got ${w.dtype}`);
   }
 }
 
-function checkFinite(codes: Uint16Array, dtype: 'bf16' | 'fp16', rowStart: number, cols: number): void {
+function checkFinite(
+  codes: Uint16Array,
+  dtype: 'bf16' | 'fp16',
+  rowStart: number,
+  cols: number,
+): void {
   const expMask = dtype === 'bf16' ? 0x7f80 : 0x7c00;
   for (let i = 0; i < codes.length; i++) {
     if ((codes[i] & expMask) === expMask) {
       const row = rowStart + Math.floor(i / cols);
-      throw new NonFiniteError(`weight [${row}, ${i % cols}] is not finite (NaN or ±Inf after ${dtype} rounding): DKM cannot cluster it`);
+      throw new NonFiniteError(
+        `weight [${row}, ${i % cols}] is not finite (NaN or ±Inf after ${dtype} rounding): DKM cannot cluster it`,
+      );
     }
   }
+}
+
+/** Contiguous, balanced parts of an index list. */
+function splitContiguous(rows: Int32Array, parts: number): Int32Array[] {
+  const out: Int32Array[] = [];
+  for (let p = 0; p < parts; p++) {
+    out.push(
+      rows.subarray(
+        Math.floor((p * rows.length) / parts),
+        Math.floor(((p + 1) * rows.length) / parts),
+      ),
+    );
+  }
+  return out;
+}
+
+function shardOffsets(shards: tf.Tensor1D[]): number[] {
+  const offsets = [0];
+  for (const s of shards) offsets.push(offsets[offsets.length - 1] + s.shape[0]);
+  return offsets;
+}
+
+/** One table row per vector (no uniquification): the ablation baseline. */
+function identityPoints(values: Float32Array, d: number) {
+  const m = values.length / d;
+  return {
+    values,
+    counts: new Float32Array(m).fill(1),
+    rows: Int32Array.from({ length: m }, (_, i) => i),
+    u: m,
+  };
 }

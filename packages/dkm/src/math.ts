@@ -18,7 +18,11 @@ export function attention(v: tf.Tensor2D, c: tf.Tensor2D, tau: number): tf.Tenso
 }
 
 /** One centroid update; `n` null means every point weighs 1. */
-export function updateCentroids(a: tf.Tensor2D, v: tf.Tensor2D, n: tf.Tensor2D | null): tf.Tensor2D {
+export function updateCentroids(
+  a: tf.Tensor2D,
+  v: tf.Tensor2D,
+  n: tf.Tensor2D | null,
+): tf.Tensor2D {
   return tf.tidy(() => {
     const an = n ? a.mul(n) : a; // [U,K] weighted by counts
     const mass = an.sum(0).expandDims(1); // [K,1]
@@ -96,7 +100,11 @@ export function tableGradients(
 
     // centroid path, backwards through the output's attention and every iteration
     let dC: tf.Tensor = tf.matMul(aOut, gu, true, false); // dL/dC_T from out = A C_T: [K,d]
-    const dCprev = centroidGradFromLogits(softmaxBackward(aOut, tf.matMul(gu, cLast, false, true)), diff(v, cPrev), twoOverTau);
+    const dCprev = centroidGradFromLogits(
+      softmaxBackward(aOut, tf.matMul(gu, cLast, false, true)),
+      diff(v, cPrev),
+      twoOverTau,
+    );
     let shared: tf.Tensor = tf.zerosLike(v);
     for (let t = T; t >= 1; t--) {
       const c = centroids[t];
@@ -128,7 +136,11 @@ function softmaxBackward(a: tf.Tensor2D, dA: tf.Tensor): tf.Tensor2D {
 }
 
 /** dL/dC_k from logit gradients dZ of Z = −‖v − c‖²/τ: (2/τ) Σ_u dZ_uk (v_u − c_k). */
-function centroidGradFromLogits(dZ: tf.Tensor, offsets: tf.Tensor3D, twoOverTau: number): tf.Tensor2D {
+function centroidGradFromLogits(
+  dZ: tf.Tensor,
+  offsets: tf.Tensor3D,
+  twoOverTau: number,
+): tf.Tensor2D {
   return dZ.expandDims(2).mul(offsets).sum(0).mul(twoOverTau) as tf.Tensor2D;
 }
 
@@ -136,7 +148,12 @@ function centroidGradFromLogits(dZ: tf.Tensor, offsets: tf.Tensor3D, twoOverTau:
  * Plain DKM on points V [M, d] (the reference; differentiable in V through tfjs autograd):
  * `iterations` updates from the fixed C_0, then W̃ = A C with the last iteration's attention.
  */
-export function dkmPlain(v: tf.Tensor2D, c0: tf.Tensor2D, tau: number, iterations: number): tf.Tensor2D {
+export function dkmPlain(
+  v: tf.Tensor2D,
+  c0: tf.Tensor2D,
+  tau: number,
+  iterations: number,
+): tf.Tensor2D {
   return tf.tidy(() => {
     let c = c0;
     let a = attention(v, c, tau);

@@ -7,8 +7,10 @@ export function dequantize(p: Palettized): Float32Array {
   const d = p.clusterDim;
   const k = 2 ** p.bits;
   const groups = rows / p.groupSize;
-  if (p.lut.length !== groups * k * d) throw new ShapeError(`LUT has ${p.lut.length} entries, expected ${groups * k * d}`);
-  if (p.indices.length !== (rows * cols) / d) throw new ShapeError(`${p.indices.length} indices, expected ${(rows * cols) / d}`);
+  if (p.lut.length !== groups * k * d)
+    throw new ShapeError(`LUT has ${p.lut.length} entries, expected ${groups * k * d}`);
+  if (p.indices.length !== (rows * cols) / d)
+    throw new ShapeError(`${p.indices.length} indices, expected ${(rows * cols) / d}`);
   const lut = fromHalfBits(p.lut, 'fp16');
   const out = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
@@ -16,7 +18,8 @@ export function dequantize(p: Palettized): Float32Array {
     const scale = p.scales ? p.scales[r] : 1;
     for (let v = 0; v < cols / d; v++) {
       const idx = p.indices[(r * cols) / d + v];
-      if (idx >= k) throw new ShapeError(`index ${idx} at row ${r} is out of range for ${p.bits} bits`);
+      if (idx >= k)
+        throw new ShapeError(`index ${idx} at row ${r} is out of range for ${p.bits} bits`);
       for (let b = 0; b < d; b++) out[r * cols + v * d + b] = scale * lut[base + idx * d + b];
     }
   }

@@ -1,5 +1,5 @@
-import { type HalfDtype, fromHalfBits } from '@edkm/core';
 import { uniquify } from '@edkm/codec';
+import { type HalfDtype, fromHalfBits } from '@edkm/core';
 const TEMP_CODEC = false;
 
 /** Distinct points of a weight tensor: values U×d, counts, and the row of every vector. */
@@ -17,7 +17,12 @@ export interface UniquePoints {
 export function uniquePoints(codes: Uint16Array, d: number, dtype: HalfDtype): UniquePoints {
   if (d === 1 && TEMP_CODEC) {
     const q = uniquify(codes, { dtype, index: 'compact' });
-    return { values: q.values, counts: Float32Array.from(q.counts), rows: Int32Array.from(q.indices), u: q.values.length };
+    return {
+      values: q.values,
+      counts: Float32Array.from(q.counts),
+      rows: Int32Array.from(q.indices),
+      u: q.values.length,
+    };
   }
   const m = codes.length / d;
   let capacity = 1;
@@ -54,6 +59,7 @@ export function uniquePoints(codes: Uint16Array, d: number, dtype: HalfDtype): U
   }
   const u = firsts.length;
   const uniqueCodes = new Uint16Array(u * d);
-  for (let r = 0; r < u; r++) uniqueCodes.set(codes.subarray(firsts[r] * d, firsts[r] * d + d), r * d);
+  for (let r = 0; r < u; r++)
+    uniqueCodes.set(codes.subarray(firsts[r] * d, firsts[r] * d + d), r * d);
   return { values: fromHalfBits(uniqueCodes, dtype), counts: Float32Array.from(counts), rows, u };
 }

@@ -1,9 +1,17 @@
 import '@edkm/backend-cpu';
 import '@edkm/backend-webgpu';
-import { InvalidArgumentError, NonFiniteError, ShapeError, StateError, roundToHalf, tf, useBackend } from '@edkm/core';
+import {
+  InvalidArgumentError,
+  NonFiniteError,
+  ShapeError,
+  StateError,
+  roundToHalf,
+  tf,
+  useBackend,
+} from '@edkm/core';
 import { seededRandom, testBackends } from '@edkm/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DkmTensor, type DkmConfig, dequantize, dkmPlain } from '../src/index';
+import { type DkmConfig, DkmTensor, dequantize, dkmPlain } from '../src/index';
 import { dkmReference } from './reference';
 
 const backends = await testBackends();
@@ -20,7 +28,12 @@ function weights(rows: number, cols: number, seed: number, scale = 0.05): Float3
 }
 
 /** Output and gradient of sum(W̃ ⊙ R) for one mode. */
-async function run(w: Float32Array, shape: [number, number], config: Partial<DkmConfig>, probe: Float32Array) {
+async function run(
+  w: Float32Array,
+  shape: [number, number],
+  config: Partial<DkmConfig>,
+  probe: Float32Array,
+) {
   const dkm = new DkmTensor(shape, config);
   const wt = tf.tensor2d(w, shape);
   await dkm.prepare(wt);
@@ -29,7 +42,13 @@ async function run(w: Float32Array, shape: [number, number], config: Partial<Dkm
   const grad = tf.grad(f)(wt);
   const out = dkm.apply(wt);
   const [group] = await dkm.describe();
-  const result = { group, out: (await out.data()) as Float32Array, grad: (await grad.data()) as Float32Array, iters: dkm.iterations, distinct: dkm.distinctPoints };
+  const result = {
+    group,
+    out: (await out.data()) as Float32Array,
+    grad: (await grad.data()) as Float32Array,
+    iters: dkm.iterations,
+    distinct: dkm.distinctPoints,
+  };
   tf.dispose([wt, r, grad, out]);
   dkm.dispose();
   return result;
@@ -50,7 +69,10 @@ const cases: { shape: [number, number]; config: Partial<DkmConfig> }[] = [
   { shape: [16, 32], config: { bits: 2, clusterDim: 4 } },
   { shape: [16, 16], config: { bits: 3, perChannelScale: true } },
   { shape: [16, 24], config: { bits: 2, groupSize: 4 } },
-  { shape: [8, 32], config: { bits: 3, clusterDim: 2, perChannelScale: true, groupSize: 4, init: 'quantiles' } },
+  {
+    shape: [8, 32],
+    config: { bits: 3, clusterDim: 2, perChannelScale: true, groupSize: 4, init: 'quantiles' },
+  },
   { shape: [32, 64], config: { bits: 6 } },
   { shape: [32, 64], config: { bits: 8, tauScale: 4 } },
   { shape: [16, 16], config: { bits: 3, weightDtype: 'fp16', tau: 1e-4 } },
@@ -61,39 +83,51 @@ describe.each(backends)('DKM on %s', (backend) => {
     await useBackend(backend);
   });
 
-  it.each(cases)('plain and edkm agree on outputs and gradients: $shape $config', async ({ shape, config }) => {
-    const seed = shape[0] * 31 + shape[1] + (config.bits ?? 0);
-    const w = weights(shape[0], shape[1], seed);
-    const probe = weights(shape[0], shape[1], seed + 1, 1);
-    const cfg = { maxIters: 4, epsilon: 0, ...config };
-    const plain = await run(w, shape, { ...cfg, mode: 'plain' }, probe);
-    const edkm = await run(w, shape, { ...cfg, mode: 'edkm' }, probe);
-    expect(edkm.iters).toEqual(plain.iters);
-    const distinct = (r: { distinct: number[] }) => r.distinct.reduce((a, b) => a + b);
-    // uniquification saves work (scalars repeat in bf16; random vectors of a small tensor may not)
-    if ((config.clusterDim ?? 1) === 1) expect(distinct(edkm)).toBeLessThan(distinct(plain));
-    else expect(distinct(edkm)).toBeLessThanOrEqual(distinct(plain));
-    expect(maxRelError(edkm.out, plain.out)).toBeLessThan(1e-6);
-    if (!config.groupSize && !config.perChannelScale) {
-      // both gradients against a float64 directional finite difference of the reference
-      const d = config.clusterDim ?? 1;
-      const { initial, tau, iterations } = plain.group;
-      const dir = weights(shape[0], shape[1], seed + 2, 1);
-      const f = (s: number) => dkmReference(Float64Array.from(w, (x, i) => x + s * dir[i]), d, initial, tau, iterations).reduce((acc, y, i) => acc + y * probe[i], 0);
-      const h = 1e-8 * (tau ** 0.5);
-      const fd = (f(h) - f(-h)) / (2 * h);
-      const dot = (g: Float32Array) => g.reduce((acc, x, i) => acc + x * dir[i], 0);
-      const errPlain = Math.abs(dot(plain.grad) - fd);
-      const errEdkm = Math.abs(dot(edkm.grad) - fd);
-      expect(errPlain).toBeLessThan(1e-3 * Math.max(1, Math.abs(fd)));
-      expect(errEdkm).toBeLessThan(1e-3 * Math.max(1, Math.abs(fd)));
-    }
-    // with many centroids and a sharp softmax both float32 gradients carry ~1e-4 of rounding (each
-    // still within 1e-3 of the float64 reference above)
-    expect(maxRelError(edkm.grad, plain.grad)).toBeLessThan((config.bits ?? 0) >= 6 ? 3e-4 : 1e-5);
-    // and the clustered weight is not trivially the input
-    expect(maxRelError(plain.out, w)).toBeGreaterThan(1e-4);
-  });
+  it.each(cases)(
+    'plain and edkm agree on outputs and gradients: $shape $config',
+    async ({ shape, config }) => {
+      const seed = shape[0] * 31 + shape[1] + (config.bits ?? 0);
+      const w = weights(shape[0], shape[1], seed);
+      const probe = weights(shape[0], shape[1], seed + 1, 1);
+      const cfg = { maxIters: 4, epsilon: 0, ...config };
+      const plain = await run(w, shape, { ...cfg, mode: 'plain' }, probe);
+      const edkm = await run(w, shape, { ...cfg, mode: 'edkm' }, probe);
+      expect(edkm.iters).toEqual(plain.iters);
+      const distinct = (r: { distinct: number[] }) => r.distinct.reduce((a, b) => a + b);
+      // uniquification saves work (scalars repeat in bf16; random vectors of a small tensor may not)
+      if ((config.clusterDim ?? 1) === 1) expect(distinct(edkm)).toBeLessThan(distinct(plain));
+      else expect(distinct(edkm)).toBeLessThanOrEqual(distinct(plain));
+      expect(maxRelError(edkm.out, plain.out)).toBeLessThan(1e-6);
+      if (!config.groupSize && !config.perChannelScale) {
+        // both gradients against a float64 directional finite difference of the reference
+        const d = config.clusterDim ?? 1;
+        const { initial, tau, iterations } = plain.group;
+        const dir = weights(shape[0], shape[1], seed + 2, 1);
+        const f = (s: number) =>
+          dkmReference(
+            Float64Array.from(w, (x, i) => x + s * dir[i]),
+            d,
+            initial,
+            tau,
+            iterations,
+          ).reduce((acc, y, i) => acc + y * probe[i], 0);
+        const h = 1e-8 * tau ** 0.5;
+        const fd = (f(h) - f(-h)) / (2 * h);
+        const dot = (g: Float32Array) => g.reduce((acc, x, i) => acc + x * dir[i], 0);
+        const errPlain = Math.abs(dot(plain.grad) - fd);
+        const errEdkm = Math.abs(dot(edkm.grad) - fd);
+        expect(errPlain).toBeLessThan(1e-3 * Math.max(1, Math.abs(fd)));
+        expect(errEdkm).toBeLessThan(1e-3 * Math.max(1, Math.abs(fd)));
+      }
+      // with many centroids and a sharp softmax both float32 gradients carry ~1e-4 of rounding (each
+      // still within 1e-3 of the float64 reference above)
+      expect(maxRelError(edkm.grad, plain.grad)).toBeLessThan(
+        (config.bits ?? 0) >= 6 ? 3e-4 : 1e-5,
+      );
+      // and the clustered weight is not trivially the input
+      expect(maxRelError(plain.out, w)).toBeGreaterThan(1e-4);
+    },
+  );
 });
 
 describe('plain DKM gradients against central finite differences', () => {
@@ -108,8 +142,13 @@ describe('plain DKM gradients against central finite differences', () => {
     const c0 = Float32Array.from({ length: 3 * d }, (_, i) => (i - 1.5 * d) / (1.5 * d));
     const probe = Float32Array.from({ length: m * d }, () => r() * 2 - 1);
     const tau = 0.3;
-    const f = (x: tf.Tensor) => dkmPlain(x as tf.Tensor2D, tf.tensor2d(c0, [3, d]), tau, 3).mul(tf.tensor2d(probe, [m, d])).sum() as tf.Scalar;
-    const grad = (await tf.grad(f)(tf.tensor2d(v, [m, d])).data()) as Float32Array;
+    const f = (x: tf.Tensor) =>
+      dkmPlain(x as tf.Tensor2D, tf.tensor2d(c0, [3, d]), tau, 3)
+        .mul(tf.tensor2d(probe, [m, d]))
+        .sum() as tf.Scalar;
+    const grad = (await tf
+      .grad(f)(tf.tensor2d(v, [m, d]))
+      .data()) as Float32Array;
     const h = 1e-2;
     let worst = 0;
     for (let i = 0; i < v.length; i++) {
@@ -117,7 +156,10 @@ describe('plain DKM gradients against central finite differences', () => {
       plus[i] += h;
       const minus = Float32Array.from(v);
       minus[i] -= h;
-      const fd = ((await f(tf.tensor2d(plus, [m, d])).data())[0] - (await f(tf.tensor2d(minus, [m, d])).data())[0]) / (2 * h);
+      const fd =
+        ((await f(tf.tensor2d(plus, [m, d])).data())[0] -
+          (await f(tf.tensor2d(minus, [m, d])).data())[0]) /
+        (2 * h);
       worst = Math.max(worst, Math.abs(fd - grad[i]) / Math.max(1, Math.abs(fd)));
     }
     expect(worst).toBeLessThan(5e-3);
@@ -137,7 +179,9 @@ describe('DKM errors and state', () => {
     expect(() => new DkmTensor([2, 4], { bits: 4 })).toThrow(/16 centroids exceed the 8 vectors/);
     expect(() => new DkmTensor([4, 4], { groupSize: 3 })).toThrow(/groupSize 3 does not divide/);
     expect(() => new DkmTensor([4, 4], { tau: -1 })).toThrow(/tau must be a positive number/);
-    expect(() => new DkmTensor([4, 4], { colour: 'red' } as never)).toThrow(/unknown DKM option 'colour'/);
+    expect(() => new DkmTensor([4, 4], { colour: 'red' } as never)).toThrow(
+      /unknown DKM option 'colour'/,
+    );
   });
 
   it('rejects NaN weights, a wrong shape, and apply() on weights it did not prepare', async () => {
@@ -145,7 +189,9 @@ describe('DKM errors and state', () => {
     const w = Float32Array.from({ length: 16 }, (_, i) => i / 16);
     w[5] = Number.NaN;
     await expect(dkm.prepare(tf.tensor2d(w, [4, 4]))).rejects.toThrow(NonFiniteError);
-    await expect(dkm.prepare(tf.zeros([4, 5]))).rejects.toThrow(/expects a weight of shape \[4,4\]/);
+    await expect(dkm.prepare(tf.zeros([4, 5]))).rejects.toThrow(
+      /expects a weight of shape \[4,4\]/,
+    );
     w[5] = 0.3;
     const a = tf.tensor2d(w, [4, 4]);
     await dkm.prepare(a);
@@ -187,5 +233,49 @@ describe('DKM errors and state', () => {
     }
     expect(tf.memory().numTensors).toBe(before);
     dkm.dispose();
+  });
+});
+
+describe('eDKM ablation switches (marshaling, sharding, no uniquification)', () => {
+  beforeAll(async () => {
+    await useBackend(backends[backends.length - 1]);
+  });
+
+  it('give the same outputs and gradients as the default, bit for bit, and no leaks', async () => {
+    const { Marshaler } = await import('@edkm/marshal');
+    const shape: [number, number] = [16, 32];
+    const w = weights(...shape, 11);
+    const probe = weights(...shape, 12, 1);
+    // quantile init depends only on the value distribution, so it is the same without uniquification
+    const cfg = { bits: 3, maxIters: 3, epsilon: 0, init: 'quantiles' as const };
+    const base = await run(w, shape, cfg, probe);
+    const marshal = new Marshaler();
+    for (const runtime of [
+      { marshal },
+      { shards: 3 },
+      { marshal, shards: 4 },
+      { uniquify: false },
+    ]) {
+      const dkm = new DkmTensor(shape, cfg, runtime);
+      const wt = tf.tensor2d(w, shape);
+      await dkm.prepare(wt);
+      const before = tf.memory().numTensors;
+      const grad = tf.grad(
+        (x: tf.Tensor) => dkm.apply(x).mul(tf.tensor2d(probe, shape)).sum() as tf.Scalar,
+      )(wt);
+      const out = dkm.apply(wt);
+      if (runtime.uniquify === false) {
+        expect(maxRelError((await out.data()) as Float32Array, base.out)).toBeLessThan(1e-6);
+        expect(maxRelError((await grad.data()) as Float32Array, base.grad)).toBeLessThan(1e-5);
+      } else {
+        expect(Array.from(await out.data())).toEqual(Array.from(base.out));
+        expect(Array.from(await grad.data())).toEqual(Array.from(base.grad));
+      }
+      tf.dispose([out, grad]);
+      expect(tf.memory().numTensors).toBe(before);
+      dkm.dispose();
+      wt.dispose();
+    }
+    expect(marshal.stats().entries).toBe(0);
   });
 });

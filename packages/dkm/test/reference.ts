@@ -1,5 +1,11 @@
 /** Plain float64 DKM (the reference of the reference): W̃ for points [M, d] from a fixed C_0. */
-export function dkmReference(points: ArrayLike<number>, d: number, c0: ArrayLike<number>, tau: number, iterations: number): Float64Array {
+export function dkmReference(
+  points: ArrayLike<number>,
+  d: number,
+  c0: ArrayLike<number>,
+  tau: number,
+  iterations: number,
+): Float64Array {
   const m = points.length / d;
   const k = c0.length / d;
   let c = Float64Array.from(c0);
@@ -34,7 +40,8 @@ export function dkmReference(points: ArrayLike<number>, d: number, c0: ArrayLike
   // W̃ = A_T C_T: the last attention (from C_{T−1}) with the last centroids
   const out = new Float64Array(m * d);
   for (let i = 0; i < m; i++) {
-    for (let j = 0; j < k; j++) for (let b = 0; b < d; b++) out[i * d + b] += a[i * k + j] * c[j * d + b];
+    for (let j = 0; j < k; j++)
+      for (let b = 0; b < d; b++) out[i * d + b] += a[i * k + j] * c[j * d + b];
   }
   return out;
 }

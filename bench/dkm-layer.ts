@@ -1,0 +1,105 @@
+// Peak backend memory and time of one DKM forward+backward per matrix of a LLaMA-7B decoder layer.
+// Usage: tsx dkm-layer.ts [--backend cpu|webgpu] [--modes edkm,plain] [--bits 3,4] [--iters 5]
+//        [--scale 1] (divide both dims by scale for a quick run) [--reps 3] [--only 11008x4096]
+import '@edkm/backend-cpu';
+import '@edkm/backend-webgpu';
+import { backendBytes, measurePeakBytes, roundToHalf, tf, useBackend } from '@edkm/core';
+import { DkmTensor } from '@edkm/dkm';
+import { argNumber, argValue, printJson } from './util';
+
+const backend = argValue('backend') ?? 'auto';
+const modes = (argValue('modes') ?? 'edkm,plain').split(',') as ('edkm' | 'plain')[];
+const bitsList = (argValue('bits') ?? '3,4').split(',').map(Number);
+const iters = argNumber('iters', 5);
+const scale = argNumber('scale', 1);
+const reps = argNumber('reps', 3);
+const only = argValue('only');
+const layer: { name: string; shape: [number, number]; count: number }[] = [
+  { name: 'q/k/v/o_proj', shape: [4096, 4096], count: 4 },
+  { name: 'gate/up_proj', shape: [11008, 4096], count: 2 },
+  { name: 'down_proj', shape: [4096, 11008], count: 1 },
+];
+
+const selection = await useBackend(backend);
+
+/** LLaMA-like weights: N(0, 0.02²) rounded to bf16. */
+function llamaWeights(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u1 = (s + 1) / 4294967297;
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u2 = s / 4294967296;
+    const r = 0.02 * Math.sqrt(-2 * Math.log(u1));
+    out[i] = r * Math.cos(2 * Math.PI * u2);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * u2);
+  }
+  return roundToHalf(out, 'bf16');
+}
+
+const rows: object[] = [];
+for (const m of layer) {
+  const shape: [number, number] = [Math.floor(m.shape[0] / scale), Math.floor(m.shape[1] / scale)];
+  if (only && only !== `${m.shape[0]}x${m.shape[1]}`) continue;
+  const n = shape[0] * shape[1];
+  const w = tf.variable(tf.tensor2d(llamaWeights(n, 42), shape));
+  const probe = tf.randomNormal(shape, 0, 1, 'float32', 7);
+  for (const bits of bitsList) {
+    for (const mode of modes) {
+      const dkm = new DkmTensor(shape, { bits, maxIters: iters, epsilon: 0, mode });
+      const row: Record<string, unknown> = {
+        matrix: m.name,
+        shape,
+        count: m.count,
+        bits,
+        mode,
+        weights: n,
+      };
+      try {
+        const times: number[] = [];
+        const prepTimes: number[] = [];
+        let peak = 0;
+        for (let r = 0; r < reps; r++) {
+          const t0 = performance.now();
+          await dkm.prepare(w);
+          const t1 = performance.now();
+          const { result: grads, peakExtraBytes } = await measurePeakBytes(async () => {
+            const g = tf.grad((x: tf.Tensor) => dkm.apply(x).mul(probe).sum() as tf.Scalar)(w);
+            await g.data(); // completes the GPU work
+            return g;
+          });
+          const t2 = performance.now();
+          grads.dispose();
+          prepTimes.push(t1 - t0);
+          times.push(t2 - t1);
+          peak = Math.max(peak, peakExtraBytes);
+        }
+        const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+        Object.assign(row, {
+          prepareMs: median(prepTimes),
+          forwardBackwardMs: median(times),
+          peakExtraBytes: peak,
+          peakExtraBytesPerWeight: peak / n,
+          distinctValues: dkm.distinctPoints[0],
+        });
+      } catch (err) {
+        row.error = err instanceof Error ? err.message.slice(0, 300) : String(err);
+      }
+      dkm.dispose();
+      rows.push(row);
+      process.stderr.write(`${JSON.stringify(row)}\n`);
+    }
+  }
+  w.dispose();
+  probe.dispose();
+}
+printJson({
+  bench: 'dkm-layer',
+  backend: selection.description,
+  iters,
+  scale,
+  reps,
+  liveBytesAfter: backendBytes(),
+  rows,
+});
