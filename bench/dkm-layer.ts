@@ -3,9 +3,9 @@
 //        [--scale 1] (divide both dims by scale for a quick run) [--reps 3] [--only 11008x4096]
 import '@edkm/backend-cpu';
 import '@edkm/backend-webgpu';
-import { backendBytes, measurePeakBytes, roundToHalf, tf, useBackend } from '@edkm/core';
+import { backendBytes, measurePeakBytes, tf, useBackend } from '@edkm/core';
 import { DkmTensor } from '@edkm/dkm';
-import { argNumber, argValue, printJson } from './util';
+import { LLAMA7B_LAYER, argNumber, argValue, llamaWeights, median, printJson } from './util';
 
 const backend = argValue('backend') ?? 'auto';
 const modes = (argValue('modes') ?? 'edkm,plain').split(',') as ('edkm' | 'plain')[];
@@ -14,32 +14,11 @@ const iters = argNumber('iters', 5);
 const scale = argNumber('scale', 1);
 const reps = argNumber('reps', 3);
 const only = argValue('only');
-const layer: { name: string; shape: [number, number]; count: number }[] = [
-  { name: 'q/k/v/o_proj', shape: [4096, 4096], count: 4 },
-  { name: 'gate/up_proj', shape: [11008, 4096], count: 2 },
-  { name: 'down_proj', shape: [4096, 11008], count: 1 },
-];
 
 const selection = await useBackend(backend);
 
-/** LLaMA-like weights: N(0, 0.02²) rounded to bf16. */
-function llamaWeights(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const u1 = (s + 1) / 4294967297;
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const u2 = s / 4294967296;
-    const r = 0.02 * Math.sqrt(-2 * Math.log(u1));
-    out[i] = r * Math.cos(2 * Math.PI * u2);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * u2);
-  }
-  return roundToHalf(out, 'bf16');
-}
-
 const rows: object[] = [];
-for (const m of layer) {
+for (const m of LLAMA7B_LAYER) {
   const shape: [number, number] = [Math.floor(m.shape[0] / scale), Math.floor(m.shape[1] / scale)];
   if (only && only !== `${m.shape[0]}x${m.shape[1]}`) continue;
   const n = shape[0] * shape[1];
@@ -75,7 +54,6 @@ for (const m of layer) {
           times.push(t2 - t1);
           peak = Math.max(peak, peakExtraBytes);
         }
-        const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
         Object.assign(row, {
           prepareMs: median(prepTimes),
           forwardBackwardMs: median(times),

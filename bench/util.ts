@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { roundToHalf } from '@edkm/core';
 
 /** Shared helpers of the bench scripts: flags and one JSON object on stdout. */
 export function argValue(name: string): string | undefined {
@@ -25,4 +26,30 @@ function machine() {
     memGiB: Math.round(os.totalmem() / 2 ** 30),
     node: process.version,
   };
+}
+
+export const median = (a: number[]): number =>
+  [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+/** The seven linear weights of one LLaMA-7B decoder layer, by shape. */
+export const LLAMA7B_LAYER: { name: string; shape: [number, number]; count: number }[] = [
+  { name: 'q/k/v/o_proj', shape: [4096, 4096], count: 4 },
+  { name: 'gate/up_proj', shape: [11008, 4096], count: 2 },
+  { name: 'down_proj', shape: [4096, 11008], count: 1 },
+];
+
+/** LLaMA-like weights: N(0, 0.02²) rounded to bf16 (deterministic). */
+export function llamaWeights(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u1 = (s + 1) / 4294967297;
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u2 = s / 4294967296;
+    const r = 0.02 * Math.sqrt(-2 * Math.log(u1));
+    out[i] = r * Math.cos(2 * Math.PI * u2);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * u2);
+  }
+  return roundToHalf(out, 'bf16');
 }

@@ -42,10 +42,30 @@ const scatterAddRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return cpu.makeTensorInfo([numRows, k], 'float32', Float32Array.from(acc));
 };
 
+const gatherAffine: tf.KernelFunc = ({ inputs, backend }) => {
+  const cpu = backend as MathBackendCPU;
+  const { table, indices, x } = inputs as {
+    table: tf.TensorInfo;
+    indices: tf.TensorInfo;
+    x: tf.TensorInfo;
+  };
+  const u = table.shape[0];
+  const coef = values(cpu, table) as Float32Array;
+  const idx = values(cpu, indices) as Int32Array;
+  const src = values(cpu, x) as Float32Array;
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const row = idx[i];
+    if (row >= 0 && row < u) out[i] = src[i] * coef[2 * row] + coef[2 * row + 1];
+  }
+  return cpu.makeTensorInfo([src.length], 'float32', out);
+};
+
 /** The kernels this plugin registers, exported so that tests (and other CPU-like backends) can reuse them. */
 export const cpuKernels = [
   { kernelName: KernelNames.GatherRows, kernelFunc: gatherRows },
   { kernelName: KernelNames.ScatterAddRows, kernelFunc: scatterAddRows },
+  { kernelName: KernelNames.GatherAffine, kernelFunc: gatherAffine },
 ];
 
 /** tfjs's cpu backend, minus its one-time console advert for tfjs-node (not an option here). */

@@ -1,6 +1,11 @@
 import { KernelNames, type ScatterAddRowsAttrs, registerPlugin, tf } from '@edkm/core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { GatherRowsProgram, ScatterAddRowsProgram, ZerosProgram } from './programs';
+import {
+  GatherAffineProgram,
+  GatherRowsProgram,
+  ScatterAddRowsProgram,
+  ZerosProgram,
+} from './programs';
 
 const gatherRows: tf.KernelFunc = ({ inputs, backend }) => {
   const gpu = backend as WebGPUBackend;
@@ -34,9 +39,25 @@ const scatterAddRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return output;
 };
 
+const gatherAffine: tf.KernelFunc = ({ inputs, backend }) => {
+  const gpu = backend as WebGPUBackend;
+  const { table, indices, x } = inputs as {
+    table: tf.TensorInfo;
+    indices: tf.TensorInfo;
+    x: tf.TensorInfo;
+  };
+  return gpu.runWebGPUProgram(
+    new GatherAffineProgram([x.shape[0]]),
+    [table, indices, x],
+    'float32',
+    [{ type: 'int32', data: [table.shape[0]] }],
+  );
+};
+
 export const webgpuKernels = [
   { kernelName: KernelNames.GatherRows, kernelFunc: gatherRows },
   { kernelName: KernelNames.ScatterAddRows, kernelFunc: scatterAddRows },
+  { kernelName: KernelNames.GatherAffine, kernelFunc: gatherAffine },
 ];
 
 /** What the adapter reported once the plugin started. */

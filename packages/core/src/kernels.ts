@@ -10,6 +10,8 @@ export const KernelNames = {
   GatherRows: 'EdkmGatherRows',
   /** out[u, :] = Σ_{i: indices[i] = u} values[i, :] — inputs {values: [N, K], indices: [N]}, attrs {numRows} → [numRows, K]. */
   ScatterAddRows: 'EdkmScatterAddRows',
+  /** out[i] = x[i] · table[indices[i], 0] + table[indices[i], 1] — inputs {table: [U, 2], indices: [N], x: [N]} → [N]. */
+  GatherAffine: 'EdkmGatherAffine',
 } as const;
 export type KernelName = (typeof KernelNames)[keyof typeof KernelNames];
 
@@ -67,6 +69,25 @@ export function scatterAddRows(
     ) as tf.Tensor2D;
 }
 
+/**
+ * Per-element affine map with coefficients gathered by index: out[i] = x[i]·a[idx[i]] + b[idx[i]]
+ * where table = [a, b] is [U, 2]. One pass, no [N, 2] intermediate (eDKM's per-weight gradient).
+ * Out-of-range indices give 0. Not differentiable (it is itself a backward-pass kernel).
+ */
+export function gatherAffine(
+  table: tf.Tensor2D,
+  indices: tf.Tensor1D,
+  x: tf.Tensor1D,
+): tf.Tensor1D {
+  if (table.rank !== 2 || table.shape[1] !== 2)
+    throw new ShapeError(`gatherAffine: table must be [U, 2], got [${table.shape}]`);
+  if (table.dtype !== 'float32' || x.dtype !== 'float32')
+    throw new DTypeError('gatherAffine: table and x must be float32');
+  if (x.rank !== 1) throw new ShapeError(`gatherAffine: x must be 1-D, got [${x.shape}]`);
+  checkIndices(indices, x.shape[0], 'gatherAffine');
+  return tf.engine().runKernel(KernelNames.GatherAffine, { table, indices, x }) as tf.Tensor1D;
+}
+
 tf.registerGradient({
   kernelName: KernelNames.GatherRows,
   inputsToSave: ['table', 'indices'],
@@ -116,5 +137,15 @@ export const reference = {
       for (let j = 0; j < k; j++) out[row * k + j] += values[i * k + j];
     }
     return Float32Array.from(out);
+  },
+  gatherAffine(table: Float32Array, indices: Int32Array, x: Float32Array): Float32Array {
+    const u = table.length / 2;
+    const out = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      const row = indices[i];
+      if (row >= 0 && row < u)
+        out[i] = Math.fround(Math.fround(x[i] * table[2 * row]) + table[2 * row + 1]);
+    }
+    return out;
   },
 };

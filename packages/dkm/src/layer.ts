@@ -5,6 +5,7 @@ import {
   StateError,
   f32ToF16Bits,
   fromHalfBits,
+  gatherAffine,
   gatherRows,
   scatterAddRows,
   tf,
@@ -320,10 +321,12 @@ export class DkmTensor {
             );
             const table = tf.concat([jacobian, shared], 1); // [U, d·d + d]
             const grads = shards.map((idx, s) => {
+              // d = 1: one fused pass g·J[idx] + h[idx]
+              if (d === 1)
+                return gatherAffine(table, idx, slices[s].reshape([-1])).reshape([-1, 1]);
               const perValue = gatherRows(table, idx);
               const jac = perValue.slice([0, 0], [-1, d * d]);
               const own = perValue.slice([0, d * d], [-1, d]);
-              if (d === 1) return slices[s].mul(jac).add(own);
               // dW_b = Σ_a g_a J[a,b] + h_b
               return tf
                 .matMul(slices[s].reshape([-1, 1, d]), jac.reshape([-1, d, d]))

@@ -1,4 +1,5 @@
 import {
+  gatherAffine,
   gatherRows,
   getPlugin,
   listPlugins,
@@ -104,6 +105,24 @@ export function conformanceCases(): ConformanceCase[] {
           expected: reference.scatterAddRows(values, s.k, indices, s.u),
           tolerance: 1e-6 * s.n,
         };
+      },
+    });
+  }
+  for (const [i, s] of shapes.entries()) {
+    cases.push({
+      kernelName: 'EdkmGatherAffine',
+      name: `gatherAffine n=${s.n} u=${s.u}`,
+      run: async () => {
+        const rnd = seededRandom(3000 + i);
+        const table = randomFloats(s.u * 2, rnd);
+        const indices = randomIndices(s.n, s.u, rnd, s.skew);
+        if (s.n > 2) indices[1] = -1; // out of range: 0
+        const x = randomFloats(s.n, rnd);
+        const actual = await runOp(() =>
+          gatherAffine(tf.tensor2d(table, [s.u, 2]), tf.tensor1d(indices, 'int32'), tf.tensor1d(x)),
+        );
+        // a fused multiply-add may round once instead of twice
+        return { actual, expected: reference.gatherAffine(table, indices, x), tolerance: 2e-7 };
       },
     });
   }

@@ -1,0 +1,6 @@
+import { defineConfig } from 'tsup';
+import { tsupDefaults } from '../../scripts/tsup-defaults';
+
+export default defineConfig(
+  tsupDefaults({ entry: ['src/cli.ts', 'src/index.ts'], format: ['esm'] }),
+);
