@@ -1,5 +1,12 @@
 import '@tensorflow/tfjs-backend-cpu';
-import { KernelNames, type ScatterAddRowsAttrs, registerPlugin, tf } from '@edkm/core';
+import {
+  type CodeAttrs,
+  KernelNames,
+  type ScatterAddRowsAttrs,
+  registerPlugin,
+  tf,
+  toHalfBits,
+} from '@edkm/core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 function values(backend: MathBackendCPU, t: tf.TensorInfo): tf.backend_util.TypedArray {
@@ -61,11 +68,63 @@ const gatherAffine: tf.KernelFunc = ({ inputs, backend }) => {
   return cpu.makeTensorInfo([src.length], 'float32', out);
 };
 
+function codesOf(cpu: MathBackendCPU, x: tf.TensorInfo, attrs: unknown): Uint16Array {
+  return toHalfBits(values(cpu, x) as Float32Array, (attrs as CodeAttrs).dtype);
+}
+
+const codeHistogram: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const codes = codesOf(cpu, (inputs as { x: tf.TensorInfo }).x, attrs);
+  const counts = new Int32Array(65536);
+  for (let i = 0; i < codes.length; i++) counts[codes[i]]++;
+  return cpu.makeTensorInfo([65536], 'int32', counts);
+};
+
+const gatherByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { table, x } = inputs as { table: tf.TensorInfo; x: tf.TensorInfo };
+  const codes = codesOf(cpu, x, attrs);
+  const k = table.shape[1];
+  const src = values(cpu, table) as Float32Array;
+  const out = new Float32Array(codes.length * k);
+  for (let i = 0; i < codes.length; i++)
+    for (let j = 0; j < k; j++) out[i * k + j] = src[codes[i] * k + j];
+  return cpu.makeTensorInfo([codes.length, k], 'float32', out);
+};
+
+const scatterAddByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { values: vals, x } = inputs as { values: tf.TensorInfo; x: tf.TensorInfo };
+  const codes = codesOf(cpu, x, attrs);
+  const k = vals.shape[1];
+  const src = values(cpu, vals) as Float32Array;
+  const acc = new Float64Array(65536 * k);
+  for (let i = 0; i < codes.length; i++)
+    for (let j = 0; j < k; j++) acc[codes[i] * k + j] += src[i * k + j];
+  return cpu.makeTensorInfo([65536, k], 'float32', Float32Array.from(acc));
+};
+
+const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { table, x, g } = inputs as { table: tf.TensorInfo; x: tf.TensorInfo; g: tf.TensorInfo };
+  const codes = codesOf(cpu, x, attrs);
+  const coef = values(cpu, table) as Float32Array;
+  const up = values(cpu, g) as Float32Array;
+  const out = new Float32Array(codes.length);
+  for (let i = 0; i < codes.length; i++)
+    out[i] = up[i] * coef[2 * codes[i]] + coef[2 * codes[i] + 1];
+  return cpu.makeTensorInfo([codes.length], 'float32', out);
+};
+
 /** The kernels this plugin registers, exported so that tests (and other CPU-like backends) can reuse them. */
 export const cpuKernels = [
   { kernelName: KernelNames.GatherRows, kernelFunc: gatherRows },
   { kernelName: KernelNames.ScatterAddRows, kernelFunc: scatterAddRows },
   { kernelName: KernelNames.GatherAffine, kernelFunc: gatherAffine },
+  { kernelName: KernelNames.CodeHistogram, kernelFunc: codeHistogram },
+  { kernelName: KernelNames.GatherByCode, kernelFunc: gatherByCode },
+  { kernelName: KernelNames.ScatterAddByCode, kernelFunc: scatterAddByCode },
+  { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
 ];
 
 /** tfjs's cpu backend, minus its one-time console advert for tfjs-node (not an option here). */

@@ -1,8 +1,18 @@
-import { KernelNames, type ScatterAddRowsAttrs, registerPlugin, tf } from '@edkm/core';
+import {
+  type CodeAttrs,
+  KernelNames,
+  type ScatterAddRowsAttrs,
+  registerPlugin,
+  tf,
+} from '@edkm/core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
+  CodeHistogramProgram,
+  GatherAffineByCodeProgram,
   GatherAffineProgram,
+  GatherByCodeProgram,
   GatherRowsProgram,
+  ScatterAddByCodeProgram,
   ScatterAddRowsProgram,
   ZerosProgram,
 } from './programs';
@@ -54,10 +64,72 @@ const gatherAffine: tf.KernelFunc = ({ inputs, backend }) => {
   );
 };
 
+const codeHistogram: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { x } = inputs as { x: tf.TensorInfo };
+  const { dtype } = attrs as unknown as CodeAttrs;
+  const output = gpu.runWebGPUProgram(new ZerosProgram([65536]), [], 'int32');
+  gpu.runWebGPUProgram(
+    new CodeHistogramProgram(x.shape[0], dtype),
+    [x],
+    'int32',
+    [{ type: 'int32', data: [x.shape[0]] }],
+    output,
+  );
+  return output;
+};
+
+const gatherByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { table, x } = inputs as { table: tf.TensorInfo; x: tf.TensorInfo };
+  const { dtype } = attrs as unknown as CodeAttrs;
+  const k = table.shape[1];
+  return gpu.runWebGPUProgram(
+    new GatherByCodeProgram([x.shape[0], k], dtype),
+    [table, x],
+    'float32',
+    [{ type: 'int32', data: [k] }],
+  );
+};
+
+const scatterAddByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { values, x } = inputs as { values: tf.TensorInfo; x: tf.TensorInfo };
+  const { dtype } = attrs as unknown as CodeAttrs;
+  const [n, k] = values.shape;
+  const output = gpu.runWebGPUProgram(new ZerosProgram([65536, k]), [], 'float32');
+  gpu.runWebGPUProgram(
+    new ScatterAddByCodeProgram(n, k, dtype),
+    [values, x],
+    'float32',
+    [
+      { type: 'int32', data: [k] },
+      { type: 'int32', data: [n] },
+    ],
+    output,
+  );
+  return output;
+};
+
+const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { table, x, g } = inputs as { table: tf.TensorInfo; x: tf.TensorInfo; g: tf.TensorInfo };
+  const { dtype } = attrs as unknown as CodeAttrs;
+  return gpu.runWebGPUProgram(
+    new GatherAffineByCodeProgram(x.shape[0], dtype),
+    [table, x, g],
+    'float32',
+  );
+};
+
 export const webgpuKernels = [
   { kernelName: KernelNames.GatherRows, kernelFunc: gatherRows },
   { kernelName: KernelNames.ScatterAddRows, kernelFunc: scatterAddRows },
   { kernelName: KernelNames.GatherAffine, kernelFunc: gatherAffine },
+  { kernelName: KernelNames.CodeHistogram, kernelFunc: codeHistogram },
+  { kernelName: KernelNames.GatherByCode, kernelFunc: gatherByCode },
+  { kernelName: KernelNames.ScatterAddByCode, kernelFunc: scatterAddByCode },
+  { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
 ];
 
 /** What the adapter reported once the plugin started. */

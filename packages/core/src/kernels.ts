@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DTypeError, InvalidArgumentError, ShapeError } from './errors';
+import { toHalfBits } from './half';
 
 /**
  * The project's custom kernels, by name. Each backend plugin registers an implementation of every
@@ -12,7 +13,24 @@ export const KernelNames = {
   ScatterAddRows: 'EdkmScatterAddRows',
   /** out[i] = x[i] · table[indices[i], 0] + table[indices[i], 1] — inputs {table: [U, 2], indices: [N], x: [N]} → [N]. */
   GatherAffine: 'EdkmGatherAffine',
+  /**
+   * Kernels keyed by the 16-bit code of each float32 element (rounded to nearest even in the
+   * kernel: no index list exists). attrs {dtype: 'bf16' | 'fp16'}.
+   * CodeHistogram: {x: [N]} → [65536] int32 counts.
+   * GatherByCode: {table: [65536, K], x: [N]} → [N, K].
+   * ScatterAddByCode: {values: [N, K], x: [N]} → [65536, K].
+   * GatherAffineByCode: {table: [65536, 2], x: [N], g: [N]} → [N]: g·table[code, 0] + table[code, 1].
+   */
+  CodeHistogram: 'EdkmCodeHistogram',
+  GatherByCode: 'EdkmGatherByCode',
+  ScatterAddByCode: 'EdkmScatterAddByCode',
+  GatherAffineByCode: 'EdkmGatherAffineByCode',
 } as const;
+
+export interface CodeAttrs {
+  dtype: 'bf16' | 'fp16';
+}
+const CODES = 65536;
 export type KernelName = (typeof KernelNames)[keyof typeof KernelNames];
 
 export interface ScatterAddRowsAttrs {
@@ -88,6 +106,69 @@ export function gatherAffine(
   return tf.engine().runKernel(KernelNames.GatherAffine, { table, indices, x }) as tf.Tensor1D;
 }
 
+function checkCodeInput(x: tf.Tensor, op: string): void {
+  if (x.dtype !== 'float32' || x.rank !== 1)
+    throw new DTypeError(`${op}: x must be a 1-D float32 tensor, got ${x.dtype} [${x.shape}]`);
+}
+function codeAttrs(dtype: 'bf16' | 'fp16'): tf.NamedAttrMap {
+  if (dtype !== 'bf16' && dtype !== 'fp16')
+    throw new InvalidArgumentError(`dtype must be 'bf16' or 'fp16', got '${dtype}'`);
+  return { dtype } as unknown as tf.NamedAttrMap;
+}
+
+/** Occurrences of every 16-bit code among the (rounded) elements of x → int32 [65536]. */
+export function codeHistogram(x: tf.Tensor1D, dtype: 'bf16' | 'fp16'): tf.Tensor1D {
+  checkCodeInput(x, 'codeHistogram');
+  return tf.engine().runKernel(KernelNames.CodeHistogram, { x }, codeAttrs(dtype)) as tf.Tensor1D;
+}
+
+/** Rows of a 65,536-row table picked by the 16-bit code of each element of x → [N, K]. */
+export function gatherByCode(
+  table: tf.Tensor2D,
+  x: tf.Tensor1D,
+  dtype: 'bf16' | 'fp16',
+): tf.Tensor2D {
+  checkCodeInput(x, 'gatherByCode');
+  if (table.rank !== 2 || table.shape[0] !== CODES)
+    throw new ShapeError(`gatherByCode: table must be [65536, K], got [${table.shape}]`);
+  return tf
+    .engine()
+    .runKernel(KernelNames.GatherByCode, { table, x }, codeAttrs(dtype)) as tf.Tensor2D;
+}
+
+/** Sums of the rows of `values` [N, K] per 16-bit code of x → [65536, K]. */
+export function scatterAddByCode(
+  values: tf.Tensor2D,
+  x: tf.Tensor1D,
+  dtype: 'bf16' | 'fp16',
+): tf.Tensor2D {
+  checkCodeInput(x, 'scatterAddByCode');
+  if (values.rank !== 2 || values.shape[0] !== x.shape[0])
+    throw new ShapeError(
+      `scatterAddByCode: values must be [${x.shape[0]}, K], got [${values.shape}]`,
+    );
+  return tf
+    .engine()
+    .runKernel(KernelNames.ScatterAddByCode, { values, x }, codeAttrs(dtype)) as tf.Tensor2D;
+}
+
+/** g·table[code(x), 0] + table[code(x), 1] per element → [N]. */
+export function gatherAffineByCode(
+  table: tf.Tensor2D,
+  x: tf.Tensor1D,
+  g: tf.Tensor1D,
+  dtype: 'bf16' | 'fp16',
+): tf.Tensor1D {
+  checkCodeInput(x, 'gatherAffineByCode');
+  if (table.rank !== 2 || table.shape[0] !== CODES || table.shape[1] !== 2)
+    throw new ShapeError(`gatherAffineByCode: table must be [65536, 2], got [${table.shape}]`);
+  if (g.rank !== 1 || g.shape[0] !== x.shape[0])
+    throw new ShapeError(`gatherAffineByCode: g must be [${x.shape[0]}], got [${g.shape}]`);
+  return tf
+    .engine()
+    .runKernel(KernelNames.GatherAffineByCode, { table, x, g }, codeAttrs(dtype)) as tf.Tensor1D;
+}
+
 tf.registerGradient({
   kernelName: KernelNames.GatherRows,
   inputsToSave: ['table', 'indices'],
@@ -137,6 +218,23 @@ export const reference = {
       for (let j = 0; j < k; j++) out[row * k + j] += values[i * k + j];
     }
     return Float32Array.from(out);
+  },
+  codeHistogram(x: Float32Array, dtype: 'bf16' | 'fp16'): Int32Array {
+    const codes = toHalfBits(x, dtype);
+    const out = new Int32Array(CODES);
+    for (let i = 0; i < codes.length; i++) out[codes[i]]++;
+    return out;
+  },
+  gatherByCode(table: Float32Array, x: Float32Array, dtype: 'bf16' | 'fp16'): Float32Array {
+    return reference.gatherRows(table, table.length / CODES, Int32Array.from(toHalfBits(x, dtype)));
+  },
+  scatterAddByCode(values: Float32Array, x: Float32Array, dtype: 'bf16' | 'fp16'): Float32Array {
+    return reference.scatterAddRows(
+      values,
+      values.length / x.length,
+      Int32Array.from(toHalfBits(x, dtype)),
+      CODES,
+    );
   },
   gatherAffine(table: Float32Array, indices: Int32Array, x: Float32Array): Float32Array {
     const u = table.length / 2;

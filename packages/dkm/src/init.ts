@@ -29,6 +29,19 @@ export function initCentroids(
 ): Float32Array {
   const u = weights.length;
   if (u === 0) throw new InvalidArgumentError('cannot initialise centroids of an empty tensor');
+  // canonical order (lexicographic by value), so that the result does not depend on input order
+  const order = Array.from({ length: u }, (_, i) => i).sort((a, b) => {
+    for (let j = 0; j < d; j++) {
+      const diff = values[a * d + j] - values[b * d + j];
+      if (diff !== 0) return diff;
+    }
+    return 0;
+  });
+  values = Float32Array.from(
+    { length: u * d },
+    (_, i) => values[order[Math.floor(i / d)] * d + (i % d)],
+  );
+  weights = Float32Array.from(order, (i) => weights[i]);
   const random = rng(seed);
   const out = new Float32Array(k * d);
   if (method === 'quantiles') {

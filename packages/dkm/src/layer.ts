@@ -3,10 +3,14 @@ import {
   NonFiniteError,
   ShapeError,
   StateError,
+  codeHistogram,
   f32ToF16Bits,
   fromHalfBits,
   gatherAffine,
+  gatherAffineByCode,
+  gatherByCode,
   gatherRows,
+  scatterAddByCode,
   scatterAddRows,
   tf,
   toHalfBits,
@@ -32,6 +36,10 @@ interface GroupState {
   points?: tf.Tensor2D;
   counts?: tf.Tensor2D;
   outTable?: tf.Tensor2D;
+  /** edkm with code tables: table row of each 16-bit code (−1 absent), the present codes, W̃ per code. */
+  codeToRow?: tf.Tensor1D;
+  presentCodes?: tf.Tensor1D;
+  outByCode?: tf.Tensor2D;
   /** edkm: the table row of every vector, in contiguous shards: on the device, or marshaled. */
   index?: tf.Tensor1D[];
   indexHandles?: Handle[];
@@ -61,6 +69,13 @@ export interface DkmRuntimeOptions {
   shards?: number;
   /** Uniquify the weights (eDKM); false keeps one table row per vector (ablation baseline). */
   uniquify?: boolean;
+  /**
+   * Where eDKM finds each weight's table row. 'code' (default for clusterDim 1): kernels read
+   * the 16-bit code straight from the weight's bits — no index list exists, the weights never
+   * leave the device, only a 65,536-bin histogram is read back. 'index': an index list built on
+   * the host (needed for clusterDim > 1, marshaling and sharding).
+   */
+  tables?: 'code' | 'index';
 }
 
 /**
@@ -156,11 +171,16 @@ export class DkmTensor {
   async prepare(w: tf.Tensor): Promise<void> {
     this.checkShape(w);
     const { clusterDim: d, weightDtype, perChannelScale, mode } = this.config;
-    const data = (await w.data()) as Float32Array;
     const [rows, cols] = this.shape;
     const groupSize = this.config.groupSize || rows;
     this.disposeGroups();
     const step = this.step++;
+    if (this.usesCodeTables()) {
+      await this.prepareCodeTables(w as tf.Tensor2D, step);
+      this.preparedFor = w.dataId;
+      return;
+    }
+    const data = (await w.data()) as Float32Array;
     for (let g = 0; g * groupSize < rows; g++) {
       const rowStart = g * groupSize;
       const raw = data.subarray(rowStart * cols, (rowStart + groupSize) * cols);
@@ -254,6 +274,101 @@ export class DkmTensor {
     this.preparedFor = w.dataId;
   }
 
+  private usesCodeTables(): boolean {
+    const r = this.runtime;
+    if (this.config.mode !== 'edkm' || this.config.clusterDim !== 1) return false;
+    if (r.tables === 'index' || r.marshal || (r.shards ?? 1) > 1 || r.uniquify === false)
+      return false;
+    return true;
+  }
+
+  /** Per-row scales of a group (max |w|, 1 for all-zero rows), on the device. */
+  private rowScales(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const max = tf.abs(x).max(1, true);
+      return tf.where(tf.greater(max, 0), max, tf.onesLike(max)) as tf.Tensor2D;
+    });
+  }
+
+  /** eDKM without an index list: histogram of codes on the device, iterations on the present codes. */
+  private async prepareCodeTables(w: tf.Tensor2D, step: number): Promise<void> {
+    const [rows, cols] = this.shape;
+    const groupSize = this.config.groupSize || rows;
+    const dtype = this.config.weightDtype;
+    const k = this.k;
+    for (let g = 0; g * groupSize < rows; g++) {
+      const rowStart = g * groupSize;
+      const scale = this.config.perChannelScale
+        ? this.rowScales(tf.slice(w, [rowStart, 0], [groupSize, cols]))
+        : null;
+      const histogram = tf.tidy(() => {
+        let x = tf.slice(w, [rowStart, 0], [groupSize, cols]);
+        if (scale) x = x.div(scale);
+        return codeHistogram(x.reshape([-1]) as tf.Tensor1D, dtype);
+      });
+      const counts = (await histogram.data()) as Int32Array;
+      histogram.dispose();
+      const expMask = dtype === 'bf16' ? 0x7f80 : 0x7c00;
+      const present: number[] = [];
+      let nonFinite = 0;
+      for (let c = 0; c < 65536; c++) {
+        if (counts[c] === 0) continue;
+        if ((c & expMask) === expMask) nonFinite += counts[c];
+        else present.push(c);
+      }
+      if (nonFinite) {
+        scale?.dispose();
+        throw new NonFiniteError(
+          `${nonFinite} weight(s) in rows ${rowStart}..${rowStart + groupSize - 1} are NaN or ±Inf after ${dtype} rounding: DKM cannot cluster them`,
+        );
+      }
+      const u = present.length;
+      const values = fromHalfBits(Uint16Array.from(present), dtype);
+      const weights = Float32Array.from(present, (c) => counts[c]);
+      const codeToRow = new Int32Array(65536).fill(-1);
+      present.forEach((c, row) => {
+        codeToRow[c] = row;
+      });
+      const c0 =
+        this.config.warmStart && this.warm[g]
+          ? this.warm[g]
+          : initCentroids(values, weights, 1, k, this.config.init, this.config.seed + g);
+      const tau = this.resolveTau(g, step, values, weights, c0, 1);
+      const state: GroupState = {
+        rowStart,
+        rows: groupSize,
+        scale,
+        tau,
+        centroids: [],
+        distinct: u,
+      };
+      state.points = tf.tensor2d(values, [u, 1]);
+      state.counts = tf.tensor2d(weights, [u, 1]);
+      state.codeToRow = tf.tensor1d(codeToRow, 'int32');
+      state.presentCodes = tf.tensor1d(Int32Array.from(present), 'int32');
+      const c0Tensor = tf.tensor2d(c0, [k, 1]);
+      const it = await iterate(
+        state.points,
+        state.counts,
+        c0Tensor,
+        tau,
+        this.config.maxIters,
+        this.config.epsilon,
+      );
+      c0Tensor.dispose();
+      state.centroids = it.centroids;
+      const T = it.iterations;
+      state.outByCode = tf.tidy(() =>
+        gatherRows(
+          tf.matMul(attention(state.points!, it.centroids[T - 1], tau), it.centroids[T]),
+          state.codeToRow!,
+        ),
+      );
+      this.warm[g] = (await it.centroids[T].data()) as Float32Array;
+      this.groups.push(state);
+    }
+  }
+
   /** The soft-clustered weight (differentiable in `w`). `w` must be what prepare() saw. */
   apply(w: tf.Tensor): tf.Tensor2D {
     this.checkShape(w);
@@ -270,7 +385,11 @@ export class DkmTensor {
         if (g.scale) x = x.div(g.scale);
         const vectors = x.reshape([-1, d]) as tf.Tensor2D;
         const clustered =
-          this.config.mode === 'edkm' ? this.applyEdkm(g, vectors) : this.applyPlain(g, vectors);
+          this.config.mode === 'plain'
+            ? this.applyPlain(g, vectors)
+            : g.outByCode
+              ? this.applyByCode(g, vectors)
+              : this.applyEdkm(g, vectors);
         let y = clustered.reshape([g.rows, cols]);
         if (g.scale) y = y.mul(g.scale);
         return y;
@@ -282,6 +401,44 @@ export class DkmTensor {
   private applyPlain(g: GroupState, x: tf.Tensor2D): tf.Tensor2D {
     const v = x.add(g.roundDelta!) as tf.Tensor2D; // forward: the rounded value; gradient: straight through
     return dkmPlain(v, g.centroids[0], g.tau, g.centroids.length - 1);
+  }
+
+  private applyByCode(g: GroupState, x: tf.Tensor2D): tf.Tensor2D {
+    const dtype = this.config.weightDtype;
+    const op = tf.customGrad((input: tf.Tensor, save: tf.GradSaveFunc) => {
+      const flat = input.reshape([-1]) as tf.Tensor1D; // a view of the weights: no copy
+      save([flat]);
+      return {
+        value: gatherByCode(g.outByCode!, flat, dtype),
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+          const upstream = ((Array.isArray(dy) ? dy[0] : dy) as tf.Tensor).reshape([
+            -1,
+          ]) as tf.Tensor1D;
+          const weights = saved[0] as tf.Tensor1D;
+          return tf.tidy(() => {
+            const perCode = scatterAddByCode(
+              upstream.reshape([-1, 1]) as tf.Tensor2D,
+              weights,
+              dtype,
+            );
+            const gu = gatherRows(perCode, g.presentCodes!);
+            const { jacobian, shared } = tableGradients(
+              gu,
+              g.points!,
+              g.counts!,
+              g.centroids,
+              g.tau,
+            );
+            const byCode = gatherRows(
+              tf.concat([jacobian, shared], 1) as tf.Tensor2D,
+              g.codeToRow!,
+            );
+            return [gatherAffineByCode(byCode, weights, upstream, dtype).reshape([-1, 1])];
+          });
+        },
+      };
+    });
+    return op(x) as tf.Tensor2D;
   }
 
   /** The index shards on the device (loaded from the marshaler when offloaded; caller's scope disposes). */
@@ -413,6 +570,9 @@ export class DkmTensor {
       for (const t of g.index ?? []) t.dispose();
       for (const h of g.indexHandles ?? []) this.runtime.marshal!.release(h);
       g.outTable?.dispose();
+      g.codeToRow?.dispose();
+      g.presentCodes?.dispose();
+      g.outByCode?.dispose();
       for (const c of g.centroids) c.dispose();
     }
     this.groups = [];

@@ -25,6 +25,22 @@ export function uniquePoints(codes: Uint16Array, d: number, dtype: HalfDtype): U
     };
   }
   const m = codes.length / d;
+  if (d === 1) {
+    // TEMP until @edkm/codec lands: ascending-code order via a 65,536-bin histogram
+    const counts = new Uint32Array(65536);
+    for (let i = 0; i < m; i++) counts[codes[i]]++;
+    const codeToRow = new Int32Array(65536).fill(-1);
+    const present: number[] = [];
+    for (let c = 0; c < 65536; c++) if (counts[c]) codeToRow[c] = present.push(c) - 1;
+    const rows = new Int32Array(m);
+    for (let i = 0; i < m; i++) rows[i] = codeToRow[codes[i]];
+    return {
+      values: fromHalfBits(Uint16Array.from(present), dtype),
+      counts: Float32Array.from(present, (c) => counts[c]),
+      rows,
+      u: present.length,
+    };
+  }
   let capacity = 1;
   while (capacity < m * 2) capacity <<= 1;
   const slots = new Int32Array(capacity).fill(-1); // first vector index of each distinct point

@@ -97,7 +97,9 @@ describe.each(backends)('DKM on %s', (backend) => {
       // uniquification saves work (scalars repeat in bf16; random vectors of a small tensor may not)
       if ((config.clusterDim ?? 1) === 1) expect(distinct(edkm)).toBeLessThan(distinct(plain));
       else expect(distinct(edkm)).toBeLessThanOrEqual(distinct(plain));
-      expect(maxRelError(edkm.out, plain.out)).toBeLessThan(1e-6);
+      const manyCentroids = (config.bits ?? 0) >= 6;
+      // with 64–256 centroids plain's float32 sums over N weights drift ~1e-6; the float64 reference decides below
+      expect(maxRelError(edkm.out, plain.out)).toBeLessThan(manyCentroids ? 3e-6 : 1e-6);
       if (!config.groupSize && !config.perChannelScale) {
         // both gradients against a float64 directional finite difference of the reference
         const d = config.clusterDim ?? 1;
@@ -114,6 +116,8 @@ describe.each(backends)('DKM on %s', (backend) => {
         const h = 1e-8 * tau ** 0.5;
         const fd = (f(h) - f(-h)) / (2 * h);
         const dot = (g: Float32Array) => g.reduce((acc, x, i) => acc + x * dir[i], 0);
+        const exact = dkmReference(Float64Array.from(w), d, initial, tau, iterations);
+        expect(maxRelError(edkm.out, Float32Array.from(exact))).toBeLessThan(2e-6); // float32 vs float64
         const errPlain = Math.abs(dot(plain.grad) - fd);
         const errEdkm = Math.abs(dot(edkm.grad) - fd);
         expect(errPlain).toBeLessThan(1e-3 * Math.max(1, Math.abs(fd)));

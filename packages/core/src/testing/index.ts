@@ -1,10 +1,15 @@
 import {
+  codeHistogram,
   gatherAffine,
+  gatherAffineByCode,
+  gatherByCode,
   gatherRows,
   getPlugin,
   listPlugins,
   reference,
+  scatterAddByCode,
   scatterAddRows,
+  toHalfBits,
   useBackend,
 } from '@edkm/core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -52,6 +57,27 @@ function randomFloats(n: number, rnd: () => number): Float32Array {
 function randomIndices(n: number, range: number, rnd: () => number, skew = false): Int32Array {
   const a = new Int32Array(n);
   for (let i = 0; i < n; i++) a[i] = skew && rnd() < 0.8 ? 0 : Math.floor(rnd() * range);
+  return a;
+}
+
+/**
+ * Floats that exercise 16-bit rounding: LLM-like weights, exact halfway points (ties to even),
+ * ±0, fp16 subnormals and overflow, ±Inf and NaN.
+ */
+function hardFloats(n: number, rnd: () => number, dtype: 'bf16' | 'fp16'): Float32Array {
+  const a = new Float32Array(n);
+  const bits = new Uint32Array(a.buffer);
+  const shift = dtype === 'bf16' ? 16 : 13;
+  for (let i = 0; i < n; i++) {
+    const kind = i % 8;
+    if (kind < 4) a[i] = (rnd() * 2 - 1) * 0.05;
+    else if (kind === 4) {
+      a[i] = (rnd() * 2 - 1) * 2;
+      bits[i] = (bits[i] & ~((1 << shift) - 1)) | (1 << (shift - 1)); // exactly halfway
+    } else if (kind === 5) a[i] = (rnd() * 2 - 1) * 1e-6;
+    else if (kind === 6) a[i] = (rnd() * 2 - 1) * 1e5;
+    else a[i] = [0, -0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NaN][i % 5];
+  }
   return a;
 }
 
@@ -123,6 +149,70 @@ export function conformanceCases(): ConformanceCase[] {
         );
         // a fused multiply-add may round once instead of twice
         return { actual, expected: reference.gatherAffine(table, indices, x), tolerance: 2e-7 };
+      },
+    });
+  }
+  for (const dtype of ['bf16', 'fp16'] as const) {
+    const codeInput = (n: number, seed: number) => hardFloats(n, seededRandom(seed), dtype);
+    cases.push({
+      kernelName: 'EdkmCodeHistogram',
+      name: `codeHistogram ${dtype}`,
+      run: async () => {
+        const x = codeInput(5000, 11);
+        const actual = await runOp(() => codeHistogram(tf.tensor1d(x), dtype));
+        return {
+          actual,
+          expected: Float32Array.from(reference.codeHistogram(x, dtype)),
+          tolerance: 0,
+        };
+      },
+    });
+    cases.push({
+      kernelName: 'EdkmGatherByCode',
+      name: `gatherByCode ${dtype} k=3`,
+      run: async () => {
+        const rnd = seededRandom(12);
+        const x = codeInput(3000, 13);
+        const table = randomFloats(65536 * 3, rnd);
+        const actual = await runOp(() =>
+          gatherByCode(tf.tensor2d(table, [65536, 3]), tf.tensor1d(x), dtype),
+        );
+        return { actual, expected: reference.gatherByCode(table, x, dtype), tolerance: 0 };
+      },
+    });
+    cases.push({
+      kernelName: 'EdkmScatterAddByCode',
+      name: `scatterAddByCode ${dtype} k=2`,
+      run: async () => {
+        const rnd = seededRandom(14);
+        const x = codeInput(4000, 15);
+        const v = randomFloats(4000 * 2, rnd);
+        const actual = await runOp(() =>
+          scatterAddByCode(tf.tensor2d(v, [4000, 2]), tf.tensor1d(x), dtype),
+        );
+        return {
+          actual,
+          expected: reference.scatterAddByCode(v, x, dtype),
+          tolerance: 1e-6 * 4000,
+        };
+      },
+    });
+    cases.push({
+      kernelName: 'EdkmGatherAffineByCode',
+      name: `gatherAffineByCode ${dtype}`,
+      run: async () => {
+        const rnd = seededRandom(16);
+        const x = codeInput(3000, 17);
+        const g = randomFloats(3000, rnd);
+        const table = randomFloats(65536 * 2, rnd);
+        const actual = await runOp(() =>
+          gatherAffineByCode(tf.tensor2d(table, [65536, 2]), tf.tensor1d(x), tf.tensor1d(g), dtype),
+        );
+        return {
+          actual,
+          expected: reference.gatherAffine(table, Int32Array.from(toHalfBits(x, dtype)), g),
+          tolerance: 2e-7,
+        };
       },
     });
   }
