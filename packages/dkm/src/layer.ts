@@ -21,6 +21,9 @@ import { initCentroids } from './init';
 import { attention, dkmPlain, iterate, tableGradients } from './math';
 import { uniquePoints } from './unique';
 
+/** tfjs's customGrad callback type (its variadic signature does not fit named parameters). */
+type CustomGradFunc = Parameters<typeof tf.customGrad>[0];
+
 /** What one group of rows (one LUT) keeps between prepare() and apply(). */
 interface GroupState {
   rowStart: number;
@@ -248,8 +251,12 @@ export class DkmTensor {
         );
         state.centroids = it.centroids;
         const T = it.iterations;
-        state.outTable = tf.tidy(() =>
-          tf.matMul(attention(state.points!, it.centroids[T - 1], tau), it.centroids[T]),
+        state.outTable = tf.tidy(
+          () =>
+            tf.matMul(
+              attention(state.points!, it.centroids[T - 1], tau),
+              it.centroids[T],
+            ) as tf.Tensor2D,
         );
       } else {
         const points = tf.tensor2d(rounded, [rounded.length / d, d]);
@@ -262,8 +269,8 @@ export class DkmTensor {
           this.config.epsilon,
         );
         state.centroids = it.centroids;
-        state.roundDelta = tf.tidy(() =>
-          points.sub(tf.tensor2d(normalised, [normalised.length / d, d])),
+        state.roundDelta = tf.tidy(
+          () => points.sub(tf.tensor2d(normalised, [normalised.length / d, d])) as tf.Tensor2D,
         );
         points.dispose();
       }
@@ -381,7 +388,8 @@ export class DkmTensor {
     const d = this.config.clusterDim;
     return tf.tidy(() => {
       const parts = this.groups.map((g) => {
-        let x = tf.slice(w as tf.Tensor2D, [g.rowStart, 0], [g.rows, cols]);
+        // one group: the weight itself (a slice would copy it, and its gradient pad a copy back)
+        let x = g.rows === this.shape[0] ? (w as tf.Tensor2D) : tf.slice(w as tf.Tensor2D, [g.rowStart, 0], [g.rows, cols]);
         if (g.scale) x = x.div(g.scale);
         const vectors = x.reshape([-1, d]) as tf.Tensor2D;
         const clustered =
@@ -405,7 +413,7 @@ export class DkmTensor {
 
   private applyByCode(g: GroupState, x: tf.Tensor2D): tf.Tensor2D {
     const dtype = this.config.weightDtype;
-    const op = tf.customGrad((input: tf.Tensor, save: tf.GradSaveFunc) => {
+    const op = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
       const flat = input.reshape([-1]) as tf.Tensor1D; // a view of the weights: no copy
       save([flat]);
       return {
@@ -437,7 +445,7 @@ export class DkmTensor {
           });
         },
       };
-    });
+    }) as unknown as CustomGradFunc);
     return op(x) as tf.Tensor2D;
   }
 
@@ -450,7 +458,7 @@ export class DkmTensor {
   private applyEdkm(g: GroupState, x: tf.Tensor2D): tf.Tensor2D {
     const d = this.config.clusterDim;
     // the forward value comes from the prepared table; `input` only anchors the gradient
-    const op = tf.customGrad((_input: tf.Tensor) => {
+    const op = tf.customGrad(((_input: tf.Tensor) => {
       const value = tf.tidy(() => {
         const parts = this.indexShards(g).map((idx) => gatherRows(g.outTable!, idx));
         return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
@@ -494,7 +502,7 @@ export class DkmTensor {
           });
         },
       };
-    });
+    }) as unknown as CustomGradFunc);
     return op(x) as tf.Tensor2D;
   }
 

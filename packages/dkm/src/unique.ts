@@ -1,6 +1,4 @@
-import { uniquify } from '@edkm/codec';
 import { type HalfDtype, fromHalfBits } from '@edkm/core';
-const TEMP_CODEC = false;
 
 /** Distinct points of a weight tensor: values U×d, counts, and the row of every vector. */
 export interface UniquePoints {
@@ -11,22 +9,13 @@ export interface UniquePoints {
 }
 
 /**
- * Uniquifies 16-bit codes grouped in vectors of d. d = 1 goes through the codec's O(N)
- * histogram; d > 1 uses an open-addressing hash of the d codes (O(N) expected).
+ * Uniquifies 16-bit codes grouped in vectors of d. d = 1 counts over the 65,536 codes (O(N),
+ * rows in ascending code order); d > 1 uses an open-addressing hash of the d codes (O(N) expected).
  */
 export function uniquePoints(codes: Uint16Array, d: number, dtype: HalfDtype): UniquePoints {
-  if (d === 1 && TEMP_CODEC) {
-    const q = uniquify(codes, { dtype, index: 'compact' });
-    return {
-      values: q.values,
-      counts: Float32Array.from(q.counts),
-      rows: Int32Array.from(q.indices),
-      u: q.values.length,
-    };
-  }
   const m = codes.length / d;
   if (d === 1) {
-    // TEMP until @edkm/codec lands: ascending-code order via a 65,536-bin histogram
+    // ascending-code order via a 65,536-bin histogram (TODO: @edkm/codec's uniquify)
     const counts = new Uint32Array(65536);
     for (let i = 0; i < m; i++) counts[codes[i]]++;
     const codeToRow = new Int32Array(65536).fill(-1);

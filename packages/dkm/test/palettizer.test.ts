@@ -36,8 +36,16 @@ describe('palettizer config', () => {
   });
 
   it('clusters only the configured weights and trains through the transform', async () => {
-    const a = tf.variable(tf.randomNormal([8, 16], 0, 0.05, 'float32', 1), true, 'a');
-    const b = tf.variable(tf.randomNormal([8, 16], 0, 0.05, 'float32', 2), true, 'b');
+    const a = tf.variable(
+      tf.randomNormal([8, 16], 0, 0.05, 'float32', 1),
+      true,
+      'a',
+    ) as tf.Variable<tf.Rank.R2>;
+    const b = tf.variable(
+      tf.randomNormal([8, 16], 0, 0.05, 'float32', 2),
+      true,
+      'b',
+    ) as tf.Variable<tf.Rank.R2>;
     const p = new Palettizer(
       new Map([
         ['a', [8, 16]],

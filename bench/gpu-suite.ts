@@ -1,0 +1,13 @@
+// One entry for the GPU machine (packed with gpu-pack): `run.sh <bench> [flags]`.
+const benches: Record<string, () => Promise<unknown>> = {
+  'gpu-info': () => import('./gpu-info'),
+  'dkm-layer': () => import('./dkm-layer'),
+  marshal: () => import('./marshal'),
+};
+const name = process.argv[2];
+const bench = benches[name];
+if (!bench) {
+  process.stderr.write(`usage: gpu-suite <${Object.keys(benches).join('|')}> [flags]\n`);
+  process.exit(2);
+}
+await bench();
