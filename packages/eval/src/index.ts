@@ -45,3 +45,4 @@ export {
 export { argmax, mean, meanStderr } from './metrics';
 export { formatTable, progressLine } from './report';
 export { readRows, type Row } from './rows';
+export { fromLogitsFn, scoreWithLogits, type LogitsFn, type LogitsModelOptions } from './tfjs';

@@ -9,6 +9,7 @@ import {
   formatTable,
   loglikelihood,
   meanStderr,
+  progressLine,
   scoreSequences,
   tokenRequest,
 } from '../src/index';
@@ -220,5 +221,28 @@ describe('metrics', () => {
     const table = formatTable([r, w]);
     expect(table).toContain('acc_norm');
     expect(table.split('\n')).toHaveLength(4);
+  });
+});
+
+describe('progressLine', () => {
+  it('redraws one line on a TTY and prints only the final line elsewhere', () => {
+    const out = { tty: '', plain: '' };
+    const a = progressLine({
+      write: (s: string) => {
+        out.tty += s;
+      },
+      isTTY: true,
+    });
+    const b = progressLine({
+      write: (s: string) => {
+        out.plain += s;
+      },
+    });
+    for (const f of [a, b]) {
+      f({ task: 'piqa', phase: 'score', done: 0, total: 4 });
+      f({ task: 'piqa', phase: 'score', done: 4, total: 4 });
+    }
+    expect(out.tty).toMatch(/^\rpiqa score 0\/4 0% .*\rpiqa score 4\/4 100% .*\n$/s);
+    expect(out.plain).toMatch(/^piqa score 4\/4 100% [\d.]+\/s ETA 0s\n$/);
   });
 });
