@@ -44,7 +44,8 @@ for (const m of LLAMA7B_LAYER) {
           await dkm.prepare(w);
           const t1 = performance.now();
           const { result: grads, peakExtraBytes } = await measurePeakBytes(async () => {
-            const g = tf.grad((x: tf.Tensor) => dkm.apply(x).mul(probe).sum() as tf.Scalar)(w);
+            // W̃ = DKM(W) and dL/dW for an upstream gradient dL/dW̃ = probe: the op's own cost only
+            const g = tf.grad((x: tf.Tensor) => dkm.apply(x))(w, probe);
             await g.data(); // completes the GPU work
             return g;
           });

@@ -3,7 +3,10 @@ import {
   type CodeAttrs,
   KernelNames,
   type ScatterAddRowsAttrs,
+  type TableBackwardAttrs,
+  TableKernelNames,
   registerPlugin,
+  tableReference,
   tf,
   toHalfBits,
 } from '@edkm/core';
@@ -110,10 +113,25 @@ const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const codes = codesOf(cpu, x, attrs);
   const coef = values(cpu, table) as Float32Array;
   const up = values(cpu, g) as Float32Array;
+  const stride = table.shape[1];
   const out = new Float32Array(codes.length);
   for (let i = 0; i < codes.length; i++)
-    out[i] = up[i] * coef[2 * codes[i]] + coef[2 * codes[i] + 1];
+    out[i] = up[i] * coef[stride * codes[i]] + coef[stride * codes[i] + 1];
   return cpu.makeTensorInfo([codes.length], 'float32', out);
+};
+
+const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { gu, points, counts, centroids } = inputs as Record<string, tf.TensorInfo>;
+  const out = tableReference.backward(
+    values(cpu, gu) as Float32Array,
+    values(cpu, points) as Float32Array,
+    values(cpu, counts) as Float32Array,
+    values(cpu, centroids) as Float32Array,
+    centroids.shape[1],
+    (attrs as unknown as TableBackwardAttrs).tau,
+  );
+  return cpu.makeTensorInfo([points.shape[0], 4], 'float32', out);
 };
 
 /** The kernels this plugin registers, exported so that tests (and other CPU-like backends) can reuse them. */
@@ -125,6 +143,7 @@ export const cpuKernels = [
   { kernelName: KernelNames.GatherByCode, kernelFunc: gatherByCode },
   { kernelName: KernelNames.ScatterAddByCode, kernelFunc: scatterAddByCode },
   { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
+  { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
 ];
 
 /** tfjs's cpu backend, minus its one-time console advert for tfjs-node (not an option here). */

@@ -2,6 +2,8 @@ import {
   type CodeAttrs,
   KernelNames,
   type ScatterAddRowsAttrs,
+  type TableBackwardAttrs,
+  TableKernelNames,
   registerPlugin,
   tf,
 } from '@edkm/core';
@@ -12,8 +14,10 @@ import {
   GatherAffineProgram,
   GatherByCodeProgram,
   GatherRowsProgram,
+  ScatterAddByCodePrivatizedProgram,
   ScatterAddByCodeProgram,
   ScatterAddRowsProgram,
+  TableBackwardProgram,
   ZerosProgram,
 } from './programs';
 
@@ -119,6 +123,25 @@ const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     new GatherAffineByCodeProgram(x.shape[0], dtype),
     [table, x, g],
     'float32',
+    [{ type: 'int32', data: [table.shape[1]] }],
+  );
+};
+
+const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { gu, points, counts, centroids } = inputs as Record<string, tf.TensorInfo>;
+  const [steps1, k] = centroids.shape;
+  if (k > 256) throw new Error('EdkmTableBackward on WebGPU supports at most 256 centroids');
+  return gpu.runWebGPUProgram(
+    new TableBackwardProgram(points.shape[0]),
+    [gu, points, counts, centroids],
+    'float32',
+    [
+      { type: 'int32', data: [points.shape[0]] },
+      { type: 'int32', data: [k] },
+      { type: 'int32', data: [steps1 - 1] },
+      { type: 'float32', data: [(attrs as unknown as TableBackwardAttrs).tau] },
+    ],
   );
 };
 
@@ -130,6 +153,7 @@ export const webgpuKernels = [
   { kernelName: KernelNames.GatherByCode, kernelFunc: gatherByCode },
   { kernelName: KernelNames.ScatterAddByCode, kernelFunc: scatterAddByCode },
   { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
+  { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
 ];
 
 /** What the adapter reported once the plugin started. */

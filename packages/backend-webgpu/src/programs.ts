@@ -205,6 +205,7 @@ export class GatherByCodeProgram extends FlatProgram {
 /** out[i] = g[i] · table[code(x[i])].x + table[code(x[i])].y. */
 export class GatherAffineByCodeProgram extends FlatProgram {
   variableNames = ['table', 'x', 'g'];
+  uniforms = 'stride : i32,';
   shaderKey: string;
   constructor(
     n: number,
@@ -219,7 +220,7 @@ export class GatherAffineByCodeProgram extends FlatProgram {
       fn main(index : i32) {
         if (index < uniforms.size) {
           let c = edkmCode(x[index]);
-          setOutputAtIndex(index, g[index] * table[2 * c] + table[2 * c + 1]);
+          setOutputAtIndex(index, g[index] * table[uniforms.stride * c] + table[uniforms.stride * c + 1]);
         }
       }`;
   }
@@ -258,6 +259,221 @@ export class ScatterAddByCodeProgram extends FlatProgram {
             if (swapped.exchanged) { break; }
             old = swapped.old_value;
           }
+        }
+      }`;
+  }
+}
+
+/**
+ * Scatter-add by code for one column (K = 1) with workgroup-private sums: each workgroup
+ * accumulates a contiguous chunk of elements into a shared-memory hash table keyed by code
+ * (open addressing, 16 probes), then adds each of its partial sums to the global result once.
+ * Hot codes therefore cost one global atomic per workgroup instead of one per element; an
+ * element whose probes all fail falls back to a global atomic. The output is zeroed first.
+ */
+export class ScatterAddByCodePrivatizedProgram implements WebGPUProgram {
+  outputShape: number[];
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  variableNames = ['values', 'x'];
+  uniforms = 'n : i32, chunk : i32,';
+  atomic = true;
+  shaderKey: string;
+
+  constructor(
+    n: number,
+    private readonly chunk: number,
+    private readonly slots: number,
+    private readonly dtype: 'bf16' | 'fp16',
+  ) {
+    this.outputShape = [65536, 1];
+    this.dispatchLayout = { x: [0] };
+    const groups = Math.ceil(n / chunk);
+    const x = Math.min(groups, 32768);
+    this.dispatch = [x, Math.ceil(groups / x), 1];
+    this.shaderKey = `edkm_scatter_add_by_code_private_${dtype}_${slots}`;
+  }
+
+  getUserCode(): string {
+    const slots = this.slots;
+    const shift = 32 - Math.log2(slots);
+    return `
+      ${codeFunction(this.dtype)}
+      var<workgroup> tags : array<atomic<u32>, ${slots}>;
+      var<workgroup> sums : array<atomic<u32>, ${slots}>;
+
+      fn addShared(slot : u32, value : f32) {
+        var old = atomicLoad(&sums[slot]);
+        loop {
+          let swapped = atomicCompareExchangeWeak(&sums[slot], old, bitcast<u32>(bitcast<f32>(old) + value));
+          if (swapped.exchanged) { break; }
+          old = swapped.old_value;
+        }
+      }
+
+      fn addGlobal(at : i32, value : f32) {
+        var old = atomicLoad(&result[at]);
+        loop {
+          let swapped = atomicCompareExchangeWeak(&result[at], old, bitcast<i32>(bitcast<f32>(old) + value));
+          if (swapped.exchanged) { break; }
+          old = swapped.old_value;
+        }
+      }
+
+      fn main(index : i32) {
+        for (var s = localIndex; s < ${slots}u; s = s + 256u) {
+          atomicStore(&tags[s], 0u);
+          atomicStore(&sums[s], 0u);
+        }
+        workgroupBarrier();
+        let group = i32(workgroupId.y * numWorkgroups.x + workgroupId.x);
+        let start = group * uniforms.chunk;
+        let end = min(start + uniforms.chunk, uniforms.n);
+        for (var i = start + i32(localIndex); i < end; i = i + 256) {
+          let code = u32(edkmCode(x[i]));
+          let value = values[i];
+          let tag = code + 1u;
+          var slot = (code * 2654435761u) >> ${shift}u;
+          var done = false;
+          for (var probe = 0; probe < 16 && !done; probe = probe + 1) {
+            let seen = atomicLoad(&tags[slot]);
+            if (seen == tag) {
+              addShared(slot, value);
+              done = true;
+            } else if (seen == 0u) {
+              let claim = atomicCompareExchangeWeak(&tags[slot], 0u, tag);
+              if (claim.exchanged || claim.old_value == tag) {
+                addShared(slot, value);
+                done = true;
+              } else if (claim.old_value != 0u) {
+                slot = (slot + 1u) & ${slots - 1}u;
+              }
+            } else {
+              slot = (slot + 1u) & ${slots - 1}u;
+            }
+          }
+          if (!done) { addGlobal(i32(code), value); }
+        }
+        workgroupBarrier();
+        for (var s = localIndex; s < ${slots}u; s = s + 256u) {
+          let seen = atomicLoad(&tags[s]);
+          if (seen != 0u) { addGlobal(i32(seen - 1u), bitcast<f32>(atomicLoad(&sums[s]))); }
+        }
+      }`;
+  }
+}
+
+/**
+ * eDKM's whole table backward (see @edkm/core table.ts) in one workgroup: phases over the U
+ * values (one thread per value) and over the K centroids (one thread per centroid, looping over
+ * the values), separated by barriers; columns 2 and 3 of the output hold per-value scratch
+ * (log-sum-exp, and the output row / softmax-backward term).
+ */
+export class TableBackwardProgram implements WebGPUProgram {
+  outputShape: number[];
+  dispatchLayout = { x: [0, 1] };
+  dispatch: [number, number, number] = [1, 1, 1];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  variableNames = ['gu', 'points', 'counts', 'centroids'];
+  uniforms = 'u : i32, k : i32, steps : i32, tau : f32,';
+  shaderKey = 'edkm_table_backward';
+  constructor(u: number) {
+    this.outputShape = [u, 4];
+  }
+  getUserCode(): string {
+    return `
+      var<workgroup> dC : array<f32, 256>;
+      var<workgroup> dCout : array<f32, 256>;
+      var<workgroup> dNum : array<f32, 256>;
+
+      fn cen(t : i32, j : i32) -> f32 { return centroids[t * uniforms.k + j]; }
+      fn logit(v : f32, t : i32, j : i32) -> f32 { let d = v - cen(t, j); return -d * d / uniforms.tau; }
+      fn lse(v : f32, t : i32) -> f32 {
+        var m = -3.0e38;
+        for (var j = 0; j < uniforms.k; j = j + 1) { m = max(m, logit(v, t, j)); }
+        var s = 0.0;
+        for (var j = 0; j < uniforms.k; j = j + 1) { s = s + exp(logit(v, t, j) - m); }
+        return m + log(s);
+      }
+      fn att(v : f32, t : i32, j : i32, l : f32) -> f32 { return exp(logit(v, t, j) - l); }
+
+      fn main(index : i32) {
+        let tid = i32(localIndex);
+        let T = uniforms.steps;
+        let two = 2.0 / uniforms.tau;
+        // own-row Jacobian and the output row, with the last iteration's attention (from C_{T-1})
+        for (var u = tid; u < uniforms.u; u = u + 256) {
+          let v = points[u];
+          let l = lse(v, T - 1);
+          var o = 0.0;
+          var ch = 0.0;
+          for (var j = 0; j < uniforms.k; j = j + 1) {
+            let a = att(v, T - 1, j, l);
+            o = o + a * cen(T, j);
+            ch = ch + a * cen(T - 1, j);
+          }
+          var jac = 0.0;
+          for (var j = 0; j < uniforms.k; j = j + 1) {
+            jac = jac + att(v, T - 1, j, l) * (cen(T, j) - o) * (cen(T - 1, j) - ch);
+          }
+          result[u * 4] = two * jac;
+          result[u * 4 + 1] = 0.0;
+          result[u * 4 + 2] = l;
+          result[u * 4 + 3] = o;
+        }
+        storageBarrier();
+        workgroupBarrier();
+        // dL/dC_T from out = A C_T, and the output attention's dependence on C_{T-1}
+        for (var j = tid; j < uniforms.k; j = j + 256) {
+          var s1 = 0.0;
+          var s2 = 0.0;
+          for (var u = 0; u < uniforms.u; u = u + 1) {
+            let v = points[u];
+            let ag = att(v, T - 1, j, result[u * 4 + 2]) * gu[u];
+            s1 = s1 + ag;
+            s2 = s2 + ag * (cen(T, j) - result[u * 4 + 3]) * (v - cen(T - 1, j));
+          }
+          dC[j] = s1;
+          dCout[j] = two * s2;
+        }
+        workgroupBarrier();
+        for (var t = T; t >= 1; t = t - 1) {
+          for (var u = tid; u < uniforms.u; u = u + 256) { result[u * 4 + 2] = lse(points[u], t - 1); }
+          storageBarrier();
+          workgroupBarrier();
+          for (var j = tid; j < uniforms.k; j = j + 256) {
+            var mass = 0.0;
+            for (var u = 0; u < uniforms.u; u = u + 1) { mass = mass + counts[u] * att(points[u], t - 1, j, result[u * 4 + 2]); }
+            dNum[j] = dC[j] / max(mass, 1e-30);
+          }
+          workgroupBarrier();
+          for (var u = tid; u < uniforms.u; u = u + 256) {
+            let v = points[u];
+            let l = result[u * 4 + 2];
+            var r = 0.0;
+            for (var j = 0; j < uniforms.k; j = j + 1) { r = r + att(v, t - 1, j, l) * dNum[j] * (v - cen(t, j)); }
+            var own = 0.0;
+            for (var j = 0; j < uniforms.k; j = j + 1) {
+              let a = att(v, t - 1, j, l);
+              let dz = a * (dNum[j] * (v - cen(t, j)) - r);
+              own = own + a * dNum[j] - two * dz * (v - cen(t - 1, j));
+            }
+            result[u * 4 + 1] = result[u * 4 + 1] + own;
+            result[u * 4 + 3] = r;
+          }
+          storageBarrier();
+          workgroupBarrier();
+          for (var j = tid; j < uniforms.k; j = j + 256) {
+            var s = 0.0;
+            for (var u = 0; u < uniforms.u; u = u + 1) {
+              let v = points[u];
+              let a = att(v, t - 1, j, result[u * 4 + 2]);
+              s = s + counts[u] * a * (dNum[j] * (v - cen(t, j)) - result[u * 4 + 3]) * (v - cen(t - 1, j));
+            }
+            dC[j] = two * s + select(0.0, dCout[j], t == T);
+          }
+          workgroupBarrier();
         }
       }`;
   }

@@ -10,3 +10,4 @@ export * from './half';
 export * from './ledger';
 export * from './plugins';
 export * from './kernels';
+export * from './table';

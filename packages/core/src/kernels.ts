@@ -19,7 +19,7 @@ export const KernelNames = {
    * CodeHistogram: {x: [N]} → [65536] int32 counts.
    * GatherByCode: {table: [65536, K], x: [N]} → [N, K].
    * ScatterAddByCode: {values: [N, K], x: [N]} → [65536, K].
-   * GatherAffineByCode: {table: [65536, 2], x: [N], g: [N]} → [N]: g·table[code, 0] + table[code, 1].
+   * GatherAffineByCode: {table: [65536, C ≥ 2], x: [N], g: [N]} → [N]: g·table[code, 0] + table[code, 1].
    */
   CodeHistogram: 'EdkmCodeHistogram',
   GatherByCode: 'EdkmGatherByCode',
@@ -152,7 +152,7 @@ export function scatterAddByCode(
     .runKernel(KernelNames.ScatterAddByCode, { values, x }, codeAttrs(dtype)) as tf.Tensor2D;
 }
 
-/** g·table[code(x), 0] + table[code(x), 1] per element → [N]. */
+/** g·table[code(x), 0] + table[code(x), 1] per element → [N] (columns past 1 are ignored). */
 export function gatherAffineByCode(
   table: tf.Tensor2D,
   x: tf.Tensor1D,
@@ -160,8 +160,9 @@ export function gatherAffineByCode(
   dtype: 'bf16' | 'fp16',
 ): tf.Tensor1D {
   checkCodeInput(x, 'gatherAffineByCode');
-  if (table.rank !== 2 || table.shape[0] !== CODES || table.shape[1] !== 2)
-    throw new ShapeError(`gatherAffineByCode: table must be [65536, 2], got [${table.shape}]`);
+  if (table.rank !== 2 || table.shape[0] !== CODES || table.shape[1] < 2) {
+    throw new ShapeError(`gatherAffineByCode: table must be [65536, C >= 2], got [${table.shape}]`);
+  }
   if (g.rank !== 1 || g.shape[0] !== x.shape[0])
     throw new ShapeError(`gatherAffineByCode: g must be [${x.shape[0]}], got [${g.shape}]`);
   return tf

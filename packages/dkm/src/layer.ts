@@ -12,6 +12,8 @@ import {
   gatherRows,
   scatterAddByCode,
   scatterAddRows,
+  tableBackward,
+  tableReference,
   tf,
   toHalfBits,
 } from '@edkm/core';
@@ -43,6 +45,8 @@ interface GroupState {
   codeToRow?: tf.Tensor1D;
   presentCodes?: tf.Tensor1D;
   outByCode?: tf.Tensor2D;
+  /** C_0 … C_T stacked [T + 1, K] (code tables: the fused table backward reads them). */
+  centroidStack?: tf.Tensor2D;
   /** edkm: the table row of every vector, in contiguous shards: on the device, or marshaled. */
   index?: tf.Tensor1D[];
   indexHandles?: Handle[];
@@ -353,25 +357,23 @@ export class DkmTensor {
       state.counts = tf.tensor2d(weights, [u, 1]);
       state.codeToRow = tf.tensor1d(codeToRow, 'int32');
       state.presentCodes = tf.tensor1d(Int32Array.from(present), 'int32');
-      const c0Tensor = tf.tensor2d(c0, [k, 1]);
-      const it = await iterate(
-        state.points,
-        state.counts,
-        c0Tensor,
+      // the iterations and W̃ per value run on the host in float64: the table is small (U·K)
+      const { centroids, iterations } = tableReference.iterate(values, weights, c0, {
         tau,
-        this.config.maxIters,
-        this.config.epsilon,
+        iterations: this.config.maxIters,
+        epsilon: this.config.epsilon,
+      });
+      state.centroidStack = tf.tensor2d(centroids, [iterations + 1, k]);
+      state.centroids = Array.from({ length: iterations + 1 }, (_, t) =>
+        tf.tensor2d(centroids.subarray(t * k, (t + 1) * k), [k, 1]),
       );
-      c0Tensor.dispose();
-      state.centroids = it.centroids;
-      const T = it.iterations;
-      state.outByCode = tf.tidy(() =>
-        gatherRows(
-          tf.matMul(attention(state.points!, it.centroids[T - 1], tau), it.centroids[T]),
-          state.codeToRow!,
-        ),
-      );
-      this.warm[g] = (await it.centroids[T].data()) as Float32Array;
+      const outPerValue = tableReference.output(values, centroids, k, tau);
+      const outByCode = new Float32Array(65536);
+      present.forEach((c, row) => {
+        outByCode[c] = outPerValue[row];
+      });
+      state.outByCode = tf.tensor2d(outByCode, [65536, 1]);
+      this.warm[g] = centroids.slice(iterations * k);
       this.groups.push(state);
     }
   }
@@ -389,7 +391,10 @@ export class DkmTensor {
     return tf.tidy(() => {
       const parts = this.groups.map((g) => {
         // one group: the weight itself (a slice would copy it, and its gradient pad a copy back)
-        let x = g.rows === this.shape[0] ? (w as tf.Tensor2D) : tf.slice(w as tf.Tensor2D, [g.rowStart, 0], [g.rows, cols]);
+        let x =
+          g.rows === this.shape[0]
+            ? (w as tf.Tensor2D)
+            : tf.slice(w as tf.Tensor2D, [g.rowStart, 0], [g.rows, cols]);
         if (g.scale) x = x.div(g.scale);
         const vectors = x.reshape([-1, d]) as tf.Tensor2D;
         const clustered =
@@ -424,23 +429,16 @@ export class DkmTensor {
           ]) as tf.Tensor1D;
           const weights = saved[0] as tf.Tensor1D;
           return tf.tidy(() => {
+            // ~5 dispatches: per-code sums, the fused table adjoint, one affine pass per weight
             const perCode = scatterAddByCode(
               upstream.reshape([-1, 1]) as tf.Tensor2D,
               weights,
               dtype,
             );
             const gu = gatherRows(perCode, g.presentCodes!);
-            const { jacobian, shared } = tableGradients(
-              gu,
-              g.points!,
-              g.counts!,
-              g.centroids,
-              g.tau,
-            );
-            const byCode = gatherRows(
-              tf.concat([jacobian, shared], 1) as tf.Tensor2D,
-              g.codeToRow!,
-            );
+            // [U, 4]: J, h and two scratch columns
+            const terms = tableBackward(gu, g.points!, g.counts!, g.centroidStack!, g.tau);
+            const byCode = gatherRows(terms, g.codeToRow!);
             return [gatherAffineByCode(byCode, weights, upstream, dtype).reshape([-1, 1])];
           });
         },
@@ -581,6 +579,7 @@ export class DkmTensor {
       g.codeToRow?.dispose();
       g.presentCodes?.dispose();
       g.outByCode?.dispose();
+      g.centroidStack?.dispose();
       for (const c of g.centroids) c.dispose();
     }
     this.groups = [];

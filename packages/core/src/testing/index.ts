@@ -9,6 +9,8 @@ import {
   reference,
   scatterAddByCode,
   scatterAddRows,
+  tableBackward,
+  tableReference,
   toHalfBits,
   useBackend,
 } from '@edkm/core';
@@ -197,6 +199,28 @@ export function conformanceCases(): ConformanceCase[] {
         };
       },
     });
+    for (const [label, n, spread] of [
+      ['hot codes', 50000, 0.002],
+      ['more codes than a workgroup table', 60000, 100],
+    ] as const) {
+      cases.push({
+        kernelName: 'EdkmScatterAddByCode',
+        name: `scatterAddByCode ${dtype} k=1 ${label}`,
+        run: async () => {
+          const rnd = seededRandom(18);
+          const x = Float32Array.from({ length: n }, () => (rnd() * 2 - 1) * spread);
+          const v = randomFloats(n, rnd);
+          const actual = await runOp(() =>
+            scatterAddByCode(tf.tensor2d(v, [n, 1]), tf.tensor1d(x), dtype),
+          );
+          return {
+            actual,
+            expected: reference.scatterAddByCode(v, x, dtype),
+            tolerance: 1e-6 * Math.sqrt(n) * 8,
+          };
+        },
+      });
+    }
     cases.push({
       kernelName: 'EdkmGatherAffineByCode',
       name: `gatherAffineByCode ${dtype}`,
@@ -213,6 +237,44 @@ export function conformanceCases(): ConformanceCase[] {
           expected: reference.gatherAffine(table, Int32Array.from(toHalfBits(x, dtype)), g),
           tolerance: 2e-7,
         };
+      },
+    });
+  }
+  for (const [u, k, iterations] of [
+    [1, 2, 1],
+    [300, 8, 3],
+    [700, 64, 2],
+  ] as const) {
+    cases.push({
+      kernelName: 'EdkmTableBackward',
+      name: `tableBackward u=${u} k=${k} T=${iterations}`,
+      run: async () => {
+        const rnd = seededRandom(40 + u);
+        const points = Float32Array.from({ length: u }, () => rnd() * 4 - 2);
+        const counts = Float32Array.from({ length: u }, () => 1 + Math.floor(rnd() * 10));
+        const c0 = Float32Array.from({ length: k }, (_, j) => -2 + (4 * (j + 0.5)) / k);
+        const tau = 0.5;
+        const { centroids } = tableReference.iterate(points, counts, c0, {
+          tau,
+          iterations,
+          epsilon: 0,
+        });
+        const gu = randomFloats(u, rnd);
+        const t = (a: Float32Array) => tf.tensor2d(a, [a.length, 1]);
+        const full = await runOp(() =>
+          tableBackward(
+            t(gu),
+            t(points),
+            t(counts),
+            tf.tensor2d(centroids, [iterations + 1, k]),
+            tau,
+          ),
+        );
+        const expected = tableReference.backward(gu, points, counts, centroids, k, tau);
+        const firstTwo = (a: Float32Array) =>
+          Float32Array.from({ length: u * 2 }, (_, i) => a[Math.floor(i / 2) * 4 + (i % 2)]);
+        const scale = Math.max(...firstTwo(expected).map(Math.abs), 1);
+        return { actual: firstTwo(full), expected: firstTwo(expected), tolerance: 2e-4 * scale };
       },
     });
   }
