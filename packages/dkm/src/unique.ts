@@ -1,3 +1,4 @@
+import { uniquify } from '@edkm/codec';
 import { type HalfDtype, fromHalfBits } from '@edkm/core';
 
 /** Distinct points of a weight tensor: values U×d, counts, and the row of every vector. */
@@ -9,25 +10,19 @@ export interface UniquePoints {
 }
 
 /**
- * Uniquifies 16-bit codes grouped in vectors of d. d = 1 counts over the 65,536 codes (O(N),
- * rows in ascending code order); d > 1 uses an open-addressing hash of the d codes (O(N) expected).
+ * Uniquifies 16-bit codes grouped in vectors of d. d = 1 goes through the codec's O(N)
+ * histogram (rows in ascending code order); d > 1 uses an open-addressing hash of the d codes (O(N) expected).
  */
 export function uniquePoints(codes: Uint16Array, d: number, dtype: HalfDtype): UniquePoints {
   const m = codes.length / d;
   if (d === 1) {
-    // ascending-code order via a 65,536-bin histogram (TODO: @edkm/codec's uniquify)
-    const counts = new Uint32Array(65536);
-    for (let i = 0; i < m; i++) counts[codes[i]]++;
-    const codeToRow = new Int32Array(65536).fill(-1);
-    const present: number[] = [];
-    for (let c = 0; c < 65536; c++) if (counts[c]) codeToRow[c] = present.push(c) - 1;
-    const rows = new Int32Array(m);
-    for (let i = 0; i < m; i++) rows[i] = codeToRow[codes[i]];
+    // the codec's O(N) histogram over the 65,536 codes: rows in ascending code order
+    const q = uniquify(codes, { dtype, index: 'compact' });
     return {
-      values: fromHalfBits(Uint16Array.from(present), dtype),
-      counts: Float32Array.from(present, (c) => counts[c]),
-      rows,
-      u: present.length,
+      values: q.values,
+      counts: Float32Array.from(q.counts),
+      rows: Int32Array.from(q.indices),
+      u: q.values.length,
     };
   }
   let capacity = 1;

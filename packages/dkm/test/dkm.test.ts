@@ -130,7 +130,7 @@ describe.each(backends)('DKM on %s', (backend) => {
         expect(errPlain).toBeLessThan(1e-3 * Math.max(1, Math.abs(fd)));
         expect(errEdkm).toBeLessThan(1e-3 * Math.max(1, Math.abs(fd)));
       }
-      // with many centroids and a sharp softmax both float32 gradients carry ~1e-4 of rounding (each
+      // with many centroids and a sharp softmax both float32 gradients carry up to ~3e-4 of rounding (each
       // still within 1e-3 of the float64 reference above)
       expect(maxRelError(edkm.grad, plain.grad)).toBeLessThan(
         (config.bits ?? 0) >= 6 ? 3e-4 : 1e-5,
