@@ -7,7 +7,7 @@ export function typedKind(x: unknown): string | undefined {
     : undefined;
 }
 
-export function describe(x: unknown): string {
+export function describeValue(x: unknown): string {
   if (x === null) return 'null';
   const kind = typedKind(x);
   if (kind) return kind;
@@ -23,14 +23,17 @@ export function checkDtype(op: string, dtype: unknown): HalfDtype {
 }
 
 export function checkArrayLike(op: string, name: string, x: unknown): ArrayLike<number> {
+  const length = (x as ArrayLike<number> | null)?.length;
+  const kind = typedKind(x);
   const ok =
-    x != null &&
     typeof x === 'object' &&
-    typeof (x as ArrayLike<number>).length === 'number' &&
-    (typedKind(x) !== undefined || Array.isArray(x));
-  if (!ok || typedKind(x) === 'DataView' || typedKind(x)?.startsWith('Big')) {
+    Number.isInteger(length) &&
+    (length as number) >= 0 &&
+    kind !== 'DataView' &&
+    !kind?.startsWith('Big');
+  if (!ok) {
     throw new DTypeError(
-      `${op}: ${name} must be an array or typed array of numbers, got ${describe(x)}`,
+      `${op}: ${name} must be an array or typed array of numbers, got ${describeValue(x)}`,
     );
   }
   return x as ArrayLike<number>;
@@ -39,7 +42,7 @@ export function checkArrayLike(op: string, name: string, x: unknown): ArrayLike<
 export function checkKind<T>(op: string, name: string, x: unknown, kinds: string[]): T {
   const kind = typedKind(x);
   if (!kind || !kinds.includes(kind)) {
-    throw new DTypeError(`${op}: ${name} must be a ${kinds.join(' or ')}, got ${describe(x)}`);
+    throw new DTypeError(`${op}: ${name} must be a ${kinds.join(' or ')}, got ${describeValue(x)}`);
   }
   return x as T;
 }
