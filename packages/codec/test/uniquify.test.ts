@@ -1,3 +1,4 @@
+import vm from 'node:vm';
 import {
   DTypeError,
   InvalidArgumentError,
@@ -161,6 +162,22 @@ describe.each(dtypes)('uniquify %s', (dtype) => {
       /values\[1\] is a .*NaN/,
     );
     expect(() => uniquify(Uint16Array.from([nanCode]), { dtype })).toThrow(NonFiniteError);
+  });
+});
+
+describe('uniquify inputs', () => {
+  it('reads subarray views at their offset and typed arrays from another realm (worker, vm)', () => {
+    const big = Float32Array.from({ length: 20 }, (_, i) => i * 0.37 - 3);
+    const view = big.subarray(3, 11);
+    const u = uniquify(view, { dtype: 'bf16' });
+    expect(bitsOf(gatherFromTable(u.values, 1, u.indices))).toEqual(
+      bitsOf(roundToHalf(view, 'bf16')),
+    );
+    const foreign = vm.runInNewContext('new Float32Array([0.5, -0, 0.5])') as Float32Array;
+    expect(foreign instanceof Float32Array).toBe(false);
+    expect(Array.from(uniquify(foreign, { dtype: 'fp16' }).counts)).toEqual([2, 1]);
+    const foreignCodes = vm.runInNewContext('new Uint16Array([5, 5, 7])') as Uint16Array;
+    expect(Array.from(uniquify(foreignCodes, { dtype: 'bf16' }).indices)).toEqual([0, 0, 1]);
   });
 });
 
