@@ -90,8 +90,9 @@ export function uniquify(values: Float32Array | Uint16Array, opts: UniquifyOptio
   } else {
     codes = out ?? new Uint16Array(n);
     ownCodes = true;
-    // a Uint32 view reads the float32 bit patterns without per-element conversion
-    const bits = new Uint32Array(values.buffer, values.byteOffset, n);
+    // an Int32 view reads the float32 bit patterns without conversion; int32 (not uint32) keeps
+    // V8 on 32-bit integer arithmetic for negative floats too
+    const bits = new Int32Array(values.buffer, values.byteOffset, n);
     const nan = dtype === 'bf16' ? encodeBf16(bits, codes, hist) : encodeF16(bits, codes, hist);
     if (nan) {
       let i = 0;
@@ -154,7 +155,7 @@ function remap(codes: Uint16Array, codeToRow: Int32Array, out: Uint16Array): voi
 }
 
 /** True when any element is NaN. Branch-free flag: (0x7f800000 - |x|) is negative only for NaN. */
-function encodeBf16(bits: Uint32Array, codes: Uint16Array, hist: Uint32Array): number {
+function encodeBf16(bits: Int32Array, codes: Uint16Array, hist: Uint32Array): number {
   let nan = 0;
   const n = bits.length;
   for (let i = 0; i < n; i++) {
@@ -167,7 +168,7 @@ function encodeBf16(bits: Uint32Array, codes: Uint16Array, hist: Uint32Array): n
   return nan;
 }
 
-function encodeF16(bits: Uint32Array, codes: Uint16Array, hist: Uint32Array): number {
+function encodeF16(bits: Int32Array, codes: Uint16Array, hist: Uint32Array): number {
   let nan = 0;
   const n = bits.length;
   for (let i = 0; i < n; i++) {
