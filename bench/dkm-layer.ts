@@ -5,7 +5,7 @@ import '@edkm/backend-cpu';
 import '@edkm/backend-webgpu';
 import { backendBytes, measurePeakBytes, tf, useBackend } from '@edkm/core';
 import { DkmTensor } from '@edkm/dkm';
-import { LLAMA7B_LAYER, argNumber, argValue, llamaWeights, median, printJson } from './util';
+import { LLAMA7B_LAYER, argNumber, argValue, llamaWeights, median, printJson, sync } from './util';
 
 const backend = argValue('backend') ?? 'auto';
 const modes = (argValue('modes') ?? 'edkm,plain').split(',') as ('edkm' | 'plain')[];
@@ -46,7 +46,7 @@ for (const m of LLAMA7B_LAYER) {
           const { result: grads, peakExtraBytes } = await measurePeakBytes(async () => {
             // W̃ = DKM(W) and dL/dW for an upstream gradient dL/dW̃ = probe: the op's own cost only
             const g = tf.grad((x: tf.Tensor) => dkm.apply(x))(w, probe);
-            await g.data(); // completes the GPU work
+            await sync(g);
             return g;
           });
           const t2 = performance.now();
@@ -54,6 +54,23 @@ for (const m of LLAMA7B_LAYER) {
           prepTimes.push(t1 - t0);
           times.push(t2 - t1);
           peak = Math.max(peak, peakExtraBytes);
+        }
+        if (process.argv.includes('--profile')) {
+          await dkm.prepare(w);
+          const info = await tf.profile(async () => {
+            const g = tf.grad((x: tf.Tensor) => dkm.apply(x))(w, probe);
+            await sync(g);
+            g.dispose();
+          });
+          const kernels = await Promise.all(
+            info.kernels.map(async (k) => ({
+              name: k.name,
+              ms: Number(await k.kernelTimeMs) || 0,
+            })),
+          );
+          row.kernelCount = kernels.length;
+          row.kernelMsTotal = kernels.reduce((a, k) => a + k.ms, 0);
+          row.topKernels = kernels.sort((a, b) => b.ms - a.ms).slice(0, 8);
         }
         Object.assign(row, {
           prepareMs: median(prepTimes),

@@ -53,3 +53,16 @@ export function llamaWeights(n: number, seed: number): Float32Array {
   }
   return roundToHalf(out, 'bf16');
 }
+
+/**
+ * Waits until the GPU finished everything queued before (queues run in order) by reading one
+ * element: reading a whole tensor would time the device→host copy instead of the computation.
+ */
+export async function sync(t: {
+  slice(begin: number[], size: number[]): { data(): Promise<unknown>; dispose(): void };
+  rank: number;
+}): Promise<void> {
+  const one = t.slice(new Array(t.rank).fill(0), new Array(t.rank).fill(1));
+  await one.data();
+  one.dispose();
+}

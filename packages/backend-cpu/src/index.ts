@@ -122,9 +122,9 @@ const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 
 const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
-  const { gu, points, counts, centroids } = inputs as Record<string, tf.TensorInfo>;
+  const { seed, points, counts, centroids } = inputs as Record<string, tf.TensorInfo>;
   const out = tableReference.backward(
-    values(cpu, gu) as Float32Array,
+    values(cpu, seed) as Float32Array,
     values(cpu, points) as Float32Array,
     values(cpu, counts) as Float32Array,
     values(cpu, centroids) as Float32Array,
@@ -132,6 +132,19 @@ const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     (attrs as unknown as TableBackwardAttrs).tau,
   );
   return cpu.makeTensorInfo([points.shape[0], 4], 'float32', out);
+};
+
+const codeContract: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { table, codeToRow, x, g } = inputs as Record<string, tf.TensorInfo>;
+  const out = tableReference.codeContract(
+    values(cpu, table) as Float32Array,
+    table.shape[1],
+    values(cpu, codeToRow) as Int32Array,
+    codesOf(cpu, x, attrs),
+    values(cpu, g) as Float32Array,
+  );
+  return cpu.makeTensorInfo([table.shape[1]], 'float32', out);
 };
 
 /** The kernels this plugin registers, exported so that tests (and other CPU-like backends) can reuse them. */
@@ -144,6 +157,7 @@ export const cpuKernels = [
   { kernelName: KernelNames.ScatterAddByCode, kernelFunc: scatterAddByCode },
   { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
   { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
+  { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
 ];
 
 /** tfjs's cpu backend, minus its one-time console advert for tfjs-node (not an option here). */

@@ -9,7 +9,9 @@ import {
 } from '@edkm/core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
+  CodeContractPartialProgram,
   CodeHistogramProgram,
+  ColumnSumProgram,
   GatherAffineByCodeProgram,
   GatherAffineProgram,
   GatherByCodeProgram,
@@ -129,20 +131,45 @@ const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 
 const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
-  const { gu, points, counts, centroids } = inputs as Record<string, tf.TensorInfo>;
+  const { seed, points, counts, centroids } = inputs as Record<string, tf.TensorInfo>;
   const [steps1, k] = centroids.shape;
   if (k > 256) throw new Error('EdkmTableBackward on WebGPU supports at most 256 centroids');
+  const { tau } = attrs as unknown as TableBackwardAttrs;
   return gpu.runWebGPUProgram(
     new TableBackwardProgram(points.shape[0]),
-    [gu, points, counts, centroids],
+    [seed, points, counts, centroids],
     'float32',
     [
       { type: 'int32', data: [points.shape[0]] },
       { type: 'int32', data: [k] },
       { type: 'int32', data: [steps1 - 1] },
-      { type: 'float32', data: [(attrs as unknown as TableBackwardAttrs).tau] },
+      { type: 'float32', data: [tau] },
     ],
   );
+};
+
+const codeContract: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { table, codeToRow, x, g } = inputs as Record<string, tf.TensorInfo>;
+  const { dtype } = attrs as unknown as CodeAttrs;
+  const n = x.shape[0];
+  const c = table.shape[1];
+  const groups = Math.max(1, Math.min(1024, Math.ceil(n / (256 * 64))));
+  const partials = gpu.runWebGPUProgram(
+    new CodeContractPartialProgram(groups, c, dtype),
+    [table, codeToRow, x, g],
+    'float32',
+    [
+      { type: 'int32', data: [n] },
+      { type: 'int32', data: [groups] },
+    ],
+  );
+  const out = gpu.runWebGPUProgram(new ColumnSumProgram([c]), [partials], 'float32', [
+    { type: 'int32', data: [groups] },
+    { type: 'int32', data: [c] },
+  ]);
+  gpu.disposeData(partials.dataId);
+  return out;
 };
 
 export const webgpuKernels = [
@@ -154,6 +181,7 @@ export const webgpuKernels = [
   { kernelName: KernelNames.ScatterAddByCode, kernelFunc: scatterAddByCode },
   { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
   { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
+  { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
 ];
 
 /** What the adapter reported once the plugin started. */

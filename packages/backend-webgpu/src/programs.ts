@@ -367,15 +367,15 @@ export class ScatterAddByCodePrivatizedProgram implements WebGPUProgram {
 /**
  * eDKM's whole table backward (see @edkm/core table.ts) in one workgroup: phases over the U
  * values (one thread per value) and over the K centroids (one thread per centroid, looping over
- * the values), separated by barriers; columns 2 and 3 of the output hold per-value scratch
- * (log-sum-exp, and the output row / softmax-backward term).
+ * the values), separated by barriers. Columns 2 and 3 of the output hold per-value scratch
+ * (log-sum-exp, and the softmax-backward term r).
  */
 export class TableBackwardProgram implements WebGPUProgram {
   outputShape: number[];
   dispatchLayout = { x: [0, 1] };
   dispatch: [number, number, number] = [1, 1, 1];
   workgroupSize: [number, number, number] = [256, 1, 1];
-  variableNames = ['gu', 'points', 'counts', 'centroids'];
+  variableNames = ['seed', 'points', 'counts', 'centroids'];
   uniforms = 'u : i32, k : i32, steps : i32, tau : f32,';
   shaderKey = 'edkm_table_backward';
   constructor(u: number) {
@@ -384,7 +384,6 @@ export class TableBackwardProgram implements WebGPUProgram {
   getUserCode(): string {
     return `
       var<workgroup> dC : array<f32, 256>;
-      var<workgroup> dCout : array<f32, 256>;
       var<workgroup> dNum : array<f32, 256>;
 
       fn cen(t : i32, j : i32) -> f32 { return centroids[t * uniforms.k + j]; }
@@ -402,7 +401,7 @@ export class TableBackwardProgram implements WebGPUProgram {
         let tid = i32(localIndex);
         let T = uniforms.steps;
         let two = 2.0 / uniforms.tau;
-        // own-row Jacobian and the output row, with the last iteration's attention (from C_{T-1})
+        // own-row Jacobian with the last iteration's attention (from C_{T-1})
         for (var u = tid; u < uniforms.u; u = u + 256) {
           let v = points[u];
           let l = lse(v, T - 1);
@@ -419,24 +418,9 @@ export class TableBackwardProgram implements WebGPUProgram {
           }
           result[u * 4] = two * jac;
           result[u * 4 + 1] = 0.0;
-          result[u * 4 + 2] = l;
-          result[u * 4 + 3] = o;
         }
+        for (var j = tid; j < uniforms.k; j = j + 256) { dC[j] = seed[j]; }
         storageBarrier();
-        workgroupBarrier();
-        // dL/dC_T from out = A C_T, and the output attention's dependence on C_{T-1}
-        for (var j = tid; j < uniforms.k; j = j + 256) {
-          var s1 = 0.0;
-          var s2 = 0.0;
-          for (var u = 0; u < uniforms.u; u = u + 1) {
-            let v = points[u];
-            let ag = att(v, T - 1, j, result[u * 4 + 2]) * gu[u];
-            s1 = s1 + ag;
-            s2 = s2 + ag * (cen(T, j) - result[u * 4 + 3]) * (v - cen(T - 1, j));
-          }
-          dC[j] = s1;
-          dCout[j] = two * s2;
-        }
         workgroupBarrier();
         for (var t = T; t >= 1; t = t - 1) {
           for (var u = tid; u < uniforms.u; u = u + 256) { result[u * 4 + 2] = lse(points[u], t - 1); }
@@ -444,7 +428,9 @@ export class TableBackwardProgram implements WebGPUProgram {
           workgroupBarrier();
           for (var j = tid; j < uniforms.k; j = j + 256) {
             var mass = 0.0;
-            for (var u = 0; u < uniforms.u; u = u + 1) { mass = mass + counts[u] * att(points[u], t - 1, j, result[u * 4 + 2]); }
+            for (var u = 0; u < uniforms.u; u = u + 1) {
+              mass = mass + counts[u] * att(points[u], t - 1, j, result[u * 4 + 2]);
+            }
             dNum[j] = dC[j] / max(mass, 1e-30);
           }
           workgroupBarrier();
@@ -471,9 +457,80 @@ export class TableBackwardProgram implements WebGPUProgram {
               let a = att(v, t - 1, j, result[u * 4 + 2]);
               s = s + counts[u] * a * (dNum[j] * (v - cen(t, j)) - result[u * 4 + 3]) * (v - cen(t - 1, j));
             }
-            dC[j] = two * s + select(0.0, dCout[j], t == T);
+            dC[j] = two * s + select(0.0, seed[uniforms.k + j], t == T);
           }
           workgroupBarrier();
+        }
+      }`;
+  }
+}
+
+/**
+ * First pass of CodeContract: each workgroup sums table[row(code(x_i)), :] · g_i over a strided
+ * share of the elements (C accumulators per thread), then reduces its threads in shared memory
+ * and writes one partial row. A second pass (ColumnSumProgram) adds the partial rows, so the
+ * whole reduction is deterministic.
+ */
+export class CodeContractPartialProgram implements WebGPUProgram {
+  outputShape: number[];
+  dispatchLayout = { x: [0, 1] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  variableNames = ['table', 'codeToRow', 'x', 'g'];
+  uniforms = 'n : i32, groups : i32,';
+  shaderKey: string;
+  constructor(
+    groups: number,
+    private readonly c: number,
+    private readonly dtype: 'bf16' | 'fp16',
+  ) {
+    this.outputShape = [groups, c];
+    this.dispatch = [groups, 1, 1];
+    this.shaderKey = `edkm_code_contract_${dtype}_${c}`;
+  }
+  getUserCode(): string {
+    const c = this.c;
+    return `
+      ${codeFunction(this.dtype)}
+      var<workgroup> red : array<f32, 256>;
+      fn main(index : i32) {
+        let tid = i32(localIndex);
+        let group = i32(workgroupId.x);
+        var acc : array<f32, ${c}>;
+        for (var j = 0; j < ${c}; j = j + 1) { acc[j] = 0.0; }
+        for (var i = group * 256 + tid; i < uniforms.n; i = i + uniforms.groups * 256) {
+          let row = codeToRow[edkmCode(x[i])];
+          if (row >= 0) {
+            let gi = g[i];
+            for (var j = 0; j < ${c}; j = j + 1) { acc[j] = acc[j] + table[row * ${c} + j] * gi; }
+          }
+        }
+        for (var j = 0; j < ${c}; j = j + 1) {
+          red[tid] = acc[j];
+          workgroupBarrier();
+          for (var stride = 128; stride > 0; stride = stride / 2) {
+            if (tid < stride) { red[tid] = red[tid] + red[tid + stride]; }
+            workgroupBarrier();
+          }
+          if (tid == 0) { result[group * ${c} + j] = red[0]; }
+          workgroupBarrier();
+        }
+      }`;
+  }
+}
+
+/** out[c] = Σ_r partials[r, c] (in row order: deterministic). */
+export class ColumnSumProgram extends FlatProgram {
+  variableNames = ['partials'];
+  uniforms = 'rows : i32, cols : i32,';
+  shaderKey = 'edkm_column_sum';
+  getUserCode(): string {
+    return `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          var s = 0.0;
+          for (var r = 0; r < uniforms.rows; r = r + 1) { s = s + partials[r * uniforms.cols + index]; }
+          setOutputAtIndex(index, s);
         }
       }`;
   }

@@ -1,16 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { InvalidArgumentError, ShapeError } from './errors';
+import { DTypeError, ShapeError } from './errors';
 
 /**
- * eDKM's table math for scalar clustering (d = 1) on the U distinct values: the centroid
- * iterations (a plain float64 host function: the table is small and prepare() is async), and the
- * whole adjoint of them as ONE kernel (the backward pass is synchronous and must stay on the
- * device; as tfjs ops it takes ~30 dispatches per iteration). `points`/`counts`: [U, 1];
- * centroids stacked as [T + 1, K] (C_0 … C_T).
+ * eDKM's table math for scalar clustering (d = 1) on the U distinct values. The centroid
+ * iterations run as a plain float64 host function (the table is small and prepare() is async);
+ * the backward pass is synchronous and must stay on the device, so it is two kernels:
+ *  - `codeContract`: the upstream gradient g (one value per weight) contracted with a per-value
+ *    table F [U, 2K] — Σ_i F[row(code(w_i)), :] · g_i — a deterministic reduction over N that
+ *    replaces any per-value scatter-add of g;
+ *  - `tableBackward`: the whole adjoint of the iterations on the U-row table, in one workgroup.
+ * `points`/`counts`: [U, 1]; centroids stacked as [T + 1, K] (C_0 … C_T).
  */
 export const TableKernelNames = {
-  /** {gu: [U, 1], points, counts, centroids: [T + 1, K]}, attrs {tau} → [U, 4]: J, h, and two scratch columns. */
+  /**
+   * {seed: [2, K], points, counts, centroids: [T + 1, K]}, attrs {tau} → [U, 4]: J, h and two
+   * scratch columns. seed = (dL/dC_T, the output attention's share of dL/dC_{T−1}).
+   */
   TableBackward: 'EdkmTableBackward',
+  /** {table: [U, C], codeToRow: [65536] int32, x: [N], g: [N]}, attrs {dtype} → [C]. */
+  CodeContract: 'EdkmCodeContract',
 } as const;
 
 export interface TableIterateAttrs {
@@ -23,8 +31,9 @@ export interface TableBackwardAttrs {
 }
 
 function checkTable(points: tf.Tensor, counts: tf.Tensor, op: string): void {
-  if (points.rank !== 2 || points.shape[1] !== 1)
+  if (points.rank !== 2 || points.shape[1] !== 1) {
     throw new ShapeError(`${op}: points must be [U, 1], got [${points.shape}]`);
+  }
   if (counts.rank !== 2 || counts.shape[0] !== points.shape[0] || counts.shape[1] !== 1) {
     throw new ShapeError(`${op}: counts must be [${points.shape[0]}, 1], got [${counts.shape}]`);
   }
@@ -32,25 +41,61 @@ function checkTable(points: tf.Tensor, counts: tf.Tensor, op: string): void {
 
 /** The per-value gradient terms J (own row) and h (shared centroid path); see TableKernelNames. */
 export function tableBackward(
-  gu: tf.Tensor2D,
+  seed: tf.Tensor2D,
   points: tf.Tensor2D,
   counts: tf.Tensor2D,
   centroids: tf.Tensor2D,
   tau: number,
 ): tf.Tensor2D {
   checkTable(points, counts, 'tableBackward');
-  if (gu.rank !== 2 || gu.shape[0] !== points.shape[0] || gu.shape[1] !== 1)
-    throw new ShapeError(`tableBackward: gu must be [U, 1], got [${gu.shape}]`);
-  if (centroids.rank !== 2 || centroids.shape[0] < 2)
+  if (centroids.rank !== 2 || centroids.shape[0] < 2) {
     throw new ShapeError(
       `tableBackward: centroids must be [T + 1 >= 2, K], got [${centroids.shape}]`,
     );
-  return tf.engine().runKernel(TableKernelNames.TableBackward, { gu, points, counts, centroids }, {
-    tau,
-  } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  }
+  if (seed.rank !== 2 || seed.shape[0] !== 2 || seed.shape[1] !== centroids.shape[1]) {
+    throw new ShapeError(
+      `tableBackward: seed must be [2, ${centroids.shape[1]}], got [${seed.shape}]`,
+    );
+  }
+  const attrs: TableBackwardAttrs = { tau };
+  return tf
+    .engine()
+    .runKernel(
+      TableKernelNames.TableBackward,
+      { seed, points, counts, centroids },
+      attrs as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor2D;
 }
 
-/** log Σ_k exp(−(v − c_k)²/τ) and the attention row, in float64. */
+/** Σ_i table[codeToRow[code(x_i)], :] · g_i → [C]; weights whose code has row −1 add nothing. */
+export function codeContract(
+  table: tf.Tensor2D,
+  codeToRow: tf.Tensor1D,
+  x: tf.Tensor1D,
+  g: tf.Tensor1D,
+  dtype: 'bf16' | 'fp16',
+): tf.Tensor1D {
+  if (table.rank !== 2)
+    throw new ShapeError(`codeContract: table must be [U, C], got [${table.shape}]`);
+  if (codeToRow.dtype !== 'int32' || codeToRow.shape[0] !== 65536) {
+    throw new DTypeError(
+      `codeContract: codeToRow must be int32 [65536], got ${codeToRow.dtype} [${codeToRow.shape}]`,
+    );
+  }
+  if (x.rank !== 1 || g.rank !== 1 || x.shape[0] !== g.shape[0]) {
+    throw new ShapeError(
+      `codeContract: x and g must be 1-D of one length, got [${x.shape}] and [${g.shape}]`,
+    );
+  }
+  return tf
+    .engine()
+    .runKernel(TableKernelNames.CodeContract, { table, codeToRow, x, g }, {
+      dtype,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor1D;
+}
+
+/** The attention row over centroids c of a value v, in float64. */
 function softmaxRow(v: number, c: ArrayLike<number>, tau: number, out: Float64Array): void {
   let max = Number.NEGATIVE_INFINITY;
   for (let k = 0; k < c.length; k++) {
@@ -58,15 +103,18 @@ function softmaxRow(v: number, c: ArrayLike<number>, tau: number, out: Float64Ar
     if (out[k] > max) max = out[k];
   }
   let sum = 0;
-  for (let k = 0; k < c.length; k++) sum += out[k] = Math.exp(out[k] - max);
+  for (let k = 0; k < c.length; k++) {
+    out[k] = Math.exp(out[k] - max);
+    sum += out[k];
+  }
   for (let k = 0; k < c.length; k++) out[k] /= sum;
 }
 
-/** Float64 table math: the centroid iterations (used by DKM) and the backward reference. */
+/** Float64 table math: the iterations and output (used by DKM) and the kernels' references. */
 export const tableReference = {
   /**
    * Up to `iterations` centroid updates from c0 (stopping once no centroid moves more than
-   * epsilon). Returns [(T + 1)·K] float32 centroids C_0 … C_T and T.
+   * epsilon). Returns the float32 centroids C_0 … C_T ([(T + 1)·K]) and T.
    */
   iterate(
     points: Float32Array,
@@ -75,16 +123,15 @@ export const tableReference = {
     attrs: TableIterateAttrs,
   ): { centroids: Float32Array; iterations: number } {
     const k = c0.length;
-    const u = points.length;
     const out = new Float32Array((attrs.iterations + 1) * k);
     out.set(c0, 0);
-    let prev = Float64Array.from(c0);
     const a = new Float64Array(k);
     let t = 1;
     for (; t <= attrs.iterations; t++) {
+      const prev = out.subarray((t - 1) * k, t * k);
       const num = new Float64Array(k);
       const mass = new Float64Array(k);
-      for (let i = 0; i < u; i++) {
+      for (let i = 0; i < points.length; i++) {
         softmaxRow(points[i], prev, attrs.tau, a);
         for (let j = 0; j < k; j++) {
           mass[j] += counts[i] * a[j];
@@ -92,13 +139,10 @@ export const tableReference = {
         }
       }
       let shift = 0;
-      const next = new Float64Array(k);
       for (let j = 0; j < k; j++) {
-        next[j] = num[j] / Math.max(mass[j], 1e-30);
-        shift = Math.max(shift, Math.abs(next[j] - prev[j]));
+        out[t * k + j] = num[j] / Math.max(mass[j], 1e-30);
+        shift = Math.max(shift, Math.abs(out[t * k + j] - prev[j]));
       }
-      out.set(next, t * k);
-      prev = Float64Array.from(out.subarray(t * k, t * k + k)); // continue from the float32 values, as kernels do
       if (attrs.epsilon > 0 && shift < attrs.epsilon) break;
     }
     const last = Math.min(t, attrs.iterations);
@@ -117,8 +161,56 @@ export const tableReference = {
     });
   },
 
+  /**
+   * F [U, 2K] with seed = Σ_u F[u, :] · gu_u: A_out,uk and (2/τ) A_out,uk (C_T,k − out_u)(v_u − C_{T−1},k).
+   */
+  contraction(points: Float32Array, centroids: Float32Array, k: number, tau: number): Float32Array {
+    const T = centroids.length / k - 1;
+    const two = 2 / tau;
+    const out = new Float32Array(points.length * 2 * k);
+    const a = new Float64Array(k);
+    for (let i = 0; i < points.length; i++) {
+      softmaxRow(points[i], centroids.subarray((T - 1) * k, T * k), tau, a);
+      let o = 0;
+      for (let j = 0; j < k; j++) o += a[j] * centroids[T * k + j];
+      for (let j = 0; j < k; j++) {
+        out[i * 2 * k + j] = a[j];
+        out[i * 2 * k + k + j] =
+          two * a[j] * (centroids[T * k + j] - o) * (points[i] - centroids[(T - 1) * k + j]);
+      }
+    }
+    return out;
+  },
+
+  /** seed [2K] from a per-value upstream gradient gu [U]: Σ_u F[u, :] · gu_u in float64. */
+  seed(gu: Float32Array, contraction: Float32Array, k: number): Float32Array {
+    const acc = new Float64Array(2 * k);
+    for (let i = 0; i < gu.length; i++) {
+      for (let c = 0; c < 2 * k; c++) acc[c] += contraction[i * 2 * k + c] * gu[i];
+    }
+    return Float32Array.from(acc);
+  },
+
+  /** Σ_i table[row(x_i)] · g_i in float64 (the CodeContract reference). */
+  codeContract(
+    table: Float32Array,
+    c: number,
+    codeToRow: Int32Array,
+    codes: Uint16Array,
+    g: Float32Array,
+  ): Float32Array {
+    const acc = new Float64Array(c);
+    for (let i = 0; i < codes.length; i++) {
+      const row = codeToRow[codes[i]];
+      if (row < 0) continue;
+      for (let j = 0; j < c; j++) acc[j] += table[row * c + j] * g[i];
+    }
+    return Float32Array.from(acc);
+  },
+
+  /** The TableBackward reference: [U, 4] = J, h, 0, 0. */
   backward(
-    gu: Float32Array,
+    seed: Float32Array,
     points: Float32Array,
     counts: Float32Array,
     centroids: Float32Array,
@@ -131,12 +223,8 @@ export const tableReference = {
     const two = 2 / tau;
     const out = new Float32Array(u * 4);
     const a = new Float64Array(k);
-    const cPrev = centroids.subarray((T - 1) * k, T * k);
-    let dC = new Float64Array(k);
-    const dCprev = new Float64Array(k);
-    const h = new Float64Array(u);
     for (let i = 0; i < u; i++) {
-      softmaxRow(points[i], cPrev, tau, a);
+      softmaxRow(points[i], centroids.subarray((T - 1) * k, T * k), tau, a);
       let o = 0;
       let ch = 0;
       for (let j = 0; j < k; j++) {
@@ -144,23 +232,23 @@ export const tableReference = {
         ch += a[j] * c(T - 1, j);
       }
       let jac = 0;
-      for (let j = 0; j < k; j++) {
-        jac += a[j] * (c(T, j) - o) * (c(T - 1, j) - ch);
-        dC[j] += a[j] * gu[i];
-        dCprev[j] += two * a[j] * gu[i] * (c(T, j) - o) * (points[i] - c(T - 1, j));
-      }
+      for (let j = 0; j < k; j++) jac += a[j] * (c(T, j) - o) * (c(T - 1, j) - ch);
       out[i * 4] = two * jac;
     }
+    let dC = Float64Array.from(seed.subarray(0, k));
+    const dCout = seed.subarray(k, 2 * k);
+    const h = new Float64Array(u);
     for (let t = T; t >= 1; t--) {
+      const prev = centroids.subarray((t - 1) * k, t * k);
       const mass = new Float64Array(k);
       for (let i = 0; i < u; i++) {
-        softmaxRow(points[i], centroids.subarray((t - 1) * k, t * k), tau, a);
+        softmaxRow(points[i], prev, tau, a);
         for (let j = 0; j < k; j++) mass[j] += counts[i] * a[j];
       }
       const dNum = dC.map((x, j) => x / Math.max(mass[j], 1e-30));
       const next = new Float64Array(k);
       for (let i = 0; i < u; i++) {
-        softmaxRow(points[i], centroids.subarray((t - 1) * k, t * k), tau, a);
+        softmaxRow(points[i], prev, tau, a);
         let r = 0;
         for (let j = 0; j < k; j++) r += a[j] * dNum[j] * (points[i] - c(t, j));
         let own = 0;
@@ -171,7 +259,7 @@ export const tableReference = {
         }
         h[i] += own;
       }
-      dC = t === T ? next.map((x, j) => x + dCprev[j]) : next;
+      dC = t === T ? next.map((x, j) => x + dCout[j]) : next;
     }
     for (let i = 0; i < u; i++) out[i * 4 + 1] = h[i];
     return out;

@@ -3,6 +3,7 @@ import {
   NonFiniteError,
   ShapeError,
   StateError,
+  codeContract,
   codeHistogram,
   f32ToF16Bits,
   fromHalfBits,
@@ -10,7 +11,6 @@ import {
   gatherAffineByCode,
   gatherByCode,
   gatherRows,
-  scatterAddByCode,
   scatterAddRows,
   tableBackward,
   tableReference,
@@ -43,7 +43,8 @@ interface GroupState {
   outTable?: tf.Tensor2D;
   /** edkm with code tables: table row of each 16-bit code (−1 absent), the present codes, W̃ per code. */
   codeToRow?: tf.Tensor1D;
-  presentCodes?: tf.Tensor1D;
+  /** F [U, 2K]: the two contractions of the upstream gradient the backward needs (see core table.ts). */
+  contraction?: tf.Tensor2D;
   outByCode?: tf.Tensor2D;
   /** C_0 … C_T stacked [T + 1, K] (code tables: the fused table backward reads them). */
   centroidStack?: tf.Tensor2D;
@@ -356,7 +357,6 @@ export class DkmTensor {
       state.points = tf.tensor2d(values, [u, 1]);
       state.counts = tf.tensor2d(weights, [u, 1]);
       state.codeToRow = tf.tensor1d(codeToRow, 'int32');
-      state.presentCodes = tf.tensor1d(Int32Array.from(present), 'int32');
       // the iterations and W̃ per value run on the host in float64: the table is small (U·K)
       const { centroids, iterations } = tableReference.iterate(values, weights, c0, {
         tau,
@@ -373,6 +373,10 @@ export class DkmTensor {
         outByCode[c] = outPerValue[row];
       });
       state.outByCode = tf.tensor2d(outByCode, [65536, 1]);
+      state.contraction = tf.tensor2d(tableReference.contraction(values, centroids, k, tau), [
+        u,
+        2 * k,
+      ]);
       this.warm[g] = centroids.slice(iterations * k);
       this.groups.push(state);
     }
@@ -429,15 +433,25 @@ export class DkmTensor {
           ]) as tf.Tensor1D;
           const weights = saved[0] as tf.Tensor1D;
           return tf.tidy(() => {
-            // ~5 dispatches: per-code sums, the fused table adjoint, one affine pass per weight
-            const perCode = scatterAddByCode(
-              upstream.reshape([-1, 1]) as tf.Tensor2D,
+            // 5 dispatches, no per-value scatter: the upstream gradient contracted with the
+            // prepared table F (a deterministic reduction), the fused table adjoint, and one affine
+            // pass per weight by its own code
+            const k = g.centroidStack!.shape[1];
+            const seed = codeContract(
+              g.contraction!,
+              g.codeToRow!,
               weights,
+              upstream,
               dtype,
-            );
-            const gu = gatherRows(perCode, g.presentCodes!);
+            ).reshape([2, k]);
             // [U, 4]: J, h and two scratch columns
-            const terms = tableBackward(gu, g.points!, g.counts!, g.centroidStack!, g.tau);
+            const terms = tableBackward(
+              seed as tf.Tensor2D,
+              g.points!,
+              g.counts!,
+              g.centroidStack!,
+              g.tau,
+            );
             const byCode = gatherRows(terms, g.codeToRow!);
             return [gatherAffineByCode(byCode, weights, upstream, dtype).reshape([-1, 1])];
           });
@@ -577,7 +591,7 @@ export class DkmTensor {
       for (const h of g.indexHandles ?? []) this.runtime.marshal!.release(h);
       g.outTable?.dispose();
       g.codeToRow?.dispose();
-      g.presentCodes?.dispose();
+      g.contraction?.dispose();
       g.outByCode?.dispose();
       g.centroidStack?.dispose();
       for (const c of g.centroids) c.dispose();

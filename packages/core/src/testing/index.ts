@@ -1,4 +1,5 @@
 import {
+  codeContract,
   codeHistogram,
   gatherAffine,
   gatherAffineByCode,
@@ -260,23 +261,61 @@ export function conformanceCases(): ConformanceCase[] {
           epsilon: 0,
         });
         const gu = randomFloats(u, rnd);
+        const seed = tableReference.seed(
+          gu,
+          tableReference.contraction(points, centroids, k, tau),
+          k,
+        );
         const t = (a: Float32Array) => tf.tensor2d(a, [a.length, 1]);
         const full = await runOp(() =>
           tableBackward(
-            t(gu),
+            tf.tensor2d(seed, [2, k]),
             t(points),
             t(counts),
             tf.tensor2d(centroids, [iterations + 1, k]),
             tau,
           ),
         );
-        const expected = tableReference.backward(gu, points, counts, centroids, k, tau);
+        const expected = tableReference.backward(seed, points, counts, centroids, k, tau);
         const firstTwo = (a: Float32Array) =>
           Float32Array.from({ length: u * 2 }, (_, i) => a[Math.floor(i / 2) * 4 + (i % 2)]);
         const scale = Math.max(...firstTwo(expected).map(Math.abs), 1);
         return { actual: firstTwo(full), expected: firstTwo(expected), tolerance: 2e-4 * scale };
       },
     });
+  }
+  for (const dtype of ['bf16', 'fp16'] as const) {
+    for (const [n, c] of [
+      [5000, 4],
+      [70000, 16],
+    ] as const) {
+      cases.push({
+        kernelName: 'EdkmCodeContract',
+        name: `codeContract ${dtype} n=${n} c=${c}`,
+        run: async () => {
+          const rnd = seededRandom(60 + c);
+          const x = hardFloats(n, rnd, dtype);
+          const g = randomFloats(n, rnd);
+          const codes = toHalfBits(x, dtype);
+          const codeToRow = new Int32Array(65536).fill(-1);
+          let rows = 0;
+          for (const code of codes)
+            if (codeToRow[code] < 0 && rnd() < 0.9) codeToRow[code] = rows++;
+          const table = randomFloats(Math.max(rows, 1) * c, rnd);
+          const actual = await runOp(() =>
+            codeContract(
+              tf.tensor2d(table, [Math.max(rows, 1), c]),
+              tf.tensor1d(codeToRow, 'int32'),
+              tf.tensor1d(x),
+              tf.tensor1d(g),
+              dtype,
+            ),
+          );
+          const expected = tableReference.codeContract(table, c, codeToRow, codes, g);
+          return { actual, expected, tolerance: 1e-5 * Math.sqrt(n) };
+        },
+      });
+    }
   }
   cases.push({
     kernelName: 'EdkmGatherRows',
