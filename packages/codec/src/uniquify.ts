@@ -154,7 +154,7 @@ function remap(codes: Uint16Array, codeToRow: Int32Array, out: Uint16Array): voi
   for (let i = 0; i < n; i++) out[i] = codeToRow[codes[i]];
 }
 
-/** True when any element is NaN. Branch-free flag: (0x7f800000 - |x|) is negative only for NaN. */
+/** Non-zero when any element is NaN. Branch-free flag: 0x7f800000 - |x| is negative only for NaN. */
 function encodeBf16(bits: Int32Array, codes: Uint16Array, hist: Uint32Array): number {
   let nan = 0;
   const n = bits.length;
