@@ -4,6 +4,7 @@
 # the device tool carries; run.sh decompresses it on the machine before starting Node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+pnpm exec turbo run build --filter='bench^...' --output-logs=errors-only >/dev/null
 rm -f .gpu/app.mjs
 ../shared/tools/gpu-pack bench/gpu-suite.ts
 dawn=.gpu/node_modules/webgpu/dist/linux-x64/dawn.node
