@@ -136,12 +136,11 @@ const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   if (k > 256) throw new Error('EdkmTableBackward on WebGPU supports at most 256 centroids');
   const { tau } = attrs as unknown as TableBackwardAttrs;
   return gpu.runWebGPUProgram(
-    new TableBackwardProgram(points.shape[0]),
+    new TableBackwardProgram(points.shape[0], k),
     [seed, points, counts, centroids],
     'float32',
     [
       { type: 'int32', data: [points.shape[0]] },
-      { type: 'int32', data: [k] },
       { type: 'int32', data: [steps1 - 1] },
       { type: 'float32', data: [tau] },
     ],
@@ -154,7 +153,7 @@ const codeContract: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { dtype } = attrs as unknown as CodeAttrs;
   const n = x.shape[0];
   const c = table.shape[1];
-  const groups = Math.max(1, Math.min(1024, Math.ceil(n / (256 * 64))));
+  const groups = Math.max(1, Math.min(2048, Math.ceil(n / (256 * 32))));
   const partials = gpu.runWebGPUProgram(
     new CodeContractPartialProgram(groups, c, dtype),
     [table, codeToRow, x, g],

@@ -376,23 +376,42 @@ export class TableBackwardProgram implements WebGPUProgram {
   dispatch: [number, number, number] = [1, 1, 1];
   workgroupSize: [number, number, number] = [256, 1, 1];
   variableNames = ['seed', 'points', 'counts', 'centroids'];
-  uniforms = 'u : i32, k : i32, steps : i32, tau : f32,';
-  shaderKey = 'edkm_table_backward';
-  constructor(u: number) {
+  uniforms = 'u : i32, steps : i32, tau : f32,';
+  shaderKey: string;
+  constructor(
+    u: number,
+    private readonly k: number,
+  ) {
     this.outputShape = [u, 4];
+    this.shaderKey = `edkm_table_backward_${k}`;
   }
   getUserCode(): string {
+    // sums over the U values: every thread accumulates K partial sums over a strided share of
+    // the values, then the workgroup adds them up per centroid (a tree in shared memory)
+    const reduce = (partial: string, onTotal: string) => `
+          for (var j = 0; j < KK; j = j + 1) {
+            red[tid] = ${partial}[j];
+            workgroupBarrier();
+            for (var s = 128; s > 0; s = s / 2) {
+              if (tid < s) { red[tid] = red[tid] + red[tid + s]; }
+              workgroupBarrier();
+            }
+            if (tid == 0) { ${onTotal} }
+            workgroupBarrier();
+          }`;
     return `
-      var<workgroup> dC : array<f32, 256>;
-      var<workgroup> dNum : array<f32, 256>;
+      const KK = ${this.k};
+      var<workgroup> dC : array<f32, KK>;
+      var<workgroup> dNum : array<f32, KK>;
+      var<workgroup> red : array<f32, 256>;
 
-      fn cen(t : i32, j : i32) -> f32 { return centroids[t * uniforms.k + j]; }
+      fn cen(t : i32, j : i32) -> f32 { return centroids[t * KK + j]; }
       fn logit(v : f32, t : i32, j : i32) -> f32 { let d = v - cen(t, j); return -d * d / uniforms.tau; }
       fn lse(v : f32, t : i32) -> f32 {
         var m = -3.0e38;
-        for (var j = 0; j < uniforms.k; j = j + 1) { m = max(m, logit(v, t, j)); }
+        for (var j = 0; j < KK; j = j + 1) { m = max(m, logit(v, t, j)); }
         var s = 0.0;
-        for (var j = 0; j < uniforms.k; j = j + 1) { s = s + exp(logit(v, t, j) - m); }
+        for (var j = 0; j < KK; j = j + 1) { s = s + exp(logit(v, t, j) - m); }
         return m + log(s);
       }
       fn att(v : f32, t : i32, j : i32, l : f32) -> f32 { return exp(logit(v, t, j) - l); }
@@ -401,46 +420,46 @@ export class TableBackwardProgram implements WebGPUProgram {
         let tid = i32(localIndex);
         let T = uniforms.steps;
         let two = 2.0 / uniforms.tau;
+        var part : array<f32, KK>;
         // own-row Jacobian with the last iteration's attention (from C_{T-1})
         for (var u = tid; u < uniforms.u; u = u + 256) {
           let v = points[u];
           let l = lse(v, T - 1);
           var o = 0.0;
           var ch = 0.0;
-          for (var j = 0; j < uniforms.k; j = j + 1) {
+          for (var j = 0; j < KK; j = j + 1) {
             let a = att(v, T - 1, j, l);
             o = o + a * cen(T, j);
             ch = ch + a * cen(T - 1, j);
           }
           var jac = 0.0;
-          for (var j = 0; j < uniforms.k; j = j + 1) {
+          for (var j = 0; j < KK; j = j + 1) {
             jac = jac + att(v, T - 1, j, l) * (cen(T, j) - o) * (cen(T - 1, j) - ch);
           }
           result[u * 4] = two * jac;
           result[u * 4 + 1] = 0.0;
         }
-        for (var j = tid; j < uniforms.k; j = j + 256) { dC[j] = seed[j]; }
+        for (var j = tid; j < KK; j = j + 256) { dC[j] = seed[j]; }
         storageBarrier();
         workgroupBarrier();
         for (var t = T; t >= 1; t = t - 1) {
-          for (var u = tid; u < uniforms.u; u = u + 256) { result[u * 4 + 2] = lse(points[u], t - 1); }
-          storageBarrier();
-          workgroupBarrier();
-          for (var j = tid; j < uniforms.k; j = j + 256) {
-            var mass = 0.0;
-            for (var u = 0; u < uniforms.u; u = u + 1) {
-              mass = mass + counts[u] * att(points[u], t - 1, j, result[u * 4 + 2]);
-            }
-            dNum[j] = dC[j] / max(mass, 1e-30);
+          // centroid masses S_k under this iteration's attention
+          for (var j = 0; j < KK; j = j + 1) { part[j] = 0.0; }
+          for (var u = tid; u < uniforms.u; u = u + 256) {
+            let v = points[u];
+            let l = lse(v, t - 1);
+            result[u * 4 + 2] = l;
+            for (var j = 0; j < KK; j = j + 1) { part[j] = part[j] + counts[u] * att(v, t - 1, j, l); }
           }
-          workgroupBarrier();
+          ${reduce('part', 'dNum[j] = dC[j] / max(red[0], 1e-30);')}
+          // per value: its share of the centroid path, and the softmax-backward term r
           for (var u = tid; u < uniforms.u; u = u + 256) {
             let v = points[u];
             let l = result[u * 4 + 2];
             var r = 0.0;
-            for (var j = 0; j < uniforms.k; j = j + 1) { r = r + att(v, t - 1, j, l) * dNum[j] * (v - cen(t, j)); }
+            for (var j = 0; j < KK; j = j + 1) { r = r + att(v, t - 1, j, l) * dNum[j] * (v - cen(t, j)); }
             var own = 0.0;
-            for (var j = 0; j < uniforms.k; j = j + 1) {
+            for (var j = 0; j < KK; j = j + 1) {
               let a = att(v, t - 1, j, l);
               let dz = a * (dNum[j] * (v - cen(t, j)) - r);
               own = own + a * dNum[j] - two * dz * (v - cen(t - 1, j));
@@ -448,18 +467,18 @@ export class TableBackwardProgram implements WebGPUProgram {
             result[u * 4 + 1] = result[u * 4 + 1] + own;
             result[u * 4 + 3] = r;
           }
-          storageBarrier();
-          workgroupBarrier();
-          for (var j = tid; j < uniforms.k; j = j + 256) {
-            var s = 0.0;
-            for (var u = 0; u < uniforms.u; u = u + 1) {
-              let v = points[u];
-              let a = att(v, t - 1, j, result[u * 4 + 2]);
-              s = s + counts[u] * a * (dNum[j] * (v - cen(t, j)) - result[u * 4 + 3]) * (v - cen(t - 1, j));
+          // dL/dC_{t-1}
+          for (var j = 0; j < KK; j = j + 1) { part[j] = 0.0; }
+          for (var u = tid; u < uniforms.u; u = u + 256) {
+            let v = points[u];
+            let l = result[u * 4 + 2];
+            let r = result[u * 4 + 3];
+            for (var j = 0; j < KK; j = j + 1) {
+              let a = att(v, t - 1, j, l);
+              part[j] = part[j] + counts[u] * a * (dNum[j] * (v - cen(t, j)) - r) * (v - cen(t - 1, j));
             }
-            dC[j] = two * s + select(0.0, seed[uniforms.k + j], t == T);
           }
-          workgroupBarrier();
+          ${reduce('part', 'dC[j] = two * red[0] + select(0.0, seed[KK + j], t == T);')}
         }
       }`;
   }
@@ -490,31 +509,44 @@ export class CodeContractPartialProgram implements WebGPUProgram {
   }
   getUserCode(): string {
     const c = this.c;
+    // up to 64 columns: one register per column (a dynamically indexed private array would live
+    // in slow local memory); more: the array
+    const unrolled = c <= 64;
+    const cols = Array.from({ length: c }, (_, j) => j);
+    const declare = unrolled
+      ? cols.map((j) => `var acc${j} = 0.0;`).join(' ')
+      : `var acc : array<f32, ${c}>; for (var j = 0; j < ${c}; j = j + 1) { acc[j] = 0.0; }`;
+    const accumulate = unrolled
+      ? cols.map((j) => `acc${j} = acc${j} + table[base + ${j}] * gi;`).join('\n            ')
+      : `for (var j = 0; j < ${c}; j = j + 1) { acc[j] = acc[j] + table[base + j] * gi; }`;
+    const reduceOne = (value: string, col: string) => `
+        red[tid] = ${value};
+        workgroupBarrier();
+        for (var stride = 128; stride > 0; stride = stride / 2) {
+          if (tid < stride) { red[tid] = red[tid] + red[tid + stride]; }
+          workgroupBarrier();
+        }
+        if (tid == 0) { result[group * ${c} + ${col}] = red[0]; }
+        workgroupBarrier();`;
+    const reduceAll = unrolled
+      ? cols.map((j) => reduceOne(`acc${j}`, `${j}`)).join('')
+      : `for (var j = 0; j < ${c}; j = j + 1) {${reduceOne('acc[j]', 'j')}\n        }`;
     return `
       ${codeFunction(this.dtype)}
       var<workgroup> red : array<f32, 256>;
       fn main(index : i32) {
         let tid = i32(localIndex);
         let group = i32(workgroupId.x);
-        var acc : array<f32, ${c}>;
-        for (var j = 0; j < ${c}; j = j + 1) { acc[j] = 0.0; }
+        ${declare}
         for (var i = group * 256 + tid; i < uniforms.n; i = i + uniforms.groups * 256) {
           let row = codeToRow[edkmCode(x[i])];
           if (row >= 0) {
             let gi = g[i];
-            for (var j = 0; j < ${c}; j = j + 1) { acc[j] = acc[j] + table[row * ${c} + j] * gi; }
+            let base = row * ${c};
+            ${accumulate}
           }
         }
-        for (var j = 0; j < ${c}; j = j + 1) {
-          red[tid] = acc[j];
-          workgroupBarrier();
-          for (var stride = 128; stride > 0; stride = stride / 2) {
-            if (tid < stride) { red[tid] = red[tid] + red[tid + stride]; }
-            workgroupBarrier();
-          }
-          if (tid == 0) { result[group * ${c} + j] = red[0]; }
-          workgroupBarrier();
-        }
+        ${reduceAll}
       }`;
   }
 }
