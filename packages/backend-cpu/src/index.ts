@@ -3,8 +3,10 @@ import {
   type CodeAttrs,
   KernelNames,
   type ScatterAddRowsAttrs,
+  type SoftContractAttrs,
   type TableBackwardAttrs,
   TableKernelNames,
+  fromHalfBits,
   registerPlugin,
   tableReference,
   tf,
@@ -147,6 +149,22 @@ const codeContract: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return cpu.makeTensorInfo([table.shape[1]], 'float32', out);
 };
 
+const softContract: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { x, g, centroids } = inputs as Record<string, tf.TensorInfo>;
+  const { dtype, tau } = attrs as unknown as SoftContractAttrs;
+  const k = centroids.shape[1];
+  const rounded = fromHalfBits(codesOf(cpu, x, attrs), dtype);
+  const out = tableReference.softContract(
+    rounded,
+    values(cpu, g) as Float32Array,
+    values(cpu, centroids) as Float32Array,
+    k,
+    tau,
+  );
+  return cpu.makeTensorInfo([2 * k], 'float32', out);
+};
+
 /** The kernels this plugin registers, exported so that tests (and other CPU-like backends) can reuse them. */
 export const cpuKernels = [
   { kernelName: KernelNames.GatherRows, kernelFunc: gatherRows },
@@ -158,6 +176,7 @@ export const cpuKernels = [
   { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
   { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
   { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
+  { kernelName: TableKernelNames.SoftContract, kernelFunc: softContract },
 ];
 
 /** tfjs's cpu backend, minus its one-time console advert for tfjs-node (not an option here). */

@@ -2,6 +2,7 @@ import {
   type CodeAttrs,
   KernelNames,
   type ScatterAddRowsAttrs,
+  type SoftContractAttrs,
   type TableBackwardAttrs,
   TableKernelNames,
   registerPlugin,
@@ -19,6 +20,7 @@ import {
   ScatterAddByCodePrivatizedProgram,
   ScatterAddByCodeProgram,
   ScatterAddRowsProgram,
+  SoftContractPartialProgram,
   TableBackwardProgram,
   ZerosProgram,
 } from './programs';
@@ -171,6 +173,31 @@ const codeContract: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
+const softContract: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { x, g, centroids } = inputs as Record<string, tf.TensorInfo>;
+  const { dtype, tau } = attrs as unknown as SoftContractAttrs;
+  const n = x.shape[0];
+  const k = centroids.shape[1];
+  const groups = Math.max(1, Math.min(2048, Math.ceil(n / (256 * 32))));
+  const partials = gpu.runWebGPUProgram(
+    new SoftContractPartialProgram(groups, k, dtype),
+    [x, g, centroids],
+    'float32',
+    [
+      { type: 'int32', data: [n] },
+      { type: 'int32', data: [groups] },
+      { type: 'float32', data: [tau] },
+    ],
+  );
+  const out = gpu.runWebGPUProgram(new ColumnSumProgram([2 * k]), [partials], 'float32', [
+    { type: 'int32', data: [groups] },
+    { type: 'int32', data: [2 * k] },
+  ]);
+  gpu.disposeData(partials.dataId);
+  return out;
+};
+
 export const webgpuKernels = [
   { kernelName: KernelNames.GatherRows, kernelFunc: gatherRows },
   { kernelName: KernelNames.ScatterAddRows, kernelFunc: scatterAddRows },
@@ -181,6 +208,7 @@ export const webgpuKernels = [
   { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
   { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
   { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
+  { kernelName: TableKernelNames.SoftContract, kernelFunc: softContract },
 ];
 
 /** What the adapter reported once the plugin started. */

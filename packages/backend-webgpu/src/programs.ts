@@ -551,6 +551,87 @@ export class CodeContractPartialProgram implements WebGPUProgram {
   }
 }
 
+/**
+ * First pass of SoftContract: like CodeContract, but each weight's attention row is recomputed
+ * from its own rounded value (K exponentials) instead of read from a per-value table: no
+ * gathers, so the pass runs at the speed of reading x and g.
+ */
+export class SoftContractPartialProgram implements WebGPUProgram {
+  outputShape: number[];
+  dispatchLayout = { x: [0, 1] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  variableNames = ['x', 'g', 'centroids'];
+  uniforms = 'n : i32, groups : i32, tau : f32,';
+  shaderKey: string;
+  constructor(
+    groups: number,
+    private readonly k: number,
+    private readonly dtype: 'bf16' | 'fp16',
+  ) {
+    this.outputShape = [groups, 2 * k];
+    this.dispatch = [groups, 1, 1];
+    this.shaderKey = `edkm_soft_contract_${dtype}_${k}`;
+  }
+  getUserCode(): string {
+    const k = this.k;
+    const value =
+      this.dtype === 'bf16'
+        ? 'bitcast<f32>(u32(edkmCode(x[i])) << 16u)'
+        : 'unpack2x16float(u32(edkmCode(x[i]))).x';
+    return `
+      ${codeFunction(this.dtype)}
+      const KK = ${k};
+      var<workgroup> red : array<f32, 256>;
+      fn main(index : i32) {
+        let tid = i32(localIndex);
+        let group = i32(workgroupId.x);
+        let two = 2.0 / uniforms.tau;
+        var prev : array<f32, KK>;
+        var last : array<f32, KK>;
+        for (var j = 0; j < KK; j = j + 1) { prev[j] = centroids[j]; last[j] = centroids[KK + j]; }
+        var accA : array<f32, KK>;
+        var accB : array<f32, KK>;
+        var z : array<f32, KK>;
+        for (var j = 0; j < KK; j = j + 1) { accA[j] = 0.0; accB[j] = 0.0; }
+        for (var i = group * 256 + tid; i < uniforms.n; i = i + uniforms.groups * 256) {
+          let v = ${value};
+          let gi = g[i];
+          var m = -3.0e38;
+          for (var j = 0; j < KK; j = j + 1) {
+            let d = v - prev[j];
+            z[j] = -d * d / uniforms.tau;
+            m = max(m, z[j]);
+          }
+          var sum = 0.0;
+          var o = 0.0;
+          for (var j = 0; j < KK; j = j + 1) {
+            z[j] = exp(z[j] - m);
+            sum = sum + z[j];
+            o = o + z[j] * last[j];
+          }
+          let inv = 1.0 / sum;
+          o = o * inv;
+          for (var j = 0; j < KK; j = j + 1) {
+            let ag = z[j] * inv * gi;
+            accA[j] = accA[j] + ag;
+            accB[j] = accB[j] + two * ag * (last[j] - o) * (v - prev[j]);
+          }
+        }
+        for (var j = 0; j < 2 * KK; j = j + 1) {
+          red[tid] = select(accB[max(j - KK, 0)], accA[min(j, KK - 1)], j < KK);
+          workgroupBarrier();
+          for (var stride = 128; stride > 0; stride = stride / 2) {
+            if (tid < stride) { red[tid] = red[tid] + red[tid + stride]; }
+            workgroupBarrier();
+          }
+          if (tid == 0) { result[group * 2 * KK + j] = red[0]; }
+          workgroupBarrier();
+        }
+      }`;
+  }
+}
+
 /** out[c] = Σ_r partials[r, c] (in row order: deterministic). */
 export class ColumnSumProgram extends FlatProgram {
   variableNames = ['partials'];

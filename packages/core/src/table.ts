@@ -19,6 +19,12 @@ export const TableKernelNames = {
   TableBackward: 'EdkmTableBackward',
   /** {table: [U, C], codeToRow: [65536] int32, x: [N], g: [N]}, attrs {dtype} → [C]. */
   CodeContract: 'EdkmCodeContract',
+  /**
+   * {x: [N], g: [N], centroids: [2, K] (C_{T−1}; C_T)}, attrs {dtype, tau} → [2K]: the same seed as
+   * CodeContract with `tableReference.contraction`, but each weight's attention row is recomputed
+   * from its own rounded value (2K exponentials) instead of gathered from a table.
+   */
+  SoftContract: 'EdkmSoftContract',
 } as const;
 
 export interface TableIterateAttrs {
@@ -88,11 +94,40 @@ export function codeContract(
       `codeContract: x and g must be 1-D of one length, got [${x.shape}] and [${g.shape}]`,
     );
   }
+  return tf.engine().runKernel(TableKernelNames.CodeContract, { table, codeToRow, x, g }, {
+    dtype,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor1D;
+}
+
+export interface SoftContractAttrs {
+  dtype: 'bf16' | 'fp16';
+  tau: number;
+}
+
+/** The backward seed [2K] straight from the weights and the upstream gradient; see TableKernelNames. */
+export function softContract(
+  x: tf.Tensor1D,
+  g: tf.Tensor1D,
+  lastCentroids: tf.Tensor2D,
+  attrs: SoftContractAttrs,
+): tf.Tensor1D {
+  if (x.rank !== 1 || g.rank !== 1 || x.shape[0] !== g.shape[0]) {
+    throw new ShapeError(
+      `softContract: x and g must be 1-D of one length, got [${x.shape}] and [${g.shape}]`,
+    );
+  }
+  if (lastCentroids.rank !== 2 || lastCentroids.shape[0] !== 2) {
+    throw new ShapeError(
+      `softContract: centroids must be [2, K] (C_{T-1}; C_T), got [${lastCentroids.shape}]`,
+    );
+  }
   return tf
     .engine()
-    .runKernel(TableKernelNames.CodeContract, { table, codeToRow, x, g }, {
-      dtype,
-    } as unknown as tf.NamedAttrMap) as tf.Tensor1D;
+    .runKernel(
+      TableKernelNames.SoftContract,
+      { x, g, centroids: lastCentroids },
+      attrs as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor1D;
 }
 
 /** The attention row over centroids c of a value v, in float64. */
@@ -204,6 +239,30 @@ export const tableReference = {
       const row = codeToRow[codes[i]];
       if (row < 0) continue;
       for (let j = 0; j < c; j++) acc[j] += table[row * c + j] * g[i];
+    }
+    return Float32Array.from(acc);
+  },
+
+  /** The SoftContract reference (float64); `values` are the rounded weights. */
+  softContract(
+    values: Float32Array,
+    g: Float32Array,
+    last: Float32Array,
+    k: number,
+    tau: number,
+  ): Float32Array {
+    const two = 2 / tau;
+    const acc = new Float64Array(2 * k);
+    const a = new Float64Array(k);
+    const prev = last.subarray(0, k);
+    for (let i = 0; i < values.length; i++) {
+      softmaxRow(values[i], prev, tau, a);
+      let o = 0;
+      for (let j = 0; j < k; j++) o += a[j] * last[k + j];
+      for (let j = 0; j < k; j++) {
+        acc[j] += a[j] * g[i];
+        acc[k + j] += two * a[j] * (last[k + j] - o) * (values[i] - prev[j]) * g[i];
+      }
     }
     return Float32Array.from(acc);
   },

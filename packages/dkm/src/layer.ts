@@ -3,7 +3,6 @@ import {
   NonFiniteError,
   ShapeError,
   StateError,
-  codeContract,
   codeHistogram,
   f32ToF16Bits,
   fromHalfBits,
@@ -12,6 +11,7 @@ import {
   gatherByCode,
   gatherRows,
   scatterAddRows,
+  softContract,
   tableBackward,
   tableReference,
   tf,
@@ -43,8 +43,8 @@ interface GroupState {
   outTable?: tf.Tensor2D;
   /** edkm with code tables: table row of each 16-bit code (−1 absent), the present codes, W̃ per code. */
   codeToRow?: tf.Tensor1D;
-  /** F [U, 2K]: the two contractions of the upstream gradient the backward needs (see core table.ts). */
-  contraction?: tf.Tensor2D;
+  /** C_{T−1} and C_T [2, K]: the backward recomputes each weight's attention from them. */
+  lastCentroids?: tf.Tensor2D;
   outByCode?: tf.Tensor2D;
   /** C_0 … C_T stacked [T + 1, K] (code tables: the fused table backward reads them). */
   centroidStack?: tf.Tensor2D;
@@ -373,10 +373,7 @@ export class DkmTensor {
         outByCode[c] = outPerValue[row];
       });
       state.outByCode = tf.tensor2d(outByCode, [65536, 1]);
-      state.contraction = tf.tensor2d(tableReference.contraction(values, centroids, k, tau), [
-        u,
-        2 * k,
-      ]);
+      state.lastCentroids = tf.tensor2d(centroids.slice((iterations - 1) * k), [2, k]);
       this.warm[g] = centroids.slice(iterations * k);
       this.groups.push(state);
     }
@@ -433,17 +430,14 @@ export class DkmTensor {
           ]) as tf.Tensor1D;
           const weights = saved[0] as tf.Tensor1D;
           return tf.tidy(() => {
-            // 5 dispatches, no per-value scatter: the upstream gradient contracted with the
-            // prepared table F (a deterministic reduction), the fused table adjoint, and one affine
-            // pass per weight by its own code
+            // 5 dispatches, no per-value scatter: the upstream gradient contracted with each
+            // weight's own attention row (a deterministic reduction), the fused table adjoint, and
+            // one affine pass per weight by its own code
             const k = g.centroidStack!.shape[1];
-            const seed = codeContract(
-              g.contraction!,
-              g.codeToRow!,
-              weights,
-              upstream,
+            const seed = softContract(weights, upstream, g.lastCentroids!, {
               dtype,
-            ).reshape([2, k]);
+              tau: g.tau,
+            }).reshape([2, k]);
             // [U, 4]: J, h and two scratch columns
             const terms = tableBackward(
               seed as tf.Tensor2D,
@@ -591,7 +585,7 @@ export class DkmTensor {
       for (const h of g.indexHandles ?? []) this.runtime.marshal!.release(h);
       g.outTable?.dispose();
       g.codeToRow?.dispose();
-      g.contraction?.dispose();
+      g.lastCentroids?.dispose();
       g.outByCode?.dispose();
       g.centroidStack?.dispose();
       for (const c of g.centroids) c.dispose();

@@ -1,6 +1,7 @@
 import {
   codeContract,
   codeHistogram,
+  fromHalfBits,
   gatherAffine,
   gatherAffineByCode,
   gatherByCode,
@@ -10,6 +11,7 @@ import {
   reference,
   scatterAddByCode,
   scatterAddRows,
+  softContract,
   tableBackward,
   tableReference,
   toHalfBits,
@@ -313,6 +315,40 @@ export function conformanceCases(): ConformanceCase[] {
           );
           const expected = tableReference.codeContract(table, c, codeToRow, codes, g);
           return { actual, expected, tolerance: 1e-5 * Math.sqrt(n) };
+        },
+      });
+    }
+  }
+  for (const dtype of ['bf16', 'fp16'] as const) {
+    for (const [n, k] of [
+      [3000, 2],
+      [50000, 8],
+      [4000, 64],
+    ] as const) {
+      cases.push({
+        kernelName: 'EdkmSoftContract',
+        name: `softContract ${dtype} n=${n} k=${k}`,
+        run: async () => {
+          const rnd = seededRandom(80 + k);
+          const x = Float32Array.from({ length: n }, () => (rnd() * 2 - 1) * 0.05);
+          const g = randomFloats(n, rnd);
+          const last = Float32Array.from(
+            { length: 2 * k },
+            (_, j) => -0.05 + (0.1 * ((j % k) + 0.5)) / k + (j >= k ? 1e-3 : 0),
+          );
+          const tau = 1e-4;
+          const actual = await runOp(() =>
+            softContract(tf.tensor1d(x), tf.tensor1d(g), tf.tensor2d(last, [2, k]), { dtype, tau }),
+          );
+          const expected = tableReference.softContract(
+            fromHalfBits(toHalfBits(x, dtype), dtype),
+            g,
+            last,
+            k,
+            tau,
+          );
+          const scale = Math.max(...expected.map(Math.abs), 1);
+          return { actual, expected, tolerance: 1e-4 * scale };
         },
       });
     }
