@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@edkm/core';
+import { InvalidArgumentError, assertIntInRange } from '@edkm/core';
 import {
   type LoglikelihoodRequest,
   type ScoreOptions,
@@ -96,7 +96,9 @@ export async function evaluateDocs(
   opts: Omit<McEvaluateOptions, 'model' | 'task' | 'docs' | 'dataPath' | 'labelsPath'> = {},
 ): Promise<McResult> {
   const t0 = performance.now();
-  if (opts.limit !== undefined) docs = docs.slice(0, opts.limit);
+  if (opts.limit !== undefined) {
+    docs = docs.slice(0, assertIntInRange('limit', opts.limit, 0, Number.MAX_SAFE_INTEGER));
+  }
   const requests: LoglikelihoodRequest[] = docs.flatMap((d) => d.requests);
   const encoder = memoEncode(model);
   const tokenRequests = requests.map((r, i) => {

@@ -48,12 +48,9 @@ export async function scoreWithLogits(
   const V = logits.shape[2];
   const [lp, greedy, last] = tf.tidy(() => {
     const logp = tf.logSoftmax(logits.toFloat().reshape([B * T, V]));
-    const flat = tf.tensor1d(
-      targets.map((v, i) => i * V + v),
-      'int32',
-    );
     return [
-      tf.gather(logp.reshape([-1]), flat),
+      // row-wise gather (batchDims 1): no flat index, so B·T·V may exceed 2^31
+      tf.gather(logp, tf.tensor2d(targets, [B * T, 1], 'int32'), 1, 1),
       tf.argMax(logits.reshape([B * T, V]), -1),
       opts.lastRow ? tf.gather(logp, tf.tensor1d(lastIdx, 'int32')) : null,
     ] as const;
