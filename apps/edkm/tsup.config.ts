@@ -1,6 +1,4 @@
 import { defineConfig } from 'tsup';
 import { tsupDefaults } from '../../scripts/tsup-defaults';
 
-export default defineConfig(
-  tsupDefaults({ entry: ['src/cli.ts', 'src/index.ts'], format: ['esm'] }),
-);
+export default defineConfig(tsupDefaults({ entry: ['src/index.ts'], format: ['esm'] }));
