@@ -13,6 +13,7 @@ export function tsupDefaults(overrides: Options = {}): Options {
     sourcemap: true,
     target: 'node20',
     splitting: false,
+    shims: true,
     noExternal: [/@tensorflow\/tfjs-core\/dist\/(register_all_gradients|public\/chained_ops)/],
     ...overrides,
   };

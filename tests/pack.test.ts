@@ -16,6 +16,8 @@ interface Pkg {
 const pkgs: Pkg[] = readdirSync(join(root, 'packages'))
   .map((d) => join(root, 'packages', d))
   .filter((dir) => existsSync(join(dir, 'dist', 'index.js')))
+  // published packages only (a private one is not released yet)
+  .filter((dir) => !JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).private)
   .map((dir) => {
     const json = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
     return {

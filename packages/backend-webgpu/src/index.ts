@@ -274,6 +274,9 @@ async function init(): Promise<boolean> {
     description: info?.description ?? '',
     features: requiredFeatures,
   };
+  // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
+  // (absent in Node): keep every op on the GPU
+  tf.env().set('WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD', 0);
   if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
   tf.registerBackend('webgpu', () => new WebGPUBackend(device, info), 3);
   return true;

@@ -1,1 +1,21 @@
-export {};
+export { type LlamaConfig, parseLlamaConfig } from './config';
+export { IOError } from './errors';
+export { type GenerateOptions, generate, sampleToken } from './generate';
+export {
+  type LoadedLlama,
+  decodeTensor,
+  defaultModelDir,
+  loadLlama,
+  readWeights,
+  saveWeights,
+} from './load';
+export { type ForwardOptions, type KVCache, LlamaModel, type WeightTransform } from './model';
+export {
+  DTYPE_BYTES,
+  type SafetensorsDtype,
+  SafetensorsFile,
+  type TensorEntry,
+  type TensorToWrite,
+  writeSafetensors,
+} from './safetensors';
+export { Tokenizer } from './tokenizer';

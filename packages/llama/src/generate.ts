@@ -1,0 +1,108 @@
+import { InvalidArgumentError } from '@edkm/core';
+import type { KVCache, LlamaModel } from './model';
+
+export interface GenerateOptions {
+  maxNewTokens?: number;
+  /** Pick the most likely token (default when no temperature is given). */
+  greedy?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** > 1 discourages tokens already in the sequence (Hugging Face's rule). */
+  repetitionPenalty?: number;
+  seed?: number;
+  /** Stop after any of these tokens (default: the config's EOS). */
+  eosIds?: number[];
+  /** Called with every new token as soon as it is chosen. */
+  onToken?: (id: number) => void;
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Chooses the next token from one row of logits (modified in place). */
+export function sampleToken(
+  logits: Float32Array,
+  seen: number[],
+  opts: GenerateOptions,
+  random: () => number,
+): number {
+  const penalty = opts.repetitionPenalty ?? 1;
+  if (penalty !== 1) {
+    for (const id of new Set(seen))
+      logits[id] = logits[id] > 0 ? logits[id] / penalty : logits[id] * penalty;
+  }
+  const greedy = opts.greedy ?? opts.temperature === undefined;
+  if (greedy) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+  const temperature = opts.temperature ?? 1;
+  if (!(temperature > 0))
+    throw new InvalidArgumentError(`temperature must be positive, got ${temperature}`);
+  let order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
+  if (opts.topK && opts.topK > 0) order = order.slice(0, opts.topK);
+  const max = logits[order[0]];
+  let probs = order.map((i) => Math.exp((logits[i] - max) / temperature));
+  let total = probs.reduce((a, b) => a + b, 0);
+  probs = probs.map((p) => p / total);
+  const topP = opts.topP ?? 1;
+  if (topP < 1) {
+    let acc = 0;
+    let keep = 0;
+    while (keep < probs.length && acc < topP) acc += probs[keep++];
+    order = order.slice(0, keep);
+    probs = probs.slice(0, keep);
+    total = probs.reduce((a, b) => a + b, 0);
+    probs = probs.map((p) => p / total);
+  }
+  let x = random();
+  for (let i = 0; i < probs.length; i++) {
+    x -= probs[i];
+    if (x < 0) return order[i];
+  }
+  return order[order.length - 1];
+}
+
+/** Generates after `promptIds` with a KV cache (one position per step after the prompt). */
+export async function generate(
+  model: LlamaModel,
+  promptIds: number[],
+  opts: GenerateOptions = {},
+): Promise<number[]> {
+  if (promptIds.length === 0) throw new InvalidArgumentError('generate: the prompt is empty');
+  const eos = opts.eosIds ?? [model.config.eosTokenId ?? []].flat();
+  const maxNew = opts.maxNewTokens ?? 64;
+  const random = mulberry32(opts.seed ?? 0);
+  const cache: KVCache = { keys: [], values: [], length: 0 };
+  const out: number[] = [];
+  let next: number[] = promptIds;
+  try {
+    for (let step = 0; step < maxNew; step++) {
+      if (cache.length + next.length > model.config.maxPositionEmbeddings) break;
+      const logits = model.forward([next], { cache });
+      const V = model.config.vocabSize;
+      const last = logits.slice([0, next.length - 1, 0], [1, 1, V]);
+      const row = Float32Array.from((await last.data()) as Float32Array);
+      logits.dispose();
+      last.dispose();
+      const id = sampleToken(row, [...promptIds, ...out], opts, random);
+      out.push(id);
+      opts.onToken?.(id);
+      if (eos.includes(id)) break;
+      next = [id];
+    }
+  } finally {
+    for (const t of [...cache.keys, ...cache.values]) t.dispose();
+  }
+  return out;
+}

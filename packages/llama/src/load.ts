@@ -1,0 +1,119 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fromHalfBits, tf } from '@edkm/core';
+import { type LlamaConfig, parseLlamaConfig } from './config';
+import { FormatError, IOError } from './errors';
+import { LlamaModel } from './model';
+import {
+  SafetensorsFile,
+  type TensorEntry,
+  type TensorToWrite,
+  writeSafetensors,
+} from './safetensors';
+import { Tokenizer } from './tokenizer';
+
+export interface LoadedLlama {
+  model: LlamaModel;
+  tokenizer: Tokenizer;
+  config: LlamaConfig;
+  generationConfig: Record<string, unknown>;
+  dir: string;
+}
+
+function readJson(path: string, required = true): Record<string, unknown> | undefined {
+  if (!existsSync(path)) {
+    if (required) throw new IOError(`missing ${path}`);
+    return undefined;
+  }
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new FormatError(`${path} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Float32 values of a tensor stored as F32, F16 or BF16. */
+export function decodeTensor(bytes: Uint8Array, entry: TensorEntry, source: string): Float32Array {
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  if (entry.dtype === 'F32')
+    return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4).slice();
+  if (entry.dtype === 'BF16' || entry.dtype === 'F16') {
+    return fromHalfBits(
+      new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2),
+      entry.dtype === 'BF16' ? 'bf16' : 'fp16',
+    );
+  }
+  throw new FormatError(
+    `${source}: tensor '${entry.name}' has dtype ${entry.dtype}; weights must be F32, F16 or BF16`,
+  );
+}
+
+/** Reads every tensor of model.safetensors (or the shards named by model.safetensors.index.json). */
+export function readWeights(dir: string): Map<string, tf.Tensor> {
+  const index = readJson(join(dir, 'model.safetensors.index.json'), false);
+  const files = index
+    ? [...new Set(Object.values((index.weight_map ?? {}) as Record<string, string>))]
+    : ['model.safetensors'];
+  const out = new Map<string, tf.Tensor>();
+  for (const f of files) {
+    const st = new SafetensorsFile(join(dir, f));
+    try {
+      for (const [name, entry] of st.tensors)
+        out.set(name, tf.tensor(decodeTensor(st.read(name), entry, st.path), entry.shape));
+    } finally {
+      st.close();
+    }
+  }
+  return out;
+}
+
+/** Loads a Hugging Face LLaMA folder: config, weights, tokenizer, generation config. */
+export function loadLlama(dir: string): LoadedLlama {
+  if (!existsSync(dir)) throw new IOError(`model folder ${dir} does not exist`);
+  const config = parseLlamaConfig(readJson(join(dir, 'config.json')), join(dir, 'config.json'));
+  const tokenizer = new Tokenizer(
+    readJson(join(dir, 'tokenizer.json'))!,
+    readJson(join(dir, 'tokenizer_config.json'), false) ?? {},
+  );
+  const generationConfig = readJson(join(dir, 'generation_config.json'), false) ?? {};
+  const weights = readWeights(dir);
+  try {
+    return { model: new LlamaModel(config, weights), tokenizer, config, generationConfig, dir };
+  } finally {
+    tf.dispose([...weights.values()]);
+  }
+}
+
+/** Writes the model's weights as safetensors in bf16, fp16 or f32. */
+export async function saveWeights(
+  model: LlamaModel,
+  path: string,
+  dtype: 'bf16' | 'fp16' | 'f32' = 'bf16',
+): Promise<void> {
+  const { toHalfBits } = await import('@edkm/core');
+  const tensors: Record<string, TensorToWrite> = {};
+  for (const [name, w] of model.getWeights()) {
+    const data = (await w.data()) as Float32Array;
+    tensors[name] =
+      dtype === 'f32'
+        ? { dtype: 'F32', shape: w.shape, data }
+        : {
+            dtype: dtype === 'bf16' ? 'BF16' : 'F16',
+            shape: w.shape,
+            data: toHalfBits(data, dtype),
+          };
+  }
+  writeSafetensors(path, tensors, { format: 'pt' });
+}
+
+/** The model shipped with the repository (models/edkm-tiny), found from this package. */
+export function defaultModelDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, 'models', 'edkm-tiny');
+    if (existsSync(join(candidate, 'config.json'))) return candidate;
+    dir = dirname(dir);
+  }
+  throw new IOError('cannot find models/edkm-tiny above the @edkm/llama package');
+}

@@ -1,0 +1,293 @@
+import { InvalidArgumentError, ShapeError, tf } from '@edkm/core';
+import type { LlamaConfig } from './config';
+
+/** Per-layer keys and values of the positions seen so far (generation). */
+export interface KVCache {
+  keys: tf.Tensor4D[];
+  values: tf.Tensor4D[];
+  length: number;
+}
+
+export interface ForwardOptions {
+  /** Past keys/values; the new positions start at cache.length. The cache is updated in place. */
+  cache?: KVCache;
+  /** [B, T] 1 = real token, 0 = padding (right-padded batches). */
+  attentionMask?: number[][];
+  /** [B, T] segment of each position in packed sequences: attention stays inside a segment. */
+  segmentIds?: number[][];
+  /** [B, T] RoPE positions (default 0..T-1 after the cache; packed sequences restart them). */
+  positionIds?: number[][];
+}
+
+export type WeightTransform = (name: string, weight: tf.Tensor2D) => tf.Tensor2D;
+
+const NEG = -1e9;
+
+/**
+ * A LLaMA-architecture causal LM in tfjs, in one file (llama2.c style). Weights are tf.Variables
+ * keyed by their Hugging Face names; linear weights keep the HF layout [out_features, in_features].
+ */
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  private readonly weights = new Map<string, tf.Variable>();
+  private transform: WeightTransform | null = null;
+  private readonly invFreq: Float32Array;
+
+  constructor(config: LlamaConfig, tensors: Map<string, tf.Tensor>) {
+    this.config = config;
+    for (const name of this.expectedWeightNames()) {
+      const t = tensors.get(name);
+      if (!t) throw new ShapeError(`missing weight '${name}'`);
+      this.weights.set(name, tf.variable(t.toFloat(), true));
+    }
+    const half = config.headDim / 2;
+    const scale = config.ropeScaling.type === 'linear' ? config.ropeScaling.factor : 1;
+    this.invFreq = Float32Array.from(
+      { length: half },
+      (_, i) => 1 / (config.ropeTheta ** ((2 * i) / config.headDim) * scale),
+    );
+  }
+
+  private expectedWeightNames(): string[] {
+    const names = ['model.embed_tokens.weight', 'model.norm.weight'];
+    if (!this.config.tieWordEmbeddings) names.push('lm_head.weight');
+    for (let l = 0; l < this.config.numHiddenLayers; l++) {
+      const p = `model.layers.${l}.`;
+      names.push(`${p}input_layernorm.weight`, `${p}post_attention_layernorm.weight`);
+      for (const m of ['q_proj', 'k_proj', 'v_proj', 'o_proj'])
+        names.push(`${p}self_attn.${m}.weight`);
+      for (const m of ['gate_proj', 'up_proj', 'down_proj']) names.push(`${p}mlp.${m}.weight`);
+    }
+    return names;
+  }
+
+  /** Names of every linear weight (the projections, and lm_head unless tied). */
+  linearWeightNames(): string[] {
+    return this.expectedWeightNames().filter(
+      (n) => n.endsWith('_proj.weight') || n === 'lm_head.weight',
+    );
+  }
+
+  getWeights(): Map<string, tf.Variable> {
+    return this.weights;
+  }
+
+  get trainableVariables(): tf.Variable[] {
+    return [...this.weights.values()];
+  }
+
+  setWeight(name: string, value: tf.Tensor): void {
+    const w = this.weights.get(name);
+    if (!w) throw new InvalidArgumentError(`no weight named '${name}'`);
+    if (!tf.util.arraysEqual(w.shape, value.shape))
+      throw new ShapeError(`'${name}' is [${w.shape}], got [${value.shape}]`);
+    w.assign(value.toFloat());
+  }
+
+  /** Every linear weight passes through `fn` inside the forward pass (e.g. DKM's soft clustering). */
+  setWeightTransform(fn: WeightTransform | null): void {
+    this.transform = fn;
+  }
+
+  private w(name: string): tf.Tensor {
+    return this.weights.get(name)!;
+  }
+
+  private linear(x: tf.Tensor2D, name: string): tf.Tensor2D {
+    let weight = this.weights.get(name) as unknown as tf.Tensor2D;
+    if (this.transform) weight = this.transform(name, weight);
+    return tf.matMul(x, weight, false, true);
+  }
+
+  private rmsNorm(x: tf.Tensor, name: string): tf.Tensor {
+    const variance = x.square().mean(-1, true);
+    return x.mul(tf.rsqrt(variance.add(this.config.rmsNormEps))).mul(this.w(name));
+  }
+
+  /** cos/sin [B, 1, T, D] for the given positions. */
+  private rope(positions: tf.Tensor2D): [tf.Tensor, tf.Tensor] {
+    const freqs = positions
+      .toFloat()
+      .expandDims(2)
+      .mul(tf.tensor1d(this.invFreq).reshape([1, 1, -1]));
+    const emb = tf.concat([freqs, freqs], 2).expandDims(1);
+    return [tf.cos(emb), tf.sin(emb)];
+  }
+
+  private applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+    const half = this.config.headDim / 2;
+    const x1 = x.slice([0, 0, 0, 0], [-1, -1, -1, half]);
+    const x2 = x.slice([0, 0, 0, half], [-1, -1, -1, half]);
+    return x.mul(cos).add(tf.concat([x2.neg(), x1], 3).mul(sin));
+  }
+
+  /**
+   * Logits [B, T, vocab] for token ids [B, T] (int32 tensor or arrays). Causal; with a cache the
+   * positions continue from it and the cache grows.
+   */
+  forward(ids: tf.Tensor2D | number[][], opts: ForwardOptions = {}): tf.Tensor3D {
+    const c = this.config;
+    const input = Array.isArray(ids) ? tf.tensor2d(ids, undefined, 'int32') : ids;
+    const [B, T] = input.shape;
+    const past = opts.cache?.length ?? 0;
+    if (past + T > c.maxPositionEmbeddings) {
+      throw new InvalidArgumentError(
+        `${past + T} positions exceed max_position_embeddings ${c.maxPositionEmbeddings}`,
+      );
+    }
+    const { cache } = opts;
+    const newKeys: tf.Tensor4D[] = [];
+    const newValues: tf.Tensor4D[] = [];
+    const logits = tf.tidy(() => {
+      const positions = opts.positionIds
+        ? tf.tensor2d(opts.positionIds, [B, T], 'int32')
+        : tf
+            .range(past, past + T, 1, 'int32')
+            .expandDims(0)
+            .tile([B, 1]);
+      const [cos, sin] = this.rope(positions as tf.Tensor2D);
+      const mask = this.mask(B, T, past, opts);
+      let x: tf.Tensor = tf
+        .gather(this.w('model.embed_tokens.weight'), input.reshape([-1]))
+        .reshape([B, T, c.hiddenSize]);
+      const H = c.numAttentionHeads;
+      const kvHead = tf.tensor1d(
+        Array.from({ length: H }, (_, h) => Math.floor(h / (H / c.numKeyValueHeads))),
+        'int32',
+      );
+      const KV = c.numKeyValueHeads;
+      const D = c.headDim;
+      for (let l = 0; l < c.numHiddenLayers; l++) {
+        const p = `model.layers.${l}.`;
+        const h = this.rmsNorm(x, `${p}input_layernorm.weight`).reshape([
+          B * T,
+          c.hiddenSize,
+        ]) as tf.Tensor2D;
+        const heads = (t: tf.Tensor, n: number) => t.reshape([B, T, n, D]).transpose([0, 2, 1, 3]);
+        const q = this.applyRope(heads(this.linear(h, `${p}self_attn.q_proj.weight`), H), cos, sin);
+        let k = this.applyRope(heads(this.linear(h, `${p}self_attn.k_proj.weight`), KV), cos, sin);
+        let v = heads(this.linear(h, `${p}self_attn.v_proj.weight`), KV);
+        if (cache) {
+          if (cache.keys[l]) {
+            k = tf.concat([cache.keys[l], k], 2);
+            v = tf.concat([cache.values[l], v], 2);
+          }
+          newKeys.push(tf.keep(k as tf.Tensor4D));
+          newValues.push(tf.keep(v as tf.Tensor4D));
+        }
+        const rep = H / KV;
+        // grouped-query attention: query head h reads KV head floor(h / rep) (Hugging Face's repeat_kv)
+        const expand = (t: tf.Tensor) => (rep === 1 ? t : tf.gather(t, kvHead, 1));
+        const scores = tf
+          .matMul(q as tf.Tensor4D, expand(k) as tf.Tensor4D, false, true)
+          .mul(1 / Math.sqrt(D))
+          .add(mask);
+        const attn = tf.matMul(tf.softmax(scores), expand(v) as tf.Tensor4D);
+        const merged = attn.transpose([0, 2, 1, 3]).reshape([B * T, H * D]) as tf.Tensor2D;
+        x = x.add(this.linear(merged, `${p}self_attn.o_proj.weight`).reshape([B, T, c.hiddenSize]));
+        const m = this.rmsNorm(x, `${p}post_attention_layernorm.weight`).reshape([
+          B * T,
+          c.hiddenSize,
+        ]) as tf.Tensor2D;
+        const gate = this.linear(m, `${p}mlp.gate_proj.weight`);
+        const up = this.linear(m, `${p}mlp.up_proj.weight`);
+        const down = this.linear(
+          tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D,
+          `${p}mlp.down_proj.weight`,
+        );
+        x = x.add(down.reshape([B, T, c.hiddenSize]));
+      }
+      const final = this.rmsNorm(x, 'model.norm.weight').reshape([
+        B * T,
+        c.hiddenSize,
+      ]) as tf.Tensor2D;
+      const head = c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+      const out = c.tieWordEmbeddings
+        ? tf.matMul(final, this.w(head) as tf.Tensor2D, false, true)
+        : this.linear(final, head);
+      return out.reshape([B, T, c.vocabSize]) as tf.Tensor3D;
+    });
+    if (cache) {
+      tf.dispose([...cache.keys, ...cache.values]);
+      cache.keys = newKeys;
+      cache.values = newValues;
+      cache.length = past + T;
+    }
+    if (Array.isArray(ids)) input.dispose();
+    return logits;
+  }
+
+  /** The evaluator's entry: logits [B, T, V] of int32 ids [B, T]. */
+  logits(ids: tf.Tensor2D): tf.Tensor3D {
+    return this.forward(ids);
+  }
+
+  /** Additive attention mask [B|1, 1, T, past + T]: causal, padding, segments. */
+  private mask(B: number, T: number, past: number, opts: ForwardOptions): tf.Tensor {
+    const Tk = past + T;
+    const needsBatch = Boolean(opts.attentionMask || opts.segmentIds);
+    const rows = needsBatch ? B : 1;
+    const m = new Float32Array(rows * T * Tk);
+    for (let b = 0; b < rows; b++) {
+      for (let i = 0; i < T; i++) {
+        for (let j = 0; j < Tk; j++) {
+          let ok = j <= past + i;
+          if (ok && opts.attentionMask && j >= past) ok = opts.attentionMask[b][j - past] === 1;
+          if (ok && opts.segmentIds && j >= past)
+            ok = opts.segmentIds[b][j - past] === opts.segmentIds[b][i];
+          m[(b * T + i) * Tk + j] = ok ? 0 : NEG;
+        }
+      }
+    }
+    return tf.tensor4d(m, [rows, 1, T, Tk]);
+  }
+
+  /**
+   * Mean cross-entropy of next-token prediction, labels aligned with the inputs (Hugging Face
+   * convention: the shift happens here); label −100 is ignored.
+   */
+  loss(
+    inputIds: number[][],
+    labels: number[][],
+    opts: Omit<ForwardOptions, 'cache'> = {},
+  ): tf.Scalar {
+    const B = inputIds.length;
+    const T = inputIds[0]?.length ?? 0;
+    if (
+      T < 2 ||
+      labels.length !== B ||
+      labels.some((r, b) => r.length !== T || inputIds[b].length !== T)
+    ) {
+      throw new ShapeError(
+        'loss: inputIds and labels must be equal-length rows of at least 2 tokens',
+      );
+    }
+    const V = this.config.vocabSize;
+    const targets: number[] = [];
+    const weights: number[] = [];
+    for (const row of labels) {
+      for (let t = 1; t < T; t++) {
+        const y = row[t];
+        if (y !== -100 && (y < 0 || y >= V))
+          throw new InvalidArgumentError(`label ${y} is outside the vocabulary`);
+        targets.push(y === -100 ? 0 : y);
+        weights.push(y === -100 ? 0 : 1);
+      }
+    }
+    const count = weights.reduce((a, b) => a + b, 0);
+    if (count === 0) throw new InvalidArgumentError('loss: every label is -100');
+    return tf.tidy(() => {
+      const logits = this.forward(inputIds, opts);
+      const shifted = logits.slice([0, 0, 0], [B, T - 1, V]).reshape([B * (T - 1), V]);
+      const logp = tf.logSoftmax(shifted);
+      const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(targets, 'int32'), V)), 1);
+      return tf.sum(tf.mul(picked, tf.tensor1d(weights))).div(-count) as tf.Scalar;
+    });
+  }
+
+  /** Releases the weights. */
+  dispose(): void {
+    for (const w of this.weights.values()) w.dispose();
+    this.weights.clear();
+  }
+}

@@ -1,0 +1,191 @@
+import { closeSync, fstatSync, openSync, readSync, renameSync, writeFileSync } from 'node:fs';
+import { FormatError, IOError } from './errors';
+
+/** safetensors dtypes and their element sizes. */
+export const DTYPE_BYTES = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+} as const;
+export type SafetensorsDtype = keyof typeof DTYPE_BYTES;
+
+export interface TensorEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Byte range inside the data section. */
+  begin: number;
+  end: number;
+}
+
+const MAX_HEADER = 100 * 1024 * 1024;
+
+/**
+ * A safetensors file opened lazily: the header is read and validated strictly (length bounds,
+ * JSON, dtypes, shape × dtype size = byte range, ranges inside the file, contiguous and not
+ * overlapping); tensor bytes are read on demand by offset.
+ */
+export class SafetensorsFile {
+  readonly path: string;
+  readonly tensors = new Map<string, TensorEntry>();
+  readonly metadata: Record<string, string> = {};
+  private readonly fd: number;
+  private readonly dataStart: number;
+
+  constructor(path: string) {
+    this.path = path;
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      throw new IOError(`cannot open ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    this.fd = fd;
+    try {
+      const size = fstatSync(fd).size;
+      if (size < 8)
+        throw new FormatError(
+          `${path}: ${size} bytes is too short for a safetensors header length`,
+        );
+      const lenBuf = Buffer.alloc(8);
+      readSync(fd, lenBuf, 0, 8, 0);
+      const headerLen = Number(lenBuf.readBigUInt64LE(0));
+      if (headerLen < 2 || headerLen > MAX_HEADER)
+        throw new FormatError(`${path}: header length ${headerLen} is out of bounds`);
+      if (8 + headerLen > size)
+        throw new FormatError(
+          `${path}: header length ${headerLen} runs past the end of the ${size}-byte file (truncated?)`,
+        );
+      const headerBuf = Buffer.alloc(headerLen);
+      readSync(fd, headerBuf, 0, headerLen, 8);
+      let header: unknown;
+      try {
+        header = JSON.parse(headerBuf.toString('utf8'));
+      } catch {
+        throw new FormatError(`${path}: the header is not valid JSON`);
+      }
+      if (typeof header !== 'object' || header === null || Array.isArray(header))
+        throw new FormatError(`${path}: the header must be a JSON object`);
+      this.dataStart = 8 + headerLen;
+      const dataSize = size - this.dataStart;
+      for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+        if (name === '__metadata__') {
+          if (typeof raw !== 'object' || raw === null)
+            throw new FormatError(`${path}: __metadata__ must be an object of strings`);
+          for (const [k, v] of Object.entries(raw)) {
+            if (typeof v !== 'string')
+              throw new FormatError(`${path}: __metadata__.${k} must be a string`);
+            this.metadata[k] = v;
+          }
+          continue;
+        }
+        this.tensors.set(name, validateEntry(path, name, raw, dataSize));
+      }
+      const sorted = [...this.tensors.values()].sort((a, b) => a.begin - b.begin);
+      for (let i = 1; i < sorted.length; i++) {
+        if (sorted[i].begin < sorted[i - 1].end) {
+          throw new FormatError(
+            `${path}: tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`,
+          );
+        }
+      }
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** Raw bytes of one tensor (a copy; reads only that range of the file). */
+  read(name: string): Uint8Array {
+    const e = this.tensors.get(name);
+    if (!e) throw new FormatError(`${this.path}: no tensor named '${name}'`);
+    const out = new Uint8Array(e.end - e.begin);
+    const n = readSync(this.fd, out, 0, out.length, this.dataStart + e.begin);
+    if (n !== out.length) throw new FormatError(`${this.path}: tensor '${name}' is truncated`);
+    return out;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+function validateEntry(path: string, name: string, raw: unknown, dataSize: number): TensorEntry {
+  const where = `${path}: tensor '${name}'`;
+  if (typeof raw !== 'object' || raw === null)
+    throw new FormatError(`${where}: entry must be an object`);
+  const { dtype, shape, data_offsets } = raw as Record<string, unknown>;
+  if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES))
+    throw new FormatError(`${where}: unknown dtype ${JSON.stringify(dtype)}`);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new FormatError(`${where}: bad shape ${JSON.stringify(shape)}`);
+  if (
+    !Array.isArray(data_offsets) ||
+    data_offsets.length !== 2 ||
+    !data_offsets.every((o) => Number.isSafeInteger(o) && o >= 0)
+  ) {
+    throw new FormatError(`${where}: bad data_offsets ${JSON.stringify(data_offsets)}`);
+  }
+  const [begin, end] = data_offsets as number[];
+  const bytes =
+    (shape as number[]).reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype as SafetensorsDtype];
+  if (end < begin || end - begin !== bytes)
+    throw new FormatError(
+      `${where}: shape [${shape}] × ${dtype} is ${bytes} bytes but its range is ${end - begin}`,
+    );
+  if (end > dataSize)
+    throw new FormatError(
+      `${where}: range ${begin}..${end} lies outside the ${dataSize}-byte data section (truncated?)`,
+    );
+  return { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end };
+}
+
+export interface TensorToWrite {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data: Uint8Array | Uint16Array | Float32Array | Int32Array;
+}
+
+/** Writes a safetensors file (atomically: temp file + rename) that Python's safetensors reads. */
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): void {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  const names = Object.keys(tensors).sort();
+  for (const name of names) {
+    const t = tensors[name];
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    if (bytes !== t.data.byteLength)
+      throw new FormatError(
+        `writeSafetensors: '${name}' has ${t.data.byteLength} bytes, shape [${t.shape}] × ${t.dtype} needs ${bytes}`,
+      );
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const out = Buffer.alloc(8 + headerBytes.length + offset);
+  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  headerBytes.copy(out, 8);
+  let at = 8 + headerBytes.length;
+  for (const name of names) {
+    const d = tensors[name].data;
+    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), at);
+    at += d.byteLength;
+  }
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, out);
+  renameSync(tmp, path);
+}
