@@ -3,6 +3,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   'gpu-info': () => import('./gpu-info'),
   'dkm-layer': () => import('./dkm-layer'),
   marshal: () => import('./marshal'),
+  llama: () => import('./llama'),
+  demo: () => import('../apps/edkm/src/demo'),
 };
 const name = process.argv[2];
 const bench = benches[name];

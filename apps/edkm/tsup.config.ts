@@ -1,4 +1,6 @@
 import { defineConfig } from 'tsup';
 import { tsupDefaults } from '../../scripts/tsup-defaults';
 
-export default defineConfig(tsupDefaults({ entry: ['src/index.ts'], format: ['esm'] }));
+export default defineConfig(
+  tsupDefaults({ entry: ['src/index.ts', 'src/demo.ts'], format: ['esm'] }),
+);
