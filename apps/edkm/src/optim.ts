@@ -16,7 +16,10 @@ export async function clipByGlobalNorm(
   grads: Record<string, tf.Tensor>,
   maxNorm: number,
 ): Promise<number> {
-  const sq = tf.tidy(() => tf.addN(Object.values(grads).map((g) => g.square().sum())));
+  // summed one by one: tf.addN of many tensors exceeds WebGPU's storage-buffer limit per shader
+  const sq = tf.tidy(() =>
+    Object.values(grads).reduce<tf.Tensor>((acc, g) => acc.add(g.square().sum()), tf.scalar(0)),
+  );
   const norm = Math.sqrt((await sq.data())[0]);
   sq.dispose();
   if (!Number.isFinite(norm))
