@@ -9,5 +9,6 @@ export * from './errors';
 export * from './half';
 export * from './ledger';
 export * from './plugins';
+export * from './random';
 export * from './kernels';
 export * from './table';

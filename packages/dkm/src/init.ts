@@ -1,16 +1,4 @@
-import { InvalidArgumentError } from '@edkm/core';
-
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { InvalidArgumentError, seededRandom } from '@edkm/core';
 
 /**
  * Initial centroids from weighted points (`values` U×d row-major, `weights` = occurrence counts).
@@ -42,7 +30,7 @@ export function initCentroids(
     (_, i) => values[order[Math.floor(i / d)] * d + (i % d)],
   );
   weights = Float32Array.from(order, (i) => weights[i]);
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const out = new Float32Array(k * d);
   if (method === 'quantiles') {
     const order = Array.from({ length: u }, (_, i) => i).sort(

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@edkm/core';
+import { InvalidArgumentError, seededRandom } from '@edkm/core';
 import type { KVCache, LlamaModel } from './model';
 
 export interface GenerateOptions {
@@ -15,17 +15,6 @@ export interface GenerateOptions {
   eosIds?: number[];
   /** Called with every new token as soon as it is chosen. */
   onToken?: (id: number) => void;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Chooses the next token from one row of logits (modified in place). */
@@ -82,7 +71,7 @@ export async function generate(
   if (promptIds.length === 0) throw new InvalidArgumentError('generate: the prompt is empty');
   const eos = opts.eosIds ?? [model.config.eosTokenId ?? []].flat();
   const maxNew = opts.maxNewTokens ?? 64;
-  const random = mulberry32(opts.seed ?? 0);
+  const random = seededRandom(opts.seed ?? 0);
   const cache: KVCache = { keys: [], values: [], length: 0 };
   const out: number[] = [];
   let next: number[] = promptIds;

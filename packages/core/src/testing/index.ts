@@ -11,6 +11,7 @@ import {
   reference,
   scatterAddByCode,
   scatterAddRows,
+  seededRandom,
   softContract,
   tableBackward,
   tableReference,
@@ -39,18 +40,6 @@ export interface ConformanceReport {
   backend: string;
   results: ConformanceResult[];
   failures: ConformanceResult[];
-}
-
-/** Deterministic pseudo-random numbers (mulberry32), so that failures reproduce. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomFloats(n: number, rnd: () => number): Float32Array {
@@ -453,3 +442,5 @@ export async function testBackends(): Promise<string[]> {
   }
   return usable;
 }
+
+export { seededRandom };
