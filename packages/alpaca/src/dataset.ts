@@ -342,23 +342,24 @@ export class AlpacaDataset {
     const seed = start.seed;
     const n = this.size;
     if (n === 0) return;
+    const packing = opts.packing ?? false;
+    const padTo = opts.padTo ?? 'longest';
     let offset = start.offset;
     for (let epoch = start.epoch; epoch < epochs; epoch++, offset = 0) {
       const order = this.epochOrder(epoch, { seed, shuffle: opts.shuffle });
-      while (offset < n) {
-        let batch: Omit<AlpacaBatch, 'position'>;
-        if (opts.packing) {
-          const plan = this.planPack(order, offset, batchSize);
-          if (opts.dropLast && plan.rows < batchSize) break;
-          batch = this.packBatch(order, offset, plan);
-        } else {
-          const count = Math.min(batchSize, n - offset);
-          if (opts.dropLast && count < batchSize) break;
-          batch = this.padBatch(order, offset, count, opts.padTo ?? 'longest');
-        }
+      // the epoch ends where the examples do, or (dropLast) before a batch of < batchSize rows
+      const epochDone = (at: number) =>
+        at >= n ||
+        (opts.dropLast === true &&
+          (packing ? this.planPack(order, at, batchSize).rows : n - at) < batchSize);
+      while (!epochDone(offset)) {
+        const batch = packing
+          ? this.packBatch(order, offset, this.planPack(order, offset, batchSize))
+          : this.padBatch(order, offset, Math.min(batchSize, n - offset), padTo);
         offset += batch.examples;
-        const position =
-          offset < n ? { epoch, offset, seed } : { epoch: epoch + 1, offset: 0, seed };
+        const position = epochDone(offset)
+          ? { epoch: epoch + 1, offset: 0, seed }
+          : { epoch, offset, seed };
         yield { ...batch, position };
       }
     }

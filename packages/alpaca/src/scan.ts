@@ -76,6 +76,7 @@ export class RowScanner {
       const c = chunk.charCodeAt(i);
       switch (this.state) {
         case State.InString:
+          if (c === NL) this.line++;
           if (this.escape) this.escape = false;
           else if (c === BACKSLASH) this.escape = true;
           else if (c === QUOTE) {
@@ -84,7 +85,7 @@ export class RowScanner {
               this.emit(chunk, start, i + 1);
               start = -1;
             }
-          } else if (c === NL) this.line++;
+          }
           break;
         case State.InContainer:
           if (c === QUOTE) this.state = State.InString;
