@@ -13,6 +13,7 @@ import {
   toHalfBits,
 } from '@edkm/core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { batchMatMul } from './matmul';
 
 function values(backend: MathBackendCPU, t: tf.TensorInfo): tf.backend_util.TypedArray {
   return backend.data.get(t.dataId).values as tf.backend_util.TypedArray;
@@ -166,6 +167,34 @@ const softContract: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 /** The kernels this plugin registers, exported so that tests (and other CPU-like backends) can reuse them. */
+/**
+ * tfjs's own cpu UnsortedSegmentSum (the gradient of every gather, e.g. an embedding lookup)
+ * loops over the segments and sums a masked copy of the whole input for each: O(segments × N).
+ * This one adds each row into its segment once, in input order (the same float32 sums): O(N).
+ */
+const unsortedSegmentSum: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
+  const { numSegments } = attrs as unknown as { numSegments: number };
+  const rows = tf.util.sizeFromShape(segmentIds.shape);
+  const inner = rows === 0 ? 0 : tf.util.sizeFromShape(x.shape) / rows;
+  const src = values(cpu, x);
+  const ids = values(cpu, segmentIds);
+  const out =
+    x.dtype === 'int32'
+      ? new Int32Array(numSegments * inner)
+      : new Float32Array(numSegments * inner);
+  for (let i = 0; i < rows; i++) {
+    const s = ids[i];
+    if (s < 0 || s >= numSegments) continue; // tfjs drops out-of-range ids
+    const to = s * inner;
+    const from = i * inner;
+    for (let j = 0; j < inner; j++) out[to + j] += src[from + j];
+  }
+  const shape = [numSegments, ...x.shape.slice(segmentIds.shape.length)];
+  return cpu.makeTensorInfo(shape, x.dtype === 'int32' ? 'int32' : 'float32', out);
+};
+
 export const cpuKernels = [
   { kernelName: KernelNames.GatherRows, kernelFunc: gatherRows },
   { kernelName: KernelNames.ScatterAddRows, kernelFunc: scatterAddRows },
@@ -177,6 +206,8 @@ export const cpuKernels = [
   { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
   { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
   { kernelName: TableKernelNames.SoftContract, kernelFunc: softContract },
+  { kernelName: 'UnsortedSegmentSum', kernelFunc: unsortedSegmentSum },
+  { kernelName: 'BatchMatMul', kernelFunc: batchMatMul },
 ];
 
 /** tfjs's cpu backend, minus its one-time console advert for tfjs-node (not an option here). */

@@ -45,4 +45,5 @@ export {
 export { argmax, mean, meanStderr } from './metrics';
 export { formatTable, progressLine } from './report';
 export { readRows, type Row } from './rows';
+export { fromLlama, type FromLlamaOptions, type LlamaLike } from './llama';
 export { fromLogitsFn, scoreWithLogits, type LogitsFn, type LogitsModelOptions } from './tfjs';

@@ -191,6 +191,9 @@ export async function scoreSequences(
     const lastRow = chunk.some((g) => g.length > 1);
     const batch = chunk.map((g) => unique[g[0]]);
     const out = await model.score(batch, { lastRow });
+    // let timers and I/O run between batches (progress bars; a cpu backend's data() resolves
+    // as a microtask, so without this a long evaluation never yields the event loop)
+    await new Promise((resolve) => setTimeout(resolve, 0));
     if (out.length !== batch.length) {
       throw new ShapeError(`model.score returned ${out.length} results for ${batch.length}`);
     }

@@ -32,16 +32,28 @@ export class LlamaModel {
   private readonly weights = new Map<string, tf.Variable>();
   private transform: WeightTransform | null = null;
   private readonly invFreq: Float32Array;
+  /** [D, D] signed permutation R with x·R = rotate_half(x). */
+  private readonly rotateHalf: tf.Tensor2D;
 
   constructor(config: LlamaConfig, tensors: Map<string, tf.Tensor>) {
     this.config = config;
     for (const name of this.expectedWeightNames()) {
       const t = tensors.get(name);
       if (!t) throw new ShapeError(`missing weight '${name}'`);
-      this.weights.set(name, tf.variable(t.toFloat(), true));
+      // tf.variable shares the data of its initial value: release the cast's handle after it
+      const initial = t.toFloat();
+      this.weights.set(name, tf.variable(initial, true));
+      initial.dispose();
     }
     const half = config.headDim / 2;
     const scale = config.ropeScaling.type === 'linear' ? config.ropeScaling.factor : 1;
+    const D = config.headDim;
+    const r = new Float32Array(D * D);
+    for (let i = 0; i < D / 2; i++) {
+      r[(i + D / 2) * D + i] = -1; // out[i] = −x[i + D/2]
+      r[i * D + i + D / 2] = 1; // out[i + D/2] = x[i]
+    }
+    this.rotateHalf = tf.tensor2d(r, [D, D]);
     this.invFreq = Float32Array.from(
       { length: half },
       (_, i) => 1 / (config.ropeTheta ** ((2 * i) / config.headDim) * scale),
@@ -114,11 +126,14 @@ export class LlamaModel {
     return [tf.cos(emb), tf.sin(emb)];
   }
 
+  /**
+   * x·cos + rotate_half(x)·sin, with rotate_half([x1, x2]) = [−x2, x1] written as a product with a
+   * fixed signed permutation: one small matmul instead of two strided slices and a concat.
+   */
   private applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
-    const half = this.config.headDim / 2;
-    const x1 = x.slice([0, 0, 0, 0], [-1, -1, -1, half]);
-    const x2 = x.slice([0, 0, 0, half], [-1, -1, -1, half]);
-    return x.mul(cos).add(tf.concat([x2.neg(), x1], 3).mul(sin));
+    const D = this.config.headDim;
+    const rotated = tf.matMul(x.reshape([-1, D]) as tf.Tensor2D, this.rotateHalf).reshape(x.shape);
+    return x.mul(cos).add(rotated.mul(sin));
   }
 
   /**
@@ -151,10 +166,6 @@ export class LlamaModel {
         .gather(this.w('model.embed_tokens.weight'), input.reshape([-1]))
         .reshape([B, T, c.hiddenSize]);
       const H = c.numAttentionHeads;
-      const kvHead = tf.tensor1d(
-        Array.from({ length: H }, (_, h) => Math.floor(h / (H / c.numKeyValueHeads))),
-        'int32',
-      );
       const KV = c.numKeyValueHeads;
       const D = c.headDim;
       for (let l = 0; l < c.numHiddenLayers; l++) {
@@ -175,14 +186,19 @@ export class LlamaModel {
           newKeys.push(tf.keep(k as tf.Tensor4D));
           newValues.push(tf.keep(v as tf.Tensor4D));
         }
+        // grouped-query attention: query head h reads KV head floor(h / rep) (Hugging Face's
+        // repeat_kv). Heads are KV-major, so the rep query heads of one KV head are one
+        // [rep·T, D] block: one batched matmul per KV head, no copy of the keys and values.
         const rep = H / KV;
-        // grouped-query attention: query head h reads KV head floor(h / rep) (Hugging Face's repeat_kv)
-        const expand = (t: tf.Tensor) => (rep === 1 ? t : tf.gather(t, kvHead, 1));
+        const Tk = k.shape[2] as number;
         const scores = tf
-          .matMul(q as tf.Tensor4D, expand(k) as tf.Tensor4D, false, true)
+          .matMul(q.reshape([B, KV, rep * T, D]) as tf.Tensor4D, k as tf.Tensor4D, false, true)
+          .reshape([B, H, T, Tk])
           .mul(1 / Math.sqrt(D))
           .add(mask);
-        const attn = tf.matMul(tf.softmax(scores), expand(v) as tf.Tensor4D);
+        const attn = tf
+          .matMul(tf.softmax(scores).reshape([B, KV, rep * T, Tk]) as tf.Tensor4D, v as tf.Tensor4D)
+          .reshape([B, H, T, D]);
         const merged = attn.transpose([0, 2, 1, 3]).reshape([B * T, H * D]) as tf.Tensor2D;
         x = x.add(this.linear(merged, `${p}self_attn.o_proj.weight`).reshape([B, T, c.hiddenSize]));
         const m = this.rmsNorm(x, `${p}post_attention_layernorm.weight`).reshape([
@@ -263,23 +279,25 @@ export class LlamaModel {
       );
     }
     const V = this.config.vocabSize;
-    const targets: number[] = [];
-    const weights: number[] = [];
-    for (const row of labels) {
+    // position t predicts labels[t + 1]; the last position of a row predicts nothing (weight 0),
+    // so the logits need no slice
+    const targets = new Int32Array(B * T);
+    const weights = new Float32Array(B * T);
+    let count = 0;
+    labels.forEach((row, b) => {
       for (let t = 1; t < T; t++) {
         const y = row[t];
-        if (y !== -100 && (y < 0 || y >= V))
+        if (y === -100) continue;
+        if (!Number.isInteger(y) || y < 0 || y >= V)
           throw new InvalidArgumentError(`label ${y} is outside the vocabulary`);
-        targets.push(y === -100 ? 0 : y);
-        weights.push(y === -100 ? 0 : 1);
+        targets[b * T + t - 1] = y;
+        weights[b * T + t - 1] = 1;
+        count++;
       }
-    }
-    const count = weights.reduce((a, b) => a + b, 0);
+    });
     if (count === 0) throw new InvalidArgumentError('loss: every label is -100');
     return tf.tidy(() => {
-      const logits = this.forward(inputIds, opts);
-      const shifted = logits.slice([0, 0, 0], [B, T - 1, V]).reshape([B * (T - 1), V]);
-      const logp = tf.logSoftmax(shifted);
+      const logp = tf.logSoftmax(this.forward(inputIds, opts).reshape([B * T, V]));
       const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(targets, 'int32'), V)), 1);
       return tf.sum(tf.mul(picked, tf.tensor1d(weights))).div(-count) as tf.Scalar;
     });
@@ -289,5 +307,6 @@ export class LlamaModel {
   dispose(): void {
     for (const w of this.weights.values()) w.dispose();
     this.weights.clear();
+    this.rotateHalf.dispose();
   }
 }

@@ -31,6 +31,18 @@ describe('tokenizer', () => {
   });
 });
 
+describe('memory', () => {
+  it('load + dispose leaves no tensor and no byte behind', async () => {
+    await useBackend('cpu');
+    const before = tf.memory();
+    const { model } = loadLlama(dir);
+    expect(tf.memory().numBytes).toBeGreaterThan(before.numBytes + 7_000_000 * 4);
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+  });
+});
+
 describe.each(backends)('LLaMA on %s', (backend) => {
   let llama: LoadedLlama;
   beforeAll(async () => {
