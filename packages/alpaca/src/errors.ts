@@ -1,13 +1,6 @@
-import { EdkmError, FormatError } from '@edkm/core';
+import { FormatError } from '@edkm/core';
 
-export { FormatError, InvalidArgumentError } from '@edkm/core';
-
-/** A file that cannot be opened or read. */
-export class IOError extends EdkmError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('IO', message, options);
-  }
-}
+export { FormatError, IOError, InvalidArgumentError } from '@edkm/core';
 
 /** Why a row is rejected (the keys of `report.skipped.byReason`). */
 export type RowErrorReason =

@@ -10,3 +10,10 @@ export {
   toPacked,
   unpackIndices,
 } from './pack';
+export {
+  type PaletteTensor,
+  dequantize,
+  groupRowsOf,
+  paletteBytes,
+  validatePalette,
+} from './palette';

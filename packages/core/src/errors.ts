@@ -65,6 +65,13 @@ export class FormatError extends EdkmError {
   }
 }
 
+/** A file that cannot be opened, read or written (missing, unreadable, a full disk...). */
+export class IOError extends EdkmError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('IO', message, options);
+  }
+}
+
 /** An operation that is not valid in the object's current state (use after release, ...). */
 export class StateError extends EdkmError {
   constructor(message: string, options?: { cause?: unknown }) {

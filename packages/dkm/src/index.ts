@@ -1,7 +1,7 @@
 export { type DkmConfig, defaultDkmConfig, resolveDkmConfig } from './config';
 export { initCentroids } from './init';
 export { DkmTensor, type DkmRuntimeOptions, type Palettized } from './layer';
-export { dequantize } from './palette';
+export { dequantize } from '@edkm/codec';
 export { attention, dkmPlain, iterate, sqDistances, tableGradients, updateCentroids } from './math';
 export { uniquePoints } from './unique';
 export { Palettizer, type PalettizerConfig, configFor, parsePalettizerConfig } from './palettizer';

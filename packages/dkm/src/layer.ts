@@ -1,3 +1,4 @@
+import type { PaletteTensor } from '@edkm/codec';
 import {
   InvalidArgumentError,
   NonFiniteError,
@@ -54,20 +55,8 @@ interface GroupState {
   distinct: number;
 }
 
-/** The palettized form of a weight: a LUT per group plus an n-bit index per vector. */
-export interface Palettized {
-  shape: [number, number];
-  bits: number;
-  clusterDim: number;
-  /** Rows per LUT (= shape[0] for a single LUT). */
-  groupSize: number;
-  /** fp16 bits of the LUTs, [groups, K, clusterDim]. */
-  lut: Uint16Array;
-  /** Hard index of every vector (row-major, vectors of clusterDim along a row). */
-  indices: Uint8Array;
-  /** Per-row scales (perChannelScale), else undefined. */
-  scales?: Float32Array;
-}
+/** The palettized form of a weight: a LUT per group plus an n-bit index per vector (codec's form). */
+export type Palettized = PaletteTensor;
 
 /** How the eDKM index list is held (the paper's ablation: marshaling, uniquification, sharding). */
 export interface DkmRuntimeOptions {

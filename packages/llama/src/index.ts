@@ -2,6 +2,7 @@ export { type LlamaConfig, parseLlamaConfig } from './config';
 export { IOError } from './errors';
 export { type GenerateOptions, generate, sampleToken } from './generate';
 export {
+  type LoadLlamaOptions,
   type LoadedLlama,
   decodeTensor,
   defaultModelDir,

@@ -59,6 +59,10 @@ export function readWeights(dir: string): Map<string, tf.Tensor> {
   for (const f of files) {
     const st = new SafetensorsFile(join(dir, f));
     try {
+      if (st.metadata.format === 'edkm-palettized')
+        throw new FormatError(
+          `${st.path} holds a palettized export (LUTs + packed indices): load it with loadPalettized() from @edkm/palettized`,
+        );
       for (const [name, entry] of st.tensors)
         out.set(name, tf.tensor(decodeTensor(st.read(name), entry, st.path), entry.shape));
     } finally {
@@ -68,8 +72,17 @@ export function readWeights(dir: string): Map<string, tf.Tensor> {
   return out;
 }
 
+export interface LoadLlamaOptions {
+  /**
+   * The weights, by Hugging Face name, instead of reading model.safetensors (e.g. dequantized
+   * from a palettized export). They are copied into the model's variables; the caller keeps
+   * ownership of these tensors.
+   */
+  weights?: Map<string, tf.Tensor>;
+}
+
 /** Loads a Hugging Face LLaMA folder: config, weights, tokenizer, generation config. */
-export function loadLlama(dir: string): LoadedLlama {
+export function loadLlama(dir: string, opts: LoadLlamaOptions = {}): LoadedLlama {
   if (!existsSync(dir)) throw new IOError(`model folder ${dir} does not exist`);
   const config = parseLlamaConfig(readJson(join(dir, 'config.json')), join(dir, 'config.json'));
   const tokenizer = new Tokenizer(
@@ -77,11 +90,11 @@ export function loadLlama(dir: string): LoadedLlama {
     readJson(join(dir, 'tokenizer_config.json'), false) ?? {},
   );
   const generationConfig = readJson(join(dir, 'generation_config.json'), false) ?? {};
-  const weights = readWeights(dir);
+  const weights = opts.weights ?? readWeights(dir);
   try {
     return { model: new LlamaModel(config, weights), tokenizer, config, generationConfig, dir };
   } finally {
-    tf.dispose([...weights.values()]);
+    if (!opts.weights) tf.dispose([...weights.values()]);
   }
 }
 

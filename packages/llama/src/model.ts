@@ -93,7 +93,9 @@ export class LlamaModel {
     if (!w) throw new InvalidArgumentError(`no weight named '${name}'`);
     if (!tf.util.arraysEqual(w.shape, value.shape))
       throw new ShapeError(`'${name}' is [${w.shape}], got [${value.shape}]`);
-    w.assign(value.toFloat());
+    const cast = value.toFloat();
+    w.assign(cast);
+    cast.dispose();
   }
 
   /** Every linear weight passes through `fn` inside the forward pass (e.g. DKM's soft clustering). */

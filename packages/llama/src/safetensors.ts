@@ -1,4 +1,13 @@
-import { closeSync, fstatSync, openSync, readSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { FormatError, IOError } from './errors';
 
 /** safetensors dtypes and their element sizes. */
@@ -153,7 +162,12 @@ export interface TensorToWrite {
   data: Uint8Array | Uint16Array | Float32Array | Int32Array;
 }
 
-/** Writes a safetensors file (atomically: temp file + rename) that Python's safetensors reads. */
+/**
+ * Writes a safetensors file that Python's safetensors reads, atomically: the bytes go to a temp
+ * file beside it (tensor by tensor, never the whole file in memory), are flushed to disk, and the
+ * temp file is renamed over `path`. On any failure (a full disk, say) the temp file is removed,
+ * the old file at `path` is untouched, and an IOError says what happened.
+ */
 export function writeSafetensors(
   path: string,
   tensors: Record<string, TensorToWrite>,
@@ -165,6 +179,8 @@ export function writeSafetensors(
   const names = Object.keys(tensors).sort();
   for (const name of names) {
     const t = tensors[name];
+    if (!(t.dtype in DTYPE_BYTES))
+      throw new FormatError(`writeSafetensors: '${name}' has unknown dtype ${t.dtype}`);
     const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
     if (bytes !== t.data.byteLength)
       throw new FormatError(
@@ -176,16 +192,29 @@ export function writeSafetensors(
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
   const headerBytes = Buffer.from(json, 'utf8');
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let at = 8 + headerBytes.length;
-  for (const name of names) {
-    const d = tensors[name].data;
-    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), at);
-    at += d.byteLength;
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, 'w');
+    writeFully(fd, prefix);
+    writeFully(fd, headerBytes);
+    for (const name of names) {
+      const d = tensors[name].data;
+      writeFully(fd, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    }
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw new IOError(`cannot write ${path}: ${(err as Error).message}`, { cause: err });
   }
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, out);
-  renameSync(tmp, path);
+}
+
+function writeFully(fd: number, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
 }
