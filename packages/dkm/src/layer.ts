@@ -58,6 +58,13 @@ interface GroupState {
 /** The palettized form of a weight: a LUT per group plus an n-bit index per vector (codec's form). */
 export type Palettized = PaletteTensor;
 
+/** DkmTensor's resumable state (see getState). */
+export interface DkmState {
+  step: number;
+  warm: number[][];
+  autoTau: number[];
+}
+
 /** How the eDKM index list is held (the paper's ablation: marshaling, uniquification, sharding). */
 export interface DkmRuntimeOptions {
   /** Keep the index list off the device between uses (loaded for the forward and the backward). */
@@ -128,6 +135,40 @@ export class DkmTensor {
 
   get k(): number {
     return 2 ** this.config.bits;
+  }
+
+  /**
+   * What the next prepare() depends on besides the weight: the step counter, the warm-start
+   * centroids and the automatic temperatures. JSON-serialisable (float32 values survive a JSON
+   * round trip exactly), so a checkpoint can resume training bit for bit.
+   */
+  getState(): DkmState {
+    return {
+      step: this.step,
+      warm: this.warm.map((c) => Array.from(c)),
+      autoTau: [...this.autoTau],
+    };
+  }
+
+  /** Restores getState()'s output (on a DkmTensor of the same shape and config). */
+  setState(state: DkmState): void {
+    const groups = this.shape[0] / (this.config.groupSize || this.shape[0]);
+    const size = this.k * this.config.clusterDim;
+    const ok =
+      Number.isInteger(state?.step) &&
+      state.step >= 0 &&
+      Array.isArray(state.warm) &&
+      state.warm.length <= groups &&
+      state.warm.every((c) => Array.isArray(c) && c.length === size) &&
+      Array.isArray(state.autoTau) &&
+      state.autoTau.length <= groups;
+    if (!ok)
+      throw new InvalidArgumentError(
+        `DKM state does not fit a [${this.shape}] weight with ${groups} group(s) of ${this.k}×${this.config.clusterDim} centroids`,
+      );
+    this.step = state.step;
+    this.warm = state.warm.map((c) => Float32Array.from(c));
+    this.autoTau = [...state.autoTau];
   }
 
   /** Iterations the last prepare() ran, per group. */

@@ -231,6 +231,34 @@ describe('DKM errors and state', () => {
     dkm.dispose();
   });
 
+  it('getState/setState resume training bit for bit (through JSON), and reject a state of another shape', async () => {
+    const shape: [number, number] = [8, 16];
+    const run = async (split: boolean) => {
+      let dkm = new DkmTensor(shape, { bits: 2, groupSize: 4 });
+      const v = tf.variable(tf.tensor2d(weights(...shape, 11), shape));
+      const opt = tf.train.sgd(0.05);
+      for (let step = 0; step < 6; step++) {
+        if (split && step === 3) {
+          const saved = JSON.parse(JSON.stringify(dkm.getState()));
+          dkm.dispose();
+          dkm = new DkmTensor(shape, { bits: 2, groupSize: 4 });
+          dkm.setState(saved);
+        }
+        await dkm.prepare(v);
+        const d = dkm;
+        opt.minimize(() => d.apply(v).sub(0.01).square().sum() as tf.Scalar);
+      }
+      const out = (await v.data()) as Float32Array;
+      dkm.dispose();
+      v.dispose();
+      return out;
+    };
+    expect(Buffer.from((await run(true)).buffer)).toEqual(Buffer.from((await run(false)).buffer));
+    const other = new DkmTensor([8, 16], { bits: 3 });
+    const state = new DkmTensor(shape, { bits: 2, groupSize: 4 }).getState();
+    expect(() => other.setState({ ...state, warm: [[1, 2]] })).toThrow(/does not fit/);
+  });
+
   it('does not leak tensors across prepare/apply/backward cycles', async () => {
     const shape: [number, number] = [8, 16];
     const dkm = new DkmTensor(shape, { bits: 2 });
