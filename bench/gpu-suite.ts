@@ -4,6 +4,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   'dkm-layer': () => import('./dkm-layer'),
   marshal: () => import('./marshal'),
   llama: () => import('./llama'),
+  eval: () => import('./eval'),
   demo: () => import('../apps/edkm/src/demo'),
 };
 const name = process.argv[2];
