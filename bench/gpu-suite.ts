@@ -5,7 +5,11 @@ const benches: Record<string, () => Promise<unknown>> = {
   marshal: () => import('./marshal'),
   llama: () => import('./llama'),
   eval: () => import('./eval'),
-  demo: () => import('../apps/edkm/src/demo'),
+  // the app's command line: `run.sh edkm demo --backend webgpu …`, `run.sh edkm finetune …`
+  edkm: () =>
+    import('../apps/edkm/src/cli').then((cli) =>
+      cli.main(['node', 'edkm', ...process.argv.slice(3)]),
+    ),
 };
 const name = process.argv[2];
 const bench = benches[name];

@@ -2,5 +2,5 @@ import { defineConfig } from 'tsup';
 import { tsupDefaults } from '../../scripts/tsup-defaults';
 
 export default defineConfig(
-  tsupDefaults({ entry: ['src/index.ts', 'src/demo.ts'], format: ['esm'] }),
+  tsupDefaults({ entry: ['src/index.ts', 'src/bin.ts'], format: ['esm'] }),
 );

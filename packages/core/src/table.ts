@@ -246,7 +246,7 @@ export const tableReference = {
   /** The SoftContract reference (float64); `values` are the rounded weights. */
   softContract(
     values: Float32Array,
-    g: Float32Array,
+    g: ArrayLike<number>,
     last: Float32Array,
     k: number,
     tau: number,

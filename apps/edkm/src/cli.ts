@@ -1,0 +1,313 @@
+#!/usr/bin/env node
+// The edkm command: finetune · export · eval · generate · inspect · demo.
+import '@edkm/backend-cpu';
+import '@edkm/backend-webgpu';
+import { defaultAlpacaPath } from '@edkm/alpaca';
+import { EdkmError } from '@edkm/core';
+import { formatTable } from '@edkm/eval';
+import { defaultModelDir } from '@edkm/llama';
+import { formatInspection, formatSizeReport, inspect } from '@edkm/palettized';
+import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import { runDemo } from './demo';
+import { runEval } from './evaluate';
+import { exportModel } from './export';
+import {
+  type FinetuneOptions,
+  defaultPalettizeConfig,
+  finetune,
+  readPalettizeConfig,
+} from './finetune';
+import { runGenerate } from './generate';
+import { progressBar } from './progress';
+
+const int = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new CommanderArgError(`${name} must be an integer`);
+  return n;
+};
+const num = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new CommanderArgError(`${name} must be a number`);
+  return n;
+};
+const backendOption = () =>
+  new Option('--backend <name>', 'compute backend')
+    .choices(['auto', 'webgpu', 'cpu'])
+    .default('auto');
+const print = (s: string) => process.stdout.write(`${s}\n`);
+const note = (s: string) => process.stderr.write(`${s}\n`);
+
+export function buildCli(): Command {
+  const program = new Command('edkm')
+    .description('Train-time weight clustering (eDKM palettization) of LLaMA models')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (s, write) => write(`edkm: ${s}`) });
+
+  program
+    .command('finetune')
+    .description('fine-tune a model while palettizing its linear layers (DKM / eDKM / JLCM)')
+    .option('--model <dir>', 'Hugging Face model folder', defaultModelDir())
+    .option(
+      '--data <file>',
+      'Alpaca .json/.jsonl, or a .txt file of plain text',
+      defaultAlpacaPath(),
+    )
+    .requiredOption('--out <dir>', 'run folder: run.json, checkpoint, log.jsonl, loss.svg')
+    .option(
+      '--bits <n>',
+      'index bits of every palettized layer (without --config)',
+      int('--bits'),
+      3,
+    )
+    .option('--config <file>', 'per-layer palettizer config (JSON, coremltools style)')
+    .option('--steps <n>', 'optimizer steps', int('--steps'), 100)
+    .option('--batch <n>', 'sequences per micro-batch', int('--batch'), 8)
+    .option('--seq <n>', 'tokens per sequence (text windows; Alpaca max length)', int('--seq'), 128)
+    .option('--grad-accum <n>', 'micro-batches per optimizer step', int('--grad-accum'), 1)
+    .option('--lr <x>', 'peak learning rate', num('--lr'), 1e-4)
+    .option('--warmup <n>', 'linear warm-up steps', int('--warmup'), 10)
+    .option(
+      '--min-lr-ratio <x>',
+      'cosine decay floor, as a fraction of --lr',
+      num('--min-lr-ratio'),
+      0.1,
+    )
+    .option('--weight-decay <x>', 'AdamW decoupled weight decay', num('--weight-decay'), 0)
+    .option('--clip <x>', 'clip the global gradient norm (0 = off)', num('--clip'), 1)
+    .option('--seed <n>', 'data order and initialisation seed', int('--seed'), 0)
+    .option(
+      '--save-every <n>',
+      'checkpoint every N steps (and at the end)',
+      int('--save-every'),
+      50,
+    )
+    .option(
+      '--holdout-chars <n>',
+      'text data: leave out the last N characters',
+      int('--holdout-chars'),
+      0,
+    )
+    .option('--packing', 'Alpaca data: pack several examples per sequence', false)
+    .option('--train-embeddings', 'also train the token embeddings', false)
+    .addOption(backendOption())
+    .option('--resume', 'continue the run in --out from its checkpoint', false)
+    .option('--json', 'print the result as JSON', false)
+    .action(async (o) => {
+      const palettize = o.config ? readPalettizeConfig(o.config) : defaultPalettizeConfig(o.bits);
+      const options: FinetuneOptions = {
+        model: o.model,
+        data: o.data,
+        out: o.out,
+        palettize,
+        steps: o.steps,
+        batch: o.batch,
+        seq: o.seq,
+        gradAccum: o.gradAccum,
+        lr: o.lr,
+        warmup: o.warmup,
+        minLrRatio: o.minLrRatio,
+        weightDecay: o.weightDecay,
+        clip: o.clip,
+        seed: o.seed,
+        saveEvery: o.saveEvery,
+        holdoutChars: o.holdoutChars,
+        packing: o.packing,
+        trainEmbeddings: o.trainEmbeddings,
+      };
+      const result = await finetune(options, {
+        backend: o.backend,
+        resume: o.resume,
+        progress: progressBar(),
+        log: note,
+      });
+      if (o.json) print(JSON.stringify(result));
+      else
+        note(
+          `done: ${result.steps} steps, ${result.tokens.toLocaleString('en-US')} tokens in ${result.seconds.toFixed(1)} s (${result.tokensPerSecond.toFixed(0)} tokens/s), final loss ${result.finalLoss.toFixed(4)}, peak backend memory ${(result.peakBytes / 2 ** 20).toFixed(0)} MiB → ${result.runDir}`,
+        );
+    });
+
+  program
+    .command('export')
+    .description('write the palettized model: fp16 LUTs + packed n-bit indices in safetensors')
+    .requiredOption(
+      '--model <dir>',
+      'a fine-tuning run folder, or a 16-bit model for post-training --method',
+    )
+    .requiredOption('--out <dir>', 'the palettized model folder to write')
+    .addOption(
+      new Option(
+        '--method <m>',
+        "auto: the run's clustering; kmeans / rtn: post-training baselines",
+      )
+        .choices(['auto', 'kmeans', 'rtn'])
+        .default('auto'),
+    )
+    .option('--bits <n>', 'post-training bits (without --config)', int('--bits'), 3)
+    .option('--config <file>', 'post-training per-layer config (JSON)')
+    .addOption(
+      new Option('--dense-dtype <dtype>', 'dtype of the weights that stay dense')
+        .choices(['bf16', 'fp16', 'f32'])
+        .default('bf16'),
+    )
+    .addOption(backendOption())
+    .option('--json', 'print the size report as JSON', false)
+    .action(async (o) => {
+      const result = await exportModel({
+        model: o.model,
+        out: o.out,
+        method: o.method,
+        bits: o.bits,
+        palettize: o.config ? readPalettizeConfig(o.config) : undefined,
+        denseDtype: o.denseDtype,
+        backend: o.backend,
+      });
+      if (o.json) print(JSON.stringify(result));
+      else print(`${result.out} (${result.method})\n${formatSizeReport(result.report)}`);
+    });
+
+  program
+    .command('eval')
+    .description('evaluate a 16-bit or palettized model: multiple-choice tasks or perplexity')
+    .option('--model <dir>', 'model folder (16-bit or palettized)', defaultModelDir())
+    .addOption(
+      new Option('--task <name>', 'task')
+        .choices([
+          'piqa',
+          'winogrande',
+          'arc_easy',
+          'arc_challenge',
+          'hellaswag',
+          'boolq',
+          'multiple_choice',
+          'ppl',
+        ])
+        .makeOptionMandatory(),
+    )
+    .requiredOption('--data <path>', 'task file (JSONL; a text file for ppl)')
+    .option('--limit <n>', 'first N documents', int('--limit'))
+    .option('--batch <n>', 'sequences per forward pass', int('--batch'), 8)
+    .option('--window <n>', 'ppl: window tokens', int('--window'), 256)
+    .option('--stride <n>', 'ppl: stride tokens', int('--stride'), 128)
+    .addOption(backendOption())
+    .option('--json', 'print the result as one JSON object', false)
+    .action(async (o) => {
+      const result = await runEval({
+        model: o.model,
+        task: o.task,
+        data: o.data,
+        limit: o.limit,
+        batch: o.batch,
+        window: o.window,
+        stride: o.stride,
+        backend: o.backend,
+        progress: !o.json && process.stderr.isTTY,
+      });
+      if (o.json) print(JSON.stringify(result));
+      else print(formatTable([result]));
+    });
+
+  program
+    .command('generate')
+    .description('generate text (streamed) from a 16-bit or palettized model')
+    .option('--model <dir>', 'model folder (16-bit or palettized)', defaultModelDir())
+    .requiredOption('--prompt <text>', 'the prompt')
+    .option('--alpaca', 'wrap the prompt in the Alpaca instruction template', false)
+    .option('--max-new-tokens <n>', 'tokens to generate at most', int('--max-new-tokens'), 64)
+    .option('--greedy', 'always the most likely token (the default without --temperature)')
+    .option('--temperature <t>', 'sampling temperature', num('--temperature'))
+    .option('--top-k <k>', 'sample among the k most likely tokens', int('--top-k'))
+    .option('--top-p <p>', 'nucleus sampling mass', num('--top-p'))
+    .option(
+      '--repetition-penalty <r>',
+      'Hugging Face repetition penalty (> 1)',
+      num('--repetition-penalty'),
+    )
+    .option('--seed <n>', 'sampling seed', int('--seed'), 0)
+    .addOption(backendOption())
+    .option('--json', 'print {prompt_ids, ids, text} instead of streaming', false)
+    .action(async (o) => {
+      if (o.greedy && o.temperature !== undefined)
+        throw new CommanderArgError('--greedy and --temperature exclude each other');
+      const result = await runGenerate({
+        model: o.model,
+        prompt: o.prompt,
+        alpaca: o.alpaca,
+        backend: o.backend,
+        maxNewTokens: o.maxNewTokens,
+        greedy: o.greedy,
+        temperature: o.temperature,
+        topK: o.topK,
+        topP: o.topP,
+        repetitionPenalty: o.repetitionPenalty,
+        seed: o.seed,
+        onText: o.json ? undefined : (t) => process.stdout.write(t),
+      });
+      if (o.json) print(JSON.stringify(result));
+      else process.stdout.write('\n');
+    });
+
+  program
+    .command('inspect')
+    .description('what a model folder, export or checkpoint holds')
+    .argument('<path>', 'a folder or a .safetensors file')
+    .option('--json', 'print as JSON', false)
+    .action((path: string, o) => {
+      const info = inspect(path);
+      print(o.json ? JSON.stringify(info) : formatInspection(info));
+    });
+
+  program
+    .command('demo')
+    .description(
+      'the whole pipeline on the shipped model: baselines, eDKM fine-tuning, export, eval, generate',
+    )
+    .option('--steps <n>', 'fine-tuning steps', int('--steps'), 40)
+    .option('--batch <n>', 'sequences per step', int('--batch'), 4)
+    .option('--seq <n>', 'tokens per sequence', int('--seq'), 64)
+    .option('--bits <n>', 'index bits', int('--bits'), 3)
+    .option('--lr <x>', 'peak learning rate', num('--lr'), 5e-4)
+    .option(
+      '--ppl-chars <n>',
+      'characters of held-out text for perplexity',
+      int('--ppl-chars'),
+      4000,
+    )
+    .option('--mc <n>', 'next-line multiple-choice items', int('--mc'), 40)
+    .option('--out <dir>', 'where to write runs and exports', 'runs/demo')
+    .addOption(backendOption())
+    .action(async (o) => {
+      await runDemo({
+        steps: o.steps,
+        batch: o.batch,
+        seq: o.seq,
+        bits: o.bits,
+        lr: o.lr,
+        pplChars: o.pplChars,
+        mc: o.mc,
+        out: o.out,
+        backend: o.backend,
+      });
+    });
+
+  return program;
+}
+
+/** Runs the CLI; a user error prints one clear line and exits non-zero. */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof EdkmError) {
+      process.stderr.write(`edkm: error: ${err.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    if (err instanceof CommanderArgError) {
+      process.stderr.write(`edkm: error: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+}

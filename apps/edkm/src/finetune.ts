@@ -1,0 +1,348 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { InvalidArgumentError, StateError, tf, useBackend } from '@edkm/core';
+import { Palettizer, type PalettizerConfig, parsePalettizerConfig } from '@edkm/dkm';
+import '@edkm/jlcm'; // registers method: 'jlcm' for palettizer configs
+import { loadLlama } from '@edkm/llama';
+import { checkpointPath, loadCheckpoint, saveCheckpoint } from './checkpoint';
+import { openTrainData } from './data';
+import { AdamW, clipByGlobalNorm, learningRate } from './optim';
+import { writeLossPlot } from './plot';
+import type { Progress } from './progress';
+
+/** Everything that decides a fine-tuning run (stored as run.json; --resume must match it). */
+export interface FinetuneOptions {
+  model: string;
+  data: string;
+  out: string;
+  /** Palettizer config (coremltools style); default: every decoder linear layer at `bits`. */
+  palettize: PalettizerConfig;
+  steps: number;
+  batch: number;
+  seq: number;
+  gradAccum: number;
+  lr: number;
+  warmup: number;
+  minLrRatio: number;
+  weightDecay: number;
+  clip: number;
+  seed: number;
+  saveEvery: number;
+  holdoutChars: number;
+  packing: boolean;
+  trainEmbeddings: boolean;
+}
+
+export interface RunControl {
+  backend: string;
+  resume: boolean;
+  progress: Progress;
+  log: (line: string) => void;
+}
+
+export interface FinetuneResult {
+  steps: number;
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  finalLoss: number;
+  peakBytes: number;
+  runDir: string;
+  backend: string;
+}
+
+/** The default per-layer config: DKM on every decoder linear layer; embeddings and LM head 16-bit. */
+export function defaultPalettizeConfig(bits: number): PalettizerConfig {
+  return { global: { bits }, byName: { 'lm_head.weight': null } };
+}
+
+export function readPalettizeConfig(path: string): PalettizerConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new InvalidArgumentError(`--config ${path}: ${(err as Error).message}`);
+  }
+  return parsePalettizerConfig(json, path);
+}
+
+export function validateOptions(o: FinetuneOptions): void {
+  const positiveInts: (keyof FinetuneOptions)[] = [
+    'steps',
+    'batch',
+    'seq',
+    'gradAccum',
+    'saveEvery',
+  ];
+  for (const k of positiveInts)
+    if (!(Number.isSafeInteger(o[k]) && (o[k] as number) > 0))
+      throw new InvalidArgumentError(`--${kebab(k)} must be a positive integer, got ${o[k]}`);
+  const nonNegative: (keyof FinetuneOptions)[] = ['warmup', 'holdoutChars', 'seed'];
+  for (const k of nonNegative)
+    if (!(Number.isSafeInteger(o[k]) && (o[k] as number) >= 0))
+      throw new InvalidArgumentError(`--${kebab(k)} must be a non-negative integer, got ${o[k]}`);
+  if (!(o.lr > 0 && o.lr < 1))
+    throw new InvalidArgumentError(`--lr must be in (0, 1), got ${o.lr}`);
+  if (!(o.weightDecay >= 0)) throw new InvalidArgumentError('--weight-decay must be ≥ 0');
+  if (!(o.clip >= 0)) throw new InvalidArgumentError('--clip must be ≥ 0 (0 = off)');
+  if (!(o.minLrRatio >= 0 && o.minLrRatio <= 1))
+    throw new InvalidArgumentError('--min-lr-ratio must be in [0, 1]');
+  if (o.seq < 2) throw new InvalidArgumentError('--seq must be at least 2');
+  if (!existsSync(join(o.model, 'config.json')))
+    throw new InvalidArgumentError(`--model ${o.model} is not a model folder (no config.json)`);
+  if (!existsSync(o.data)) throw new InvalidArgumentError(`--data ${o.data} does not exist`);
+}
+
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+function runFile(runDir: string): string {
+  return join(runDir, 'run.json');
+}
+
+/** The stored options of a run folder. */
+export function readRun(runDir: string): FinetuneOptions {
+  const path = runFile(runDir);
+  if (!existsSync(path))
+    throw new InvalidArgumentError(`${runDir} is not a fine-tuning run (no run.json)`);
+  return JSON.parse(readFileSync(path, 'utf8')).options as FinetuneOptions;
+}
+
+/** Options that must not change on --resume (anything that changes the computation). */
+function resumeMismatches(stored: FinetuneOptions, given: FinetuneOptions): string[] {
+  const out: string[] = [];
+  for (const key of Object.keys(stored) as (keyof FinetuneOptions)[]) {
+    // the output folder, the checkpoint interval and the step count (to train on) may change
+    if (key === 'out' || key === 'saveEvery' || key === 'steps') continue;
+    const a = JSON.stringify(stored[key]);
+    const b = JSON.stringify(given[key]);
+    if (a !== b) out.push(`${key}: run ${a}, given ${b}`);
+  }
+  return out;
+}
+
+/**
+ * Fine-tunes a LLaMA model while palettizing its linear layers (DKM/eDKM or JLCM per the config),
+ * with AdamW, warm-up + cosine schedule, gradient accumulation and clipping. Writes to the run
+ * folder: run.json, checkpoint.safetensors (every `saveEvery` steps and at the end, atomically),
+ * log.jsonl (one line per step) and loss.svg. With `resume`, continues from the checkpoint
+ * exactly: same data position, optimizer state and palettizer state.
+ */
+export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<FinetuneResult> {
+  const o = {
+    ...opts,
+    model: resolve(opts.model),
+    data: resolve(opts.data),
+    out: resolve(opts.out),
+  };
+  validateOptions(o);
+  const ckptPath = checkpointPath(o.out);
+  if (ctl.resume) {
+    const stored = readRun(o.out);
+    const diff = resumeMismatches(stored, o);
+    if (diff.length)
+      throw new InvalidArgumentError(
+        `--resume continues the run in ${o.out} with its own settings; these differ:\n  ${diff.join('\n  ')}`,
+      );
+    if (!existsSync(ckptPath))
+      throw new InvalidArgumentError(
+        `--resume: ${o.out} has no checkpoint yet; start it again without --resume`,
+      );
+  } else if (existsSync(ckptPath)) {
+    throw new InvalidArgumentError(
+      `${o.out} already holds a run (checkpoint.safetensors): pass --resume to continue it, or choose another --out`,
+    );
+  }
+  const selection = await useBackend(ctl.backend);
+  ctl.log(`backend: ${selection.description}`);
+  mkdirSync(o.out, { recursive: true });
+  if (!ctl.resume)
+    writeFileSync(runFile(o.out), `${JSON.stringify({ version: 1, options: o }, null, 2)}\n`);
+
+  const { model, tokenizer } = loadLlama(o.model);
+  const checkpoint = ctl.resume ? loadCheckpoint(ckptPath) : undefined;
+  const data = await openTrainData(
+    o.data,
+    tokenizer,
+    { batch: o.batch, seq: o.seq, seed: o.seed, holdoutChars: o.holdoutChars, packing: o.packing },
+    checkpoint?.dataPosition,
+  );
+  ctl.log(`data: ${data.description}`);
+
+  const weights = model.getWeights();
+  const linear = new Map(
+    model.linearWeightNames().map((n) => [n, weights.get(n)!.shape as [number, number]]),
+  );
+  const palettizer = new Palettizer(linear, o.palettize);
+  if (palettizer.layers.size === 0)
+    throw new InvalidArgumentError('the palettizer config clusters no weight of this model');
+  ctl.log(
+    `palettizing ${palettizer.layers.size} of ${linear.size} linear weights (${describeConfig(o.palettize)})`,
+  );
+
+  // trainables: model weights (embeddings only with trainEmbeddings) and the methods' variables
+  const trainable = new Map<string, tf.Variable>();
+  for (const [name, w] of weights)
+    if (o.trainEmbeddings || name !== 'model.embed_tokens.weight') trainable.set(name, w);
+  for (const [layerName, layer] of palettizer.layers)
+    (layer.variables?.() ?? []).forEach((v, i) => trainable.set(`${layerName}#var${i}`, v));
+
+  const optimizer = new AdamW({ weightDecay: o.weightDecay });
+  let history: { step: number; loss: number; lr: number; tokens: number }[] = [];
+  let start = 0;
+  if (checkpoint) {
+    for (const [name, w] of checkpoint.weights) {
+      const target = trainable.get(name);
+      if (!target)
+        throw new StateError(`the checkpoint holds '${name}', which this run does not train`);
+      const t = tf.tensor(w.data, w.shape);
+      target.assign(t);
+      t.dispose();
+    }
+    for (const [name, state] of Object.entries(checkpoint.palettizer)) {
+      const layer = palettizer.layers.get(name) as { setState?: (s: unknown) => void } | undefined;
+      if (!layer?.setState)
+        throw new StateError(
+          `the checkpoint has palettizer state for '${name}', which cannot take it`,
+        );
+      layer.setState(state);
+    }
+    optimizer.setState(checkpoint.optimizer, new Map([...trainable].map(([n, v]) => [n, v.shape])));
+    history = checkpoint.history;
+    start = checkpoint.step;
+    ctl.log(`resumed from step ${start} (${ckptPath})`);
+  }
+  const logPath = join(o.out, 'log.jsonl');
+  // the log keeps only what the checkpoint covers: steps after it are redone
+  writeFileSync(
+    logPath,
+    history.map((h) => `${JSON.stringify({ event: 'step', ...h })}\n`).join(''),
+  );
+
+  model.setWeightTransform(palettizer.transform);
+  const t0 = performance.now();
+  let tokensSeen = 0;
+  let peakBytes = tf.memory().numBytes;
+  let lastLoss = Number.NaN;
+  ctl.progress.start(o.steps, start);
+  const save = async (step: number) => {
+    const saved = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, v] of trainable)
+      saved.set(name, { shape: v.shape, data: (await v.data()) as Float32Array });
+    const states: Record<string, unknown> = {};
+    for (const [name, layer] of palettizer.layers) {
+      const s = (layer as { getState?: () => unknown }).getState?.();
+      if (s !== undefined) states[name] = s;
+    }
+    saveCheckpoint(ckptPath, {
+      step,
+      weights: saved,
+      optimizer: await optimizer.getState(),
+      palettizer: states,
+      dataPosition: data.position(),
+      history,
+    });
+    appendFileSync(logPath, `${JSON.stringify({ event: 'checkpoint', step })}\n`);
+  };
+  try {
+    for (let step = start; step < o.steps; step++) {
+      const lr = learningRate(step, {
+        lr: o.lr,
+        warmupSteps: o.warmup,
+        totalSteps: o.steps,
+        minRatio: o.minLrRatio,
+      });
+      await palettizer.prepare(weights);
+      let lossSum = 0;
+      let tokens = 0;
+      let accumulated: Record<string, tf.Tensor> | undefined;
+      const names = [...trainable.keys()];
+      const vars = names.map((n) => trainable.get(n)!);
+      for (let micro = 0; micro < o.gradAccum; micro++) {
+        const b = data.next();
+        const { value, grads } = tf.variableGrads(
+          () =>
+            model.loss(b.inputIds, b.labels, {
+              attentionMask: b.attentionMask,
+              segmentIds: b.segmentIds,
+              positionIds: b.positionIds,
+            }),
+          vars,
+        );
+        const named: Record<string, tf.Tensor> = {};
+        names.forEach((n, i) => {
+          named[n] = grads[vars[i].name];
+        });
+        if (!accumulated) accumulated = named;
+        else {
+          for (const n of names) {
+            const sum = accumulated[n].add(named[n]);
+            tf.dispose([accumulated[n], named[n]]);
+            accumulated[n] = sum;
+          }
+        }
+        lossSum += (await value.data())[0];
+        value.dispose();
+        tokens += b.tokens;
+      }
+      const grads = accumulated!;
+      if (o.gradAccum > 1)
+        for (const n of names) {
+          const mean = grads[n].div(o.gradAccum);
+          grads[n].dispose();
+          grads[n] = mean;
+        }
+      const gradNorm = await clipByGlobalNorm(grads, o.clip);
+      optimizer.apply(trainable, grads, lr);
+      tf.dispose(Object.values(grads));
+      peakBytes = Math.max(peakBytes, tf.memory().numBytes);
+      lastLoss = lossSum / o.gradAccum;
+      if (!Number.isFinite(lastLoss))
+        throw new InvalidArgumentError(
+          `the loss is ${lastLoss} at step ${step + 1}: training diverged (lower --lr)`,
+        );
+      tokensSeen += tokens;
+      const record = { step: step + 1, loss: lastLoss, lr, tokens };
+      history.push(record);
+      const seconds = (performance.now() - t0) / 1000;
+      appendFileSync(
+        logPath,
+        `${JSON.stringify({ event: 'step', ...record, gradNorm, seconds, bytes: tf.memory().numBytes })}\n`,
+      );
+      ctl.progress.update(step + 1, {
+        loss: lastLoss,
+        tokensPerSecond: tokensSeen / seconds,
+        bytes: tf.memory().numBytes,
+      });
+      if ((step + 1) % o.saveEvery === 0 || step + 1 === o.steps) await save(step + 1);
+    }
+  } finally {
+    ctl.progress.stop();
+    model.setWeightTransform(null);
+    palettizer.dispose();
+    optimizer.dispose();
+    model.dispose();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  await writeLossPlot(
+    join(o.out, 'loss.svg'),
+    history.map((h) => ({ step: h.step, loss: h.loss, series: 'train' })),
+    `palettized fine-tuning (${describeConfig(o.palettize)})`,
+  );
+  return {
+    steps: o.steps - start,
+    tokens: tokensSeen,
+    seconds,
+    tokensPerSecond: tokensSeen / seconds,
+    finalLoss: lastLoss,
+    peakBytes,
+    runDir: o.out,
+    backend: selection.description,
+  };
+}
+
+export function describeConfig(c: PalettizerConfig): string {
+  const g = c.global as Record<string, unknown> | null | undefined;
+  const head = g ? `${g.method ?? 'dkm'} ${g.bits ?? 4}-bit` : 'no global setting';
+  const overrides = Object.keys(c.byName ?? {}).length;
+  return overrides ? `${head}, ${overrides} override${overrides > 1 ? 's' : ''}` : head;
+}

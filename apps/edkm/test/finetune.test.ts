@@ -1,0 +1,137 @@
+// In-process: the export equals the fine-tuned model with hard-assigned clusters, and a full disk
+// during a checkpoint loses nothing.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// the checkpoint writer's system calls, with a switch that makes writes fail as on a full disk
+const disk = vi.hoisted(() => ({ fullAfterWrites: Number.POSITIVE_INFINITY, writes: 0 }));
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  return {
+    ...fs,
+    writeSync: (...args: Parameters<typeof fs.writeSync>) => {
+      if (++disk.writes > disk.fullAfterWrites)
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), {
+          code: 'ENOSPC',
+        });
+      return fs.writeSync(...args);
+    },
+  };
+});
+
+await import('@edkm/backend-cpu');
+const { IOError, fromHalfBits, tf, toHalfBits, useBackend } = await import('@edkm/core');
+const { Palettizer } = await import('@edkm/dkm');
+const { dequantize } = await import('@edkm/codec');
+const { loadLlama } = await import('@edkm/llama');
+const { loadModel } = await import('@edkm/palettized');
+const { exportModel, finetune, loadCheckpoint, silentProgress } = await import('../src/index');
+type Options = import('../src/index').FinetuneOptions;
+
+const root = join(__dirname, '../../..');
+const work = mkdtempSync(join(tmpdir(), 'edkm-ft-'));
+const text = join(work, 'text.txt');
+writeFileSync(
+  text,
+  readFileSync(join(root, 'data/tinyshakespeare/input.txt'), 'utf8').slice(0, 30_000),
+);
+const options = (out: string, steps: number): Options => ({
+  model: join(root, 'models/edkm-tiny'),
+  data: text,
+  out,
+  palettize: { global: null, byName: { 're:model\\.layers\\.0\\..*_proj\\.weight': { bits: 3 } } },
+  steps,
+  batch: 2,
+  seq: 16,
+  gradAccum: 2,
+  lr: 1e-3,
+  warmup: 1,
+  minLrRatio: 0.1,
+  weightDecay: 0.01,
+  clip: 1,
+  seed: 3,
+  saveEvery: 1,
+  holdoutChars: 0,
+  packing: false,
+  trainEmbeddings: false,
+});
+const control = { backend: 'cpu', resume: false, progress: silentProgress, log: () => {} };
+
+afterEach(() => {
+  disk.fullAfterWrites = Number.POSITIVE_INFINITY;
+  disk.writes = 0;
+});
+
+describe('the export is the fine-tuned model with hard-assigned clusters', () => {
+  const run = join(work, 'run');
+  beforeAll(async () => {
+    await useBackend('cpu');
+    await finetune(options(run, 2), control);
+  }, 120_000);
+
+  it.each(['f32', 'bf16'] as const)('same logits (dense weights in %s)', async (denseDtype) => {
+    const out = join(work, `export-${denseDtype}`);
+    await exportModel({ model: run, out, method: 'auto', bits: 3, denseDtype, backend: 'cpu' });
+    // by hand: the checkpoint's weights, the palettizer's state, a prepare and hard assignment
+    const ckpt = loadCheckpoint(join(run, 'checkpoint.safetensors'));
+    const { model, tokenizer } = loadLlama(join(root, 'models/edkm-tiny'));
+    const weights = model.getWeights();
+    const set = (name: string, data: Float32Array, shape: number[]) => {
+      const t = tf.tensor(data, shape);
+      model.setWeight(name, t);
+      t.dispose();
+    };
+    for (const [name, w] of ckpt.weights) set(name, w.data, w.shape);
+    if (denseDtype === 'bf16')
+      for (const [name, w] of weights)
+        set(
+          name,
+          fromHalfBits(toHalfBits((await w.data()) as Float32Array, 'bf16'), 'bf16'),
+          w.shape,
+        );
+    const shapes = new Map(
+      model.linearWeightNames().map((n) => [n, weights.get(n)!.shape as [number, number]]),
+    );
+    const palettizer = new Palettizer(shapes, options(run, 2).palettize);
+    for (const [name, layer] of palettizer.layers)
+      (layer as unknown as { setState(s: unknown): void }).setState(ckpt.palettizer[name]);
+    // prepare on the checkpoint's (f32) weights, as the export does
+    for (const [name, w] of ckpt.weights)
+      if (palettizer.layers.has(name)) set(name, w.data, w.shape);
+    await palettizer.prepare(weights);
+    for (const [name, p] of await palettizer.export(weights)) set(name, dequantize(p), p.shape);
+    palettizer.dispose();
+
+    const exported = loadModel(out);
+    expect(exported.palettized?.palettizedWeights).toBe(884_736);
+    const ids = [tokenizer.encode('KING RICHARD III:\nNow is the winter of our discontent')];
+    const [a, b] = [exported.model.forward(ids), model.forward(ids)];
+    expect(Buffer.from((await a.data()).buffer)).toEqual(Buffer.from((await b.data()).buffer));
+    tf.dispose([a, b]);
+    exported.model.dispose();
+    model.dispose();
+  });
+});
+
+describe('a full disk during a checkpoint', () => {
+  it('fails with an IOError, keeps the previous checkpoint, and the run resumes from it', async () => {
+    const run = join(work, 'full');
+    // steps 1 and 2 checkpoint; the disk fills up during step 3's checkpoint
+    await finetune(options(run, 2), control);
+    const before = readFileSync(join(run, 'checkpoint.safetensors'));
+    disk.writes = 0;
+    disk.fullAfterWrites = 3;
+    await expect(finetune(options(run, 3), { ...control, resume: true })).rejects.toThrow(IOError);
+    disk.fullAfterWrites = Number.POSITIVE_INFINITY;
+    // nothing lost: the step-2 checkpoint is intact, no temp file is left
+    expect(Buffer.compare(readFileSync(join(run, 'checkpoint.safetensors')), before)).toBe(0);
+    const { readdirSync } = await vi.importActual<typeof import('node:fs')>('node:fs');
+    expect(readdirSync(run).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(loadCheckpoint(join(run, 'checkpoint.safetensors')).step).toBe(2);
+    const resumed = await finetune(options(run, 3), { ...control, resume: true });
+    expect(resumed.steps).toBe(1);
+    expect(loadCheckpoint(join(run, 'checkpoint.safetensors')).step).toBe(3);
+  }, 120_000);
+});
