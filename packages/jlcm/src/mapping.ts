@@ -56,13 +56,25 @@ export function mapWeights(
     vectors[g] += perRow;
     for (let v = 0; v < perRow; v++) {
       const at = r * cols + v * d;
-      for (let b = 0; b < d; b++) x[b] = w[at + b] * inv;
       let best = 0;
-      for (let j = 0; j < k; j++) {
-        let s = 0;
-        for (let b = 0; b < d; b++) s += (x[b] - codebooks[base + j * d + b]) ** 2;
-        dist[j] = s;
-        if (s < dist[best]) best = j;
+      if (d === 1) {
+        const x0 = w[at] * inv;
+        for (let j = 0; j < k; j++) {
+          const diff = x0 - codebooks[base + j];
+          dist[j] = diff * diff;
+          if (dist[j] < dist[best]) best = j;
+        }
+      } else {
+        for (let b = 0; b < d; b++) x[b] = w[at + b] * inv;
+        for (let j = 0; j < k; j++) {
+          let s = 0;
+          for (let b = 0; b < d; b++) {
+            const diff = x[b] - codebooks[base + j * d + b];
+            s += diff * diff;
+          }
+          dist[j] = s;
+          if (s < dist[best]) best = j;
+        }
       }
       index[r * perRow + v] = g * k + best;
       nearestSqDistance[g] += dist[best];
