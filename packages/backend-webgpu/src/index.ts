@@ -218,6 +218,8 @@ export interface WebGPUDeviceInfo {
   device: string;
   description: string;
   features: string[];
+  /** A CPU rasteriser (lavapipe/llvmpipe, SwiftShader) or the browser's fallback adapter. */
+  software: boolean;
 }
 
 let deviceInfo: WebGPUDeviceInfo | undefined;
@@ -274,6 +276,11 @@ async function init(): Promise<boolean> {
     device: info?.device ?? '',
     description: info?.description ?? '',
     features: requiredFeatures,
+    software:
+      Boolean((info as GPUAdapterInfo & { isFallbackAdapter?: boolean })?.isFallbackAdapter) ||
+      /llvmpipe|lavapipe|swiftshader/i.test(
+        `${info?.vendor} ${info?.architecture} ${info?.device} ${info?.description}`,
+      ),
   };
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU
@@ -289,6 +296,7 @@ registerPlugin({
   priority: 3,
   init,
   kernels: webgpuKernels,
+  isSoftware: () => deviceInfo?.software ?? false,
   describe: () =>
     deviceInfo
       ? `webgpu: ${[deviceInfo.vendor, deviceInfo.architecture, deviceInfo.description || deviceInfo.device].filter(Boolean).join(' ')}`

@@ -27,6 +27,12 @@ export interface BackendPlugin {
   kernels: PluginKernel[];
   /** Human-readable description of the device once initialised (adapter name, ...). */
   describe?: () => string;
+  /**
+   * True once initialised on a software emulation of its device (a GPU backend on a CPU
+   * rasteriser such as lavapipe): 'auto' then prefers the other plugins and takes this one only
+   * when none of them starts. Naming it explicitly always uses it.
+   */
+  isSoftware?: () => boolean;
 }
 
 export interface BackendSelection {
@@ -94,19 +100,31 @@ export async function useBackend(name = 'auto'): Promise<BackendSelection> {
         `import its package first, e.g. import '@edkm/backend-${name}'`,
     );
   }
+  const software: BackendPlugin[] = [];
+  const select = async (plugin: BackendPlugin): Promise<BackendSelection> => {
+    const ok = await tf.setBackend(plugin.tfjsBackend);
+    if (!ok) throw new BackendError(`tfjs could not initialise backend '${plugin.tfjsBackend}'`);
+    await tf.ready();
+    return {
+      plugin: plugin.name,
+      tfjsBackend: plugin.tfjsBackend,
+      description: plugin.describe?.() ?? plugin.tfjsBackend,
+      skipped,
+    };
+  };
   for (const plugin of candidates) {
     if (!plugin) continue;
     try {
       await initPlugin(plugin);
-      const ok = await tf.setBackend(plugin.tfjsBackend);
-      if (!ok) throw new BackendError(`tfjs could not initialise backend '${plugin.tfjsBackend}'`);
-      await tf.ready();
-      return {
-        plugin: plugin.name,
-        tfjsBackend: plugin.tfjsBackend,
-        description: plugin.describe?.() ?? plugin.tfjsBackend,
-        skipped,
-      };
+      if (name === 'auto' && plugin.isSoftware?.()) {
+        software.push(plugin);
+        skipped.push({
+          plugin: plugin.name,
+          reason: `${plugin.describe?.() ?? plugin.name} emulates its device in software (select it by name to use it)`,
+        });
+        continue;
+      }
+      return await select(plugin);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       if (name !== 'auto') {
@@ -119,6 +137,7 @@ export async function useBackend(name = 'auto'): Promise<BackendSelection> {
       skipped.push({ plugin: plugin.name, reason });
     }
   }
+  if (software.length) return select(software[0]);
   throw new BackendError(
     `no backend plugin could start (${skipped.map((s) => `${s.plugin}: ${s.reason}`).join('; ') || 'none registered'})`,
   );

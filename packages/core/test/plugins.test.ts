@@ -40,4 +40,34 @@ describe('backend plugins', () => {
     const err = await useBackend('always-broken').catch((e) => e);
     expect(err.message).toMatch(/failed to start: no such device/);
   });
+
+  it("'auto' prefers real devices over a software emulation, which it takes only as a last resort", async () => {
+    const { MathBackendCPU } = await import('@tensorflow/tfjs-backend-cpu');
+    tf.registerBackend('emulated', () => new MathBackendCPU(), -5);
+    registerPlugin({
+      name: 'emulated-gpu',
+      tfjsBackend: 'emulated',
+      priority: 50,
+      init: () => true,
+      kernels: [],
+      isSoftware: () => true,
+      describe: () => 'a GPU on llvmpipe',
+    });
+    const sel = await useBackend('auto');
+    expect(sel.plugin).toBe('cpu');
+    expect(sel.skipped).toContainEqual({
+      plugin: 'emulated-gpu',
+      reason: 'a GPU on llvmpipe emulates its device in software (select it by name to use it)',
+    });
+    expect((await useBackend('emulated-gpu')).plugin).toBe('emulated-gpu');
+    // with every real device gone, 'auto' falls back to the emulation
+    const cpu = listPlugins().find((p) => p.name === 'cpu')!;
+    registerPlugin({ ...cpu, init: () => false });
+    try {
+      expect((await useBackend('auto')).plugin).toBe('emulated-gpu');
+    } finally {
+      registerPlugin(cpu);
+    }
+    expect((await useBackend('auto')).plugin).toBe('cpu');
+  });
 });
