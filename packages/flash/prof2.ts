@@ -1,0 +1,24 @@
+import '@edkm/backend-cpu';
+import { tf, useBackend } from '@edkm/core';
+await useBackend('cpu');
+const time = (name: string, f: () => tf.Tensor) => {
+  f().dispose();
+  const t = performance.now();
+  for (let i = 0; i < 3; i++) f().dispose();
+  console.log(name, ((performance.now() - t) / 3).toFixed(1));
+};
+const x = tf.randomNormal([256, 288]) as tf.Tensor2D;
+const w = tf.randomNormal([768, 288]) as tf.Tensor2D;
+const emb = tf.randomNormal([4096, 288]) as tf.Tensor2D;
+time('mm x wT 256x288x768', () => tf.matMul(x, w, false, true));
+time('mm x w (pre-transposed)', () => tf.matMul(x, w.transpose(), false, false));
+time('lm head 256x288x4096', () => tf.matMul(x, emb, false, true));
+const q = tf.randomNormal([1, 2, 768, 48]) as tf.Tensor4D;
+const k = tf.randomNormal([1, 2, 256, 48]) as tf.Tensor4D;
+time('scores', () => tf.matMul(q, k, false, true));
+const s = tf.randomNormal([1, 6, 256, 256]);
+time('softmax', () => tf.softmax(s));
+time('transpose', () => tf.randomNormal([1, 256, 6, 48]).transpose([0, 2, 1, 3]));
+const one = tf.randomNormal([1, 288]) as tf.Tensor2D;
+time('mm 1x288x768', () => tf.matMul(one, w, false, true));
+time('mm 1x288x4096', () => tf.matMul(one, emb, false, true));

@@ -1,0 +1,66 @@
+export {
+  type ByteRange,
+  type Bundling,
+  DATA_ALIGN,
+  FFN_FILE,
+  FLASH_FORMAT,
+  FLASH_VERSION,
+  type FlashDtype,
+  FlashLayout,
+  type FlashManifest,
+  type LayoutReport,
+  RESIDENT_FILE,
+  type WriteLayoutOptions,
+  residentNames,
+  validateManifest,
+  writeFlashLayout,
+} from './layout';
+export {
+  NVME_SSD,
+  type PlannedRead,
+  type ReadCost,
+  type StorageDevice,
+  alignRange,
+  breakEvenGapBytes,
+  planReads,
+  readCost,
+  splitReads,
+} from './plan';
+export { type ReadBatch, type ReaderOptions, type ReaderStats, RangeReader } from './reader';
+export { NeuronWindow, type SlotBatch, type WindowPlan } from './window';
+export {
+  AllNeurons,
+  type GateUpWeights,
+  type LowRankLayer,
+  LowRankPredictor,
+  type NeuronPredictor,
+  type NeuronSelection,
+  OraclePredictor,
+  PREDICTOR_FORMAT,
+  type SelectOptions,
+  fromChoices,
+  resolveTopK,
+  selectFromScores,
+} from './predictor';
+export {
+  FlashModel,
+  type FlashOptions,
+  type FlashStats,
+  type MemoryBudget,
+  type PredictorSpec,
+  budgetBytes,
+  makePredictor,
+  openFlash,
+} from './engine';
+export {
+  type CollectOptions,
+  type FfnActivations,
+  type FitOptions,
+  type PredictorQuality,
+  type TrainOptions,
+  collectFfnInputs,
+  fitLowRankPredictor,
+  predictorQuality,
+  topKAgreement,
+  trainPredictor,
+} from './train';
