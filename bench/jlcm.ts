@@ -165,7 +165,7 @@ async function fineTune(palettizer: Palettizer) {
     await palettizer.prepare(weights);
     const { value, grads } = tf.variableGrads(() => model.loss(ids, ids), trainable);
     const clipped = clip(grads, 1);
-    optimizer.applyGradients(clipped);
+    optimizer.applyGradients(Object.entries(clipped).map(([name, tensor]) => ({ name, tensor })));
     losses.push((await value.data())[0]);
     tf.dispose([value, ...Object.values(grads), ...Object.values(clipped)]);
     log(`    step ${step + 1}/${steps} loss ${losses[losses.length - 1].toFixed(3)}`);
