@@ -262,7 +262,7 @@ export function buildCli(): Command {
     .description(
       'the whole pipeline on the shipped model: baselines, eDKM fine-tuning, export, eval, generate',
     )
-    .option('--steps <n>', 'fine-tuning steps', int('--steps'), 40)
+    .option('--steps <n>', 'fine-tuning steps', int('--steps'), 24)
     .option('--batch <n>', 'sequences per step', int('--batch'), 4)
     .option('--seq <n>', 'tokens per sequence', int('--seq'), 64)
     .option('--bits <n>', 'index bits', int('--bits'), 3)
@@ -271,9 +271,9 @@ export function buildCli(): Command {
       '--ppl-chars <n>',
       'characters of held-out text for perplexity',
       int('--ppl-chars'),
-      4000,
+      2000,
     )
-    .option('--mc <n>', 'next-line multiple-choice items', int('--mc'), 40)
+    .option('--mc <n>', 'next-line multiple-choice items', int('--mc'), 24)
     .option('--out <dir>', 'where to write runs and exports', 'runs/demo')
     .addOption(backendOption())
     .action(async (o) => {

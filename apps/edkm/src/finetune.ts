@@ -314,6 +314,9 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
         bytes: tf.memory().numBytes,
       });
       if ((step + 1) % o.saveEvery === 0 || step + 1 === o.steps) await save(step + 1);
+      // let timers and signals run between steps (the progress display; a cpu backend's reads
+      // resolve as microtasks, so a training loop would otherwise never yield the event loop)
+      await new Promise((resolve) => setImmediate(resolve));
     }
   } finally {
     ctl.progress.stop();

@@ -88,7 +88,16 @@ export function inspect(path: string): Inspection {
   }
 }
 
-const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
+/** Bytes in the largest decimal unit that keeps the number ≥ 1 (B, kB, MB, GB). */
+function mb(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (i < units.length - 1 && Math.abs(n) >= 1000) {
+    n /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${n.toFixed(2)} ${units[i]}`;
+}
 
 /** A size report as a small table (the paper's headline: 12.6 GB → 2.5 GB for LLaMA-7B). */
 export function formatSizeReport(r: SizeReport): string {
