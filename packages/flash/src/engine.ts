@@ -34,7 +34,10 @@ export type PredictorSpec =
 export interface FlashOptions {
   /** Memory for FFN neurons (default '100%'): neuron cache plus streaming buffers. */
   memoryBudget?: MemoryBudget;
-  /** Tokens whose neurons stay in memory (default 4). */
+  /**
+   * Tokens whose neurons stay in memory (default 4); the others are evicted at once. Infinity:
+   * evict only for room, least recently used first.
+   */
   window?: number;
   /** Which neurons a token computes (default 'all': exact). */
   predictor?: PredictorSpec;
@@ -76,7 +79,9 @@ export interface FlashStats {
     neuronMemoryBytes: number;
     residentBytes: number;
     ffnBytes: number;
-    /** (resident + neuron memory) / (resident + FFN): the model's share held in memory. */
+    /** The predictor's weights (float32), in memory beside the resident weights. */
+    predictorBytes: number;
+    /** (resident + neuron memory + predictor) / (resident + FFN): the model's share held in memory. */
     fractionOfModel: number;
   };
 }
@@ -526,6 +531,7 @@ export class FlashModel {
         : this.naiveResident.filter(Boolean).length * m.layerBytes +
           this.naiveChunk * m.neuronBytes;
     const resident = this.layout.residentBytes;
+    const predictorBytes = this.predictor.bytes ?? 0;
     const tokens = Math.max(1, k.tokens);
     return {
       strategy: this.strategy,
@@ -549,7 +555,9 @@ export class FlashModel {
         neuronMemoryBytes: neuronMemory,
         residentBytes: resident,
         ffnBytes: this.layout.ffnBytes,
-        fractionOfModel: (resident + neuronMemory) / (resident + this.layout.ffnBytes),
+        predictorBytes,
+        fractionOfModel:
+          (resident + neuronMemory + predictorBytes) / (resident + this.layout.ffnBytes),
       },
     };
   }

@@ -24,6 +24,7 @@ export {
   breakEvenGapBytes,
   planReads,
   readCost,
+  readSeconds,
   splitReads,
 } from './plan';
 export { type ReadBatch, type ReaderOptions, type ReaderStats, RangeReader } from './reader';

@@ -12,6 +12,8 @@ export interface NeuronSelection {
 /** Says which FFN neurons each token needs, from the FFN input x [T, hidden] of a layer. */
 export interface NeuronPredictor {
   readonly name: string;
+  /** Bytes the predictor keeps in memory (0 or absent for 'all'; the oracle's test weights are not counted). */
+  readonly bytes?: number;
   select(layer: number, x: tf.Tensor2D): Promise<NeuronSelection>;
   dispose(): void;
 }
@@ -154,8 +156,8 @@ export interface LowRankLayer {
   project: Float32Array;
   /** [I, r] */
   gate: Float32Array;
-  /** [I, r]; without it the score is |silu(gate_i)| alone. */
-  up?: Float32Array;
+  /** [I, r] */
+  up: Float32Array;
 }
 
 export const PREDICTOR_FORMAT = 'edkm-flash-predictor';
@@ -166,7 +168,7 @@ export class LowRankPredictor implements NeuronPredictor {
   readonly rank: number;
   readonly hiddenSize: number;
   readonly intermediateSize: number;
-  private readonly tensors: { project: tf.Tensor2D; gate: tf.Tensor2D; up?: tf.Tensor2D }[];
+  private readonly tensors: { project: tf.Tensor2D; gate: tf.Tensor2D; up: tf.Tensor2D }[];
 
   constructor(
     readonly layers: LowRankLayer[],
@@ -185,15 +187,14 @@ export class LowRankPredictor implements NeuronPredictor {
         !Number.isInteger(I) ||
         l.project.length !== r * hiddenSize ||
         l.gate.length !== I * r ||
-        (l.up !== undefined && l.up.length !== I * r) ||
-        (l.up === undefined) !== (layers[0].up === undefined)
+        l.up.length !== I * r
       )
         throw new FormatError(`predictor layer ${i} has inconsistent sizes`);
     });
     this.tensors = layers.map((l) => ({
       project: tf.tensor2d(l.project, [r, hiddenSize]),
       gate: tf.tensor2d(l.gate, [I, r]),
-      up: l.up && tf.tensor2d(l.up, [I, r]),
+      up: tf.tensor2d(l.up, [I, r]),
     }));
     this.name = `low-rank r=${r}${opts.topK !== undefined ? ` top-${opts.topK}` : ''}`;
   }
@@ -203,14 +204,17 @@ export class LowRankPredictor implements NeuronPredictor {
     return new LowRankPredictor(this.layers, this.hiddenSize, opts);
   }
 
+  /** Bytes of the weights in memory (float32): r·(H + 2I) per layer. */
+  get bytes(): number {
+    return 4 * this.layers.length * this.rank * (this.hiddenSize + 2 * this.intermediateSize);
+  }
+
   /** Predicted |silu(gate) · up| [T, I]. */
   scores(layer: number, x: tf.Tensor2D): tf.Tensor2D {
     const w = this.tensors[layer];
     return tf.tidy(() => {
       const z = tf.matMul(x, w.project, false, true);
-      const g = tf.matMul(z, w.gate, false, true) as tf.Tensor2D;
-      if (!w.up) return tf.abs(tf.mul(g, tf.sigmoid(g))) as tf.Tensor2D;
-      return swigluMagnitude(g, tf.matMul(z, w.up, false, true));
+      return swigluMagnitude(tf.matMul(z, w.gate, false, true), tf.matMul(z, w.up, false, true));
     });
   }
 
@@ -233,7 +237,7 @@ export class LowRankPredictor implements NeuronPredictor {
         data: l.project,
       };
       tensors[`layers.${i}.gate`] = { dtype: 'F32', shape: [I, r], data: l.gate };
-      if (l.up) tensors[`layers.${i}.up`] = { dtype: 'F32', shape: [I, r], data: l.up };
+      tensors[`layers.${i}.up`] = { dtype: 'F32', shape: [I, r], data: l.up };
     });
     writeSafetensors(path, tensors, {
       ...metadata,
@@ -262,14 +266,13 @@ export class LowRankPredictor implements NeuronPredictor {
       for (let i = 0; i < count; i++) {
         const part = (name: string) => {
           const e = st.tensors.get(`layers.${i}.${name}`);
-          if (!e && name === 'up') return undefined;
           if (!e || e.dtype !== 'F32' || e.shape.length !== 2)
             throw new FormatError(`${path}: 'layers.${i}.${name}' is missing or not a F32 matrix`);
           if (name === 'project') hidden = e.shape[1];
           const b = st.read(e.name);
           return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
         };
-        layers.push({ project: part('project')!, gate: part('gate')!, up: part('up') });
+        layers.push({ project: part('project'), gate: part('gate'), up: part('up') });
       }
       const p = new LowRankPredictor(layers, hidden, opts);
       if (
@@ -290,6 +293,6 @@ export class LowRankPredictor implements NeuronPredictor {
   }
 
   dispose(): void {
-    for (const t of this.tensors) tf.dispose([t.project, t.gate, ...(t.up ? [t.up] : [])]);
+    for (const t of this.tensors) tf.dispose([t.project, t.gate, t.up]);
   }
 }

@@ -85,8 +85,6 @@ export async function collectFfnInputs(
 export interface FitOptions {
   /** Rank of each layer's predictor (default 32). */
   rank?: number;
-  /** Predict gate and up pre-activations (score |silu(ĝ)·û|, default) or the gate alone (|silu(ĝ)|). */
-  target?: 'gate-up' | 'gate';
   /** Ridge added to the second moment, relative to its mean eigenvalue (default 1e-4). */
   ridge?: number;
 }
@@ -105,8 +103,7 @@ export function fitLowRankPredictor(
 ): LowRankPredictor {
   const { hiddenSize: H, intermediateSize: I, numLayers: L } = layout.manifest;
   const rank = assertIntInRange('rank', opts.rank ?? 32, 1, H);
-  const target = opts.target ?? 'gate-up';
-  const outputs = target === 'gate' ? I : 2 * I;
+  const outputs = 2 * I;
   const layers: LowRankLayer[] = [];
   for (let l = 0; l < L; l++) {
     const sigma = activations.moments[l].map((v) => v / activations.tokens);
@@ -117,7 +114,7 @@ export function fitLowRankPredictor(
     const weights = layout.readLayer(l);
     const w = new Float32Array(outputs * H);
     w.set(weights.gate);
-    if (target === 'gate-up') w.set(weights.up, I * H);
+    w.set(weights.up, I * H);
     const [wl, gramWL] = tf.tidy(() => {
       const m = tf.matMul(
         tf.tensor2d(w, [outputs, H]),
@@ -140,7 +137,7 @@ export function fitLowRankPredictor(
     layers.push({
       project: Float32Array.from(matmul(topT, invertLower(chol, H), rank, H, H)),
       gate: Float32Array.from(c.subarray(0, I * rank)),
-      up: target === 'gate-up' ? Float32Array.from(c.subarray(I * rank)) : undefined,
+      up: Float32Array.from(c.subarray(I * rank)),
     });
   }
   return new LowRankPredictor(layers, H);
@@ -247,7 +244,6 @@ export async function trainPredictor(
     const path = opts.out ?? join(layoutDir, 'predictor.safetensors');
     predictor.save(path, {
       tokens: String(activations.tokens),
-      target: opts.target ?? 'gate-up',
       recall: JSON.stringify(quality.recall.map((r) => Number(r.toFixed(4)))),
     });
     predictor.dispose();

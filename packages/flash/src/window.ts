@@ -22,7 +22,8 @@ export interface WindowPlan {
 /**
  * The neurons of one FFN layer kept in memory ("windowing", LLM in a flash §3.3): every neuron a
  * token used stays for the next `window` tokens; a new token loads only the neurons it needs that
- * are not there, and neurons no token of the window used are evicted. At most `capacity` neurons
+ * are not there, and neurons no token of the window used are evicted (with `window` = Infinity,
+ * nothing is evicted until room is needed: least-recently-used). At most `capacity` neurons
  * are held (the memory budget). When a token needs more neurons than that, they are computed in
  * batches of at most `capacity`, each batch taking the slots of the least recently used neurons
  * (batches run in order: a slot is reused only after the batch that used it was computed).
@@ -42,7 +43,8 @@ export class NeuronWindow {
   constructor(neurons: number, capacity: number, window: number) {
     assertIntInRange('neurons', neurons, 1, 2 ** 31 - 1);
     assertIntInRange('capacity', capacity, 1, neurons);
-    assertIntInRange('window', window, 1, Number.MAX_SAFE_INTEGER);
+    if (window !== Number.POSITIVE_INFINITY)
+      assertIntInRange('window', window, 1, Number.MAX_SAFE_INTEGER);
     this.neurons = neurons;
     this.capacity = capacity;
     this.window = window;

@@ -130,7 +130,7 @@ describe('cost model', () => {
       NVME_SSD,
     );
     expect(cost.meanReadBytes).toBe(6000);
-    expect(cost.seconds).toBeCloseTo(2 * 80e-6 + 12000 / 6e9, 12);
+    expect(cost.seconds).toBeCloseTo((2 * 80e-6) / 32 + 12000 / 6e9, 12);
     // merging two reads over a gap below the break-even point costs less
     const gap = breakEvenGapBytes() / 2;
     const apart = readCost([
