@@ -143,6 +143,7 @@ export class FlashModel {
   /** naive: layers kept whole, and the buffer the others stream through. */
   private readonly naiveResident: (NeuronSlab | undefined)[] = [];
   private naiveChunk = 0;
+  private readonly everyNeuron: NeuronSelection;
   private step = 0;
   private closed = false;
   private counters = {
@@ -176,6 +177,7 @@ export class FlashModel {
     const I = c.intermediateSize;
     const L = c.numHiddenLayers;
     this.budget = budgetBytes(opts.memoryBudget ?? '100%', layout.ffnBytes);
+    this.everyNeuron = { neurons: Int32Array.from({ length: I }, (_, i) => i) };
     if (this.strategy === 'window') {
       const perLayer = Math.min(I, Math.floor(this.budget / (L * m.neuronBytes)));
       if (perLayer < 1)
@@ -322,7 +324,9 @@ export class FlashModel {
         x = residual;
         try {
           this.onFfnInput?.(l, ffnInput);
-          const selection = await this.predictor.select(l, ffnInput);
+          // naive computes every neuron: no prediction
+          const selection =
+            this.strategy === 'naive' ? this.everyNeuron : await this.predictor.select(l, ffnInput);
           const y = await this.ffn(l, ffnInput, selection, this.step + T - 1);
           x = tf.tidy(() => residual.add(y));
           y.dispose();
@@ -371,7 +375,7 @@ export class FlashModel {
       this.counters.misses += p.misses;
       plan = { slab: this.slabs[l], batches: p.batches };
     } else {
-      const all = Int32Array.from({ length: I }, (_, i) => i);
+      const all = this.everyNeuron.neurons;
       const kept = this.naiveResident[l];
       if (kept) plan = { slab: kept, batches: [{ neurons: all, slots: all, load: false }] };
       else {
@@ -531,11 +535,11 @@ export class FlashModel {
         : this.naiveResident.filter(Boolean).length * m.layerBytes +
           this.naiveChunk * m.neuronBytes;
     const resident = this.layout.residentBytes;
-    const predictorBytes = this.predictor.bytes ?? 0;
+    const predictorBytes = this.strategy === 'naive' ? 0 : (this.predictor.bytes ?? 0);
     const tokens = Math.max(1, k.tokens);
     return {
       strategy: this.strategy,
-      predictor: this.predictor.name,
+      predictor: this.strategy === 'naive' ? 'all (naive)' : this.predictor.name,
       tokens: k.tokens,
       seconds: k.seconds,
       ioWaitSeconds: k.ioWait,

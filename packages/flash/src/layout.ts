@@ -84,7 +84,10 @@ export interface ByteRange {
 }
 
 export interface WriteLayoutOptions {
-  /** Element type on disk (default: the source's dtype; fp16 for a palettized export). */
+  /**
+   * Element type on disk (default: the source's, i.e. fp16 for dequantized palettized weights;
+   * resident weights then keep each their own dtype).
+   */
   dtype?: FlashDtype;
   /** Neuron bundles (default) or separate matrices. */
   bundling?: Bundling;
@@ -106,7 +109,8 @@ const ffnNames = (l: number) =>
 /** Weights of a model folder (16-bit HF or palettized export) or of a .safetensors file. */
 interface SourceWeights {
   weights: Map<string, DenseWeight>;
-  dtype: FlashDtype;
+  /** The dtype each weight is stored at without loss (fp16 for dequantized palettized ones). */
+  dtypes: Map<string, FlashDtype>;
   kind: '16-bit' | 'palettized';
   /** Stored bytes per weight name (a palettized weight counts all of its parts). */
   storedBytes: Map<string, number>;
@@ -119,6 +123,8 @@ function readSource(source: string, configFrom?: string): SourceWeights {
   const configDir = configFrom ?? (isDir ? source : dirname(source));
   const weights = new Map<string, DenseWeight>();
   const storedBytes = new Map<string, number>();
+  const dtypes = new Map<string, FlashDtype>();
+  const dtypeOf = (d: string): FlashDtype => (d === 'F16' ? 'fp16' : d === 'F32' ? 'f32' : 'bf16');
   if (isPalettized(source)) {
     const pf = new PalettizedFile(isDir ? join(source, 'model.safetensors') : source);
     try {
@@ -126,13 +132,14 @@ function readSource(source: string, configFrom?: string): SourceWeights {
       for (const [name, e] of st.tensors) {
         const owner = pf.palettizedNames().find((p) => name.startsWith(`${p}.`)) ?? name;
         storedBytes.set(owner, (storedBytes.get(owner) ?? 0) + e.end - e.begin);
+        dtypes.set(owner, owner === name ? dtypeOf(e.dtype) : 'fp16');
       }
       st.close();
       for (const [name, w] of pf.dequantizeAll()) weights.set(name, w);
     } finally {
       pf.close();
     }
-    return { weights, dtype: 'fp16', kind: 'palettized', storedBytes, configDir };
+    return { weights, dtypes, kind: 'palettized', storedBytes, configDir };
   }
   const indexPath = isDir ? join(source, 'model.safetensors.index.json') : '';
   const files =
@@ -148,21 +155,19 @@ function readSource(source: string, configFrom?: string): SourceWeights {
           ),
         ].map((f) => join(source, f))
       : [isDir ? join(source, 'model.safetensors') : source];
-  let dtype: FlashDtype = 'bf16';
   for (const f of files) {
     const st = new SafetensorsFile(f);
     try {
       for (const [name, e] of st.tensors) {
         weights.set(name, { shape: e.shape, data: decodeTensor(st.read(name), e, st.path) });
         storedBytes.set(name, e.end - e.begin);
-        if (name.endsWith('mlp.gate_proj.weight'))
-          dtype = e.dtype === 'F16' ? 'fp16' : e.dtype === 'F32' ? 'f32' : 'bf16';
+        dtypes.set(name, dtypeOf(e.dtype));
       }
     } finally {
       st.close();
     }
   }
-  return { weights, dtype, kind: '16-bit', storedBytes, configDir };
+  return { weights, dtypes, kind: '16-bit', storedBytes, configDir };
 }
 
 function encode(values: Float32Array, dtype: FlashDtype): Uint8Array {
@@ -213,7 +218,7 @@ export function writeFlashLayout(
   const configPath = join(src.configDir, 'config.json');
   if (!existsSync(configPath)) throw new IOError(`no config.json in ${src.configDir}`);
   const config = parseLlamaConfig(JSON.parse(readFileSync(configPath, 'utf8')), configPath);
-  const dtype = opts.dtype ?? src.dtype;
+  const dtype = opts.dtype ?? src.dtypes.get(ffnNames(0)[0]) ?? 'bf16';
   const bundling = opts.bundling ?? 'neuron';
   if (!(dtype in DTYPE_SIZE)) throw new InvalidArgumentError(`unknown dtype '${dtype}'`);
   if (bundling !== 'neuron' && bundling !== 'matrix')
@@ -290,9 +295,11 @@ export function writeFlashLayout(
   for (const name of residentNames(config)) {
     const w = src.weights.get(name);
     if (!w) throw new FormatError(`${source}: missing weight '${name}'`);
-    const data = dtype === 'f32' ? w.data : toHalfBits(w.data, dtype === 'bf16' ? 'bf16' : 'fp16');
+    // each resident weight keeps its own lossless dtype unless one is asked for
+    const d = opts.dtype ?? src.dtypes.get(name) ?? dtype;
+    const data = d === 'f32' ? w.data : toHalfBits(w.data, d);
     resident[name] = {
-      dtype: dtype === 'f32' ? 'F32' : dtype === 'bf16' ? 'BF16' : 'F16',
+      dtype: d === 'f32' ? 'F32' : d === 'bf16' ? 'BF16' : 'F16',
       shape: w.shape,
       data,
     };

@@ -42,11 +42,10 @@ function palettize(w: DenseWeight, bits = 4): PaletteTensor {
   return { shape: [rows, cols], bits, clusterDim: 1, groupSize: rows, lut, indices };
 }
 
-/** A palettized export of the shipped model (every projection at 4 bits) in `out`. */
+/** A palettized export of the shipped model (the FFN projections at 4 bits) in `out`. */
 export function writePalettizedTiny(out: string, dense = denseTiny()): string {
   const palettes = new Map<string, PaletteTensor>();
-  for (const [name, w] of dense)
-    if (name.endsWith('_proj.weight')) palettes.set(name, palettize(w));
+  for (const [name, w] of dense) if (name.includes('.mlp.')) palettes.set(name, palettize(w));
   writePalettized(out, dense, palettes, { copyFrom: modelDir });
   return out;
 }
