@@ -89,6 +89,9 @@ export function buildCli(): Command {
     )
     .option('--packing', 'Alpaca data: pack several examples per sequence', false)
     .option('--train-embeddings', 'also train the token embeddings', false)
+    .option('--marshal', 'eDKM: keep saved index lists in host memory (@edkm/marshal)', false)
+    .option('--shards <n>', 'eDKM: split each index list into n shards', int('--shards'))
+    .option('--index-lists', 'eDKM: index lists instead of 16-bit code tables', false)
     .addOption(backendOption())
     .option('--resume', 'continue the run in --out from its checkpoint', false)
     .option('--json', 'print the result as JSON', false)
@@ -113,6 +116,9 @@ export function buildCli(): Command {
         holdoutChars: o.holdoutChars,
         packing: o.packing,
         trainEmbeddings: o.trainEmbeddings,
+        marshal: o.marshal,
+        shards: o.shards,
+        indexLists: o.indexLists,
       };
       const result = await finetune(options, {
         backend: o.backend,

@@ -67,7 +67,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
       try {
         for (const [name, layer] of palettizer.layers) {
           const state = ckpt.palettizer[name];
-          (layer as { setState?: (s: unknown) => void }).setState?.(state);
+          layer.setState?.(state);
           (layer.variables?.() ?? []).forEach((v, i) => {
             const saved = ckpt.weights.get(`${name}#var${i}`);
             if (!saved) return;

@@ -4,6 +4,7 @@ import { InvalidArgumentError, StateError, tf, useBackend } from '@edkm/core';
 import { Palettizer, type PalettizerConfig, parsePalettizerConfig } from '@edkm/dkm';
 import '@edkm/jlcm'; // registers method: 'jlcm' for palettizer configs
 import { loadLlama } from '@edkm/llama';
+import { Marshaler } from '@edkm/marshal';
 import { checkpointPath, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { openTrainData } from './data';
 import { AdamW, clipByGlobalNorm, learningRate } from './optim';
@@ -31,6 +32,15 @@ export interface FinetuneOptions {
   holdoutChars: number;
   packing: boolean;
   trainEmbeddings: boolean;
+  /**
+   * eDKM's memory switches (the paper's ablation): `marshal` keeps the index lists saved for the
+   * backward pass in host memory (@edkm/marshal); `shards` splits each index list; `indexLists`
+   * uses index lists instead of reading each weight's table row from its own 16-bit code (implied
+   * by the other two).
+   */
+  marshal?: boolean;
+  shards?: number;
+  indexLists?: boolean;
 }
 
 export interface RunControl {
@@ -172,7 +182,12 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
   const linear = new Map(
     model.linearWeightNames().map((n) => [n, weights.get(n)!.shape as [number, number]]),
   );
-  const palettizer = new Palettizer(linear, o.palettize);
+  const marshal = o.marshal ? new Marshaler({ policy: 'always' }) : undefined;
+  const palettizer = new Palettizer(linear, o.palettize, {
+    marshal,
+    shards: o.shards,
+    tables: o.indexLists ? 'index' : undefined,
+  });
   if (palettizer.layers.size === 0)
     throw new InvalidArgumentError('the palettizer config clusters no weight of this model');
   ctl.log(
@@ -198,11 +213,11 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
       target.assign(t);
       t.dispose();
     }
-    for (const [name, state] of Object.entries(checkpoint.palettizer)) {
-      const layer = palettizer.layers.get(name) as { setState?: (s: unknown) => void } | undefined;
-      if (!layer?.setState)
+    for (const [name, layer] of palettizer.layers) {
+      const state = checkpoint.palettizer[name];
+      if (state === undefined || !layer.setState)
         throw new StateError(
-          `the checkpoint has palettizer state for '${name}', which cannot take it`,
+          `the checkpoint has no palettizer state for '${name}': it cannot resume this run exactly`,
         );
       layer.setState(state);
     }
@@ -230,8 +245,9 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
       saved.set(name, { shape: v.shape, data: (await v.data()) as Float32Array });
     const states: Record<string, unknown> = {};
     for (const [name, layer] of palettizer.layers) {
-      const s = (layer as { getState?: () => unknown }).getState?.();
-      if (s !== undefined) states[name] = s;
+      if (!layer.getState)
+        throw new StateError(`palettized layer '${name}' cannot save its state for a checkpoint`);
+      states[name] = layer.getState();
     }
     saveCheckpoint(ckptPath, {
       step,

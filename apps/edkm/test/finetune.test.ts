@@ -135,3 +135,21 @@ describe('a full disk during a checkpoint', () => {
     expect(loadCheckpoint(join(run, 'checkpoint.safetensors')).step).toBe(3);
   }, 120_000);
 });
+
+describe('--marshal', () => {
+  it('trains to the same weights, bit for bit, with the index lists held in host memory', async () => {
+    const plain = join(work, 'unmarshaled');
+    const marshaled = join(work, 'marshaled');
+    // marshaling applies to index lists (the code-table path saves none): compare with them
+    await finetune({ ...options(plain, 2), saveEvery: 2, indexLists: true }, control);
+    await finetune({ ...options(marshaled, 2), saveEvery: 2, marshal: true }, control);
+    const a = loadCheckpoint(join(plain, 'checkpoint.safetensors'));
+    const b = loadCheckpoint(join(marshaled, 'checkpoint.safetensors'));
+    expect([...b.weights.keys()]).toEqual([...a.weights.keys()]);
+    for (const [name, w] of a.weights)
+      expect(
+        Buffer.compare(Buffer.from(w.data.buffer), Buffer.from(b.weights.get(name)!.data.buffer)),
+      ).toBe(0);
+    expect(b.history).toEqual(a.history);
+  }, 120_000);
+});

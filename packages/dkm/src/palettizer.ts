@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type tf } from '@edkm/core';
 import { type DkmConfig, resolveDkmConfig } from './config';
-import { DkmTensor, type Palettized } from './layer';
+import { type DkmRuntimeOptions, DkmTensor, type Palettized } from './layer';
 
 /**
  * One palettized weight as the Palettizer drives it: `DkmTensor`, or a layer of another method
@@ -16,6 +16,10 @@ export interface PalettizationLayer {
   palettize(w: tf.Tensor): Promise<Palettized>;
   /** The method's own trainables (codebooks, scales) that the optimizer must update too; DKM has none. */
   variables?(): tf.Variable[];
+  /** What the next prepare() depends on besides the weights (JSON-serialisable), for checkpoints. */
+  getState?(): unknown;
+  /** Restores getState()'s output on a layer of the same shape and config. */
+  setState?(state: unknown): void;
   dispose(): void;
 }
 
@@ -32,7 +36,12 @@ export type LayerConfig =
 export interface PalettizationMethod<Options = unknown, Resolved = unknown> {
   /** Fills defaults and validates every option (an InvalidArgumentError names the bad one). */
   resolve(options: Options): Resolved;
-  create(shape: [number, number], config: Resolved): PalettizationLayer;
+  /** `runtime`: how eDKM holds its index lists (marshaling, sharding); methods may ignore it. */
+  create(
+    shape: [number, number],
+    config: Resolved,
+    runtime?: DkmRuntimeOptions,
+  ): PalettizationLayer;
 }
 
 /** Packages that register a method when imported (for the error message when one is missing). */
@@ -44,7 +53,8 @@ const methods = new Map<string, PalettizationMethod<any, any>>([
     {
       resolve: ({ method: _, ...options }: Partial<DkmConfig> & { method?: 'dkm' }) =>
         resolveDkmConfig(options),
-      create: (shape: [number, number], config: DkmConfig) => new DkmTensor(shape, config),
+      create: (shape: [number, number], config: DkmConfig, runtime?: DkmRuntimeOptions) =>
+        new DkmTensor(shape, config, runtime),
     },
   ],
 ]);
@@ -185,12 +195,17 @@ export class Palettizer {
   /** The layer of every clustered weight (a DkmTensor for method 'dkm'). */
   readonly layers = new Map<string, PalettizationLayer>();
 
-  constructor(shapes: Map<string, [number, number]>, config: PalettizerConfig) {
+  /** `runtime` applies to every DKM layer (eDKM's marshaling / sharding ablation switches). */
+  constructor(
+    shapes: Map<string, [number, number]>,
+    config: PalettizerConfig,
+    runtime: DkmRuntimeOptions = {},
+  ) {
     for (const [name, shape] of shapes) {
       const layerConfig = configFor(config, name);
       if (!layerConfig) continue;
       const { method } = methodOf(layerConfig);
-      this.layers.set(name, method.create(shape, method.resolve(layerConfig)));
+      this.layers.set(name, method.create(shape, method.resolve(layerConfig), runtime));
     }
   }
 
