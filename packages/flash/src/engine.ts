@@ -8,7 +8,7 @@ import {
   Tokenizer,
   sampleToken,
 } from '@edkm/llama';
-import { FlashLayout } from './layout';
+import { type ByteRange, FlashLayout } from './layout';
 import { type PlannedRead, planReads, splitReads } from './plan';
 import {
   AllNeurons,
@@ -113,6 +113,13 @@ const newSlab = (slots: number, H: number): NeuronSlab => ({
   up: new Float32Array(slots * H),
   down: new Float32Array(slots * H),
 });
+
+/** Reads in flight for one batch of neurons: the ranges asked for, as merged reads. */
+interface PendingRead {
+  ranges: ByteRange[];
+  reads: PlannedRead[];
+  batch: Promise<ReadBatch>;
+}
 
 /** How a layer's FFN is computed this step: batches of slots in a slab, some loaded first. */
 interface FfnPlan {
@@ -397,20 +404,14 @@ export class FlashModel {
     }
     const loads = plan.batches.filter((b) => b.load);
     let nextLoad = 0;
-    const startRead = () => {
+    const startRead = (): PendingRead => {
       const b = loads[nextLoad++];
       const ranges = this.layout.neuronRanges(l, b.neurons);
       const reads = planReads(ranges, this.mergeGap);
       for (const r of ranges) this.counters.neededBytes += r.length;
       return { ranges, reads, batch: this.reader.read(reads) };
     };
-    let pending:
-      | {
-          ranges: ReturnType<FlashLayout['neuronRanges']>;
-          reads: PlannedRead[];
-          batch: Promise<ReadBatch>;
-        }
-      | undefined = loads.length ? startRead() : undefined;
+    let pending: PendingRead | undefined = loads.length ? startRead() : undefined;
     let y: tf.Tensor2D | undefined;
     try {
       for (const b of plan.batches) {

@@ -74,6 +74,18 @@ describe('NeuronWindow', () => {
     );
   });
 
+  it('with an infinite window nothing leaves memory until room is needed', () => {
+    fc.assert(
+      fc.property(stepsArb, (steps) => {
+        const w = new NeuronWindow(N, N, Number.POSITIVE_INFINITY);
+        steps.forEach((needed, step) => expect(w.plan(step, needed).evicted).toBe(0));
+        const seen = new Set(steps.flatMap((s) => [...s]));
+        expect(w.size).toBe(seen.size);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('a token needing more than the capacity is computed in batches of at most the capacity', () => {
     const w = new NeuronWindow(10, 3, 2);
     const all = Int32Array.from({ length: 10 }, (_, i) => i);
