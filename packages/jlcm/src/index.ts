@@ -4,7 +4,7 @@ import { JlcmTensor } from './layer';
 
 export { type JlcmConfig, type JlcmGrouping, defaultJlcmConfig, resolveJlcmConfig } from './config';
 export { type RowGroups, groupRows } from './grouping';
-export { type JlcmDescription, type JlcmGroupInfo, JlcmTensor } from './layer';
+export { type JlcmDescription, type JlcmGroupInfo, type JlcmState, JlcmTensor } from './layer';
 export { type CodebookLayout, type Mapping, fitCodebooks, mapWeights } from './mapping';
 
 /** A Palettizer layer config that uses JLCM: `{ method: 'jlcm', bits: 2, codebooks: 4 }`. */

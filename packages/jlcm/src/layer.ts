@@ -1,5 +1,13 @@
 import type { PaletteTensor } from '@edkm/codec';
-import { NonFiniteError, ShapeError, StateError, f32ToF16Bits, roundToHalf, tf } from '@edkm/core';
+import {
+  InvalidArgumentError,
+  NonFiniteError,
+  ShapeError,
+  StateError,
+  f32ToF16Bits,
+  roundToHalf,
+  tf,
+} from '@edkm/core';
 import { type JlcmConfig, resolveJlcmConfig } from './config';
 import { type RowGroups, groupRows } from './grouping';
 import { type CodebookLayout, fitCodebooks, mapWeights } from './mapping';
@@ -25,6 +33,16 @@ export interface JlcmDescription {
   scales: Float32Array | null;
   /** Fraction of the mapping that changed at the last prepare (0 at the first). */
   changedAssignments: number;
+}
+
+/**
+ * What the next prepare() depends on besides the weight and the variables (JSON-serialisable):
+ * the grouping and the temperatures, null before the first prepare(). The codebooks and scales
+ * are variables: checkpoint them with the weights.
+ */
+export interface JlcmState {
+  groups: { permutation: number[]; groupRows: number[] } | null;
+  tau: number[] | null;
 }
 
 /** What prepare() leaves for apply(): the step's hard mapping and its constants. */
@@ -96,6 +114,62 @@ export class JlcmTensor {
   /** Rows a group needs to hold at least K vectors. */
   private minRows(cols: number): number {
     return Math.ceil((this.k * this.config.clusterDim) / cols);
+  }
+
+  /** The grouping and temperatures, for a checkpoint (see JlcmState). */
+  getState(): JlcmState {
+    return {
+      groups: this.groups
+        ? {
+            permutation: Array.from(this.groups.permutation),
+            groupRows: [...this.groups.groupRows],
+          }
+        : null,
+      tau: this.tau ? [...this.tau] : null,
+    };
+  }
+
+  /** Restores getState()'s output on a JlcmTensor of the same shape and config. */
+  setState(state: JlcmState): void {
+    const [rows, cols] = this.shape;
+    const g = this.config.codebooks;
+    const groups = state?.groups;
+    const seen = new Uint8Array(rows);
+    const ok =
+      (groups === null ||
+        (Array.isArray(groups?.permutation) &&
+          groups.permutation.length === rows &&
+          groups.permutation.every(
+            (r) => Number.isInteger(r) && r >= 0 && r < rows && !seen[r]++,
+          ) &&
+          Array.isArray(groups.groupRows) &&
+          groups.groupRows.length === g &&
+          groups.groupRows.every((n) => Number.isInteger(n) && n >= this.minRows(cols)) &&
+          groups.groupRows.reduce((a, b) => a + b, 0) === rows)) &&
+      (state.tau === null ||
+        (Array.isArray(state.tau) &&
+          state.tau.length === g &&
+          state.tau.every((t) => t > 0 && Number.isFinite(t))));
+    if (!ok)
+      throw new InvalidArgumentError(
+        `JLCM state does not fit a [${this.shape}] weight with ${g} codebooks`,
+      );
+    if (groups) {
+      const groupOf = new Int32Array(rows);
+      let stored = 0;
+      groups.groupRows.forEach((n, group) => {
+        for (const end = stored + n; stored < end; stored++)
+          groupOf[groups.permutation[stored]] = group;
+      });
+      this.groups = {
+        permutation: Int32Array.from(groups.permutation),
+        groupRows: [...groups.groupRows],
+        groupOf,
+      };
+    } else this.groups = undefined;
+    this.tau = state.tau ? [...state.tau] : undefined;
+    this.lastIndex = undefined;
+    this.disposeState();
   }
 
   /** The trainable codebooks and scales: the optimizer must update them with the weights. */

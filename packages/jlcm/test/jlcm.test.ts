@@ -313,6 +313,35 @@ for (const backend of backends) {
   });
 }
 
+describe('checkpoint state (cpu)', () => {
+  it('getState/setState (through JSON) and the variables resume the same forward, bit for bit', async () => {
+    await useBackend('cpu');
+    const shape: [number, number] = [12, 16];
+    const w = tf.tensor2d(neurons(...shape, 50), shape);
+    const config = { bits: 2, codebooks: 3 };
+    const first = new JlcmTensor(shape, config);
+    expect(first.getState()).toEqual({ groups: null, tau: null });
+    await first.prepare(w);
+    const state = JSON.parse(JSON.stringify(first.getState()));
+    const resumed = new JlcmTensor(shape, config);
+    resumed.setState(state);
+    first.variables().forEach((v, i) => resumed.variables()[i].assign(v));
+    await Promise.all([first.prepare(w), resumed.prepare(w)]);
+    const [a, b] = [first.apply(w), resumed.apply(w)];
+    expect(await b.data()).toEqual(await a.data());
+    expect(() => resumed.setState({ ...state, tau: [1, 2] })).toThrow(InvalidArgumentError);
+    expect(() =>
+      resumed.setState({
+        ...state,
+        groups: { ...state.groups, permutation: new Array(12).fill(0) },
+      }),
+    ).toThrow(/does not fit a \[12,16\] weight with 3 codebooks/);
+    tf.dispose([w, a, b]);
+    first.dispose();
+    resumed.dispose();
+  });
+});
+
 describe('export and model-wide config (cpu)', () => {
   it('multi-LUT palettes with permutations and scales reload bit-exactly through @edkm/palettized', async () => {
     await useBackend('cpu');
