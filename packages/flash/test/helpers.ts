@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { f32ToF16Bits, seededRandom, toHalfBits } from '@edkm/core';
@@ -10,11 +10,15 @@ import {
   writeSafetensors,
 } from '@edkm/llama';
 import { type DenseWeight, type PaletteTensor, writePalettized } from '@edkm/palettized';
+import { afterAll } from 'vitest';
 
 export const modelDir = defaultModelDir();
 
+/** A fresh temporary folder, removed after the test file. */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `edkm-flash-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `edkm-flash-${prefix}-`));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** Every weight of the shipped model as float32. */
