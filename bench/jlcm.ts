@@ -16,7 +16,7 @@ import { Palettizer, type PalettizerConfig } from '@edkm/dkm';
 import { evaluate, fromLlama, perplexity } from '@edkm/eval';
 import { defaultModelDir, loadLlama } from '@edkm/llama';
 // bench/package.json does not list @edkm/jlcm yet: its build, by path (registers method 'jlcm')
-import '../packages/jlcm/dist/index.js';
+import '@edkm/jlcm';
 import { argNumber, argValue, printJson } from './util';
 
 const bitsList = (argValue('bits') ?? '2,3').split(',').map(Number);

@@ -153,3 +153,70 @@ describe('--marshal', () => {
     expect(b.history).toEqual(a.history);
   }, 120_000);
 });
+
+describe('JLCM layers in the per-layer config', () => {
+  it('train, checkpoint, resume and export: the export computes what the trained (hard) forward computes', async () => {
+    const run = join(work, 'jlcm');
+    const jlcm = {
+      ...options(run, 2),
+      palettize: {
+        global: null,
+        byName: {
+          're:model\\.layers\\.0\\.mlp\\..*': { method: 'jlcm', bits: 2, codebooks: 2 },
+          're:model\\.layers\\.0\\.self_attn\\..*': { bits: 3 },
+        },
+      },
+    } as Options;
+    await finetune({ ...jlcm, steps: 1 }, control);
+    await finetune(jlcm, { ...control, resume: true });
+    const out = join(work, 'jlcm-export');
+    const result = await exportModel({
+      model: run,
+      out,
+      method: 'auto',
+      bits: 3,
+      denseDtype: 'f32',
+      backend: 'cpu',
+    });
+    expect(result.report.permutationBytes).toBeGreaterThan(0);
+    const exported = loadModel(out);
+    // the trained model's own forward: checkpoint weights and variables, palettizer state, transform
+    const ckpt = loadCheckpoint(join(run, 'checkpoint.safetensors'));
+    const { model, tokenizer } = loadLlama(join(root, 'models/edkm-tiny'));
+    const weights = model.getWeights();
+    const shapes = new Map(
+      model.linearWeightNames().map((n) => [n, weights.get(n)!.shape as [number, number]]),
+    );
+    const palettizer = new Palettizer(shapes, jlcm.palettize);
+    const assign = (v: import('@edkm/core').tf.Variable, data: Float32Array) => {
+      const t = tf.tensor(data, v.shape);
+      v.assign(t);
+      t.dispose();
+    };
+    for (const [name, w] of ckpt.weights) if (weights.has(name)) assign(weights.get(name)!, w.data);
+    for (const [name, layer] of palettizer.layers) {
+      layer.setState?.(ckpt.palettizer[name]);
+      (layer.variables?.() ?? []).forEach((v, i) =>
+        assign(v, ckpt.weights.get(`${name}#var${i}`)!.data),
+      );
+    }
+    await palettizer.prepare(weights);
+    const mlp = [...palettizer.layers.keys()].filter((n) => n.includes('.mlp.'));
+    const ids = [tokenizer.encode('First Citizen:\nBefore we proceed any further, hear me speak.')];
+    // JLCM layers train their exact hard weight: with DKM layers fixed to their hard export too,
+    // the trained forward and the export agree bit for bit
+    const hard = await palettizer.export(weights);
+    model.setWeightTransform((name, w) => (mlp.includes(name) ? palettizer.transform(name, w) : w));
+    for (const [name, p] of hard)
+      if (!mlp.includes(name)) assign(weights.get(name)!, dequantize(p));
+    const [a, b] = [exported.model.forward(ids), model.forward(ids)];
+    const [x, y] = [await a.data(), await b.data()];
+    let worst = 0;
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+    expect(worst).toBeLessThan(1e-4);
+    tf.dispose([a, b]);
+    palettizer.dispose();
+    model.dispose();
+    exported.model.dispose();
+  }, 120_000);
+});

@@ -4,4 +4,15 @@ export { DkmTensor, type DkmRuntimeOptions, type DkmState, type Palettized } fro
 export { dequantize } from '@edkm/codec';
 export { attention, dkmPlain, iterate, sqDistances, tableGradients, updateCentroids } from './math';
 export { uniquePoints } from './unique';
-export { Palettizer, type PalettizerConfig, configFor, parsePalettizerConfig } from './palettizer';
+export {
+  type LayerConfig,
+  type PalettizationLayer,
+  type PalettizationMethod,
+  Palettizer,
+  type PalettizerConfig,
+  configFor,
+  palettizationMethods,
+  parsePalettizerConfig,
+  registerPalettizationMethod,
+  resolveLayerConfig,
+} from './palettizer';
