@@ -6,7 +6,6 @@
 // selection (perplexity, greedy agreement). Run after `pnpm build`:
 //   cd bench && pnpm exec tsx flash.ts [--tokens 32] [--topk 0.25] [--window 4] [--rank 32]
 //     [--train-tokens 4096] [--quality-chars 3000] [--no-direct] [--predictor file]
-// (@edkm/flash is imported from its build: the bench package does not list it.)
 import '@edkm/backend-cpu';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,7 +25,7 @@ import {
   readSeconds,
   trainPredictor,
   writeFlashLayout,
-} from '../packages/flash/dist/index.js';
+} from '@edkm/flash';
 import { argNumber, argValue, printJson } from './util';
 
 const selection = await useBackend(argValue('backend') ?? 'cpu');

@@ -2,9 +2,12 @@
 // The edkm command: finetune · export · eval · generate · inspect · demo.
 import '@edkm/backend-cpu';
 import '@edkm/backend-webgpu';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { defaultAlpacaPath } from '@edkm/alpaca';
-import { EdkmError } from '@edkm/core';
+import { EdkmError, useBackend } from '@edkm/core';
 import { formatTable } from '@edkm/eval';
+import { trainPredictor, writeFlashLayout } from '@edkm/flash';
 import { defaultModelDir } from '@edkm/llama';
 import { formatInspection, formatSizeReport, inspect } from '@edkm/palettized';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
@@ -230,6 +233,31 @@ export function buildCli(): Command {
       num('--repetition-penalty'),
     )
     .option('--seed <n>', 'sampling seed', int('--seed'), 0)
+    .option(
+      '--flash',
+      'keep the FFN on disk and read the neurons each token needs (LLM in a flash)',
+      false,
+    )
+    .option(
+      '--memory-budget <b>',
+      'with --flash: memory for FFN neurons, "50%" of the FFN or bytes',
+      '50%',
+    )
+    .addOption(
+      new Option(
+        '--predictor <p>',
+        "with --flash: 'all' neurons (exact) or the layout's 'low-rank' predictor",
+      )
+        .choices(['all', 'low-rank'])
+        .default('all'),
+    )
+    .option(
+      '--neurons <f>',
+      "with --predictor low-rank: fraction of each layer's neurons per token",
+      num('--neurons'),
+      0.25,
+    )
+    .option('--window <k>', 'with --flash: tokens whose neurons stay in memory', int('--window'), 4)
     .addOption(backendOption())
     .option('--json', 'print {prompt_ids, ids, text} instead of streaming', false)
     .action(async (o) => {
@@ -248,9 +276,89 @@ export function buildCli(): Command {
         repetitionPenalty: o.repetitionPenalty,
         seed: o.seed,
         onText: o.json ? undefined : (t) => process.stdout.write(t),
+        flash: o.flash
+          ? {
+              memoryBudget: o.memoryBudget,
+              predictor: o.predictor,
+              neurons: o.neurons,
+              window: o.window,
+              onLayout: (dir) =>
+                note(
+                  `(wrote a temporary flash layout to ${dir}; make one to keep with: edkm flash)`,
+                ),
+            }
+          : undefined,
       });
       if (o.json) print(JSON.stringify(result));
       else process.stdout.write('\n');
+      if (result.flash && !o.json) {
+        const f = result.flash;
+        note(
+          `flash: ${f.tokensPerSecond.toFixed(1)} tokens/s, ${(f.bytesReadPerToken / 1e6).toFixed(2)} MB and ${f.readsPerToken.toFixed(1)} reads per token, cache hit rate ${(100 * f.hitRate).toFixed(0)}%, ${(100 * f.memory.fractionOfModel).toFixed(0)}% of the model in memory`,
+        );
+      }
+    });
+
+  program
+    .command('flash')
+    .description(
+      'write a flash layout (FFN neurons bundled on disk) and optionally train its predictor',
+    )
+    .requiredOption('--model <dir>', 'a 16-bit or palettized model folder')
+    .requiredOption('--out <dir>', 'the layout folder to write')
+    .addOption(
+      new Option('--dtype <dtype>', 'dtype of the bundled neurons').choices([
+        'bf16',
+        'fp16',
+        'f32',
+      ]),
+    )
+    .option('--train-predictor', 'fit the low-rank sparsity predictor on --data', false)
+    .option(
+      '--data <file>',
+      'text to fit the predictor on',
+      join(dirname(defaultModelDir()), '..', 'data', 'tinyshakespeare', 'input.txt'),
+    )
+    .option(
+      '--holdout-chars <n>',
+      'leave out the last N characters of --data',
+      int('--holdout-chars'),
+      20_000,
+    )
+    .option('--rank <r>', 'predictor rank per layer', int('--rank'), 32)
+    .option('--max-tokens <n>', 'training tokens at most', int('--max-tokens'), 8192)
+    .addOption(backendOption())
+    .option('--json', 'print the result as JSON', false)
+    .action(async (o) => {
+      await useBackend(o.backend);
+      const layout = writeFlashLayout(o.model, o.out, { dtype: o.dtype });
+      const result: Record<string, unknown> = {
+        out: layout.dir,
+        ffnBytes: layout.ffnBytes,
+        residentBytes: layout.residentBytes,
+      };
+      if (o.trainPredictor) {
+        if (!existsSync(o.data)) throw new CommanderArgError(`--data ${o.data} does not exist`);
+        const text = readFileSync(o.data, 'utf8');
+        const trained = await trainPredictor(
+          o.out,
+          text.slice(0, Math.max(0, text.length - o.holdoutChars)),
+          {
+            rank: o.rank,
+            maxTokens: o.maxTokens,
+          },
+        );
+        result.predictor = {
+          path: trained.path,
+          tokens: trained.tokens,
+          recall: trained.quality.recall,
+        };
+      }
+      if (o.json) print(JSON.stringify(result));
+      else
+        print(
+          `${layout.dir}: FFN ${(layout.ffnBytes / 1e6).toFixed(2)} MB on disk, ${(layout.residentBytes / 1e6).toFixed(2)} MB resident${result.predictor ? `; predictor → ${(result.predictor as { path: string }).path}` : ''}`,
+        );
     });
 
   program

@@ -1,7 +1,25 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { renderExample } from '@edkm/alpaca';
 import { InvalidArgumentError, useBackend } from '@edkm/core';
-import { type GenerateOptions, generate } from '@edkm/llama';
+import { type FlashStats, type PredictorSpec, openFlash, writeFlashLayout } from '@edkm/flash';
+import { type GenerateOptions, type Tokenizer, generate } from '@edkm/llama';
 import { type LoadedModel, loadModel } from '@edkm/palettized';
+
+/** LLM-in-a-flash inference: FFN neurons read from disk on demand (@edkm/flash). */
+export interface FlashGenerateOptions {
+  /** Memory for FFN neurons: '50%' of the FFN bytes, or bytes. */
+  memoryBudget: string;
+  /** 'all' (exact), or 'low-rank' (the layout's trained predictor). */
+  predictor: 'all' | 'low-rank';
+  /** low-rank: fraction of each layer's neurons a token computes. */
+  neurons: number;
+  /** Tokens whose neurons stay in memory. */
+  window: number;
+  /** Called once with the layout folder when one had to be written for a model folder. */
+  onLayout?: (dir: string) => void;
+}
 
 export interface GenerateRunOptions extends Omit<GenerateOptions, 'onToken'> {
   model: string;
@@ -11,12 +29,46 @@ export interface GenerateRunOptions extends Omit<GenerateOptions, 'onToken'> {
   backend: string;
   /** Called with the decoded text of every new token as soon as it is chosen. */
   onText?: (text: string) => void;
+  /** Generate with the weights' FFN on disk (`--flash`). */
+  flash?: FlashGenerateOptions;
 }
 
 export interface GenerateResult {
   prompt_ids: number[];
   ids: number[];
   text: string;
+  /** With --flash: bytes read, reads, cache hits, tokens/s, memory. */
+  flash?: FlashStats;
+}
+
+/** Feeds tokens to `onText` as text, decoding the continuation so far at each token. */
+function textStream(tokenizer: Tokenizer, onText?: (text: string) => void) {
+  const ids: number[] = [];
+  let shown = '';
+  return {
+    ids,
+    onToken: (id: number) => {
+      ids.push(id);
+      if (!onText) return;
+      // byte-fallback tokens only make text together: wait until the tail decodes cleanly
+      const now = tokenizer.decode(ids);
+      if (now.length > shown.length && !now.endsWith('\uFFFD')) {
+        onText(now.slice(shown.length));
+        shown = now;
+      }
+    },
+    finish: (): string => {
+      const all = tokenizer.decode(ids);
+      if (onText && all.length > shown.length) onText(all.slice(shown.length));
+      return all;
+    },
+  };
+}
+
+function promptText(opts: GenerateRunOptions): string {
+  return opts.alpaca
+    ? renderExample({ instruction: opts.prompt, input: '', output: '' }).prompt
+    : opts.prompt;
 }
 
 /** Generates from a 16-bit or palettized model folder (palettized weights dequantized on load). */
@@ -26,32 +78,57 @@ export async function runGenerate(
 ): Promise<GenerateResult> {
   if (!opts.prompt) throw new InvalidArgumentError('--prompt is empty');
   await useBackend(opts.backend);
+  const { model: _m, prompt: _p, alpaca: _a, backend: _b, onText, flash, ...sampling } = opts;
+  if (flash) return generateFlash(opts, flash, sampling);
   const { model, tokenizer } = loaded ?? loadModel(opts.model);
   try {
-    const text = opts.alpaca
-      ? renderExample({ instruction: opts.prompt, input: '', output: '' }).prompt
-      : opts.prompt;
-    const promptIds = tokenizer.encode(text);
-    const ids: number[] = [];
-    let shown = '';
-    const { model: _m, prompt: _p, alpaca: _a, backend: _b, onText, ...sampling } = opts;
-    await generate(model, promptIds, {
-      ...sampling,
-      onToken: (id) => {
-        ids.push(id);
-        if (!onText) return;
-        // decode the whole continuation so far: byte-fallback tokens only make text together
-        const now = tokenizer.decode(ids);
-        if (now.length > shown.length && !now.endsWith('\uFFFD')) {
-          onText(now.slice(shown.length));
-          shown = now;
-        }
-      },
-    });
-    const all = tokenizer.decode(ids);
-    if (onText && all.length > shown.length) onText(all.slice(shown.length));
-    return { prompt_ids: promptIds, ids, text: all };
+    const promptIds = tokenizer.encode(promptText(opts));
+    const stream = textStream(tokenizer, onText);
+    await generate(model, promptIds, { ...sampling, onToken: stream.onToken });
+    return { prompt_ids: promptIds, ids: stream.ids, text: stream.finish() };
   } finally {
     if (!loaded) model.dispose();
+  }
+}
+
+/** A flash layout folder has ffn.flash; a model folder gets a temporary layout written first. */
+async function generateFlash(
+  opts: GenerateRunOptions,
+  f: FlashGenerateOptions,
+  sampling: Omit<GenerateOptions, 'onToken'>,
+): Promise<GenerateResult> {
+  let dir = opts.model;
+  let temporary: string | undefined;
+  if (!existsSync(join(dir, 'ffn.flash'))) {
+    if (f.predictor !== 'all')
+      throw new InvalidArgumentError(
+        `${dir} is not a flash layout: a learned predictor needs one (edkm flash --model ${dir} --out LAYOUT --train-predictor)`,
+      );
+    temporary = mkdtempSync(join(tmpdir(), 'edkm-flash-'));
+    writeFlashLayout(dir, temporary);
+    f.onLayout?.(temporary);
+    dir = temporary;
+  }
+  const budget = /^\d+(\.\d+)?%$/.test(f.memoryBudget) ? f.memoryBudget : Number(f.memoryBudget);
+  if (typeof budget === 'number' && !(budget > 0))
+    throw new InvalidArgumentError(
+      `--memory-budget must be a percentage or a byte count, got ${f.memoryBudget}`,
+    );
+  const predictor: PredictorSpec =
+    f.predictor === 'all' ? 'all' : { kind: 'low-rank', topK: f.neurons };
+  const model = await openFlash(dir, {
+    memoryBudget: budget as never,
+    window: f.window,
+    predictor,
+  });
+  try {
+    if (!model.tokenizer) throw new InvalidArgumentError(`${dir} has no tokenizer.json`);
+    const promptIds = model.tokenizer.encode(promptText(opts));
+    const stream = textStream(model.tokenizer, opts.onText);
+    await model.generate(promptIds, { ...sampling, onToken: stream.onToken });
+    return { prompt_ids: promptIds, ids: stream.ids, text: stream.finish(), flash: model.stats() };
+  } finally {
+    await model.close();
+    if (temporary) rmSync(temporary, { recursive: true, force: true });
   }
 }

@@ -245,6 +245,26 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
     ).toBe(0);
   });
 
+  it('generate --flash (FFN read from disk at a 25% budget, every neuron) gives the same tokens', () => {
+    const args = [
+      'generate',
+      '--prompt',
+      'ROMEO:',
+      '--max-new-tokens',
+      '8',
+      '--json',
+      '--backend',
+      'cpu',
+    ];
+    const dense = edkm(args);
+    const flash = edkm([...args, '--flash', '--memory-budget', '25%']);
+    expect(flash.code).toBe(0);
+    const [a, b] = [JSON.parse(dense.stdout), JSON.parse(flash.stdout)];
+    expect(b.ids).toEqual(a.ids);
+    expect(b.flash.bytesRead).toBeGreaterThan(0);
+    expect(b.flash.memory.fractionOfModel).toBeLessThan(0.7);
+  });
+
   it('user errors: one clear line and a non-zero exit', () => {
     const cases: [string[], RegExp][] = [
       [
