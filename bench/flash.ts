@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { seededRandom, useBackend } from '@edkm/core';
 import { fromLogitsFn, perplexityOfTokens } from '@edkm/eval';
-import { defaultModelDir, generate, loadLlama } from '@edkm/llama';
 import {
   type FlashOptions,
   type FlashStats,
@@ -26,6 +25,7 @@ import {
   trainPredictor,
   writeFlashLayout,
 } from '@edkm/flash';
+import { defaultModelDir, generate, loadLlama } from '@edkm/llama';
 import { argNumber, argValue, printJson } from './util';
 
 const selection = await useBackend(argValue('backend') ?? 'cpu');

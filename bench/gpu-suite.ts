@@ -1,3 +1,4 @@
+export {};
 // One entry for the GPU machine (packed with gpu-pack): `run.sh <bench> [flags]`.
 const benches: Record<string, () => Promise<unknown>> = {
   'gpu-info': () => import('./gpu-info'),
