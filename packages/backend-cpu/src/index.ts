@@ -13,6 +13,7 @@ import {
   toHalfBits,
 } from '@edkm/core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { elementwiseKernels } from './elementwise';
 import { batchMatMul } from './matmul';
 
 function values(backend: MathBackendCPU, t: tf.TensorInfo): tf.backend_util.TypedArray {
@@ -223,6 +224,7 @@ export const cpuKernels = [
   { kernelName: TableKernelNames.SoftContract, kernelFunc: softContract },
   { kernelName: 'UnsortedSegmentSum', kernelFunc: unsortedSegmentSum },
   { kernelName: 'BatchMatMul', kernelFunc: batchMatMul },
+  ...elementwiseKernels(),
 ];
 
 /** tfjs's cpu backend, minus its one-time console advert for tfjs-node (not an option here). */
