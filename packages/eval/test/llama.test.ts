@@ -139,7 +139,7 @@ describe('the shipped model against transformers (cpu)', () => {
       expect(res.samples).toHaveLength(scored);
       res.samples!.forEach((s, i) => {
         const w = want[i];
-        s.lls.forEach((ll, j) => expect(Math.abs(ll - w.results[j].ll)).toBeLessThan(2e-3));
+        s.lls.forEach((ll, j) => expect(Math.abs(ll - w.results[j].ll)).toBeLessThan(1e-3)); // the bound; seen: ≤ 5e-5
         expect(s.isGreedy).toEqual(w.results.map((r) => r.is_greedy));
         const margin = (xs: number[]) => {
           const sorted = [...xs].sort((a, b) => b - a);
