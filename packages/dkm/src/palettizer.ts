@@ -209,14 +209,31 @@ export class Palettizer {
     }
   }
 
-  /** Prepares every clustered weight (reads them from the backend, asynchronously). */
-  async prepare(weights: Map<string, tf.Tensor> | ((name: string) => tf.Tensor)): Promise<void> {
+  /**
+   * Prepares every clustered weight (reads them from the backend, asynchronously). Up to
+   * `concurrency` layers are in flight at once, so that their device→host reads overlap (each
+   * layer's result does not depend on the others or on the order).
+   */
+  async prepare(
+    weights: Map<string, tf.Tensor> | ((name: string) => tf.Tensor),
+    concurrency = 8,
+  ): Promise<void> {
     const get = typeof weights === 'function' ? weights : (n: string) => weights.get(n);
-    for (const [name, layer] of this.layers) {
+    const queue = [...this.layers].map(([name, layer]) => {
       const w = get(name);
       if (!w) throw new InvalidArgumentError(`Palettizer.prepare: no weight named '${name}'`);
-      await layer.prepare(w);
-    }
+      return { layer, w };
+    });
+    let next = 0;
+    const worker = async () => {
+      while (next < queue.length) {
+        const { layer, w } = queue[next++];
+        await layer.prepare(w);
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.max(1, Math.min(concurrency, queue.length)) }, worker),
+    );
   }
 
   /** (name, weight) → palettized weight inside the tape; unclustered names pass through. */
