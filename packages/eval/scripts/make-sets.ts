@@ -10,6 +10,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { seededRandom } from '@edkm/core';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const SEED = 20240611;
@@ -18,18 +19,6 @@ const NEXT_LINE_ROWS = 200;
 const CONTEXT_LINES = 4;
 const CHOICES = 4;
 const ALPACA_MAX_OUTPUT = 400;
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(xs: T[], r: () => number): T[] {
   const a = [...xs];
@@ -79,7 +68,7 @@ export function buildSets(shakespeare: string, alpaca: AlpacaRow[]): Record<stri
   const lines = val.replace(/\n$/, '').split('\n');
   const isVerse = (l: string) => l.trim() !== '' && !SPEAKER.test(l);
   const verse = [...new Set(lines.filter(isVerse))];
-  const r1 = rng(SEED);
+  const r1 = seededRandom(SEED);
   const targets = shuffle(
     lines.map((_, i) => i).filter((i) => i >= CONTEXT_LINES && isVerse(lines[i])),
     r1,
@@ -95,7 +84,7 @@ export function buildSets(shakespeare: string, alpaca: AlpacaRow[]): Record<stri
     };
   });
 
-  const r2 = rng(SEED + 1);
+  const r2 = seededRandom(SEED + 1);
   const tasks = alpaca.filter((t) => t.output.length <= ALPACA_MAX_OUTPUT);
   const outputs = [...new Set(tasks.map((t) => t.output))];
   const alpacaMc = tasks.map((t) => ({

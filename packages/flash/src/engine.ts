@@ -1,12 +1,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InvalidArgumentError, StateError, seededRandom, tf } from '@edkm/core';
+import { InvalidArgumentError, StateError, tf } from '@edkm/core';
 import {
   type GenerateOptions,
   type KVCache,
   type LlamaConfig,
   Tokenizer,
-  sampleToken,
+  generateWith,
+  rmsNorm,
+  ropeInverseFrequencies,
+  ropeTables,
+  rotateHalfMatrix,
+  selfAttention,
 } from '@edkm/llama';
 import { type ByteRange, FlashLayout } from './layout';
 import { type PlannedRead, planReads, splitReads } from './plan';
@@ -212,18 +217,8 @@ export class FlashModel {
 
     for (const [name, w] of layout.readResident())
       this.weights.set(name, tf.tensor(w.data, w.shape));
-    const D = c.headDim;
-    const r = new Float32Array(D * D);
-    for (let i = 0; i < D / 2; i++) {
-      r[(i + D / 2) * D + i] = -1;
-      r[i * D + i + D / 2] = 1;
-    }
-    this.rotateHalf = tf.tensor2d(r, [D, D]);
-    const scale = c.ropeScaling.type === 'linear' ? c.ropeScaling.factor : 1;
-    this.invFreq = Float32Array.from(
-      { length: D / 2 },
-      (_, i) => 1 / (c.ropeTheta ** ((2 * i) / D) * scale),
-    );
+    this.rotateHalf = rotateHalfMatrix(c.headDim);
+    this.invFreq = ropeInverseFrequencies(c);
     const tokenizerPath = join(layout.dir, 'tokenizer.json');
     if (existsSync(tokenizerPath)) {
       const cfgPath = join(layout.dir, 'tokenizer_config.json');
@@ -239,14 +234,7 @@ export class FlashModel {
   }
 
   private rmsNorm(x: tf.Tensor, name: string): tf.Tensor {
-    const variance = x.square().mean(-1, true);
-    return x.mul(tf.rsqrt(variance.add(this.config.rmsNormEps))).mul(this.w(name));
-  }
-
-  private applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
-    const D = this.config.headDim;
-    const rotated = tf.matMul(x.reshape([-1, D]) as tf.Tensor2D, this.rotateHalf).reshape(x.shape);
-    return x.mul(cos).add(rotated.mul(sin));
+    return rmsNorm(x, this.w(name), this.config.rmsNormEps);
   }
 
   /**
@@ -266,22 +254,13 @@ export class FlashModel {
       );
     const t0 = performance.now();
     const Hd = c.hiddenSize;
-    const NH = c.numAttentionHeads;
-    const KV = c.numKeyValueHeads;
-    const D = c.headDim;
     const Tk = past + T;
     const [cos, sin, mask] = tf.tidy(() => {
-      const freqs = tf
-        .range(past, past + T, 1, 'int32')
-        .expandDims(0)
-        .toFloat()
-        .expandDims(2)
-        .mul(tf.tensor1d(this.invFreq).reshape([1, 1, -1]));
-      const emb = tf.concat([freqs, freqs], 2).expandDims(1);
+      const positions = tf.range(past, past + T, 1, 'int32').expandDims(0) as tf.Tensor2D;
       const m = new Float32Array(T * Tk);
       for (let i = 0; i < T; i++)
         for (let j = 0; j < Tk; j++) m[i * Tk + j] = j <= past + i ? 0 : NEG;
-      return [tf.cos(emb), tf.sin(emb), tf.tensor4d(m, [1, 1, T, Tk])];
+      return [...ropeTables(positions, this.invFreq), tf.tensor4d(m, [1, 1, T, Tk])];
     });
     const newKeys: tf.Tensor4D[] = [];
     const newValues: tf.Tensor4D[] = [];
@@ -293,34 +272,25 @@ export class FlashModel {
         const p = `model.layers.${l}.`;
         const { residual, ffnInput } = tf.tidy(() => {
           const h = this.rmsNorm(x, `${p}input_layernorm.weight`) as tf.Tensor2D;
-          const heads = (t: tf.Tensor, n: number) =>
-            t.reshape([1, T, n, D]).transpose([0, 2, 1, 3]);
-          const linear = (a: tf.Tensor2D, name: string) => tf.matMul(a, this.w(name), false, true);
-          const q = this.applyRope(heads(linear(h, `${p}self_attn.q_proj.weight`), NH), cos, sin);
-          let k = this.applyRope(heads(linear(h, `${p}self_attn.k_proj.weight`), KV), cos, sin);
-          let v = heads(linear(h, `${p}self_attn.v_proj.weight`), KV);
+          const attention = selfAttention(
+            h,
+            (a, which) => tf.matMul(a, this.w(`${p}self_attn.${which}_proj.weight`), false, true),
+            {
+              config: c,
+              B: 1,
+              T,
+              cos,
+              sin,
+              mask,
+              rotateHalf: this.rotateHalf,
+              past: cache?.keys[l] ? { k: cache.keys[l], v: cache.values[l] } : undefined,
+            },
+          );
           if (cache) {
-            if (cache.keys[l]) {
-              k = tf.concat([cache.keys[l], k], 2);
-              v = tf.concat([cache.values[l], v], 2);
-            }
-            newKeys.push(tf.keep(k as tf.Tensor4D));
-            newValues.push(tf.keep(v as tf.Tensor4D));
+            newKeys.push(tf.keep(attention.k));
+            newValues.push(tf.keep(attention.v));
           }
-          const rep = NH / KV;
-          const scores = tf
-            .matMul(q.reshape([1, KV, rep * T, D]) as tf.Tensor4D, k as tf.Tensor4D, false, true)
-            .reshape([1, NH, T, Tk])
-            .mul(1 / Math.sqrt(D))
-            .add(mask);
-          const attn = tf
-            .matMul(
-              tf.softmax(scores).reshape([1, KV, rep * T, Tk]) as tf.Tensor4D,
-              v as tf.Tensor4D,
-            )
-            .reshape([1, NH, T, D]);
-          const merged = attn.transpose([0, 2, 1, 3]).reshape([T, NH * D]) as tf.Tensor2D;
-          const residual = x.add(linear(merged, `${p}self_attn.o_proj.weight`)) as tf.Tensor2D;
+          const residual = x.add(attention.out) as tf.Tensor2D;
           const ffnInput = this.rmsNorm(
             residual,
             `${p}post_attention_layernorm.weight`,
@@ -497,32 +467,24 @@ export class FlashModel {
     }
   }
 
-  /** KV-cached generation after `promptIds`, with @edkm/llama's sampling rules. */
-  async generate(promptIds: number[], opts: GenerateOptions = {}): Promise<number[]> {
-    if (promptIds.length === 0) throw new InvalidArgumentError('generate: the prompt is empty');
-    const eos = opts.eosIds ?? [this.config.eosTokenId ?? []].flat();
-    const maxNew = opts.maxNewTokens ?? 64;
-    const random = seededRandom(opts.seed ?? 0);
-    const cache: KVCache = { keys: [], values: [], length: 0 };
-    const out: number[] = [];
-    let next = promptIds;
-    try {
-      for (let step = 0; step < maxNew; step++) {
-        if (cache.length + next.length > this.config.maxPositionEmbeddings) break;
-        const logits = await this.forward(next, cache);
-        const last = logits.slice([next.length - 1, 0], [1, this.config.vocabSize]);
+  /** KV-cached generation after `promptIds`, with @edkm/llama's sampling rules and loop. */
+  generate(promptIds: number[], opts: GenerateOptions = {}): Promise<number[]> {
+    const V = this.config.vocabSize;
+    return generateWith(
+      async (ids, cache) => {
+        const logits = await this.forward(ids, cache);
+        const last = logits.slice([ids.length - 1, 0], [1, V]);
         const row = Float32Array.from((await last.data()) as Float32Array);
         tf.dispose([logits, last]);
-        const id = sampleToken(row, [...promptIds, ...out], opts, random);
-        out.push(id);
-        opts.onToken?.(id);
-        if (eos.includes(id)) break;
-        next = [id];
-      }
-    } finally {
-      tf.dispose([...cache.keys, ...cache.values]);
-    }
-    return out;
+        return row;
+      },
+      promptIds,
+      {
+        ...opts,
+        maxPositions: this.config.maxPositionEmbeddings,
+        defaultEosIds: [this.config.eosTokenId ?? []].flat(),
+      },
+    );
   }
 
   /** Counters since opening (or the last resetStats). */

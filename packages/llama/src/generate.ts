@@ -1,4 +1,4 @@
-import { InvalidArgumentError, seededRandom } from '@edkm/core';
+import { InvalidArgumentError, seededRandom, tf } from '@edkm/core';
 import type { KVCache, LlamaModel } from './model';
 
 export interface GenerateOptions {
@@ -62,28 +62,27 @@ export function sampleToken(
   return order[order.length - 1];
 }
 
-/** Generates after `promptIds` with a KV cache (one position per step after the prompt). */
-export async function generate(
-  model: LlamaModel,
+/**
+ * The generation loop of any KV-cached causal LM: `step(ids, cache)` runs the new positions
+ * (continuing and growing `cache`) and returns the logits of the last one. Stops after
+ * `maxNewTokens`, at an EOS id, or at `maxPositions`. The cache is released at the end.
+ */
+export async function generateWith(
+  step: (ids: number[], cache: KVCache) => Promise<Float32Array>,
   promptIds: number[],
-  opts: GenerateOptions = {},
+  opts: GenerateOptions & { maxPositions: number; defaultEosIds: number[] },
 ): Promise<number[]> {
   if (promptIds.length === 0) throw new InvalidArgumentError('generate: the prompt is empty');
-  const eos = opts.eosIds ?? [model.config.eosTokenId ?? []].flat();
+  const eos = opts.eosIds ?? opts.defaultEosIds;
   const maxNew = opts.maxNewTokens ?? 64;
   const random = seededRandom(opts.seed ?? 0);
   const cache: KVCache = { keys: [], values: [], length: 0 };
   const out: number[] = [];
   let next: number[] = promptIds;
   try {
-    for (let step = 0; step < maxNew; step++) {
-      if (cache.length + next.length > model.config.maxPositionEmbeddings) break;
-      const logits = model.forward([next], { cache });
-      const V = model.config.vocabSize;
-      const last = logits.slice([0, next.length - 1, 0], [1, 1, V]);
-      const row = Float32Array.from((await last.data()) as Float32Array);
-      logits.dispose();
-      last.dispose();
+    for (let i = 0; i < maxNew; i++) {
+      if (cache.length + next.length > opts.maxPositions) break;
+      const row = await step(next, cache);
       const id = sampleToken(row, [...promptIds, ...out], opts, random);
       out.push(id);
       opts.onToken?.(id);
@@ -94,4 +93,28 @@ export async function generate(
     for (const t of [...cache.keys, ...cache.values]) t.dispose();
   }
   return out;
+}
+
+/** Generates after `promptIds` with a KV cache (one position per step after the prompt). */
+export function generate(
+  model: LlamaModel,
+  promptIds: number[],
+  opts: GenerateOptions = {},
+): Promise<number[]> {
+  const V = model.config.vocabSize;
+  return generateWith(
+    async (ids, cache) => {
+      const logits = model.forward([ids], { cache });
+      const last = logits.slice([0, ids.length - 1, 0], [1, 1, V]);
+      const row = Float32Array.from((await last.data()) as Float32Array);
+      tf.dispose([logits, last]);
+      return row;
+    },
+    promptIds,
+    {
+      ...opts,
+      maxPositions: model.config.maxPositionEmbeddings,
+      defaultEosIds: [model.config.eosTokenId ?? []].flat(),
+    },
+  );
 }

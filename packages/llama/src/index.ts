@@ -1,6 +1,6 @@
 export { type LlamaConfig, parseLlamaConfig } from './config';
 export { IOError } from './errors';
-export { type GenerateOptions, generate, sampleToken } from './generate';
+export { type GenerateOptions, generate, generateWith, sampleToken } from './generate';
 export {
   type LoadLlamaOptions,
   type LoadedLlama,
@@ -10,7 +10,19 @@ export {
   readWeights,
   saveWeights,
 } from './load';
-export { type ForwardOptions, type KVCache, LlamaModel, type WeightTransform } from './model';
+export {
+  type AttentionContext,
+  type ForwardOptions,
+  type KVCache,
+  LlamaModel,
+  type WeightTransform,
+  applyRope,
+  rmsNorm,
+  ropeInverseFrequencies,
+  ropeTables,
+  rotateHalfMatrix,
+  selfAttention,
+} from './model';
 export {
   DTYPE_BYTES,
   type SafetensorsDtype,

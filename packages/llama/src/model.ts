@@ -23,6 +23,108 @@ export type WeightTransform = (name: string, weight: tf.Tensor2D) => tf.Tensor2D
 
 const NEG = -1e9;
 
+/** RMSNorm over the last axis: x / √(mean(x²) + eps) · weight. */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  const variance = x.square().mean(-1, true);
+  return x.mul(tf.rsqrt(variance.add(eps))).mul(weight);
+}
+
+/** Rotary inverse frequencies 1 / (θ^(2i/D) · linear scale), i < D/2. */
+export function ropeInverseFrequencies(config: LlamaConfig): Float32Array {
+  const scale = config.ropeScaling.type === 'linear' ? config.ropeScaling.factor : 1;
+  return Float32Array.from(
+    { length: config.headDim / 2 },
+    (_, i) => 1 / (config.ropeTheta ** ((2 * i) / config.headDim) * scale),
+  );
+}
+
+/** cos/sin [B, 1, T, D] of the rotary embedding at positions [B, T]. */
+export function ropeTables(positions: tf.Tensor2D, invFreq: Float32Array): [tf.Tensor, tf.Tensor] {
+  const freqs = positions
+    .toFloat()
+    .expandDims(2)
+    .mul(tf.tensor1d(invFreq).reshape([1, 1, -1]));
+  const emb = tf.concat([freqs, freqs], 2).expandDims(1);
+  return [tf.cos(emb), tf.sin(emb)];
+}
+
+/** The [D, D] signed permutation R with x·R = rotate_half(x) = [−x2, x1]. */
+export function rotateHalfMatrix(D: number): tf.Tensor2D {
+  const r = new Float32Array(D * D);
+  for (let i = 0; i < D / 2; i++) {
+    r[(i + D / 2) * D + i] = -1; // out[i] = −x[i + D/2]
+    r[i * D + i + D / 2] = 1; // out[i + D/2] = x[i]
+  }
+  return tf.tensor2d(r, [D, D]);
+}
+
+/**
+ * x·cos + rotate_half(x)·sin (Hugging Face's rotate-half convention), rotate_half written as a
+ * product with a fixed signed permutation: one small matmul, no strided slices and concat.
+ */
+export function applyRope(
+  x: tf.Tensor,
+  cos: tf.Tensor,
+  sin: tf.Tensor,
+  rotateHalf: tf.Tensor2D,
+): tf.Tensor {
+  const D = rotateHalf.shape[0];
+  const rotated = tf.matMul(x.reshape([-1, D]) as tf.Tensor2D, rotateHalf).reshape(x.shape);
+  return x.mul(cos).add(rotated.mul(sin));
+}
+
+export interface AttentionContext {
+  config: LlamaConfig;
+  B: number;
+  T: number;
+  cos: tf.Tensor;
+  sin: tf.Tensor;
+  /** Additive mask [B|1, 1, T, past + T]. */
+  mask: tf.Tensor;
+  rotateHalf: tf.Tensor2D;
+  /** This layer's cached keys and values [B, KV, past, D]. */
+  past?: { k: tf.Tensor4D; v: tf.Tensor4D };
+}
+
+/**
+ * One decoder layer's grouped-query self-attention on normalised hidden states h [B·T, hidden]:
+ * `project(a, 'q' | 'k' | 'v' | 'o')` applies that projection. Returns the o-projection's output
+ * [B·T, hidden] and the keys and values of every position so far (the cache's and these).
+ */
+export function selfAttention(
+  h: tf.Tensor2D,
+  project: (a: tf.Tensor2D, which: 'q' | 'k' | 'v' | 'o') => tf.Tensor2D,
+  ctx: AttentionContext,
+): { out: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } {
+  const { config: c, B, T, cos, sin, mask, rotateHalf, past } = ctx;
+  const H = c.numAttentionHeads;
+  const KV = c.numKeyValueHeads;
+  const D = c.headDim;
+  const heads = (t: tf.Tensor, n: number) => t.reshape([B, T, n, D]).transpose([0, 2, 1, 3]);
+  const q = applyRope(heads(project(h, 'q'), H), cos, sin, rotateHalf);
+  let k = applyRope(heads(project(h, 'k'), KV), cos, sin, rotateHalf) as tf.Tensor4D;
+  let v = heads(project(h, 'v'), KV) as tf.Tensor4D;
+  if (past) {
+    k = tf.concat([past.k, k], 2);
+    v = tf.concat([past.v, v], 2);
+  }
+  // grouped-query attention: query head h reads KV head floor(h / rep) (Hugging Face's
+  // repeat_kv). Heads are KV-major, so the rep query heads of one KV head are one [rep·T, D]
+  // block: one batched matmul per KV head, no copy of the keys and values.
+  const rep = H / KV;
+  const Tk = k.shape[2] as number;
+  const scores = tf
+    .matMul(q.reshape([B, KV, rep * T, D]) as tf.Tensor4D, k, false, true)
+    .reshape([B, H, T, Tk])
+    .mul(1 / Math.sqrt(D))
+    .add(mask);
+  const attn = tf
+    .matMul(tf.softmax(scores).reshape([B, KV, rep * T, Tk]) as tf.Tensor4D, v)
+    .reshape([B, H, T, D]);
+  const merged = attn.transpose([0, 2, 1, 3]).reshape([B * T, H * D]) as tf.Tensor2D;
+  return { out: project(merged, 'o'), k, v };
+}
+
 /**
  * A LLaMA-architecture causal LM in tfjs, in one file (llama2.c style). Weights are tf.Variables
  * keyed by their Hugging Face names; linear weights keep the HF layout [out_features, in_features].
@@ -45,19 +147,8 @@ export class LlamaModel {
       this.weights.set(name, tf.variable(initial, true));
       initial.dispose();
     }
-    const half = config.headDim / 2;
-    const scale = config.ropeScaling.type === 'linear' ? config.ropeScaling.factor : 1;
-    const D = config.headDim;
-    const r = new Float32Array(D * D);
-    for (let i = 0; i < D / 2; i++) {
-      r[(i + D / 2) * D + i] = -1; // out[i] = −x[i + D/2]
-      r[i * D + i + D / 2] = 1; // out[i + D/2] = x[i]
-    }
-    this.rotateHalf = tf.tensor2d(r, [D, D]);
-    this.invFreq = Float32Array.from(
-      { length: half },
-      (_, i) => 1 / (config.ropeTheta ** ((2 * i) / config.headDim) * scale),
-    );
+    this.rotateHalf = rotateHalfMatrix(config.headDim);
+    this.invFreq = ropeInverseFrequencies(config);
   }
 
   private expectedWeightNames(): string[] {
@@ -114,28 +205,7 @@ export class LlamaModel {
   }
 
   private rmsNorm(x: tf.Tensor, name: string): tf.Tensor {
-    const variance = x.square().mean(-1, true);
-    return x.mul(tf.rsqrt(variance.add(this.config.rmsNormEps))).mul(this.w(name));
-  }
-
-  /** cos/sin [B, 1, T, D] for the given positions. */
-  private rope(positions: tf.Tensor2D): [tf.Tensor, tf.Tensor] {
-    const freqs = positions
-      .toFloat()
-      .expandDims(2)
-      .mul(tf.tensor1d(this.invFreq).reshape([1, 1, -1]));
-    const emb = tf.concat([freqs, freqs], 2).expandDims(1);
-    return [tf.cos(emb), tf.sin(emb)];
-  }
-
-  /**
-   * x·cos + rotate_half(x)·sin, with rotate_half([x1, x2]) = [−x2, x1] written as a product with a
-   * fixed signed permutation: one small matmul instead of two strided slices and a concat.
-   */
-  private applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
-    const D = this.config.headDim;
-    const rotated = tf.matMul(x.reshape([-1, D]) as tf.Tensor2D, this.rotateHalf).reshape(x.shape);
-    return x.mul(cos).add(rotated.mul(sin));
+    return rmsNorm(x, this.w(name), this.config.rmsNormEps);
   }
 
   /**
@@ -162,47 +232,36 @@ export class LlamaModel {
             .range(past, past + T, 1, 'int32')
             .expandDims(0)
             .tile([B, 1]);
-      const [cos, sin] = this.rope(positions as tf.Tensor2D);
+      const [cos, sin] = ropeTables(positions as tf.Tensor2D, this.invFreq);
       const mask = this.mask(B, T, past, opts);
       let x: tf.Tensor = tf
         .gather(this.w('model.embed_tokens.weight'), input.reshape([-1]))
         .reshape([B, T, c.hiddenSize]);
-      const H = c.numAttentionHeads;
-      const KV = c.numKeyValueHeads;
-      const D = c.headDim;
       for (let l = 0; l < c.numHiddenLayers; l++) {
         const p = `model.layers.${l}.`;
         const h = this.rmsNorm(x, `${p}input_layernorm.weight`).reshape([
           B * T,
           c.hiddenSize,
         ]) as tf.Tensor2D;
-        const heads = (t: tf.Tensor, n: number) => t.reshape([B, T, n, D]).transpose([0, 2, 1, 3]);
-        const q = this.applyRope(heads(this.linear(h, `${p}self_attn.q_proj.weight`), H), cos, sin);
-        let k = this.applyRope(heads(this.linear(h, `${p}self_attn.k_proj.weight`), KV), cos, sin);
-        let v = heads(this.linear(h, `${p}self_attn.v_proj.weight`), KV);
+        const attention = selfAttention(
+          h,
+          (a, which) => this.linear(a, `${p}self_attn.${which}_proj.weight`),
+          {
+            config: c,
+            B,
+            T,
+            cos,
+            sin,
+            mask,
+            rotateHalf: this.rotateHalf,
+            past: cache?.keys[l] ? { k: cache.keys[l], v: cache.values[l] } : undefined,
+          },
+        );
         if (cache) {
-          if (cache.keys[l]) {
-            k = tf.concat([cache.keys[l], k], 2);
-            v = tf.concat([cache.values[l], v], 2);
-          }
-          newKeys.push(tf.keep(k as tf.Tensor4D));
-          newValues.push(tf.keep(v as tf.Tensor4D));
+          newKeys.push(tf.keep(attention.k));
+          newValues.push(tf.keep(attention.v));
         }
-        // grouped-query attention: query head h reads KV head floor(h / rep) (Hugging Face's
-        // repeat_kv). Heads are KV-major, so the rep query heads of one KV head are one
-        // [rep·T, D] block: one batched matmul per KV head, no copy of the keys and values.
-        const rep = H / KV;
-        const Tk = k.shape[2] as number;
-        const scores = tf
-          .matMul(q.reshape([B, KV, rep * T, D]) as tf.Tensor4D, k as tf.Tensor4D, false, true)
-          .reshape([B, H, T, Tk])
-          .mul(1 / Math.sqrt(D))
-          .add(mask);
-        const attn = tf
-          .matMul(tf.softmax(scores).reshape([B, KV, rep * T, Tk]) as tf.Tensor4D, v as tf.Tensor4D)
-          .reshape([B, H, T, D]);
-        const merged = attn.transpose([0, 2, 1, 3]).reshape([B * T, H * D]) as tf.Tensor2D;
-        x = x.add(this.linear(merged, `${p}self_attn.o_proj.weight`).reshape([B, T, c.hiddenSize]));
+        x = x.add(attention.out.reshape([B, T, c.hiddenSize]));
         const m = this.rmsNorm(x, `${p}post_attention_layernorm.weight`).reshape([
           B * T,
           c.hiddenSize,
