@@ -1,7 +1,8 @@
 import '../src/index';
+import { BackendError, type tf } from '@edkm/core';
 import { runConformance, testBackends } from '@edkm/core/testing';
 import { describe, expect, it } from 'vitest';
-import { getWebGPUDeviceInfo } from '../src/index';
+import { getWebGPUDeviceInfo, withBindingCheck } from '../src/index';
 
 const backends = await testBackends();
 
@@ -16,5 +17,48 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
     const report = await runConformance('webgpu');
     expect(report.results.length).toBeGreaterThan(10);
     expect(report.failures).toEqual([]);
+  });
+});
+
+describe('webgpu plugin: tensors over the device storage-binding limit', () => {
+  const fakeBackend = (limit: number, disposed: object[]) =>
+    ({
+      device: { limits: { maxStorageBufferBindingSize: limit } },
+      disposeData: (id: object) => disposed.push(id),
+    }) as never;
+  const info = (shape: number[]): tf.TensorInfo => ({ dataId: {}, shape, dtype: 'float32' });
+
+  it('a kernel refuses an input too large to bind, naming the kernel, the tensor and the limit', () => {
+    const kernel = withBindingCheck('EdkmGatherByCode', () => info([4]));
+    const run = () =>
+      kernel({ inputs: { x: info([64, 1024]) }, backend: fakeBackend(128 * 1024, []), attrs: {} });
+    expect(run).toThrow(BackendError);
+    expect(run).toThrow(
+      /EdkmGatherByCode: its input 'x' \[64,1024\] is 256\.0 KiB, over this WebGPU device's 128\.0 KiB storage-binding limit; palettize the weight in row groups/,
+    );
+  });
+
+  it('an output too large to bind is released and reported', () => {
+    const disposed: object[] = [];
+    const out = info([1024, 1024]);
+    const kernel = withBindingCheck('EdkmGatherRows', () => out);
+    expect(() =>
+      kernel({
+        inputs: { table: info([2, 2]) },
+        backend: fakeBackend(2 ** 20, disposed),
+        attrs: {},
+      }),
+    ).toThrow(/its output \[1024,1024\] is 4\.0 MiB, over this WebGPU device's 1\.0 MiB/);
+    expect(disposed).toEqual([out.dataId]);
+  });
+
+  it('within the limit, the kernel runs unchanged', () => {
+    const out = info([4]);
+    expect(
+      withBindingCheck(
+        'K',
+        () => out,
+      )({ inputs: { a: info([4]) }, backend: fakeBackend(1024, []), attrs: {} }),
+    ).toBe(out);
   });
 });

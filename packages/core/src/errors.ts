@@ -6,6 +6,7 @@ export type EdkmErrorCode =
   | 'NON_FINITE'
   | 'BACKEND_UNAVAILABLE'
   | 'KERNEL_MISSING'
+  | 'DEVICE_LIMIT'
   | 'BAD_FORMAT'
   | 'IO'
   | 'STATE';
@@ -47,11 +48,11 @@ export class NonFiniteError extends EdkmError {
   }
 }
 
-/** A backend that cannot be initialised, or a kernel it does not implement. */
+/** A backend that cannot be initialised, a kernel it does not implement, or a device limit exceeded. */
 export class BackendError extends EdkmError {
   constructor(
     message: string,
-    code: 'BACKEND_UNAVAILABLE' | 'KERNEL_MISSING' = 'BACKEND_UNAVAILABLE',
+    code: 'BACKEND_UNAVAILABLE' | 'KERNEL_MISSING' | 'DEVICE_LIMIT' = 'BACKEND_UNAVAILABLE',
     options?: { cause?: unknown },
   ) {
     super(code, message, options);
