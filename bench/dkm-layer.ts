@@ -5,7 +5,16 @@ import '@edkm/backend-cpu';
 import '@edkm/backend-webgpu';
 import { backendBytes, measurePeakBytes, tf, useBackend } from '@edkm/core';
 import { DkmTensor } from '@edkm/dkm';
-import { LLAMA7B_LAYER, argNumber, argValue, llamaWeights, median, printJson, sync } from './util';
+import {
+  LLAMA7B_LAYER,
+  argNumber,
+  argValue,
+  llamaWeights,
+  median,
+  printJson,
+  resident,
+  sync,
+} from './util';
 
 const backend = argValue('backend') ?? 'auto';
 const modes = (argValue('modes') ?? 'edkm,plain').split(',') as ('edkm' | 'plain')[];
@@ -24,6 +33,8 @@ for (const m of LLAMA7B_LAYER) {
   const n = shape[0] * shape[1];
   const w = tf.variable(tf.tensor2d(llamaWeights(n, 42), shape));
   const probe = tf.randomNormal(shape, 0, 1, 'float32', 7);
+  await resident(w);
+  await resident(probe);
   for (const bits of bitsList) {
     for (const mode of modes) {
       const dkm = new DkmTensor(shape, { bits, maxIters: iters, epsilon: 0, mode });

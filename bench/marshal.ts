@@ -7,7 +7,15 @@ import '@edkm/backend-webgpu';
 import { measurePeakBytes, tf, useBackend } from '@edkm/core';
 import { type DkmRuntimeOptions, DkmTensor } from '@edkm/dkm';
 import { Marshaler } from '@edkm/marshal';
-import { LLAMA7B_LAYER, argNumber, argValue, llamaWeights, printJson, sync } from './util';
+import {
+  LLAMA7B_LAYER,
+  argNumber,
+  argValue,
+  llamaWeights,
+  printJson,
+  resident,
+  sync,
+} from './util';
 
 const selection = await useBackend(argValue('backend') ?? 'auto');
 const bits = argNumber('bits', 3);
@@ -26,6 +34,7 @@ const weights = matrices.map((m, i) =>
   tf.variable(tf.tensor2d(llamaWeights(m.shape[0] * m.shape[1], 100 + i), m.shape)),
 );
 const upstream = matrices.map((m, i) => tf.randomNormal(m.shape, 0, 1e-3, 'float32', i));
+for (const t of [...weights, ...upstream]) await resident(t);
 
 function runtimeOf(
   variant: string,

@@ -66,3 +66,22 @@ export async function sync(t: {
   await one.data();
   one.dispose();
 }
+
+/**
+ * Makes a tensor resident on the device before a measurement: WebGPU uploads a tensor created
+ * from host values (tf.tensor, tf.randomNormal, ...) at its first use, and that upload would
+ * otherwise be counted as the first measured op's memory.
+ */
+export async function resident(t: {
+  slice(begin: number[], size: number[]): { data(): Promise<unknown>; dispose(): void };
+  rank: number;
+  add(x: number): {
+    rank: number;
+    slice(begin: number[], size: number[]): { data(): Promise<unknown>; dispose(): void };
+    dispose(): void;
+  };
+}): Promise<void> {
+  const touched = t.add(0);
+  await sync(touched);
+  touched.dispose();
+}
