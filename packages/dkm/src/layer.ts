@@ -272,7 +272,11 @@ export class DkmTensor {
         );
         if (this.runtime.marshal) {
           const marshal = this.runtime.marshal;
-          state.indexHandles = shards.map((part) => marshal.saveHost(part, [part.length], 'int32'));
+          // U ≤ 65,536 distinct 16-bit points (always, for clusterDim 1): a 16-bit index list
+          const narrow = unique.u <= 65536;
+          state.indexHandles = shards.map((part) =>
+            marshal.saveHost(narrow ? Uint16Array.from(part) : part, [part.length], 'int32'),
+          );
         } else {
           state.index = shards.map((part) => tf.tensor1d(part, 'int32'));
         }

@@ -6,7 +6,8 @@ import {
   tf,
 } from '@edkm/core';
 
-type HostArray = Float32Array | Int32Array | Uint8Array;
+/** Host copies; an int32 index list whose values fit 16 bits may be kept as Uint16Array (half the bytes). */
+type HostArray = Float32Array | Int32Array | Uint16Array | Uint8Array;
 export type SavedDtype = 'float32' | 'int32' | 'bool';
 
 /** Where saved tensors live between the forward and the backward pass. */
@@ -101,7 +102,11 @@ export class Marshaler {
     return this.handle(entry);
   }
 
-  /** Saves data that is already on the host (no device copy is made until load()). */
+  /**
+   * Saves data that is already on the host (no device copy is made until load()). An int32 index
+   * list may be passed as a Uint16Array (a uniquified tensor's rows, U ≤ 65,536): it stays 16-bit
+   * on the host and is widened to int32 on load.
+   */
   saveHost(
     data: HostArray,
     shape: number[],
@@ -139,7 +144,7 @@ export class Marshaler {
   load(handle: Handle): tf.Tensor {
     const entry = this.entryOf(handle, 'load');
     if (entry.device && !entry.device.isDisposed) return entry.device.clone();
-    return tf.tensor(entry.host!, entry.shape, entry.dtype);
+    return tf.tensor(widen(entry.host!), entry.shape, entry.dtype);
   }
 
   /**
@@ -209,7 +214,8 @@ export class Marshaler {
       data.byteOffset,
       data.byteOffset + data.byteLength,
     ) as ArrayBuffer;
-    return { shape: entry.shape.slice(), dtype: entry.dtype, buffer };
+    const packed = data instanceof Uint16Array ? { packed: 'uint16' as const } : {};
+    return { shape: entry.shape.slice(), dtype: entry.dtype, buffer, ...packed };
   }
 
   private shouldOffload(bytes: number): boolean {
@@ -305,16 +311,25 @@ export interface SerializedTensor {
   shape: number[];
   dtype: SavedDtype;
   buffer: ArrayBuffer;
+  /** 'uint16': an int32 index list sent as 16-bit values (half the bytes on the wire). */
+  packed?: 'uint16';
 }
 
 export function deserialize(s: SerializedTensor): tf.Tensor {
   const data =
-    s.dtype === 'float32'
-      ? new Float32Array(s.buffer)
-      : s.dtype === 'bool'
-        ? new Uint8Array(s.buffer)
-        : new Int32Array(s.buffer);
-  return tf.tensor(data, s.shape, s.dtype);
+    s.packed === 'uint16'
+      ? new Uint16Array(s.buffer)
+      : s.dtype === 'float32'
+        ? new Float32Array(s.buffer)
+        : s.dtype === 'bool'
+          ? new Uint8Array(s.buffer)
+          : new Int32Array(s.buffer);
+  return tf.tensor(widen(data), s.shape, s.dtype);
+}
+
+/** tfjs has no 16-bit integer dtype: a 16-bit index list becomes int32 on the device. */
+function widen(data: HostArray): Float32Array | Int32Array | Uint8Array {
+  return data instanceof Uint16Array ? Int32Array.from(data) : data;
 }
 
 function checkDtype(dtype: string): SavedDtype {
@@ -327,7 +342,7 @@ function sameShape(a: number[], b: number[]): boolean {
 }
 
 function sameBytes(a: HostArray, b: HostArray): boolean {
-  if (a.byteLength !== b.byteLength) return false;
+  if (a.constructor !== b.constructor || a.byteLength !== b.byteLength) return false;
   const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;

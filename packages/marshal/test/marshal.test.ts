@@ -108,6 +108,30 @@ describe('marshaler misuse', () => {
   });
 });
 
+describe('16-bit index lists', () => {
+  it('keeps a Uint16Array index list at 2 bytes per entry and loads it as int32', async () => {
+    await useBackend('cpu');
+    const m = new Marshaler();
+    const rows = Uint16Array.from([65535, 0, 7, 40000, 1]);
+    const h = m.saveHost(rows, [5], 'int32');
+    expect(m.stats().hostBytes).toBe(10);
+    const t = m.load(h);
+    expect(t.dtype).toBe('int32');
+    expect(Array.from(await t.data())).toEqual([65535, 0, 7, 40000, 1]);
+    t.dispose();
+    // a 32-bit list with other bytes is not confused with it
+    const wide = m.saveHost(Int32Array.from([65535, 0, 7, 40000, 1]), [5], 'int32');
+    expect(m.stats().hostBytes).toBe(30);
+    const s = await m.serialize(h);
+    expect(s.buffer.byteLength).toBe(10);
+    const back = deserialize(s);
+    expect(Array.from(await back.data())).toEqual([65535, 0, 7, 40000, 1]);
+    back.dispose();
+    m.release(h);
+    m.release(wide);
+  });
+});
+
 describe('leaks', () => {
   it('100 save/load/release cycles leave tensors and host bytes flat', async () => {
     await useBackend('cpu');
