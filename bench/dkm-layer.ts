@@ -67,21 +67,33 @@ for (const m of LLAMA7B_LAYER) {
           peak = Math.max(peak, peakExtraBytes);
         }
         if (process.argv.includes('--profile')) {
-          await dkm.prepare(w);
+          const kernelTimes = async (info: tf.ProfileInfo) => {
+            const kernels = await Promise.all(
+              info.kernels.map(async (k) => ({
+                name: k.name,
+                shape: k.outputShapes?.[0],
+                ms: Number(await k.kernelTimeMs) || 0,
+              })),
+            );
+            return {
+              kernelCount: kernels.length,
+              kernelMsTotal: kernels.reduce((a, k) => a + k.ms, 0),
+              topKernels: kernels.sort((a, b) => b.ms - a.ms).slice(0, 8),
+            };
+          };
+          const p0 = performance.now();
+          const prepInfo = await tf.profile(() => dkm.prepare(w));
+          row.prepareProfile = {
+            wallMs: performance.now() - p0,
+            ...dkm.timings,
+            ...(await kernelTimes(prepInfo)),
+          };
           const info = await tf.profile(async () => {
             const g = tf.grad((x: tf.Tensor) => dkm.apply(x))(w, probe);
             await sync(g);
             g.dispose();
           });
-          const kernels = await Promise.all(
-            info.kernels.map(async (k) => ({
-              name: k.name,
-              ms: Number(await k.kernelTimeMs) || 0,
-            })),
-          );
-          row.kernelCount = kernels.length;
-          row.kernelMsTotal = kernels.reduce((a, k) => a + k.ms, 0);
-          row.topKernels = kernels.sort((a, b) => b.ms - a.ms).slice(0, 8);
+          row.forwardBackwardProfile = await kernelTimes(info);
         }
         Object.assign(row, {
           prepareMs: median(prepTimes),

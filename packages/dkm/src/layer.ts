@@ -97,6 +97,11 @@ export class DkmTensor {
   private step = 0;
 
   private readonly runtime: DkmRuntimeOptions;
+  /**
+   * Where the last prepare() spent its time (code tables): waiting for the device histogram
+   * (dispatch + read back) and the host's table work (iterations, uploads). Diagnostic.
+   */
+  timings = { histogramMs: 0, hostMs: 0 };
 
   constructor(
     shape: [number, number],
@@ -214,6 +219,7 @@ export class DkmTensor {
     this.disposeGroups();
     const step = this.step++;
     if (this.usesCodeTables()) {
+      this.timings = { histogramMs: 0, hostMs: 0 };
       await this.prepareCodeTables(w as tf.Tensor2D, step);
       this.preparedFor = w.dataId;
       return;
@@ -344,16 +350,20 @@ export class DkmTensor {
     const k = this.k;
     for (let g = 0; g * groupSize < rows; g++) {
       const rowStart = g * groupSize;
-      const scale = this.config.perChannelScale
-        ? this.rowScales(tf.slice(w, [rowStart, 0], [groupSize, cols]))
-        : null;
+      // one group: the weight itself (a slice is a copy on the device)
+      const rowsOf = () =>
+        groupSize === rows ? w : tf.slice(w, [rowStart, 0], [groupSize, cols]);
+      const scale = this.config.perChannelScale ? tf.tidy(() => this.rowScales(rowsOf())) : null;
       const histogram = tf.tidy(() => {
-        let x = tf.slice(w, [rowStart, 0], [groupSize, cols]);
+        let x = rowsOf();
         if (scale) x = x.div(scale);
         return codeHistogram(x.reshape([-1]) as tf.Tensor1D, dtype);
       });
+      const read = performance.now();
       const counts = (await histogram.data()) as Int32Array;
       histogram.dispose();
+      const host = performance.now();
+      this.timings.histogramMs += host - read;
       const expMask = dtype === 'bf16' ? 0x7f80 : 0x7c00;
       const present: number[] = [];
       let nonFinite = 0;
@@ -410,6 +420,7 @@ export class DkmTensor {
       state.lastCentroids = tf.tensor2d(centroids.slice((iterations - 1) * k), [2, k]);
       this.warm[g] = centroids.slice(iterations * k);
       this.groups.push(state);
+      this.timings.hostMs += performance.now() - host;
     }
   }
 
