@@ -118,10 +118,13 @@ const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const coef = values(cpu, table) as Float32Array;
   const up = values(cpu, g) as Float32Array;
   const stride = table.shape[1];
-  const out = new Float32Array(codes.length);
+  const inPlace = (attrs as unknown as CodeAttrs).inPlace === true;
+  const out = inPlace ? up : new Float32Array(codes.length);
   for (let i = 0; i < codes.length; i++)
     out[i] = up[i] * coef[stride * codes[i]] + coef[stride * codes[i] + 1];
-  return cpu.makeTensorInfo([codes.length], 'float32', out);
+  if (!inPlace) return cpu.makeTensorInfo([codes.length], 'float32', out);
+  cpu.incRef(g.dataId);
+  return { dataId: g.dataId, shape: [codes.length], dtype: 'float32' };
 };
 
 const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {

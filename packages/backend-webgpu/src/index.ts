@@ -12,12 +12,15 @@ import {
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
   CodeContractPartialProgram,
-  CodeHistogramProgram,
+  CodeHistogramCopiesProgram,
   ColumnSumProgram,
   GatherAffineByCodeProgram,
+  GatherAffineByCodeVec4Program,
   GatherAffineProgram,
   GatherByCodeProgram,
+  GatherByCodeVec4Program,
   GatherRowsProgram,
+  HistogramMergeProgram,
   ScatterAddByCodePrivatizedProgram,
   ScatterAddByCodeProgram,
   ScatterAddRowsProgram,
@@ -77,15 +80,25 @@ const codeHistogram: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { x } = inputs as { x: tf.TensorInfo };
   const { dtype } = attrs as unknown as CodeAttrs;
-  const output = gpu.runWebGPUProgram(new ZerosProgram([65536]), [], 'int32');
+  const n = x.shape[0];
+  const groups = Math.max(1, Math.min(1024, Math.ceil(n / (256 * 8))));
+  const copies = Math.min(32, groups);
+  const parts = gpu.runWebGPUProgram(new ZerosProgram([copies * 65536]), [], 'int32');
   gpu.runWebGPUProgram(
-    new CodeHistogramProgram(x.shape[0], dtype),
+    new CodeHistogramCopiesProgram(groups, copies, dtype),
     [x],
     'int32',
-    [{ type: 'int32', data: [x.shape[0]] }],
-    output,
+    [
+      { type: 'int32', data: [n] },
+      { type: 'int32', data: [groups] },
+    ],
+    parts,
   );
-  return output;
+  const out = gpu.runWebGPUProgram(new HistogramMergeProgram(), [parts], 'int32', [
+    { type: 'int32', data: [copies] },
+  ]);
+  gpu.disposeData(parts.dataId);
+  return out;
 };
 
 const gatherByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -93,12 +106,13 @@ const gatherByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { table, x } = inputs as { table: tf.TensorInfo; x: tf.TensorInfo };
   const { dtype } = attrs as unknown as CodeAttrs;
   const k = table.shape[1];
-  return gpu.runWebGPUProgram(
-    new GatherByCodeProgram([x.shape[0], k], dtype),
-    [table, x],
-    'float32',
-    [{ type: 'int32', data: [k] }],
-  );
+  const n = x.shape[0];
+  if (k === 1 && n % 4 === 0) {
+    return gpu.runWebGPUProgram(new GatherByCodeVec4Program(n, dtype), [table, x], 'float32');
+  }
+  return gpu.runWebGPUProgram(new GatherByCodeProgram([n, k], dtype), [table, x], 'float32', [
+    { type: 'int32', data: [k] },
+  ]);
 };
 
 const scatterAddByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -123,13 +137,18 @@ const scatterAddByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { table, x, g } = inputs as { table: tf.TensorInfo; x: tf.TensorInfo; g: tf.TensorInfo };
-  const { dtype } = attrs as unknown as CodeAttrs;
-  return gpu.runWebGPUProgram(
-    new GatherAffineByCodeProgram(x.shape[0], dtype),
-    [table, x, g],
-    'float32',
-    [{ type: 'int32', data: [table.shape[1]] }],
-  );
+  const { dtype, inPlace = false } = attrs as unknown as CodeAttrs;
+  const n = x.shape[0];
+  const program =
+    n % 4 === 0
+      ? new GatherAffineByCodeVec4Program(n, dtype, inPlace)
+      : new GatherAffineByCodeProgram(n, dtype, inPlace);
+  const stride = [{ type: 'int32', data: [table.shape[1]] }];
+  if (!inPlace) return gpu.runWebGPUProgram(program, [table, x, g], 'float32', stride);
+  // the result overwrites g's buffer and shares it: one more reference to g's data
+  gpu.runWebGPUProgram(program, [table, x], 'float32', stride, g);
+  gpu.incRef(g.dataId);
+  return { dataId: g.dataId, shape: [n], dtype: 'float32' };
 };
 
 const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -337,6 +356,16 @@ registerPlugin({
   init,
   kernels: webgpuKernels,
   isSoftware: () => deviceInfo?.software ?? false,
+  flush: () => {
+    const gpu = tf.backend() as unknown as {
+      commandEncoder: unknown;
+      endComputePassEncoder(): void;
+      submitQueue(): void;
+    };
+    if (!gpu.commandEncoder) return;
+    gpu.endComputePassEncoder();
+    gpu.submitQueue();
+  },
   describe: () =>
     deviceInfo
       ? `webgpu: ${[deviceInfo.vendor, deviceInfo.architecture, deviceInfo.description || deviceInfo.device].filter(Boolean).join(' ')}`

@@ -152,27 +152,135 @@ function codeFunction(dtype: 'bf16' | 'fp16'): string {
       }`;
 }
 
-/** counts[code(x[i])] += 1 (the output is zeroed first). */
-export class CodeHistogramProgram extends FlatProgram {
+/**
+ * counts[copy, code(x_i)] += 1 over a grid-stride share of the elements, copy = workgroup mod
+ * copies: a hot code's atomics spread over `copies` addresses instead of serialising on one
+ * (HistogramMergeProgram adds the copies; integer sums, so the result is exact).
+ */
+export class CodeHistogramCopiesProgram implements WebGPUProgram {
+  outputShape: number[];
+  dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
   variableNames = ['x'];
-  uniforms = 'n : i32,';
+  uniforms = 'n : i32, groups : i32,';
   atomic = true;
-  override size = false;
+  size = false;
   shaderKey: string;
   constructor(
-    n: number,
+    groups: number,
+    private readonly copies: number,
     private readonly dtype: 'bf16' | 'fp16',
   ) {
-    super([65536]);
-    this.shaderKey = `edkm_code_histogram_${dtype}`;
-    this.dispatchLayout = webgpu_util.flatDispatchLayout([n]);
-    this.dispatch = webgpu_util.computeDispatch(this.dispatchLayout, [n], this.workgroupSize);
+    this.outputShape = [copies * 65536];
+    this.dispatch = [groups, 1, 1];
+    this.shaderKey = `edkm_code_histogram_copies_${dtype}_${copies}`;
   }
   getUserCode(): string {
     return `
       ${codeFunction(this.dtype)}
       fn main(index : i32) {
-        if (index < uniforms.n) { atomicAdd(&result[edkmCode(x[index])], 1); }
+        let group = i32(workgroupId.x);
+        let base = (group % ${this.copies}) * 65536;
+        for (var i = group * 256 + i32(localIndex); i < uniforms.n; i = i + uniforms.groups * 256) {
+          atomicAdd(&result[base + edkmCode(x[i])], 1);
+        }
+      }`;
+  }
+}
+
+/** out[code] = Σ_c parts[c, code] (int32). */
+export class HistogramMergeProgram extends FlatProgram {
+  variableNames = ['parts'];
+  uniforms = 'copies : i32,';
+  shaderKey = 'edkm_histogram_merge';
+  constructor() {
+    super([65536]);
+  }
+  getUserCode(): string {
+    return `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          var s = 0;
+          for (var c = 0; c < uniforms.copies; c = c + 1) { s = s + parts[c * 65536 + index]; }
+          setOutputAtIndexI32(index, s);
+        }
+      }`;
+  }
+}
+
+/** A flat program over n/4 invocations, each reading and writing four elements as a vec4. */
+abstract class Vec4Program extends FlatProgram {
+  outputComponent = 4;
+  constructor(n: number, outputShape = [n]) {
+    super(outputShape);
+    this.workgroupSize = [256, 1, 1];
+    this.dispatchLayout = webgpu_util.flatDispatchLayout([n / 4]);
+    this.dispatch = webgpu_util.computeDispatch(this.dispatchLayout, [n / 4], this.workgroupSize);
+  }
+}
+
+/** The four codes' table entries (one column) as a vec4. */
+const lookup4 = (table: string, v: string) =>
+  `vec4<f32>(${['x', 'y', 'z', 'w'].map((c) => `${table}[edkmCode(${v}.${c})]`).join(', ')})`;
+
+/** out[i] = table[code(x[i])] for a one-column table, four weights per invocation. */
+export class GatherByCodeVec4Program extends Vec4Program {
+  variableNames = ['table', 'x'];
+  variableComponents = [1, 4];
+  shaderKey: string;
+  constructor(
+    n: number,
+    private readonly dtype: 'bf16' | 'fp16',
+  ) {
+    super(n, [n, 1]);
+    this.shaderKey = `edkm_gather_by_code_vec4_${dtype}`;
+  }
+  getUserCode(): string {
+    return `
+      ${codeFunction(this.dtype)}
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          let v = x[index];
+          setOutputAtIndex(index, ${lookup4('table', 'v')});
+        }
+      }`;
+  }
+}
+
+/**
+ * out[i] = g[i] · table[s·code(x[i])] + table[s·code(x[i]) + 1] (s: the table's row stride), four
+ * weights per invocation.
+ * In place (`inPlace`): g is the output buffer itself, read and overwritten (its owner must not
+ * need it afterwards).
+ */
+export class GatherAffineByCodeVec4Program extends Vec4Program {
+  variableNames: string[];
+  variableComponents: number[];
+  uniforms = 'stride : i32,';
+  shaderKey: string;
+  constructor(
+    n: number,
+    private readonly dtype: 'bf16' | 'fp16',
+    private readonly inPlace: boolean,
+  ) {
+    super(n);
+    this.variableNames = inPlace ? ['table', 'x'] : ['table', 'x', 'g'];
+    this.variableComponents = inPlace ? [1, 4] : [1, 4, 4];
+    this.shaderKey = `edkm_gather_affine_by_code_vec4_${dtype}_${inPlace}`;
+  }
+  getUserCode(): string {
+    const g = this.inPlace ? 'result[index]' : 'g[index]';
+    return `
+      ${codeFunction(this.dtype)}
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          let v = x[index];
+          let c = vec4<i32>(edkmCode(v.x), edkmCode(v.y), edkmCode(v.z), edkmCode(v.w)) * uniforms.stride;
+          let slope = vec4<f32>(table[c.x], table[c.y], table[c.z], table[c.w]);
+          let offset = vec4<f32>(table[c.x + 1], table[c.y + 1], table[c.z + 1], table[c.w + 1]);
+          setOutputAtIndex(index, ${g} * slope + offset);
+        }
       }`;
   }
 }
@@ -202,25 +310,28 @@ export class GatherByCodeProgram extends FlatProgram {
   }
 }
 
-/** out[i] = g[i] · table[code(x[i])].x + table[code(x[i])].y. */
+/** out[i] = g[i] · table[code(x[i])].x + table[code(x[i])].y (in place: g is the output buffer). */
 export class GatherAffineByCodeProgram extends FlatProgram {
-  variableNames = ['table', 'x', 'g'];
+  variableNames: string[];
   uniforms = 'stride : i32,';
   shaderKey: string;
   constructor(
     n: number,
     private readonly dtype: 'bf16' | 'fp16',
+    private readonly inPlace = false,
   ) {
     super([n]);
-    this.shaderKey = `edkm_gather_affine_by_code_${dtype}`;
+    this.variableNames = inPlace ? ['table', 'x'] : ['table', 'x', 'g'];
+    this.shaderKey = `edkm_gather_affine_by_code_${dtype}_${inPlace}`;
   }
   getUserCode(): string {
+    const g = this.inPlace ? 'result[index]' : 'g[index]';
     return `
       ${codeFunction(this.dtype)}
       fn main(index : i32) {
         if (index < uniforms.size) {
           let c = edkmCode(x[index]);
-          setOutputAtIndex(index, g[index] * table[uniforms.stride * c] + table[uniforms.stride * c + 1]);
+          setOutputAtIndex(index, ${g} * table[uniforms.stride * c] + table[uniforms.stride * c + 1]);
         }
       }`;
   }
@@ -579,6 +690,56 @@ export class SoftContractPartialProgram implements WebGPUProgram {
       this.dtype === 'bf16'
         ? 'bitcast<f32>(u32(edkmCode(x[i])) << 16u)'
         : 'unpack2x16float(u32(edkmCode(x[i]))).x';
+    const reduceOne = (acc: string, col: number) => `
+        red[tid] = ${acc};
+        workgroupBarrier();
+        for (var stride = 128; stride > 0; stride = stride / 2) {
+          if (tid < stride) { red[tid] = red[tid] + red[tid + stride]; }
+          workgroupBarrier();
+        }
+        if (tid == 0) { result[group * 2 * KK + ${col}] = red[0]; }
+        workgroupBarrier();`;
+    const reduce = `
+        for (var j = 0; j < 2 * KK; j = j + 1) {
+          red[tid] = ACC(j);
+          workgroupBarrier();
+          for (var stride = 128; stride > 0; stride = stride / 2) {
+            if (tid < stride) { red[tid] = red[tid] + red[tid + stride]; }
+            workgroupBarrier();
+          }
+          if (tid == 0) { result[group * 2 * KK + j] = red[0]; }
+          workgroupBarrier();
+        }`;
+    if (k <= 16) {
+      // up to 16 centroids: every per-centroid quantity in a register of its own (a dynamically
+      // indexed private array lives in slow local memory)
+      const js = Array.from({ length: k }, (_, j) => j);
+      const each = (f: (j: number) => string, sep = '\n          ') => js.map(f).join(sep);
+      return `
+      ${codeFunction(this.dtype)}
+      const KK = ${k};
+      var<workgroup> red : array<f32, 256>;
+      fn main(index : i32) {
+        let tid = i32(localIndex);
+        let group = i32(workgroupId.x);
+        let two = 2.0 / uniforms.tau;
+        let negInvTau = -1.0 / uniforms.tau;
+        ${each((j) => `let p${j} = centroids[${j}]; let l${j} = centroids[${k + j}];`)}
+        ${each((j) => `var a${j} = 0.0; var b${j} = 0.0;`)}
+        for (var i = group * 256 + tid; i < uniforms.n; i = i + uniforms.groups * 256) {
+          let v = ${value};
+          let gi = g[i];
+          ${each((j) => `let d${j} = v - p${j}; let z${j} = d${j} * d${j} * negInvTau;`)}
+          let m = ${js.slice(1).reduce((acc, j) => `max(${acc}, z${j})`, 'z0')};
+          ${each((j) => `let e${j} = exp(z${j} - m);`)}
+          let sum = ${each((j) => `e${j}`, ' + ')};
+          let o = (${each((j) => `e${j} * l${j}`, ' + ')}) / sum;
+          let s = gi / sum;
+          ${each((j) => `a${j} = a${j} + e${j} * s; b${j} = b${j} + two * e${j} * s * (l${j} - o) * d${j};`)}
+        }
+        ${[...js.map((j) => `a${j}`), ...js.map((j) => `b${j}`)].map((acc, col) => reduceOne(acc, col)).join('')}
+      }`;
+    }
     return `
       ${codeFunction(this.dtype)}
       const KK = ${k};
@@ -618,16 +779,7 @@ export class SoftContractPartialProgram implements WebGPUProgram {
             accB[j] = accB[j] + two * ag * (last[j] - o) * (v - prev[j]);
           }
         }
-        for (var j = 0; j < 2 * KK; j = j + 1) {
-          red[tid] = select(accB[max(j - KK, 0)], accA[min(j, KK - 1)], j < KK);
-          workgroupBarrier();
-          for (var stride = 128; stride > 0; stride = stride / 2) {
-            if (tid < stride) { red[tid] = red[tid] + red[tid + stride]; }
-            workgroupBarrier();
-          }
-          if (tid == 0) { result[group * 2 * KK + j] = red[0]; }
-          workgroupBarrier();
-        }
+        ${reduce.replace('ACC(j)', 'select(accB[max(j - KK, 0)], accA[min(j, KK - 1)], j < KK)')}
       }`;
   }
 }

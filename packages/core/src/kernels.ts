@@ -20,6 +20,8 @@ export const KernelNames = {
    * GatherByCode: {table: [65536, K], x: [N]} → [N, K].
    * ScatterAddByCode: {values: [N, K], x: [N]} → [65536, K].
    * GatherAffineByCode: {table: [65536, C ≥ 2], x: [N], g: [N]} → [N]: g·table[code, 0] + table[code, 1].
+   * With attrs.inPlace the result overwrites g's data and shares it (no new N-long buffer): for a
+   * g that nothing else reads afterwards (a gradient the caller made and owns).
    */
   CodeHistogram: 'EdkmCodeHistogram',
   GatherByCode: 'EdkmGatherByCode',
@@ -29,6 +31,8 @@ export const KernelNames = {
 
 export interface CodeAttrs {
   dtype: 'bf16' | 'fp16';
+  /** GatherAffineByCode only: write the result over g's data (g is returned, as the result). */
+  inPlace?: boolean;
 }
 const CODES = 65536;
 export type KernelName = (typeof KernelNames)[keyof typeof KernelNames];
@@ -158,6 +162,7 @@ export function gatherAffineByCode(
   x: tf.Tensor1D,
   g: tf.Tensor1D,
   dtype: 'bf16' | 'fp16',
+  options: { inPlace?: boolean } = {},
 ): tf.Tensor1D {
   checkCodeInput(x, 'gatherAffineByCode');
   if (table.rank !== 2 || table.shape[0] !== CODES || table.shape[1] < 2) {
@@ -165,9 +170,12 @@ export function gatherAffineByCode(
   }
   if (g.rank !== 1 || g.shape[0] !== x.shape[0])
     throw new ShapeError(`gatherAffineByCode: g must be [${x.shape[0]}], got [${g.shape}]`);
+  if (options.inPlace && g.dtype !== 'float32')
+    throw new ShapeError(`gatherAffineByCode: an in-place g must be float32, got ${g.dtype}`);
+  const attrs = { ...codeAttrs(dtype), inPlace: options.inPlace === true };
   return tf
     .engine()
-    .runKernel(KernelNames.GatherAffineByCode, { table, x, g }, codeAttrs(dtype)) as tf.Tensor1D;
+    .runKernel(KernelNames.GatherAffineByCode, { table, x, g }, attrs) as tf.Tensor1D;
 }
 
 tf.registerGradient({

@@ -33,6 +33,21 @@ export interface BackendPlugin {
    * when none of them starts. Naming it explicitly always uses it.
    */
   isSoftware?: () => boolean;
+  /**
+   * Submits the device work queued so far, so that buffers disposed meanwhile return to the pool
+   * now (WebGPU defers their release to its next submit). See flushBackend().
+   */
+  flush?: () => void;
+}
+
+/**
+ * Lets the active backend free what was disposed while its work was still queued. Call it after
+ * disposing a large temporary that the next allocation could reuse (DKM's fused linear frees W̃
+ * before it allocates dW̃); a no-op on backends that free at once.
+ */
+export function flushBackend(): void {
+  const name = tf.getBackend();
+  for (const plugin of plugins.values()) if (plugin.tfjsBackend === name) plugin.flush?.();
 }
 
 export interface BackendSelection {

@@ -160,17 +160,37 @@ export const tableReference = {
     const k = c0.length;
     const out = new Float32Array((attrs.iterations + 1) * k);
     out.set(c0, 0);
+    const prev = new Float64Array(k);
+    const num = new Float64Array(k);
+    const mass = new Float64Array(k);
     const a = new Float64Array(k);
+    const negInvTau = -1 / attrs.tau;
     let t = 1;
     for (; t <= attrs.iterations; t++) {
-      const prev = out.subarray((t - 1) * k, t * k);
-      const num = new Float64Array(k);
-      const mass = new Float64Array(k);
+      for (let j = 0; j < k; j++) prev[j] = out[(t - 1) * k + j];
+      num.fill(0);
+      mass.fill(0);
       for (let i = 0; i < points.length; i++) {
-        softmaxRow(points[i], prev, attrs.tau, a);
+        // the value's attention row (a max-shifted softmax), inlined: this loop is prepare()'s cost
+        const v = points[i];
+        let max = Number.NEGATIVE_INFINITY;
         for (let j = 0; j < k; j++) {
-          mass[j] += counts[i] * a[j];
-          num[j] += counts[i] * a[j] * points[i];
+          const d = v - prev[j];
+          const z = d * d * negInvTau;
+          a[j] = z;
+          if (z > max) max = z;
+        }
+        let sum = 0;
+        for (let j = 0; j < k; j++) {
+          const e = Math.exp(a[j] - max);
+          a[j] = e;
+          sum += e;
+        }
+        const w = counts[i] / sum;
+        const wv = w * v;
+        for (let j = 0; j < k; j++) {
+          mass[j] += w * a[j];
+          num[j] += wv * a[j];
         }
       }
       let shift = 0;
@@ -187,13 +207,29 @@ export const tableReference = {
   /** W̃ per distinct value: A (from C_{T−1}) · C_T. */
   output(points: Float32Array, centroids: Float32Array, k: number, tau: number): Float32Array {
     const T = centroids.length / k - 1;
+    const prev = Float64Array.from(centroids.subarray((T - 1) * k, T * k));
+    const last = Float64Array.from(centroids.subarray(T * k, (T + 1) * k));
     const a = new Float64Array(k);
-    return points.map((v) => {
-      softmaxRow(v, centroids.subarray((T - 1) * k, T * k), tau, a);
+    const negInvTau = -1 / tau;
+    const out = new Float32Array(points.length);
+    for (let i = 0; i < points.length; i++) {
+      const v = points[i];
+      let max = Number.NEGATIVE_INFINITY;
+      for (let j = 0; j < k; j++) {
+        const d = v - prev[j];
+        a[j] = d * d * negInvTau;
+        if (a[j] > max) max = a[j];
+      }
+      let sum = 0;
       let o = 0;
-      for (let j = 0; j < k; j++) o += a[j] * centroids[T * k + j];
-      return o;
-    });
+      for (let j = 0; j < k; j++) {
+        const e = Math.exp(a[j] - max);
+        sum += e;
+        o += e * last[j];
+      }
+      out[i] = o / sum;
+    }
+    return out;
   },
 
   /**

@@ -6,6 +6,7 @@ import {
   StateError,
   codeHistogram,
   f32ToF16Bits,
+  flushBackend,
   fromHalfBits,
   gatherAffine,
   gatherAffineByCode,
@@ -351,8 +352,7 @@ export class DkmTensor {
     for (let g = 0; g * groupSize < rows; g++) {
       const rowStart = g * groupSize;
       // one group: the weight itself (a slice is a copy on the device)
-      const rowsOf = () =>
-        groupSize === rows ? w : tf.slice(w, [rowStart, 0], [groupSize, cols]);
+      const rowsOf = () => (groupSize === rows ? w : tf.slice(w, [rowStart, 0], [groupSize, cols]));
       const scale = this.config.perChannelScale ? tf.tidy(() => this.rowScales(rowsOf())) : null;
       const histogram = tf.tidy(() => {
         let x = rowsOf();
@@ -474,30 +474,95 @@ export class DkmTensor {
             -1,
           ]) as tf.Tensor1D;
           const weights = saved[0] as tf.Tensor1D;
+          // 5 dispatches, no per-value scatter: the backward table by code, then one affine pass
+          // per weight by its own code
           return tf.tidy(() => {
-            // 5 dispatches, no per-value scatter: the upstream gradient contracted with each
-            // weight's own attention row (a deterministic reduction), the fused table adjoint, and
-            // one affine pass per weight by its own code
-            const k = g.centroidStack!.shape[1];
-            const seed = softContract(weights, upstream, g.lastCentroids!, {
-              dtype,
-              tau: g.tau,
-            }).reshape([2, k]);
-            // [U, 4]: J, h and two scratch columns
-            const terms = tableBackward(
-              seed as tf.Tensor2D,
-              g.points!,
-              g.counts!,
-              g.centroidStack!,
-              g.tau,
-            );
-            const byCode = gatherRows(terms, g.codeToRow!);
+            const byCode = this.codeBackwardTable(g, weights, upstream);
             return [gatherAffineByCode(byCode, weights, upstream, dtype).reshape([-1, 1])];
           });
         },
       };
     }) as unknown as CustomGradFunc);
     return op(x) as tf.Tensor2D;
+  }
+
+  /**
+   * y = x · W̃ᵀ, a linear layer on the soft-clustered weight (HF layout [out, in]), without keeping
+   * W̃: the forward builds W̃, multiplies and frees it; the backward rebuilds it for dx, then turns
+   * dW̃ = dyᵀ x into dW in place. Same values and gradients as `matMul(x, apply(w), false, true)`,
+   * 4 bytes per weight less for as long as the backward pass has not reached this layer (tfjs's
+   * matMul keeps W̃ until then), and the gradient needs no second N-long buffer. Configurations
+   * without code tables (clusterDim > 1, groups, per-channel scales, marshaling, sharding) take
+   * that unfused form.
+   */
+  linear(x: tf.Tensor2D, w: tf.Tensor): tf.Tensor2D {
+    this.checkShape(w);
+    const g = this.groups[0];
+    if (!(this.groups.length === 1 && g.outByCode && !g.scale))
+      return tf.tidy(() => tf.matMul(x, this.apply(w), false, true));
+    if (this.preparedFor !== w.dataId) {
+      throw new StateError(
+        'DkmTensor.linear: the weight changed since prepare(); call await prepare(w) after every update',
+      );
+    }
+    if (x.rank !== 2 || x.shape[1] !== this.shape[1])
+      throw new ShapeError(
+        `DkmTensor.linear: x must be [tokens, ${this.shape[1]}], got [${x.shape}]`,
+      );
+    const dtype = this.config.weightDtype;
+    const soft = (weight: tf.Tensor) =>
+      gatherByCode(g.outByCode!, weight.reshape([-1]) as tf.Tensor1D, dtype).reshape(this.shape);
+    const op = tf.customGrad(((input: tf.Tensor2D, weight: tf.Tensor2D, save: tf.GradSaveFunc) => {
+      save([input, weight]);
+      const value = tf.tidy(() => tf.matMul(input, soft(weight) as tf.Tensor2D, false, true));
+      flushBackend(); // W̃'s buffer back to the pool before anything else is allocated
+      return {
+        value,
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+          const upstream = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor2D;
+          const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+          const dx = tf.tidy(() => tf.matMul(upstream, soft(ws) as tf.Tensor2D));
+          flushBackend();
+          const dw = tf.tidy(() => {
+            const flatW = ws.reshape([-1]) as tf.Tensor1D;
+            const dwt = tf.matMul(upstream, xs, true, false).reshape([-1]) as tf.Tensor1D;
+            const byCode = this.codeBackwardTable(g, flatW, dwt);
+            return gatherAffineByCode(byCode, flatW, dwt, dtype, { inPlace: true }).reshape(
+              this.shape,
+            );
+          });
+          return [dx, dw];
+        },
+      };
+    }) as unknown as CustomGradFunc);
+    return op(x, w) as tf.Tensor2D;
+  }
+
+  /**
+   * The code path's backward, short of the last per-weight pass: [65536, 4] rows (J, h, …) by code,
+   * from the upstream gradient contracted with each weight's own attention row (a deterministic
+   * reduction) and the fused table adjoint.
+   */
+  private codeBackwardTable(
+    g: GroupState,
+    weights: tf.Tensor1D,
+    upstream: tf.Tensor1D,
+  ): tf.Tensor2D {
+    return tf.tidy(() => {
+      const dtype = this.config.weightDtype;
+      const k = g.centroidStack!.shape[1];
+      const seed = softContract(weights, upstream, g.lastCentroids!, { dtype, tau: g.tau }).reshape(
+        [2, k],
+      );
+      const terms = tableBackward(
+        seed as tf.Tensor2D,
+        g.points!,
+        g.counts!,
+        g.centroidStack!,
+        g.tau,
+      );
+      return gatherRows(terms, g.codeToRow!);
+    });
   }
 
   /** The index shards on the device (loaded from the marshaler when offloaded; caller's scope disposes). */

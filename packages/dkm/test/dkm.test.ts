@@ -321,3 +321,52 @@ describe('eDKM ablation switches (marshaling, sharding, no uniquification)', () 
     expect(marshal.stats().entries).toBe(0);
   });
 });
+
+describe.each(backends)('DkmTensor.linear (fused, W̃ not kept) on %s', (backend) => {
+  beforeAll(async () => {
+    await useBackend(backend);
+  });
+
+  it('equals matMul(x, apply(w)ᵀ) in value and in both gradients, bit for bit, without leaks', async () => {
+    const shape: [number, number] = [24, 40];
+    const w = tf.variable(tf.tensor2d(weights(...shape, 21), shape));
+    const x = tf.tensor2d(weights(6, 40, 22, 1), [6, 40]);
+    const probe = tf.tensor2d(weights(6, 24, 23, 1), [6, 24]);
+    const dkm = new DkmTensor(shape, { bits: 3, maxIters: 4, epsilon: 0 });
+    await dkm.prepare(w);
+    const loss =
+      (f: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor) => (a: tf.Tensor, b: tf.Tensor) =>
+        f(a as tf.Tensor2D, b as tf.Tensor2D)
+          .mul(probe)
+          .sum() as tf.Scalar;
+    const fused = loss((a, b) => dkm.linear(a, b));
+    const unfused = loss((a, b) => tf.matMul(a, dkm.apply(b), false, true));
+    const before = tf.memory().numTensors;
+    const [dxF, dwF] = tf.grads(fused)([x, w]);
+    const [dxU, dwU] = tf.grads(unfused)([x, w]);
+    const yF = dkm.linear(x, w);
+    const yU = tf.tidy(() => tf.matMul(x, dkm.apply(w), false, true));
+    expect(Array.from(await yF.data())).toEqual(Array.from(await yU.data()));
+    expect(Array.from(await dxF.data())).toEqual(Array.from(await dxU.data()));
+    expect(Array.from(await dwF.data())).toEqual(Array.from(await dwU.data()));
+    expect(dwF.shape).toEqual(shape);
+    tf.dispose([dxF, dwF, dxU, dwU, yF, yU]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => dkm.linear(tf.zeros([2, 7]) as tf.Tensor2D, w)).toThrow(ShapeError);
+    dkm.dispose();
+    tf.dispose([w, x, probe]);
+  });
+
+  it('falls back to the unfused form where there are no code tables (per-channel scales)', async () => {
+    const shape: [number, number] = [8, 16];
+    const w = tf.tensor2d(weights(...shape, 31), shape);
+    const x = tf.tensor2d(weights(3, 16, 32, 1), [3, 16]);
+    const dkm = new DkmTensor(shape, { bits: 2, maxIters: 2, perChannelScale: true });
+    await dkm.prepare(w);
+    const y = dkm.linear(x, w);
+    const ref = tf.tidy(() => tf.matMul(x, dkm.apply(w), false, true));
+    expect(Array.from(await y.data())).toEqual(Array.from(await ref.data()));
+    tf.dispose([w, x, y, ref]);
+    dkm.dispose();
+  });
+});

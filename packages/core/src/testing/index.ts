@@ -175,6 +175,69 @@ export function conformanceCases(): ConformanceCase[] {
       },
     });
     cases.push({
+      kernelName: 'EdkmCodeHistogram',
+      name: `codeHistogram ${dtype}, 300,000 weights on few hot codes`,
+      run: async () => {
+        const rnd = seededRandom(19);
+        const x = Float32Array.from({ length: 300000 }, () => (rnd() * 2 - 1) * 0.002);
+        const actual = await runOp(() => codeHistogram(tf.tensor1d(x), dtype));
+        return {
+          actual,
+          expected: Float32Array.from(reference.codeHistogram(x, dtype)),
+          tolerance: 0,
+        };
+      },
+    });
+    for (const n of [3000, 3001]) {
+      cases.push({
+        kernelName: 'EdkmGatherByCode',
+        name: `gatherByCode ${dtype} k=1 n=${n}`,
+        run: async () => {
+          const rnd = seededRandom(20);
+          const x = codeInput(n, 21);
+          const table = randomFloats(65536, rnd);
+          const actual = await runOp(() =>
+            gatherByCode(tf.tensor2d(table, [65536, 1]), tf.tensor1d(x), dtype),
+          );
+          return { actual, expected: reference.gatherByCode(table, x, dtype), tolerance: 0 };
+        },
+      });
+      for (const inPlace of [false, true]) {
+        cases.push({
+          kernelName: 'EdkmGatherAffineByCode',
+          name: `gatherAffineByCode ${dtype} stride 4 n=${n}${inPlace ? ' in place' : ''}`,
+          run: async () => {
+            const rnd = seededRandom(22);
+            const x = codeInput(n, 23);
+            const g = randomFloats(n, rnd);
+            const table = randomFloats(65536 * 4, rnd);
+            const pairs = new Float32Array(65536 * 2);
+            for (let c = 0; c < 65536; c++) pairs.set(table.subarray(4 * c, 4 * c + 2), 2 * c);
+            const actual = await runOp(() => {
+              // the in-place result is g's own data: g (made here, read by nothing else) is spent
+              const gt = tf.tensor1d(g).add(0) as tf.Tensor1D;
+              const out = gatherAffineByCode(
+                tf.tensor2d(table, [65536, 4]),
+                tf.tensor1d(x),
+                gt,
+                dtype,
+                {
+                  inPlace,
+                },
+              );
+              gt.dispose();
+              return out;
+            });
+            return {
+              actual,
+              expected: reference.gatherAffine(pairs, Int32Array.from(toHalfBits(x, dtype)), g),
+              tolerance: 2e-7,
+            };
+          },
+        });
+      }
+    }
+    cases.push({
       kernelName: 'EdkmScatterAddByCode',
       name: `scatterAddByCode ${dtype} k=2`,
       run: async () => {
