@@ -1,6 +1,13 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, StateError, tf, useBackend } from '@edkm/core';
+import {
+  InvalidArgumentError,
+  StateError,
+  backendBytes,
+  measurePeakBytes,
+  tf,
+  useBackend,
+} from '@edkm/core';
 import { Palettizer, type PalettizerConfig, parsePalettizerConfig } from '@edkm/dkm';
 import '@edkm/jlcm'; // registers method: 'jlcm' for palettizer configs
 import { loadLlama } from '@edkm/llama';
@@ -233,10 +240,11 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
     history.map((h) => `${JSON.stringify({ event: 'step', ...h })}\n`).join(''),
   );
 
-  model.setWeightTransform(palettizer.transform);
+  // the fused linear: DKM layers do not keep W̃ for the backward pass
+  model.setLinear(palettizer.linear);
   const t0 = performance.now();
   let tokensSeen = 0;
-  let peakBytes = tf.memory().numBytes;
+  let peakBytes = backendBytes();
   let lastLoss = Number.NaN;
   ctl.progress.start(o.steps, start);
   const save = async (step: number) => {
@@ -267,50 +275,56 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
         totalSteps: o.steps,
         minRatio: o.minLrRatio,
       });
-      await palettizer.prepare(weights);
-      let lossSum = 0;
-      let tokens = 0;
-      let accumulated: Record<string, tf.Tensor> | undefined;
-      const names = [...trainable.keys()];
-      const vars = names.map((n) => trainable.get(n)!);
-      for (let micro = 0; micro < o.gradAccum; micro++) {
-        const b = data.next();
-        const { value, grads } = tf.variableGrads(
-          () =>
-            model.loss(b.inputIds, b.labels, {
-              attentionMask: b.attentionMask,
-              segmentIds: b.segmentIds,
-              positionIds: b.positionIds,
-            }),
-          vars,
-        );
-        const named: Record<string, tf.Tensor> = {};
-        names.forEach((n, i) => {
-          named[n] = grads[vars[i].name];
-        });
-        if (!accumulated) accumulated = named;
-        else {
-          for (const n of names) {
-            const sum = accumulated[n].add(named[n]);
-            tf.dispose([accumulated[n], named[n]]);
-            accumulated[n] = sum;
+      // the true peak of the step (sampled after every kernel), not the bytes left after it
+      const stepStart = backendBytes();
+      const { result: stepResult, peakExtraBytes } = await measurePeakBytes(async () => {
+        await palettizer.prepare(weights);
+        let lossSum = 0;
+        let tokens = 0;
+        let accumulated: Record<string, tf.Tensor> | undefined;
+        const names = [...trainable.keys()];
+        const vars = names.map((n) => trainable.get(n)!);
+        for (let micro = 0; micro < o.gradAccum; micro++) {
+          const b = data.next();
+          const { value, grads } = tf.variableGrads(
+            () =>
+              model.loss(b.inputIds, b.labels, {
+                attentionMask: b.attentionMask,
+                segmentIds: b.segmentIds,
+                positionIds: b.positionIds,
+              }),
+            vars,
+          );
+          const named: Record<string, tf.Tensor> = {};
+          names.forEach((n, i) => {
+            named[n] = grads[vars[i].name];
+          });
+          if (!accumulated) accumulated = named;
+          else {
+            for (const n of names) {
+              const sum = accumulated[n].add(named[n]);
+              tf.dispose([accumulated[n], named[n]]);
+              accumulated[n] = sum;
+            }
           }
+          lossSum += (await value.data())[0];
+          value.dispose();
+          tokens += b.tokens;
         }
-        lossSum += (await value.data())[0];
-        value.dispose();
-        tokens += b.tokens;
-      }
-      const grads = accumulated!;
-      if (o.gradAccum > 1)
-        for (const n of names) {
-          const mean = grads[n].div(o.gradAccum);
-          grads[n].dispose();
-          grads[n] = mean;
-        }
-      const gradNorm = await clipByGlobalNorm(grads, o.clip);
-      optimizer.apply(trainable, grads, lr);
-      tf.dispose(Object.values(grads));
-      peakBytes = Math.max(peakBytes, tf.memory().numBytes);
+        const grads = accumulated!;
+        if (o.gradAccum > 1)
+          for (const n of names) {
+            const mean = grads[n].div(o.gradAccum);
+            grads[n].dispose();
+            grads[n] = mean;
+          }
+        const gradNorm = await clipByGlobalNorm(grads, o.clip);
+        optimizer.apply(trainable, grads, lr);
+        tf.dispose(Object.values(grads));
+        return { lossSum, tokens, gradNorm };
+      });
+      const { lossSum, tokens, gradNorm } = stepResult;
+      peakBytes = Math.max(peakBytes, stepStart + peakExtraBytes);
       lastLoss = lossSum / o.gradAccum;
       if (!Number.isFinite(lastLoss))
         throw new InvalidArgumentError(
@@ -322,12 +336,12 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
       const seconds = (performance.now() - t0) / 1000;
       appendFileSync(
         logPath,
-        `${JSON.stringify({ event: 'step', ...record, gradNorm, seconds, bytes: tf.memory().numBytes })}\n`,
+        `${JSON.stringify({ event: 'step', ...record, gradNorm, seconds, bytes: backendBytes() })}\n`,
       );
       ctl.progress.update(step + 1, {
         loss: lastLoss,
         tokensPerSecond: tokensSeen / seconds,
-        bytes: tf.memory().numBytes,
+        bytes: backendBytes(),
       });
       if ((step + 1) % o.saveEvery === 0 || step + 1 === o.steps) await save(step + 1);
       // let timers and signals run between steps (the progress display; a cpu backend's reads
@@ -336,7 +350,7 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
     }
   } finally {
     ctl.progress.stop();
-    model.setWeightTransform(null);
+    model.setLinear(null);
     palettizer.dispose();
     optimizer.dispose();
     model.dispose();

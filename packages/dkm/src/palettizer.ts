@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type tf } from '@edkm/core';
+import { InvalidArgumentError, tf } from '@edkm/core';
 import { type DkmConfig, resolveDkmConfig } from './config';
 import { type DkmRuntimeOptions, DkmTensor, type Palettized } from './layer';
 
@@ -12,6 +12,8 @@ export interface PalettizationLayer {
   prepare(w: tf.Tensor): Promise<void>;
   /** The palettized weight inside the gradient tape. */
   apply(w: tf.Tensor): tf.Tensor2D;
+  /** x · apply(w)ᵀ, where the method can do it without keeping the palettized weight (DKM). */
+  linear?(x: tf.Tensor2D, w: tf.Tensor): tf.Tensor2D;
   /** Hard-assigned LUTs and indices. */
   palettize(w: tf.Tensor): Promise<Palettized>;
   /** The method's own trainables (codebooks, scales) that the optimizer must update too; DKM has none. */
@@ -235,6 +237,16 @@ export class Palettizer {
       Array.from({ length: Math.max(1, Math.min(concurrency, queue.length)) }, worker),
     );
   }
+
+  /**
+   * (name, x, weight) → x · W̃ᵀ inside the tape, for a model's linear hook: DKM layers use their
+   * fused linear (W̃ is not kept for the backward pass); unclustered names are a plain matMul.
+   */
+  readonly linear = (name: string, x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D => {
+    const layer = this.layers.get(name);
+    if (layer?.linear) return layer.linear(x, weight);
+    return tf.tidy(() => tf.matMul(x, layer ? layer.apply(weight) : weight, false, true));
+  };
 
   /** (name, weight) → palettized weight inside the tape; unclustered names pass through. */
   readonly transform = (name: string, weight: tf.Tensor2D): tf.Tensor2D => {

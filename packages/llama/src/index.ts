@@ -15,6 +15,7 @@ export {
   type ForwardOptions,
   type KVCache,
   LlamaModel,
+  type LinearFunction,
   type WeightTransform,
   applyRope,
   rmsNorm,

@@ -20,6 +20,8 @@ export interface ForwardOptions {
 }
 
 export type WeightTransform = (name: string, weight: tf.Tensor2D) => tf.Tensor2D;
+/** Computes x · Wᵀ for the named linear weight [out, in] (e.g. a palettizer's fused linear). */
+export type LinearFunction = (name: string, x: tf.Tensor2D, weight: tf.Tensor2D) => tf.Tensor2D;
 
 const NEG = -1e9;
 
@@ -133,6 +135,7 @@ export class LlamaModel {
   readonly config: LlamaConfig;
   private readonly weights = new Map<string, tf.Variable>();
   private transform: WeightTransform | null = null;
+  private linearFn: LinearFunction | null = null;
   private readonly invFreq: Float32Array;
   /** [D, D] signed permutation R with x·R = rotate_half(x). */
   private readonly rotateHalf: tf.Tensor2D;
@@ -194,12 +197,22 @@ export class LlamaModel {
     this.transform = fn;
   }
 
+  /**
+   * Every linear layer (not the tied LM head) is computed by `fn` instead of x · Wᵀ: for layers
+   * that never materialise their effective weight for the backward pass (DKM's fused linear).
+   * Takes precedence over setWeightTransform.
+   */
+  setLinear(fn: LinearFunction | null): void {
+    this.linearFn = fn;
+  }
+
   private w(name: string): tf.Tensor {
     return this.weights.get(name)!;
   }
 
   private linear(x: tf.Tensor2D, name: string): tf.Tensor2D {
     let weight = this.weights.get(name) as unknown as tf.Tensor2D;
+    if (this.linearFn) return this.linearFn(name, x, weight);
     if (this.transform) weight = this.transform(name, weight);
     return tf.matMul(x, weight, false, true);
   }

@@ -132,6 +132,15 @@ describe('training loss', () => {
     llama.model.setWeightTransform((n, x) => (n === name ? x.mul(0) : x));
     const zeroed = tf.variableGrads(() => llama.model.loss(ids, ids), [w]);
     expect((await zeroed.grads[w.name].abs().max().data())[0]).toBe(0);
+    // a linear hook takes precedence over the transform, and x·Wᵀ through it is the plain model
+    const seen = new Set<string>();
+    llama.model.setLinear((n, x, weight) => {
+      seen.add(n);
+      return tf.matMul(x, weight, false, true);
+    });
+    expect(llama.model.loss(ids, ids).dataSync()[0]).toBeCloseTo(lossPlain, 6);
+    expect(seen.has(name)).toBe(true);
+    llama.model.setLinear(null);
     llama.model.setWeightTransform(null);
   });
 
