@@ -47,6 +47,7 @@ for (const m of LLAMA7B_LAYER) {
   await resident(probe);
   for (const bits of bitsList) {
     for (const mode of modes) {
+      await warmUp();
       if (mode === 'linear') {
         rows.push(await linearRow(m.name, shape, w, bits));
         process.stderr.write(`${JSON.stringify(rows[rows.length - 1])}\n`);
@@ -138,6 +139,20 @@ for (const m of LLAMA7B_LAYER) {
   w.dispose();
   probe.dispose();
 }
+/**
+ * About 0.2 s of large matmuls: a GPU left idle (while the host prepared the previous row) drops
+ * its clocks, and the first milliseconds measured after that would run slow.
+ */
+async function warmUp(): Promise<void> {
+  const a = tf.randomNormal([2048, 2048]);
+  for (let i = 0; i < 20; i++) {
+    const b = tf.matMul(a, a);
+    await sync(b);
+    b.dispose();
+  }
+  a.dispose();
+}
+
 /** Bytes and time that DKM adds to one linear layer's forward+backward over a plain linear. */
 async function linearRow(
   matrix: string,

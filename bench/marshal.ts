@@ -15,7 +15,7 @@
 import '@edkm/backend-cpu';
 import '@edkm/backend-webgpu';
 import { spawnSync } from 'node:child_process';
-import { backendBytes, measurePeakBytes, tf, useBackend } from '@edkm/core';
+import { backendBytes, flushBackend, measurePeakBytes, tf, useBackend } from '@edkm/core';
 import { type DkmRuntimeOptions, DkmTensor } from '@edkm/dkm';
 import { Marshaler } from '@edkm/marshal';
 import {
@@ -92,6 +92,7 @@ async function measure(variant: string, s: number): Promise<Row> {
     const backwardStarts = tf.customGrad(((x: tf.Tensor) => ({
       value: x.clone(),
       gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        flushBackend(); // what the forward disposed while its work was queued is free now
         const outputs = total * 4; // the seven W̃ (float32), kept as a matmul would keep them
         savedDeviceBytes = backendBytes() - before - outputs;
         savedHostBytes = marshal.stats().hostBytes;
@@ -157,23 +158,27 @@ if (child >= 0) {
   const rows: Row[] = [];
   for (const variant of variants) {
     let row = inChild(variant, scale);
-    if (variant === 'plain' && row.error) {
-      // linear in the weights: measure where it runs, extrapolate per weight
-      for (let s = scale * 2; s <= scale * 64 && row.error; s *= 2) {
+    if (row.error && (variant === 'plain' || variant === 'M')) {
+      // memory linear in the weights: measure at the largest reduced size that runs (halving both
+      // dimensions), extrapolate per weight
+      for (let s = scale * 2; s <= scale * 64; s *= 2) {
         const reduced = inChild(variant, s);
-        if (!reduced.error) {
-          const perWeight = (key: string) => (reduced[key] as number) / (reduced.weights as number);
-          row = {
-            ...row,
-            measuredAtScale: s,
-            measuredWeights: reduced.weights,
-            savedBytes: perWeight('savedBytes') * layerWeights(scale),
-            savedBytesPerWeight: reduced.savedBytesPerWeight,
-            peakDeviceExtraBytes: perWeight('peakDeviceExtraBytes') * layerWeights(scale),
-            peakDeviceExtraBytesPerWeight: reduced.peakDeviceExtraBytesPerWeight,
-            extrapolated: true,
-          };
-        }
+        if (reduced.error) continue;
+        const perWeight = (key: string) => (reduced[key] as number) / (reduced.weights as number);
+        row = {
+          ...row,
+          fullSizeError: row.error,
+          error: undefined,
+          measuredAtScale: s,
+          measuredWeights: reduced.weights,
+          measuredStepMs: reduced.stepMs,
+          savedBytes: perWeight('savedBytes') * layerWeights(scale),
+          savedBytesPerWeight: reduced.savedBytesPerWeight,
+          peakDeviceExtraBytes: perWeight('peakDeviceExtraBytes') * layerWeights(scale),
+          peakDeviceExtraBytesPerWeight: reduced.peakDeviceExtraBytesPerWeight,
+          extrapolated: true,
+        };
+        break;
       }
     }
     rows.push(row);

@@ -145,6 +145,12 @@ function softmaxRow(v: number, c: ArrayLike<number>, tau: number, out: Float64Ar
   for (let k = 0; k < c.length; k++) out[k] /= sum;
 }
 
+/**
+ * Logits this far below their row's largest contribute under e^-40 ≈ 4e-18 of it: nothing at
+ * float32 precision, even summed over every weight of a tensor. The host iterations skip their exp.
+ */
+const NEGLIGIBLE_LOGIT = -40;
+
 /** Float64 table math: the iterations and output (used by DKM) and the kernels' references. */
 export const tableReference = {
   /**
@@ -182,7 +188,8 @@ export const tableReference = {
         }
         let sum = 0;
         for (let j = 0; j < k; j++) {
-          const e = Math.exp(a[j] - max);
+          // a term below e^-40 of the row's largest changes no float32 result: skip its exp
+          const e = a[j] - max > NEGLIGIBLE_LOGIT ? Math.exp(a[j] - max) : 0;
           a[j] = e;
           sum += e;
         }
@@ -223,7 +230,7 @@ export const tableReference = {
       let sum = 0;
       let o = 0;
       for (let j = 0; j < k; j++) {
-        const e = Math.exp(a[j] - max);
+        const e = a[j] - max > NEGLIGIBLE_LOGIT ? Math.exp(a[j] - max) : 0;
         sum += e;
         o += e * last[j];
       }

@@ -579,6 +579,7 @@ export class DkmTensor {
         const parts = this.indexShards(g).map((idx) => gatherRows(g.outTable!, idx));
         return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
       });
+      if (this.runtime.marshal) flushBackend(); // the loaded index list is freed now, not at the next submit
       return {
         value,
         gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
