@@ -140,12 +140,12 @@ for (const m of LLAMA7B_LAYER) {
   probe.dispose();
 }
 /**
- * About 0.2 s of large matmuls: a GPU left idle (while the host prepared the previous row) drops
+ * About 0.3 s of large matmuls: a GPU left idle (while the host prepared the previous row) drops
  * its clocks, and the first milliseconds measured after that would run slow.
  */
 async function warmUp(): Promise<void> {
-  const a = tf.randomNormal([2048, 2048]);
-  for (let i = 0; i < 20; i++) {
+  const a = tf.randomNormal([4096, 4096]);
+  for (let i = 0; i < 30; i++) {
     const b = tf.matMul(a, a);
     await sync(b);
     b.dispose();
