@@ -5,6 +5,7 @@ import {
   type ScatterAddRowsAttrs,
   type SoftContractAttrs,
   type TableBackwardAttrs,
+  type TableIterateKernelAttrs,
   TableKernelNames,
   fromHalfBits,
   registerPlugin,
@@ -127,6 +128,20 @@ const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return { dataId: g.dataId, shape: [codes.length], dtype: 'float32' };
 };
 
+const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { points, counts, c0 } = inputs as Record<string, tf.TensorInfo>;
+  const { tau, iterations } = attrs as unknown as TableIterateKernelAttrs;
+  const out = tableReference.iterateAll(
+    values(cpu, points) as Float32Array,
+    values(cpu, counts) as Float32Array,
+    values(cpu, c0) as Float32Array,
+    tau,
+    iterations,
+  );
+  return cpu.makeTensorInfo([out.length], 'float32', out);
+};
+
 const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
   const { seed, points, counts, centroids } = inputs as Record<string, tf.TensorInfo>;
@@ -223,6 +238,7 @@ export const cpuKernels = [
   { kernelName: KernelNames.ScatterAddByCode, kernelFunc: scatterAddByCode },
   { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
   { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
+  { kernelName: TableKernelNames.TableIterate, kernelFunc: tableIterate },
   { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
   { kernelName: TableKernelNames.SoftContract, kernelFunc: softContract },
   { kernelName: 'UnsortedSegmentSum', kernelFunc: unsortedSegmentSum },

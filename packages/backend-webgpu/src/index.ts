@@ -5,8 +5,10 @@ import {
   type ScatterAddRowsAttrs,
   type SoftContractAttrs,
   type TableBackwardAttrs,
+  type TableIterateKernelAttrs,
   TableKernelNames,
   registerPlugin,
+  tableIterateLayout,
   tf,
 } from '@edkm/core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
@@ -26,6 +28,7 @@ import {
   ScatterAddRowsProgram,
   SoftContractPartialProgram,
   TableBackwardProgram,
+  TableIterateProgram,
   ZerosProgram,
 } from './programs';
 
@@ -169,6 +172,24 @@ const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   );
 };
 
+const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { points, counts, c0 } = inputs as Record<string, tf.TensorInfo>;
+  const { tau, iterations } = attrs as unknown as TableIterateKernelAttrs;
+  const u = points.shape[0];
+  const k = c0.shape[1];
+  const { size } = tableIterateLayout(u, k, iterations);
+  return gpu.runWebGPUProgram(
+    new TableIterateProgram(size, k, iterations),
+    [points, counts, c0],
+    'float32',
+    [
+      { type: 'int32', data: [u] },
+      { type: 'float32', data: [tau] },
+    ],
+  );
+};
+
 const codeContract: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { table, codeToRow, x, g } = inputs as Record<string, tf.TensorInfo>;
@@ -263,6 +284,7 @@ export const webgpuKernels = [
   { kernelName: KernelNames.ScatterAddByCode, kernelFunc: scatterAddByCode },
   { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
   { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
+  { kernelName: TableKernelNames.TableIterate, kernelFunc: tableIterate },
   { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
   { kernelName: TableKernelNames.SoftContract, kernelFunc: softContract },
 ].map(({ kernelName, kernelFunc }) => ({

@@ -476,6 +476,113 @@ export class ScatterAddByCodePrivatizedProgram implements WebGPUProgram {
 }
 
 /**
+ * The centroid iterations on the U-row table (TableIterate), in one workgroup of 256 threads:
+ * per update, (1) each point's largest logit and softmax normaliser under C_{t−1}; (2) centroid j's
+ * mass and weighted sum over a 256/K-th of the points per thread, the partial sums added in a fixed
+ * order (deterministic); (3) the largest move and each point's output A(C_{t−1}) · C_t. Logits
+ * below e^-40 of their row's largest are skipped, as in the float64 reference.
+ */
+export class TableIterateProgram implements WebGPUProgram {
+  outputShape: number[];
+  dispatchLayout = { x: [0] };
+  dispatch: [number, number, number] = [1, 1, 1];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  variableNames = ['points', 'counts', 'c0'];
+  uniforms = 'u : i32, tau : f32,';
+  size = false;
+  shaderKey: string;
+  constructor(
+    size: number,
+    private readonly k: number,
+    private readonly iterations: number,
+  ) {
+    this.outputShape = [size];
+    this.shaderKey = `edkm_table_iterate_${k}_${iterations}`;
+  }
+  getUserCode(): string {
+    const k = this.k;
+    const slices = Math.max(1, Math.floor(256 / k));
+    return `
+      const KK = ${k};
+      const II = ${this.iterations};
+      const SLICES = ${slices};
+      var<workgroup> massPart : array<f32, 256>;
+      var<workgroup> numPart : array<f32, 256>;
+      fn main(index : i32) {
+        let tid = i32(localIndex);
+        let U = uniforms.u;
+        let negInvTau = -1.0 / uniforms.tau;
+        let shifts = (II + 1) * KK;
+        let outputs = shifts + II;
+        let scratch = outputs + II * U;
+        for (var j = tid; j < KK; j = j + 256) { result[j] = c0[j]; }
+        storageBarrier();
+        for (var t = 1; t <= II; t = t + 1) {
+          let prev = (t - 1) * KK;
+          for (var p = tid; p < U; p = p + 256) {
+            let v = points[p];
+            var m = -3.0e38;
+            for (var j = 0; j < KK; j = j + 1) { let d = v - result[prev + j]; m = max(m, d * d * negInvTau); }
+            var z = 0.0;
+            for (var j = 0; j < KK; j = j + 1) {
+              let d = v - result[prev + j];
+              let l = d * d * negInvTau - m;
+              if (l > -40.0) { z = z + exp(l); }
+            }
+            result[scratch + 2 * p] = m;
+            result[scratch + 2 * p + 1] = z;
+          }
+          storageBarrier();
+          let j = tid % KK;
+          let slice = tid / KK;
+          var mass = 0.0;
+          var num = 0.0;
+          if (slice < SLICES) {
+            let c = result[prev + j];
+            for (var p = slice; p < U; p = p + SLICES) {
+              let v = points[p];
+              let d = v - c;
+              let l = d * d * negInvTau - result[scratch + 2 * p];
+              if (l > -40.0) {
+                let a = counts[p] * exp(l) / result[scratch + 2 * p + 1];
+                mass = mass + a;
+                num = num + a * v;
+              }
+            }
+          }
+          massPart[tid] = mass;
+          numPart[tid] = num;
+          workgroupBarrier();
+          if (tid < KK) {
+            var m = 0.0;
+            var n = 0.0;
+            for (var s = 0; s < SLICES; s = s + 1) { m = m + massPart[s * KK + tid]; n = n + numPart[s * KK + tid]; }
+            result[t * KK + tid] = n / max(m, 1e-30);
+          }
+          storageBarrier();
+          if (tid == 0) {
+            var shift = 0.0;
+            for (var i = 0; i < KK; i = i + 1) { shift = max(shift, abs(result[t * KK + i] - result[prev + i])); }
+            result[shifts + t - 1] = shift;
+          }
+          for (var p = tid; p < U; p = p + 256) {
+            let v = points[p];
+            let m = result[scratch + 2 * p];
+            var o = 0.0;
+            for (var i = 0; i < KK; i = i + 1) {
+              let d = v - result[prev + i];
+              let l = d * d * negInvTau - m;
+              if (l > -40.0) { o = o + exp(l) * result[t * KK + i]; }
+            }
+            result[outputs + (t - 1) * U + p] = o / result[scratch + 2 * p + 1];
+          }
+          storageBarrier();
+        }
+      }`;
+  }
+}
+
+/**
  * eDKM's whole table backward (see @edkm/core table.ts) in one workgroup: phases over the U
  * values (one thread per value) and over the K centroids (one thread per centroid, looping over
  * the values), separated by barriers. Columns 2 and 3 of the output hold per-value scratch

@@ -2,9 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { DTypeError, ShapeError } from './errors';
 
 /**
- * eDKM's table math for scalar clustering (d = 1) on the U distinct values. The centroid
- * iterations run as a plain float64 host function (the table is small and prepare() is async);
- * the backward pass is synchronous and must stay on the device, so it is two kernels:
+ * eDKM's table math for scalar clustering (d = 1) on the U distinct values: `tableIterate` runs
+ * the centroid iterations on the U-row table in one workgroup (the cpu plugin's kernel is the
+ * float64 reference); the backward pass is synchronous and must stay on the device, so it is two
+ * more kernels:
  *  - `codeContract`: the upstream gradient g (one value per weight) contracted with a per-value
  *    table F [U, 2K] — Σ_i F[row(code(w_i)), :] · g_i — a deterministic reduction over N that
  *    replaces any per-value scatter-add of g;
@@ -25,7 +26,28 @@ export const TableKernelNames = {
    * from its own rounded value (2K exponentials) instead of gathered from a table.
    */
   SoftContract: 'EdkmSoftContract',
+  /**
+   * {points, counts, c0: [1, K]}, attrs {tau, iterations: I} → flat float32, laid out by
+   * `tableIterateLayout`: C_0 … C_I (every update, no early stop), each update's largest centroid
+   * move, and for every t the output per point A(C_{t−1}) · C_t; then scratch. The caller picks T
+   * (its epsilon) from the moves and takes C_0 … C_T and output row T.
+   */
+  TableIterate: 'EdkmTableIterate',
 } as const;
+
+/** Offsets into TableIterate's flat result (in float32 elements). */
+export function tableIterateLayout(u: number, k: number, iterations: number) {
+  const centroids = 0; // [(I + 1), K]
+  const shifts = (iterations + 1) * k; // [I]
+  const outputs = shifts + iterations; // [I, U]
+  const scratch = outputs + iterations * u; // [U, 2]: each point's largest logit and normaliser
+  return { centroids, shifts, outputs, scratch, size: scratch + 2 * u };
+}
+
+export interface TableIterateKernelAttrs {
+  tau: number;
+  iterations: number;
+}
 
 export interface TableIterateAttrs {
   tau: number;
@@ -43,6 +65,29 @@ function checkTable(points: tf.Tensor, counts: tf.Tensor, op: string): void {
   if (counts.rank !== 2 || counts.shape[0] !== points.shape[0] || counts.shape[1] !== 1) {
     throw new ShapeError(`${op}: counts must be [${points.shape[0]}, 1], got [${counts.shape}]`);
   }
+}
+
+/** The centroid iterations on the table, on the device; see TableKernelNames.TableIterate. */
+export function tableIterate(
+  points: tf.Tensor2D,
+  counts: tf.Tensor2D,
+  c0: tf.Tensor2D,
+  tau: number,
+  iterations: number,
+): tf.Tensor1D {
+  checkTable(points, counts, 'tableIterate');
+  if (c0.rank !== 2 || c0.shape[0] !== 1 || c0.shape[1] < 1 || c0.shape[1] > 256)
+    throw new ShapeError(`tableIterate: c0 must be [1, K ≤ 256], got [${c0.shape}]`);
+  if (!(Number.isInteger(iterations) && iterations >= 1))
+    throw new ShapeError(`tableIterate: iterations must be a positive integer, got ${iterations}`);
+  const attrs: TableIterateKernelAttrs = { tau, iterations };
+  return tf
+    .engine()
+    .runKernel(
+      TableKernelNames.TableIterate,
+      { points, counts, c0 },
+      attrs as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor1D;
 }
 
 /** The per-value gradient terms J (own row) and h (shared centroid path); see TableKernelNames. */
@@ -209,6 +254,37 @@ export const tableReference = {
     }
     const last = Math.min(t, attrs.iterations);
     return { centroids: out.slice(0, (last + 1) * k), iterations: last };
+  },
+
+  /** TableIterate's flat result (float64 math, float32 storage), laid out by tableIterateLayout. */
+  iterateAll(
+    points: Float32Array,
+    counts: Float32Array,
+    c0: Float32Array,
+    tau: number,
+    iterations: number,
+  ): Float32Array {
+    const k = c0.length;
+    const u = points.length;
+    const layout = tableIterateLayout(u, k, iterations);
+    const out = new Float32Array(layout.size);
+    const { centroids } = tableReference.iterate(points, counts, c0, {
+      tau,
+      iterations,
+      epsilon: 0,
+    });
+    out.set(centroids, layout.centroids);
+    for (let t = 1; t <= iterations; t++) {
+      let shift = 0;
+      for (let j = 0; j < k; j++)
+        shift = Math.max(shift, Math.abs(centroids[t * k + j] - centroids[(t - 1) * k + j]));
+      out[layout.shifts + t - 1] = shift;
+      out.set(
+        tableReference.output(points, centroids.subarray(0, (t + 1) * k), k, tau),
+        layout.outputs + (t - 1) * u,
+      );
+    }
+    return out;
   },
 
   /** W̃ per distinct value: A (from C_{T−1}) · C_T. */

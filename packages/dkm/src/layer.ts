@@ -15,7 +15,8 @@ import {
   scatterAddRows,
   softContract,
   tableBackward,
-  tableReference,
+  tableIterate,
+  tableIterateLayout,
   tf,
   toHalfBits,
 } from '@edkm/core';
@@ -100,9 +101,10 @@ export class DkmTensor {
   private readonly runtime: DkmRuntimeOptions;
   /**
    * Where the last prepare() spent its time (code tables): waiting for the device histogram
-   * (dispatch + read back) and the host's table work (iterations, uploads). Diagnostic.
+   * (dispatch + read back), the host's table work, and waiting for the iterations (TableIterate
+   * + reading back the centroids). Diagnostic.
    */
-  timings = { histogramMs: 0, hostMs: 0 };
+  timings = { histogramMs: 0, hostMs: 0, iterateMs: 0 };
 
   constructor(
     shape: [number, number],
@@ -220,7 +222,7 @@ export class DkmTensor {
     this.disposeGroups();
     const step = this.step++;
     if (this.usesCodeTables()) {
-      this.timings = { histogramMs: 0, hostMs: 0 };
+      this.timings = { histogramMs: 0, hostMs: 0, iterateMs: 0 };
       await this.prepareCodeTables(w as tf.Tensor2D, step);
       this.preparedFor = w.dataId;
       return;
@@ -401,26 +403,46 @@ export class DkmTensor {
       state.points = tf.tensor2d(values, [u, 1]);
       state.counts = tf.tensor2d(weights, [u, 1]);
       state.codeToRow = tf.tensor1d(codeToRow, 'int32');
-      // the iterations and W̃ per value run on the host in float64: the table is small (U·K)
-      const { centroids, iterations } = tableReference.iterate(values, weights, c0, {
-        tau,
-        iterations: this.config.maxIters,
-        epsilon: this.config.epsilon,
-      });
+      // every iteration and each one's W̃ per value on the device (the cpu plugin: float64 on the
+      // host); only C_0 … C_I and the moves come back, to stop at epsilon as the loop would
+      const maxIters = this.config.maxIters;
+      const layout = tableIterateLayout(u, k, maxIters);
+      const hostDone = performance.now();
+      this.timings.hostMs += hostDone - host;
+      const flat = tf.tidy(() =>
+        tableIterate(state.points!, state.counts!, tf.tensor2d(c0, [1, k]), tau, maxIters),
+      );
+      const head = tf.slice(flat, [0], [layout.outputs]);
+      const headData = (await head.data()) as Float32Array;
+      head.dispose();
+      const iterateRead = performance.now();
+      this.timings.iterateMs += iterateRead - hostDone;
+      let iterations = maxIters;
+      for (let t = 1; t < maxIters; t++) {
+        if (this.config.epsilon > 0 && headData[layout.shifts + t - 1] < this.config.epsilon) {
+          iterations = t;
+          break;
+        }
+      }
+      const centroids = headData.slice(0, (iterations + 1) * k);
       state.centroidStack = tf.tensor2d(centroids, [iterations + 1, k]);
       state.centroids = Array.from({ length: iterations + 1 }, (_, t) =>
         tf.tensor2d(centroids.subarray(t * k, (t + 1) * k), [k, 1]),
       );
-      const outPerValue = tableReference.output(values, centroids, k, tau);
-      const outByCode = new Float32Array(65536);
-      present.forEach((c, row) => {
-        outByCode[c] = outPerValue[row];
-      });
-      state.outByCode = tf.tensor2d(outByCode, [65536, 1]);
+      // W̃ by code: the chosen iteration's output per value, gathered to its code (0 where absent)
+      state.outByCode = tf.tidy(() =>
+        gatherRows(
+          tf
+            .slice(flat, [layout.outputs + (iterations - 1) * u], [u])
+            .reshape([u, 1]) as tf.Tensor2D,
+          state.codeToRow!,
+        ),
+      );
+      flat.dispose();
       state.lastCentroids = tf.tensor2d(centroids.slice((iterations - 1) * k), [2, k]);
       this.warm[g] = centroids.slice(iterations * k);
       this.groups.push(state);
-      this.timings.hostMs += performance.now() - host;
+      this.timings.hostMs += performance.now() - iterateRead;
     }
   }
 

@@ -14,6 +14,8 @@ import {
   seededRandom,
   softContract,
   tableBackward,
+  tableIterate,
+  tableIterateLayout,
   tableReference,
   toHalfBits,
   useBackend,
@@ -291,6 +293,36 @@ export function conformanceCases(): ConformanceCase[] {
           actual,
           expected: reference.gatherAffine(table, Int32Array.from(toHalfBits(x, dtype)), g),
           tolerance: 2e-7,
+        };
+      },
+    });
+  }
+  for (const [u, k, iterations, spread] of [
+    [1, 2, 1, 1],
+    [300, 8, 3, 1],
+    [5000, 16, 5, 0.1], // bf16-weight-like: many values, 4 bits, a small temperature
+    [700, 256, 2, 1],
+  ] as const) {
+    cases.push({
+      kernelName: 'EdkmTableIterate',
+      name: `tableIterate u=${u} k=${k} I=${iterations}`,
+      run: async () => {
+        const rnd = seededRandom(60 + u);
+        const points = Float32Array.from({ length: u }, () => (rnd() * 4 - 2) * spread);
+        const counts = Float32Array.from({ length: u }, () => 1 + Math.floor(rnd() * 1000));
+        const c0 = Float32Array.from({ length: k }, (_, j) => (-2 + (4 * (j + 0.5)) / k) * spread);
+        const tau = 0.05 * spread * spread;
+        const t = (a: Float32Array) => tf.tensor2d(a, [a.length, 1]);
+        const actual = await runOp(() =>
+          tableIterate(t(points), t(counts), tf.tensor2d(c0, [1, k]), tau, iterations),
+        );
+        const { scratch } = tableIterateLayout(u, k, iterations);
+        const expected = tableReference.iterateAll(points, counts, c0, tau, iterations);
+        // float32 sums and exp on the device against the float64 reference (scratch excluded)
+        return {
+          actual: actual.subarray(0, scratch),
+          expected: expected.subarray(0, scratch),
+          tolerance: 2e-5 * spread,
         };
       },
     });
