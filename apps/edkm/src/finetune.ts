@@ -255,6 +255,7 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
     for (const [name, layer] of palettizer.layers) {
       if (!layer.getState)
         throw new StateError(`palettized layer '${name}' cannot save its state for a checkpoint`);
+      await layer.settled?.();
       states[name] = layer.getState();
     }
     saveCheckpoint(ckptPath, {

@@ -131,25 +131,25 @@ const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
   const { points, counts, c0 } = inputs as Record<string, tf.TensorInfo>;
-  const { tau, iterations } = attrs as unknown as TableIterateKernelAttrs;
   const out = tableReference.iterateAll(
     values(cpu, points) as Float32Array,
     values(cpu, counts) as Float32Array,
     values(cpu, c0) as Float32Array,
-    tau,
-    iterations,
+    attrs as unknown as TableIterateKernelAttrs,
   );
   return cpu.makeTensorInfo([out.length], 'float32', out);
 };
 
 const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
-  const { seed, points, counts, centroids } = inputs as Record<string, tf.TensorInfo>;
+  const { seed, points, counts, centroids, steps } = inputs as Record<string, tf.TensorInfo>;
+  const k = centroids.shape[1];
+  const rows = steps ? values(cpu, steps)[0] + 1 : centroids.shape[0];
   const out = tableReference.backward(
     values(cpu, seed) as Float32Array,
     values(cpu, points) as Float32Array,
     values(cpu, counts) as Float32Array,
-    values(cpu, centroids) as Float32Array,
+    (values(cpu, centroids) as Float32Array).subarray(0, rows * k),
     centroids.shape[1],
     (attrs as unknown as TableBackwardAttrs).tau,
   );

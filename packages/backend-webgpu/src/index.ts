@@ -156,17 +156,17 @@ const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 
 const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
-  const { seed, points, counts, centroids } = inputs as Record<string, tf.TensorInfo>;
-  const [steps1, k] = centroids.shape;
+  const { seed, points, counts, centroids, steps } = inputs as Record<string, tf.TensorInfo>;
+  const [rows, k] = centroids.shape;
   if (k > 256) throw new Error('EdkmTableBackward on WebGPU supports at most 256 centroids');
   const { tau } = attrs as unknown as TableBackwardAttrs;
   return gpu.runWebGPUProgram(
-    new TableBackwardProgram(points.shape[0], k),
-    [seed, points, counts, centroids],
+    new TableBackwardProgram(points.shape[0], k, steps !== undefined),
+    steps ? [seed, points, counts, centroids, steps] : [seed, points, counts, centroids],
     'float32',
     [
       { type: 'int32', data: [points.shape[0]] },
-      { type: 'int32', data: [steps1 - 1] },
+      { type: 'int32', data: [rows - 1] },
       { type: 'float32', data: [tau] },
     ],
   );
@@ -175,7 +175,7 @@ const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { points, counts, c0 } = inputs as Record<string, tf.TensorInfo>;
-  const { tau, iterations } = attrs as unknown as TableIterateKernelAttrs;
+  const { tau, iterations, epsilon } = attrs as unknown as TableIterateKernelAttrs;
   const u = points.shape[0];
   const k = c0.shape[1];
   const { size } = tableIterateLayout(u, k, iterations);
@@ -186,6 +186,7 @@ const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     [
       { type: 'int32', data: [u] },
       { type: 'float32', data: [tau] },
+      { type: 'float32', data: [epsilon] },
     ],
   );
 };

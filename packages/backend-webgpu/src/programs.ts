@@ -479,8 +479,9 @@ export class ScatterAddByCodePrivatizedProgram implements WebGPUProgram {
  * The centroid iterations on the U-row table (TableIterate), in one workgroup of 256 threads:
  * per update, (1) each point's largest logit and softmax normaliser under C_{t−1}; (2) centroid j's
  * mass and weighted sum over a 256/K-th of the points per thread, the partial sums added in a fixed
- * order (deterministic); (3) the largest move and each point's output A(C_{t−1}) · C_t. Logits
- * below e^-40 of their row's largest are skipped, as in the float64 reference.
+ * order (deterministic); (3) each point's output A(C_{t−1}) · C_t and the largest move, which stops
+ * the loop at epsilon. T, C_{T−1}; C_T and the outputs stay on the device. Logits below e^-40 of
+ * their row's largest are skipped, as in the float64 reference.
  */
 export class TableIterateProgram implements WebGPUProgram {
   outputShape: number[];
@@ -488,7 +489,7 @@ export class TableIterateProgram implements WebGPUProgram {
   dispatch: [number, number, number] = [1, 1, 1];
   workgroupSize: [number, number, number] = [256, 1, 1];
   variableNames = ['points', 'counts', 'c0'];
-  uniforms = 'u : i32, tau : f32,';
+  uniforms = 'u : i32, tau : f32, epsilon : f32,';
   size = false;
   shaderKey: string;
   constructor(
@@ -508,15 +509,18 @@ export class TableIterateProgram implements WebGPUProgram {
       const SLICES = ${slices};
       var<workgroup> massPart : array<f32, 256>;
       var<workgroup> numPart : array<f32, 256>;
+      var<workgroup> moved : f32;
       fn main(index : i32) {
         let tid = i32(localIndex);
         let U = uniforms.u;
         let negInvTau = -1.0 / uniforms.tau;
-        let shifts = (II + 1) * KK;
-        let outputs = shifts + II;
-        let scratch = outputs + II * U;
+        let stepsAt = (II + 1) * KK;
+        let lastAt = stepsAt + 1;
+        let outAt = lastAt + 2 * KK;
+        let scratch = outAt + U;
         for (var j = tid; j < KK; j = j + 256) { result[j] = c0[j]; }
         storageBarrier();
+        var T = II;
         for (var t = 1; t <= II; t = t + 1) {
           let prev = (t - 1) * KK;
           for (var p = tid; p < U; p = p + 256) {
@@ -560,11 +564,7 @@ export class TableIterateProgram implements WebGPUProgram {
             result[t * KK + tid] = n / max(m, 1e-30);
           }
           storageBarrier();
-          if (tid == 0) {
-            var shift = 0.0;
-            for (var i = 0; i < KK; i = i + 1) { shift = max(shift, abs(result[t * KK + i] - result[prev + i])); }
-            result[shifts + t - 1] = shift;
-          }
+          // this update's output per point (overwritten by the next: at the end, A(C_{T-1}) C_T)
           for (var p = tid; p < U; p = p + 256) {
             let v = points[p];
             let m = result[scratch + 2 * p];
@@ -574,10 +574,22 @@ export class TableIterateProgram implements WebGPUProgram {
               let l = d * d * negInvTau - m;
               if (l > -40.0) { o = o + exp(l) * result[t * KK + i]; }
             }
-            result[outputs + (t - 1) * U + p] = o / result[scratch + 2 * p + 1];
+            result[outAt + p] = o / result[scratch + 2 * p + 1];
           }
+          if (tid == 0) {
+            var shift = 0.0;
+            for (var i = 0; i < KK; i = i + 1) { shift = max(shift, abs(result[t * KK + i] - result[prev + i])); }
+            moved = shift;
+          }
+          let shift = workgroupUniformLoad(&moved);
           storageBarrier();
+          if (t < II && uniforms.epsilon > 0.0 && shift < uniforms.epsilon) {
+            T = t;
+            break;
+          }
         }
+        if (tid == 0) { result[stepsAt] = f32(T); }
+        for (var j = tid; j < 2 * KK; j = j + 256) { result[lastAt + j] = result[(T - 1) * KK + j]; }
       }`;
   }
 }
@@ -593,15 +605,19 @@ export class TableBackwardProgram implements WebGPUProgram {
   dispatchLayout = { x: [0, 1] };
   dispatch: [number, number, number] = [1, 1, 1];
   workgroupSize: [number, number, number] = [256, 1, 1];
-  variableNames = ['seed', 'points', 'counts', 'centroids'];
+  variableNames: string[];
   uniforms = 'u : i32, steps : i32, tau : f32,';
   shaderKey: string;
+  /** stepsOnDevice: T is read from the `steps` input (TableIterate's), not the uniform. */
   constructor(
     u: number,
     private readonly k: number,
+    private readonly stepsOnDevice = false,
   ) {
     this.outputShape = [u, 4];
-    this.shaderKey = `edkm_table_backward_${k}`;
+    this.variableNames = ['seed', 'points', 'counts', 'centroids'];
+    if (stepsOnDevice) this.variableNames.push('steps');
+    this.shaderKey = `edkm_table_backward_${k}_${stepsOnDevice}`;
   }
   getUserCode(): string {
     // sums over the U values: every thread accumulates K partial sums over a strided share of
@@ -634,9 +650,11 @@ export class TableBackwardProgram implements WebGPUProgram {
       }
       fn att(v : f32, t : i32, j : i32, l : f32) -> f32 { return exp(logit(v, t, j) - l); }
 
+      var<workgroup> stepsShared : i32;
       fn main(index : i32) {
         let tid = i32(localIndex);
-        let T = uniforms.steps;
+        ${this.stepsOnDevice ? 'if (tid == 0) { stepsShared = i32(steps[0]); }' : 'stepsShared = uniforms.steps;'}
+        let T = workgroupUniformLoad(&stepsShared);
         let two = 2.0 / uniforms.tau;
         var part : array<f32, KK>;
         // own-row Jacobian with the last iteration's attention (from C_{T-1})

@@ -27,26 +27,28 @@ export const TableKernelNames = {
    */
   SoftContract: 'EdkmSoftContract',
   /**
-   * {points, counts, c0: [1, K]}, attrs {tau, iterations: I} → flat float32, laid out by
-   * `tableIterateLayout`: C_0 … C_I (every update, no early stop), each update's largest centroid
-   * move, and for every t the output per point A(C_{t−1}) · C_t; then scratch. The caller picks T
-   * (its epsilon) from the moves and takes C_0 … C_T and output row T.
+   * {points, counts, c0: [1, K]}, attrs {tau, iterations: I, epsilon} → flat float32, laid out by
+   * `tableIterateLayout`: C_0 … C_T, stopping after update T once no centroid moved more than
+   * epsilon (or at I; rows past T are unspecified); T; C_{T−1} and C_T; W̃ per point A(C_{T−1})·C_T;
+   * scratch. Nothing needs reading back before the forward and backward use it.
    */
   TableIterate: 'EdkmTableIterate',
 } as const;
 
 /** Offsets into TableIterate's flat result (in float32 elements). */
 export function tableIterateLayout(u: number, k: number, iterations: number) {
-  const centroids = 0; // [(I + 1), K]
-  const shifts = (iterations + 1) * k; // [I]
-  const outputs = shifts + iterations; // [I, U]
-  const scratch = outputs + iterations * u; // [U, 2]: each point's largest logit and normaliser
-  return { centroids, shifts, outputs, scratch, size: scratch + 2 * u };
+  const centroids = 0; // [(I + 1), K]: C_0 … C_T valid
+  const steps = (iterations + 1) * k; // [1]: T, as a float
+  const last = steps + 1; // [2, K]: C_{T−1}; C_T
+  const output = last + 2 * k; // [U]: W̃ per point
+  const scratch = output + u; // [U, 2]: each point's largest logit and normaliser
+  return { centroids, steps, last, output, scratch, size: scratch + 2 * u };
 }
 
 export interface TableIterateKernelAttrs {
   tau: number;
   iterations: number;
+  epsilon: number;
 }
 
 export interface TableIterateAttrs {
@@ -74,13 +76,14 @@ export function tableIterate(
   c0: tf.Tensor2D,
   tau: number,
   iterations: number,
+  epsilon = 0,
 ): tf.Tensor1D {
   checkTable(points, counts, 'tableIterate');
   if (c0.rank !== 2 || c0.shape[0] !== 1 || c0.shape[1] < 1 || c0.shape[1] > 256)
     throw new ShapeError(`tableIterate: c0 must be [1, K ≤ 256], got [${c0.shape}]`);
   if (!(Number.isInteger(iterations) && iterations >= 1))
     throw new ShapeError(`tableIterate: iterations must be a positive integer, got ${iterations}`);
-  const attrs: TableIterateKernelAttrs = { tau, iterations };
+  const attrs: TableIterateKernelAttrs = { tau, iterations, epsilon };
   return tf
     .engine()
     .runKernel(
@@ -90,13 +93,18 @@ export function tableIterate(
     ) as tf.Tensor1D;
 }
 
-/** The per-value gradient terms J (own row) and h (shared centroid path); see TableKernelNames. */
+/**
+ * The per-value gradient terms J (own row) and h (shared centroid path); see TableKernelNames.
+ * `steps` ([1], T as a float, e.g. TableIterate's): use only C_0 … C_T of a taller stack, T known
+ * on the device only; without it T = rows − 1.
+ */
 export function tableBackward(
   seed: tf.Tensor2D,
   points: tf.Tensor2D,
   counts: tf.Tensor2D,
   centroids: tf.Tensor2D,
   tau: number,
+  steps?: tf.Tensor1D,
 ): tf.Tensor2D {
   checkTable(points, counts, 'tableBackward');
   if (centroids.rank !== 2 || centroids.shape[0] < 2) {
@@ -109,12 +117,16 @@ export function tableBackward(
       `tableBackward: seed must be [2, ${centroids.shape[1]}], got [${seed.shape}]`,
     );
   }
+  if (steps && (steps.rank !== 1 || steps.shape[0] !== 1 || steps.dtype !== 'float32'))
+    throw new ShapeError(`tableBackward: steps must be a float32 [1], got [${steps.shape}]`);
   const attrs: TableBackwardAttrs = { tau };
+  const inputs: tf.NamedTensorMap = { seed, points, counts, centroids };
+  if (steps) inputs.steps = steps;
   return tf
     .engine()
     .runKernel(
       TableKernelNames.TableBackward,
-      { seed, points, counts, centroids },
+      inputs,
       attrs as unknown as tf.NamedAttrMap,
     ) as tf.Tensor2D;
 }
@@ -261,29 +273,16 @@ export const tableReference = {
     points: Float32Array,
     counts: Float32Array,
     c0: Float32Array,
-    tau: number,
-    iterations: number,
+    attrs: TableIterateKernelAttrs,
   ): Float32Array {
     const k = c0.length;
-    const u = points.length;
-    const layout = tableIterateLayout(u, k, iterations);
+    const layout = tableIterateLayout(points.length, k, attrs.iterations);
     const out = new Float32Array(layout.size);
-    const { centroids } = tableReference.iterate(points, counts, c0, {
-      tau,
-      iterations,
-      epsilon: 0,
-    });
+    const { centroids, iterations } = tableReference.iterate(points, counts, c0, attrs);
     out.set(centroids, layout.centroids);
-    for (let t = 1; t <= iterations; t++) {
-      let shift = 0;
-      for (let j = 0; j < k; j++)
-        shift = Math.max(shift, Math.abs(centroids[t * k + j] - centroids[(t - 1) * k + j]));
-      out[layout.shifts + t - 1] = shift;
-      out.set(
-        tableReference.output(points, centroids.subarray(0, (t + 1) * k), k, tau),
-        layout.outputs + (t - 1) * u,
-      );
-    }
+    out[layout.steps] = iterations;
+    out.set(centroids.subarray((iterations - 1) * k), layout.last);
+    out.set(tableReference.output(points, centroids, k, attrs.tau), layout.output);
     return out;
   },
 

@@ -49,8 +49,14 @@ interface GroupState {
   /** C_{T−1} and C_T [2, K]: the backward recomputes each weight's attention from them. */
   lastCentroids?: tf.Tensor2D;
   outByCode?: tf.Tensor2D;
-  /** C_0 … C_T stacked [T + 1, K] (code tables: the fused table backward reads them). */
+  /** C_0 … C_T stacked [T + 1, K] (code tables: [maxIters + 1, K], rows past T unused). */
   centroidStack?: tf.Tensor2D;
+  /** Code tables: T on the device ([1], float), and, once `settled`, C_0, C_T and T on the host. */
+  steps?: tf.Tensor1D;
+  settled?: Promise<void>;
+  initial?: Float32Array;
+  final?: Float32Array;
+  iterationsRun?: number;
   /** edkm: the table row of every vector, in contiguous shards: on the device, or marshaled. */
   index?: tf.Tensor1D[];
   indexHandles?: Handle[];
@@ -101,10 +107,10 @@ export class DkmTensor {
   private readonly runtime: DkmRuntimeOptions;
   /**
    * Where the last prepare() spent its time (code tables): waiting for the device histogram
-   * (dispatch + read back), the host's table work, and waiting for the iterations (TableIterate
-   * + reading back the centroids). Diagnostic.
+   * (dispatch + read back) and the host's table work (the iterations run on the device,
+   * unwaited). Diagnostic.
    */
-  timings = { histogramMs: 0, hostMs: 0, iterateMs: 0 };
+  timings = { histogramMs: 0, hostMs: 0 };
 
   constructor(
     shape: [number, number],
@@ -151,6 +157,10 @@ export class DkmTensor {
    * round trip exactly), so a checkpoint can resume training bit for bit.
    */
   getState(): DkmState {
+    if (this.groups.some((g) => g.settled && g.iterationsRun === undefined))
+      throw new StateError(
+        "DkmTensor.getState: the last prepare()'s centroids are still on their way from the device; await dkm.settled() first",
+      );
     return {
       step: this.step,
       warm: this.warm.map((c) => Array.from(c)),
@@ -179,9 +189,22 @@ export class DkmTensor {
     this.autoTau = [...state.autoTau];
   }
 
-  /** Iterations the last prepare() ran, per group. */
+  /**
+   * Resolves once the last prepare()'s device results (T and C_T, which the next prepare's warm
+   * start and getState need) are on the host; prepare() does not wait for them.
+   */
+  async settled(): Promise<void> {
+    await Promise.all(this.groups.map((g) => g.settled));
+  }
+
+  /** Iterations the last prepare() ran, per group (after `await settled()`). */
   get iterations(): number[] {
-    return this.groups.map((g) => g.centroids.length - 1);
+    return this.groups.map((g) => {
+      if (!g.settled) return g.centroids.length - 1;
+      if (g.iterationsRun === undefined)
+        throw new StateError('DkmTensor.iterations: await dkm.settled() first');
+      return g.iterationsRun;
+    });
   }
 
   /** Distinct points per group seen by the last prepare() (U of eDKM; M for plain). */
@@ -199,13 +222,14 @@ export class DkmTensor {
       final: Float32Array;
     }[]
   > {
+    await this.settled();
     return Promise.all(
       this.groups.map(async (g) => ({
         tau: g.tau,
-        iterations: g.centroids.length - 1,
+        iterations: g.iterationsRun ?? g.centroids.length - 1,
         distinct: g.distinct,
-        initial: (await g.centroids[0].data()) as Float32Array,
-        final: (await g.centroids[g.centroids.length - 1].data()) as Float32Array,
+        initial: g.initial ?? ((await g.centroids[0].data()) as Float32Array),
+        final: g.final ?? ((await g.centroids[g.centroids.length - 1].data()) as Float32Array),
       })),
     );
   }
@@ -219,10 +243,11 @@ export class DkmTensor {
     const { clusterDim: d, weightDtype, perChannelScale, mode } = this.config;
     const [rows, cols] = this.shape;
     const groupSize = this.config.groupSize || rows;
+    await this.settled(); // the previous step's C_T (the warm start) is on the host
     this.disposeGroups();
     const step = this.step++;
     if (this.usesCodeTables()) {
-      this.timings = { histogramMs: 0, hostMs: 0, iterateMs: 0 };
+      this.timings = { histogramMs: 0, hostMs: 0 };
       await this.prepareCodeTables(w as tf.Tensor2D, step);
       this.preparedFor = w.dataId;
       return;
@@ -403,46 +428,43 @@ export class DkmTensor {
       state.points = tf.tensor2d(values, [u, 1]);
       state.counts = tf.tensor2d(weights, [u, 1]);
       state.codeToRow = tf.tensor1d(codeToRow, 'int32');
-      // every iteration and each one's W̃ per value on the device (the cpu plugin: float64 on the
-      // host); only C_0 … C_I and the moves come back, to stop at epsilon as the loop would
+      // the iterations, their stop at epsilon and W̃ per value, on the device (the cpu plugin:
+      // float64 on the host); nothing is waited for: T and C_T come back while the step runs
       const maxIters = this.config.maxIters;
       const layout = tableIterateLayout(u, k, maxIters);
-      const hostDone = performance.now();
-      this.timings.hostMs += hostDone - host;
       const flat = tf.tidy(() =>
-        tableIterate(state.points!, state.counts!, tf.tensor2d(c0, [1, k]), tau, maxIters),
-      );
-      const head = tf.slice(flat, [0], [layout.outputs]);
-      const headData = (await head.data()) as Float32Array;
-      head.dispose();
-      const iterateRead = performance.now();
-      this.timings.iterateMs += iterateRead - hostDone;
-      let iterations = maxIters;
-      for (let t = 1; t < maxIters; t++) {
-        if (this.config.epsilon > 0 && headData[layout.shifts + t - 1] < this.config.epsilon) {
-          iterations = t;
-          break;
-        }
-      }
-      const centroids = headData.slice(0, (iterations + 1) * k);
-      state.centroidStack = tf.tensor2d(centroids, [iterations + 1, k]);
-      state.centroids = Array.from({ length: iterations + 1 }, (_, t) =>
-        tf.tensor2d(centroids.subarray(t * k, (t + 1) * k), [k, 1]),
-      );
-      // W̃ by code: the chosen iteration's output per value, gathered to its code (0 where absent)
-      state.outByCode = tf.tidy(() =>
-        gatherRows(
-          tf
-            .slice(flat, [layout.outputs + (iterations - 1) * u], [u])
-            .reshape([u, 1]) as tf.Tensor2D,
-          state.codeToRow!,
+        tableIterate(
+          state.points!,
+          state.counts!,
+          tf.tensor2d(c0, [1, k]),
+          tau,
+          maxIters,
+          this.config.epsilon,
         ),
       );
+      const part = (at: number, size: number) => tf.slice(flat, [at], [size]);
+      const stack = part(layout.centroids, (maxIters + 1) * k);
+      state.centroidStack = stack.reshape([maxIters + 1, k]) as tf.Tensor2D;
+      stack.dispose();
+      state.steps = part(layout.steps, 1) as tf.Tensor1D;
+      const last = part(layout.last, 2 * k);
+      const lastCentroids = last.reshape([2, k]) as tf.Tensor2D;
+      last.dispose();
+      state.lastCentroids = lastCentroids;
+      // W̃ by code: each value's output gathered to its code (0 where absent)
+      state.outByCode = tf.tidy(() =>
+        gatherRows(part(layout.output, u).reshape([u, 1]) as tf.Tensor2D, state.codeToRow!),
+      );
       flat.dispose();
-      state.lastCentroids = tf.tensor2d(centroids.slice((iterations - 1) * k), [2, k]);
-      this.warm[g] = centroids.slice(iterations * k);
+      state.initial = c0;
+      const pending = Promise.all([lastCentroids.data(), state.steps.data()]);
+      state.settled = pending.then(([last, steps]) => {
+        state.final = (last as Float32Array).slice(k);
+        state.iterationsRun = steps[0];
+        if (this.groups.includes(state)) this.warm[g] = state.final;
+      });
       this.groups.push(state);
-      this.timings.hostMs += performance.now() - iterateRead;
+      this.timings.hostMs += performance.now() - host;
     }
   }
 
@@ -582,6 +604,7 @@ export class DkmTensor {
         g.counts!,
         g.centroidStack!,
         g.tau,
+        g.steps,
       );
       return gatherRows(terms, g.codeToRow!);
     });
@@ -661,7 +684,8 @@ export class DkmTensor {
     const indices = new Uint8Array((rows * cols) / d);
     const scales = this.config.perChannelScale ? new Float32Array(rows) : undefined;
     for (const [gi, g] of this.groups.entries()) {
-      const c = (await g.centroids[g.centroids.length - 1].data()) as Float32Array;
+      await g.settled;
+      const c = g.final ?? ((await g.centroids[g.centroids.length - 1].data()) as Float32Array);
       const groupLut = lut.subarray(gi * k * d, (gi + 1) * k * d);
       for (let i = 0; i < k * d; i++) groupLut[i] = f32ToF16Bits(c[i]);
       const centroids = fromHalfBits(groupLut, 'fp16');
@@ -721,6 +745,7 @@ export class DkmTensor {
       g.lastCentroids?.dispose();
       g.outByCode?.dispose();
       g.centroidStack?.dispose();
+      g.steps?.dispose();
       for (const c of g.centroids) c.dispose();
     }
     this.groups = [];

@@ -20,6 +20,8 @@ export interface PalettizationLayer {
   variables?(): tf.Variable[];
   /** What the next prepare() depends on besides the weights (JSON-serialisable), for checkpoints. */
   getState?(): unknown;
+  /** Resolves once what prepare() left on the device for getState has reached the host. */
+  settled?(): Promise<void>;
   /** Restores getState()'s output on a layer of the same shape and config. */
   setState?(state: unknown): void;
   dispose(): void;

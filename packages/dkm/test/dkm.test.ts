@@ -239,6 +239,7 @@ describe('DKM errors and state', () => {
       const opt = tf.train.sgd(0.05);
       for (let step = 0; step < 6; step++) {
         if (split && step === 3) {
+          await dkm.settled(); // the warm start (C_T) reaches the host without prepare waiting
           const saved = JSON.parse(JSON.stringify(dkm.getState()));
           dkm.dispose();
           dkm = new DkmTensor(shape, { bits: 2, groupSize: 4 });

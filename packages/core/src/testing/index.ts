@@ -297,15 +297,16 @@ export function conformanceCases(): ConformanceCase[] {
       },
     });
   }
-  for (const [u, k, iterations, spread] of [
-    [1, 2, 1, 1],
-    [300, 8, 3, 1],
-    [5000, 16, 5, 0.1], // bf16-weight-like: many values, 4 bits, a small temperature
-    [700, 256, 2, 1],
+  for (const [u, k, iterations, spread, epsilon] of [
+    [1, 2, 1, 1, 0],
+    [300, 8, 3, 1, 0],
+    [5000, 16, 5, 0.1, 0], // bf16-weight-like: many values, 4 bits, a small temperature
+    [700, 256, 2, 1, 0],
+    [400, 4, 30, 1, 1e-4], // stops early at epsilon
   ] as const) {
     cases.push({
       kernelName: 'EdkmTableIterate',
-      name: `tableIterate u=${u} k=${k} I=${iterations}`,
+      name: `tableIterate u=${u} k=${k} I=${iterations} epsilon=${epsilon}`,
       run: async () => {
         const rnd = seededRandom(60 + u);
         const points = Float32Array.from({ length: u }, () => (rnd() * 4 - 2) * spread);
@@ -314,16 +315,24 @@ export function conformanceCases(): ConformanceCase[] {
         const tau = 0.05 * spread * spread;
         const t = (a: Float32Array) => tf.tensor2d(a, [a.length, 1]);
         const actual = await runOp(() =>
-          tableIterate(t(points), t(counts), tf.tensor2d(c0, [1, k]), tau, iterations),
+          tableIterate(t(points), t(counts), tf.tensor2d(c0, [1, k]), tau, iterations, epsilon),
         );
-        const { scratch } = tableIterateLayout(u, k, iterations);
-        const expected = tableReference.iterateAll(points, counts, c0, tau, iterations);
-        // float32 sums and exp on the device against the float64 reference (scratch excluded)
-        return {
-          actual: actual.subarray(0, scratch),
-          expected: expected.subarray(0, scratch),
-          tolerance: 2e-5 * spread,
+        const layout = tableIterateLayout(u, k, iterations);
+        const expected = tableReference.iterateAll(points, counts, c0, {
+          tau,
+          iterations,
+          epsilon,
+        });
+        // float32 sums and exp on the device against the float64 reference: C_0 … C_T, then T,
+        // C_{T−1}; C_T and the outputs (rows past T and the scratch are unspecified)
+        const valid = (a: Float32Array) => {
+          const rows = (expected[layout.steps] + 1) * k;
+          return Float32Array.from([
+            ...a.subarray(0, rows),
+            ...a.subarray(layout.steps, layout.scratch),
+          ]);
         };
+        return { actual: valid(actual), expected: valid(expected), tolerance: 2e-5 * spread };
       },
     });
   }
@@ -363,6 +372,25 @@ export function conformanceCases(): ConformanceCase[] {
           ),
         );
         const expected = tableReference.backward(seed, points, counts, centroids, k, tau);
+        // T on the device: a taller stack (rows past T are garbage) and steps = [T]
+        const tall = new Float32Array((iterations + 3) * k).fill(Number.NaN);
+        tall.set(centroids);
+        const fromSteps = await runOp(() =>
+          tableBackward(
+            tf.tensor2d(seed, [2, k]),
+            t(points),
+            t(counts),
+            tf.tensor2d(tall, [iterations + 3, k]),
+            tau,
+            tf.tensor1d([iterations]),
+          ),
+        );
+        if (
+          !full.every(
+            (x, i) => x === fromSteps[i] || (Number.isNaN(x) && Number.isNaN(fromSteps[i])),
+          )
+        )
+          throw new Error('tableBackward with steps on the device differs from the exact stack');
         const firstTwo = (a: Float32Array) =>
           Float32Array.from({ length: u * 2 }, (_, i) => a[Math.floor(i / 2) * 4 + (i % 2)]);
         const scale = Math.max(...firstTwo(expected).map(Math.abs), 1);
