@@ -510,10 +510,15 @@ export class TableIterateProgram implements WebGPUProgram {
       var<workgroup> massPart : array<f32, 256>;
       var<workgroup> numPart : array<f32, 256>;
       var<workgroup> moved : f32;
+      // a logit minus its row's largest, (m² − a²)/τ for the distance a to a centroid and m to the
+      // nearest one, in factored form: exactly 0 for the nearest, and no cancellation between
+      // large numbers however small τ is (every pass recomputes logits, and a compiler may
+      // contract −a²/τ − (−m²/τ) differently in each: at τ = 1e-12 that was off by e^±8)
+      fn logit(m : f32, a : f32, invTau : f32) -> f32 { return (m - a) * (m + a) * invTau; }
       fn main(index : i32) {
         let tid = i32(localIndex);
         let U = uniforms.u;
-        let negInvTau = -1.0 / uniforms.tau;
+        let invTau = 1.0 / uniforms.tau;
         let stepsAt = (II + 1) * KK;
         let lastAt = stepsAt + 1;
         let outAt = lastAt + 2 * KK;
@@ -525,12 +530,11 @@ export class TableIterateProgram implements WebGPUProgram {
           let prev = (t - 1) * KK;
           for (var p = tid; p < U; p = p + 256) {
             let v = points[p];
-            var m = -3.0e38;
-            for (var j = 0; j < KK; j = j + 1) { let d = v - result[prev + j]; m = max(m, d * d * negInvTau); }
+            var m = 3.0e38;
+            for (var j = 0; j < KK; j = j + 1) { m = min(m, abs(v - result[prev + j])); }
             var z = 0.0;
             for (var j = 0; j < KK; j = j + 1) {
-              let d = v - result[prev + j];
-              let l = d * d * negInvTau - m;
+              let l = logit(m, abs(v - result[prev + j]), invTau);
               if (l > -40.0) { z = z + exp(l); }
             }
             result[scratch + 2 * p] = m;
@@ -545,8 +549,7 @@ export class TableIterateProgram implements WebGPUProgram {
             let c = result[prev + j];
             for (var p = slice; p < U; p = p + SLICES) {
               let v = points[p];
-              let d = v - c;
-              let l = d * d * negInvTau - result[scratch + 2 * p];
+              let l = logit(result[scratch + 2 * p], abs(v - c), invTau);
               if (l > -40.0) {
                 let a = counts[p] * exp(l) / result[scratch + 2 * p + 1];
                 mass = mass + a;
@@ -570,8 +573,7 @@ export class TableIterateProgram implements WebGPUProgram {
             let m = result[scratch + 2 * p];
             var o = 0.0;
             for (var i = 0; i < KK; i = i + 1) {
-              let d = v - result[prev + i];
-              let l = d * d * negInvTau - m;
+              let l = logit(m, abs(v - result[prev + i]), invTau);
               if (l > -40.0) { o = o + exp(l) * result[t * KK + i]; }
             }
             result[outAt + p] = o / result[scratch + 2 * p + 1];

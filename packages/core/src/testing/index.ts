@@ -297,22 +297,23 @@ export function conformanceCases(): ConformanceCase[] {
       },
     });
   }
-  for (const [u, k, iterations, spread, epsilon] of [
-    [1, 2, 1, 1, 0],
-    [300, 8, 3, 1, 0],
-    [5000, 16, 5, 0.1, 0], // bf16-weight-like: many values, 4 bits, a small temperature
-    [700, 256, 2, 1, 0],
-    [400, 4, 30, 1, 1e-4], // stops early at epsilon
+  for (const [u, k, iterations, spread, epsilon, tauOverride] of [
+    [1, 2, 1, 1, 0, 0],
+    [300, 8, 3, 1, 0, 0],
+    [5000, 16, 5, 0.1, 0, 0], // bf16-weight-like: many values, 4 bits, a small temperature
+    [700, 256, 2, 1, 0, 0],
+    [400, 4, 30, 1, 1e-4, 0], // stops early at epsilon
+    [2000, 8, 10, 0.02, 1e-6, 1e-12], // a vanishing temperature: Lloyd's k-means
   ] as const) {
     cases.push({
       kernelName: 'EdkmTableIterate',
-      name: `tableIterate u=${u} k=${k} I=${iterations} epsilon=${epsilon}`,
+      name: `tableIterate u=${u} k=${k} I=${iterations} epsilon=${epsilon}${tauOverride ? ` tau=${tauOverride}` : ''}`,
       run: async () => {
         const rnd = seededRandom(60 + u);
         const points = Float32Array.from({ length: u }, () => (rnd() * 4 - 2) * spread);
         const counts = Float32Array.from({ length: u }, () => 1 + Math.floor(rnd() * 1000));
         const c0 = Float32Array.from({ length: k }, (_, j) => (-2 + (4 * (j + 0.5)) / k) * spread);
-        const tau = 0.05 * spread * spread;
+        const tau = tauOverride || 0.05 * spread * spread;
         const t = (a: Float32Array) => tf.tensor2d(a, [a.length, 1]);
         const actual = await runOp(() =>
           tableIterate(t(points), t(counts), tf.tensor2d(c0, [1, k]), tau, iterations, epsilon),
