@@ -17,7 +17,6 @@ import {
   CodeHistogramCopiesProgram,
   ColumnSumProgram,
   GatherAffineByCodeProgram,
-  GatherAffineByCodeVec4Program,
   GatherAffineProgram,
   GatherByCodeProgram,
   GatherByCodeVec4Program,
@@ -142,10 +141,7 @@ const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { table, x, g } = inputs as { table: tf.TensorInfo; x: tf.TensorInfo; g: tf.TensorInfo };
   const { dtype, inPlace = false } = attrs as unknown as CodeAttrs;
   const n = x.shape[0];
-  const program =
-    n % 4 === 0
-      ? new GatherAffineByCodeVec4Program(n, dtype, inPlace)
-      : new GatherAffineByCodeProgram(n, dtype, inPlace);
+  const program = new GatherAffineByCodeProgram(n, dtype, inPlace, n % 4 === 0 ? 4 : 1);
   const stride = [{ type: 'int32', data: [table.shape[1]] }];
   if (!inPlace) return gpu.runWebGPUProgram(program, [table, x, g], 'float32', stride);
   // the result overwrites g's buffer and shares it: one more reference to g's data

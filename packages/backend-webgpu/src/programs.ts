@@ -248,43 +248,6 @@ export class GatherByCodeVec4Program extends Vec4Program {
   }
 }
 
-/**
- * out[i] = g[i] · table[s·code(x[i])] + table[s·code(x[i]) + 1] (s: the table's row stride), four
- * weights per invocation.
- * In place (`inPlace`): g is the output buffer itself, read and overwritten (its owner must not
- * need it afterwards).
- */
-export class GatherAffineByCodeVec4Program extends Vec4Program {
-  variableNames: string[];
-  variableComponents: number[];
-  uniforms = 'stride : i32,';
-  shaderKey: string;
-  constructor(
-    n: number,
-    private readonly dtype: 'bf16' | 'fp16',
-    private readonly inPlace: boolean,
-  ) {
-    super(n);
-    this.variableNames = inPlace ? ['table', 'x'] : ['table', 'x', 'g'];
-    this.variableComponents = inPlace ? [1, 4] : [1, 4, 4];
-    this.shaderKey = `edkm_gather_affine_by_code_vec4_${dtype}_${inPlace}`;
-  }
-  getUserCode(): string {
-    const g = this.inPlace ? 'result[index]' : 'g[index]';
-    return `
-      ${codeFunction(this.dtype)}
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          let v = x[index];
-          let c = vec4<i32>(edkmCode(v.x), edkmCode(v.y), edkmCode(v.z), edkmCode(v.w)) * uniforms.stride;
-          let slope = vec4<f32>(table[c.x], table[c.y], table[c.z], table[c.w]);
-          let offset = vec4<f32>(table[c.x + 1], table[c.y + 1], table[c.z + 1], table[c.w + 1]);
-          setOutputAtIndex(index, ${g} * slope + offset);
-        }
-      }`;
-  }
-}
-
 /** out[i, c] = table[code(x[i]), c]. */
 export class GatherByCodeProgram extends FlatProgram {
   variableNames = ['table', 'x'];
@@ -310,28 +273,50 @@ export class GatherByCodeProgram extends FlatProgram {
   }
 }
 
-/** out[i] = g[i] · table[code(x[i])].x + table[code(x[i])].y (in place: g is the output buffer). */
+/**
+ * out[i] = g[i] · table[s·code(x[i])] + table[s·code(x[i]) + 1] (s: the table's row stride), one
+ * weight per invocation or four (vec4 loads and stores; n divisible by 4). In place (`inPlace`):
+ * g is the output buffer itself, read and overwritten (its owner must not need it afterwards).
+ */
 export class GatherAffineByCodeProgram extends FlatProgram {
   variableNames: string[];
+  variableComponents?: number[];
+  outputComponent?: number;
   uniforms = 'stride : i32,';
   shaderKey: string;
   constructor(
     n: number,
     private readonly dtype: 'bf16' | 'fp16',
-    private readonly inPlace = false,
+    private readonly inPlace: boolean,
+    private readonly width: 1 | 4,
   ) {
     super([n]);
     this.variableNames = inPlace ? ['table', 'x'] : ['table', 'x', 'g'];
-    this.shaderKey = `edkm_gather_affine_by_code_${dtype}_${inPlace}`;
+    if (width === 4) {
+      this.variableComponents = inPlace ? [1, 4] : [1, 4, 4];
+      this.outputComponent = 4;
+      this.workgroupSize = [256, 1, 1];
+      this.dispatchLayout = webgpu_util.flatDispatchLayout([n / 4]);
+      this.dispatch = webgpu_util.computeDispatch(this.dispatchLayout, [n / 4], this.workgroupSize);
+    }
+    this.shaderKey = `edkm_gather_affine_by_code_${dtype}_${inPlace}_${width}`;
   }
   getUserCode(): string {
     const g = this.inPlace ? 'result[index]' : 'g[index]';
+    const body =
+      this.width === 4
+        ? `let v = x[index];
+          let c = vec4<i32>(edkmCode(v.x), edkmCode(v.y), edkmCode(v.z), edkmCode(v.w)) * uniforms.stride;
+          let slope = vec4<f32>(table[c.x], table[c.y], table[c.z], table[c.w]);
+          let offset = vec4<f32>(table[c.x + 1], table[c.y + 1], table[c.z + 1], table[c.w + 1]);
+          setOutputAtIndex(index, ${g} * slope + offset);`
+        : `let c = edkmCode(x[index]) * uniforms.stride;
+          setOutputAtIndex(index, ${g} * table[c] + table[c + 1]);`;
     return `
       ${codeFunction(this.dtype)}
       fn main(index : i32) {
         if (index < uniforms.size) {
-          let c = edkmCode(x[index]);
-          setOutputAtIndex(index, ${g} * table[uniforms.stride * c] + table[uniforms.stride * c + 1]);
+          ${body}
         }
       }`;
   }
@@ -837,19 +822,21 @@ export class SoftContractPartialProgram implements WebGPUProgram {
           if (tid == 0) { result[group * 2 * KK + j] = red[0]; }
           workgroupBarrier();
         }`;
-    if (k <= 16) {
-      // up to 16 centroids: every per-centroid quantity in a register of its own (a dynamically
-      // indexed private array lives in slow local memory)
-      const js = Array.from({ length: k }, (_, j) => j);
-      const each = (f: (j: number) => string, sep = '\n          ') => js.map(f).join(sep);
-      return `
+    // both forms: one main per workgroup over a strided share of the weights
+    const header = `
       ${codeFunction(this.dtype)}
       const KK = ${k};
       var<workgroup> red : array<f32, 256>;
       fn main(index : i32) {
         let tid = i32(localIndex);
         let group = i32(workgroupId.x);
-        let two = 2.0 / uniforms.tau;
+        let two = 2.0 / uniforms.tau;`;
+    if (k <= 16) {
+      // up to 16 centroids: every per-centroid quantity in a register of its own (a dynamically
+      // indexed private array lives in slow local memory)
+      const js = Array.from({ length: k }, (_, j) => j);
+      const each = (f: (j: number) => string, sep = '\n          ') => js.map(f).join(sep);
+      return `${header}
         let negInvTau = -1.0 / uniforms.tau;
         ${each((j) => `let p${j} = centroids[${j}]; let l${j} = centroids[${k + j}];`)}
         ${each((j) => `var a${j} = 0.0; var b${j} = 0.0;`)}
@@ -867,14 +854,7 @@ export class SoftContractPartialProgram implements WebGPUProgram {
         ${[...js.map((j) => `a${j}`), ...js.map((j) => `b${j}`)].map((acc, col) => reduceOne(acc, col)).join('')}
       }`;
     }
-    return `
-      ${codeFunction(this.dtype)}
-      const KK = ${k};
-      var<workgroup> red : array<f32, 256>;
-      fn main(index : i32) {
-        let tid = i32(localIndex);
-        let group = i32(workgroupId.x);
-        let two = 2.0 / uniforms.tau;
+    return `${header}
         var prev : array<f32, KK>;
         var last : array<f32, KK>;
         for (var j = 0; j < KK; j = j + 1) { prev[j] = centroids[j]; last[j] = centroids[KK + j]; }

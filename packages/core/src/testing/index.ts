@@ -363,29 +363,23 @@ export function conformanceCases(): ConformanceCase[] {
           k,
         );
         const t = (a: Float32Array) => tf.tensor2d(a, [a.length, 1]);
-        const full = await runOp(() =>
-          tableBackward(
-            tf.tensor2d(seed, [2, k]),
-            t(points),
-            t(counts),
-            tf.tensor2d(centroids, [iterations + 1, k]),
-            tau,
-          ),
-        );
+        const backward = (stack: Float32Array, steps?: tf.Tensor1D) =>
+          runOp(() =>
+            tableBackward(
+              tf.tensor2d(seed, [2, k]),
+              t(points),
+              t(counts),
+              tf.tensor2d(stack, [stack.length / k, k]),
+              tau,
+              steps,
+            ),
+          );
+        const full = await backward(centroids);
         const expected = tableReference.backward(seed, points, counts, centroids, k, tau);
         // T on the device: a taller stack (rows past T are garbage) and steps = [T]
         const tall = new Float32Array((iterations + 3) * k).fill(Number.NaN);
         tall.set(centroids);
-        const fromSteps = await runOp(() =>
-          tableBackward(
-            tf.tensor2d(seed, [2, k]),
-            t(points),
-            t(counts),
-            tf.tensor2d(tall, [iterations + 3, k]),
-            tau,
-            tf.tensor1d([iterations]),
-          ),
-        );
+        const fromSteps = await backward(tall, tf.tensor1d([iterations]));
         if (
           !full.every(
             (x, i) => x === fromSteps[i] || (Number.isNaN(x) && Number.isNaN(fromSteps[i])),
