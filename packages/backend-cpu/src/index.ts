@@ -246,18 +246,64 @@ export const cpuKernels = [
   ...elementwiseKernels(),
 ];
 
-/** tfjs's cpu backend, minus its one-time console advert for tfjs-node (not an option here). */
+/**
+ * tfjs's cpu backend with real byte accounting: tfjs counts the bytes of every tensor object, so a
+ * reshape or a clone (which share one buffer) counts twice; this counts each live buffer once and
+ * reports it as `numBytesInBackend` (core's backendBytes() reads it). Minus tfjs's one-time
+ * console advert for tfjs-node (not an option here).
+ */
+class CountingCPUBackend extends MathBackendCPU {
+  private liveBytes = 0;
+  private readonly sizes = new WeakMap<object, number>();
+
+  constructor() {
+    super();
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): tf.DataId {
+    const dataId = super.write(values, shape, dtype);
+    this.track(dataId, values);
+    return dataId;
+  }
+
+  override move(
+    dataId: tf.DataId,
+    values: tf.backend_util.BackendValues,
+    shape: number[],
+    dtype: tf.DataType,
+    refCount: number,
+  ): void {
+    this.untrack(dataId);
+    super.move(dataId, values, shape, dtype, refCount);
+    this.track(dataId, values);
+  }
+
+  override disposeData(dataId: tf.DataId, force = false): boolean {
+    const freed = super.disposeData(dataId, force);
+    if (!this.data.has(dataId)) this.untrack(dataId);
+    return freed;
+  }
+
+  override memory() {
+    return { ...super.memory(), numBytesInBackend: this.liveBytes };
+  }
+
+  private track(dataId: tf.DataId, values: tf.backend_util.BackendValues): void {
+    const bytes = ArrayBuffer.isView(values) ? values.byteLength : 0;
+    this.sizes.set(dataId, bytes);
+    this.liveBytes += bytes;
+  }
+
+  private untrack(dataId: tf.DataId): void {
+    this.liveBytes -= this.sizes.get(dataId) ?? 0;
+    this.sizes.delete(dataId);
+  }
+}
+
 function init(): boolean {
   if (tf.findBackendFactory('cpu')) tf.removeBackend('cpu');
-  tf.registerBackend(
-    'cpu',
-    () => {
-      const backend = new MathBackendCPU();
-      (backend as unknown as { firstUse: boolean }).firstUse = false;
-      return backend;
-    },
-    1,
-  );
+  tf.registerBackend('cpu', () => new CountingCPUBackend(), 1);
   return true;
 }
 

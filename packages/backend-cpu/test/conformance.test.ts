@@ -72,3 +72,22 @@ describe('cpu plugin: UnsortedSegmentSum (the gather gradient) in O(N)', () => {
     got.forEach((row, r) => row.forEach((v, j) => expect(v).toBeCloseTo(want[r][j], 5)));
   });
 });
+
+describe('cpu plugin memory accounting', () => {
+  it('counts each live buffer once (views and clones share one), and frees with the last handle', async () => {
+    const { backendBytes } = await import('@edkm/core');
+    await useBackend('cpu');
+    const start = backendBytes();
+    const a = tf.zeros([1000]);
+    const view = a.reshape([10, 100]);
+    const copy = tf.clone(a);
+    expect(backendBytes() - start).toBe(4000); // one float32 buffer, three tensors
+    expect(tf.memory().numBytes).toBeGreaterThanOrEqual(12000); // tfjs's own count: per tensor
+    const b = a.add(1);
+    expect(backendBytes() - start).toBe(8000);
+    tf.dispose([a, view]);
+    expect(backendBytes() - start).toBe(8000); // `copy` still holds the buffer
+    tf.dispose([copy, b]);
+    expect(backendBytes()).toBe(start);
+  });
+});

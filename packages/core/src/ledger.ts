@@ -71,10 +71,17 @@ export class MemoryLedger {
   }
 }
 
-/** Bytes the active backend holds for live tensors (device bytes on WebGPU). */
+/**
+ * Bytes the active backend holds for live tensors, each buffer once: device bytes on WebGPU, the
+ * cpu plugin's own count on cpu. Backends that report neither fall back to tfjs's numBytes, which
+ * counts every tensor object (a reshape or clone of a tensor counts again).
+ */
 export function backendBytes(): number {
-  const info = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
-  return info.numBytesInGPU ?? info.numBytes;
+  const info = tf.memory() as tf.MemoryInfo & {
+    numBytesInGPU?: number;
+    numBytesInBackend?: number;
+  };
+  return info.numBytesInGPU ?? info.numBytesInBackend ?? info.numBytes;
 }
 
 /**
