@@ -261,7 +261,11 @@ class CountingCPUBackend extends MathBackendCPU {
     (this as unknown as { firstUse: boolean }).firstUse = false;
   }
 
-  override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): tf.DataId {
+  override write(
+    values: tf.backend_util.BackendValues,
+    shape: number[],
+    dtype: tf.DataType,
+  ): tf.DataId {
     const dataId = super.write(values, shape, dtype);
     this.track(dataId, values);
     return dataId;
