@@ -12,6 +12,8 @@ abstract class FlatProgram implements WebGPUProgram {
   abstract shaderKey: string;
   abstract getUserCode(): string;
 
+  outputComponent?: number;
+
   constructor(outputShape: number[]) {
     this.outputShape = outputShape;
     this.dispatchLayout = webgpu_util.flatDispatchLayout(outputShape);
@@ -20,6 +22,14 @@ abstract class FlatProgram implements WebGPUProgram {
       outputShape,
       this.workgroupSize,
     );
+  }
+
+  /** n/4 invocations of 256, each reading and writing four of the n elements as a vec4. */
+  protected fourPerInvocation(n: number): void {
+    this.outputComponent = 4;
+    this.workgroupSize = [256, 1, 1];
+    this.dispatchLayout = webgpu_util.flatDispatchLayout([n / 4]);
+    this.dispatch = webgpu_util.computeDispatch(this.dispatchLayout, [n / 4], this.workgroupSize);
   }
 }
 
@@ -209,23 +219,12 @@ export class HistogramMergeProgram extends FlatProgram {
   }
 }
 
-/** A flat program over n/4 invocations, each reading and writing four elements as a vec4. */
-abstract class Vec4Program extends FlatProgram {
-  outputComponent = 4;
-  constructor(n: number, outputShape = [n]) {
-    super(outputShape);
-    this.workgroupSize = [256, 1, 1];
-    this.dispatchLayout = webgpu_util.flatDispatchLayout([n / 4]);
-    this.dispatch = webgpu_util.computeDispatch(this.dispatchLayout, [n / 4], this.workgroupSize);
-  }
-}
-
 /** The four codes' table entries (one column) as a vec4. */
 const lookup4 = (table: string, v: string) =>
   `vec4<f32>(${['x', 'y', 'z', 'w'].map((c) => `${table}[edkmCode(${v}.${c})]`).join(', ')})`;
 
 /** out[i] = table[code(x[i])] for a one-column table, four weights per invocation. */
-export class GatherByCodeVec4Program extends Vec4Program {
+export class GatherByCodeVec4Program extends FlatProgram {
   variableNames = ['table', 'x'];
   variableComponents = [1, 4];
   shaderKey: string;
@@ -233,7 +232,8 @@ export class GatherByCodeVec4Program extends Vec4Program {
     n: number,
     private readonly dtype: 'bf16' | 'fp16',
   ) {
-    super(n, [n, 1]);
+    super([n, 1]);
+    this.fourPerInvocation(n);
     this.shaderKey = `edkm_gather_by_code_vec4_${dtype}`;
   }
   getUserCode(): string {
@@ -281,7 +281,6 @@ export class GatherByCodeProgram extends FlatProgram {
 export class GatherAffineByCodeProgram extends FlatProgram {
   variableNames: string[];
   variableComponents?: number[];
-  outputComponent?: number;
   uniforms = 'stride : i32,';
   shaderKey: string;
   constructor(
@@ -294,10 +293,7 @@ export class GatherAffineByCodeProgram extends FlatProgram {
     this.variableNames = inPlace ? ['table', 'x'] : ['table', 'x', 'g'];
     if (width === 4) {
       this.variableComponents = inPlace ? [1, 4] : [1, 4, 4];
-      this.outputComponent = 4;
-      this.workgroupSize = [256, 1, 1];
-      this.dispatchLayout = webgpu_util.flatDispatchLayout([n / 4]);
-      this.dispatch = webgpu_util.computeDispatch(this.dispatchLayout, [n / 4], this.workgroupSize);
+      this.fourPerInvocation(n);
     }
     this.shaderKey = `edkm_gather_affine_by_code_${dtype}_${inPlace}_${width}`;
   }

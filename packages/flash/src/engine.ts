@@ -158,17 +158,7 @@ export class FlashModel {
   private readonly everyNeuron: NeuronSelection;
   private step = 0;
   private closed = false;
-  private counters = {
-    tokens: 0,
-    seconds: 0,
-    ioWait: 0,
-    neuronsUsed: 0,
-    hits: 0,
-    misses: 0,
-    reads: 0,
-    bytesRead: 0,
-    neededBytes: 0,
-  };
+  private counters = freshCounters();
 
   /** @internal use openFlash */
   constructor(
@@ -531,17 +521,7 @@ export class FlashModel {
 
   /** Zeroes the counters (the neuron memory keeps its contents). */
   resetStats(): void {
-    this.counters = {
-      tokens: 0,
-      seconds: 0,
-      ioWait: 0,
-      neuronsUsed: 0,
-      hits: 0,
-      misses: 0,
-      reads: this.reader.stats.reads,
-      bytesRead: this.reader.stats.bytesRead,
-      neededBytes: 0,
-    };
+    this.counters = freshCounters(this.reader.stats);
   }
 
   /** Releases the weights, the predictor and the file. */
@@ -596,4 +576,19 @@ export async function openFlash(dir: string, opts: FlashOptions = {}): Promise<F
     await reader.close();
     throw err;
   }
+}
+
+/** Zeroed counters; reads and bytes are counted from the reader's totals at this point. */
+function freshCounters(readerTotals = { reads: 0, bytesRead: 0 }) {
+  return {
+    tokens: 0,
+    seconds: 0,
+    ioWait: 0,
+    neuronsUsed: 0,
+    hits: 0,
+    misses: 0,
+    reads: readerTotals.reads,
+    bytesRead: readerTotals.bytesRead,
+    neededBytes: 0,
+  };
 }
