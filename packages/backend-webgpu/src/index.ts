@@ -23,13 +23,13 @@ import {
   GatherRowsProgram,
   HistogramMergeProgram,
   ScatterAddByCodePrivatizedProgram,
-  ScatterAddByCodeProgram,
   ScatterAddRowsProgram,
   SoftContractPartialProgram,
   TableBackwardProgram,
   TableIterateProgram,
   ZerosProgram,
 } from './programs';
+import { scatterAddByCode } from './scatter-add-by-code';
 
 const gatherRows: tf.KernelFunc = ({ inputs, backend }) => {
   const gpu = backend as WebGPUBackend;
@@ -115,25 +115,6 @@ const gatherByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return gpu.runWebGPUProgram(new GatherByCodeProgram([n, k], dtype), [table, x], 'float32', [
     { type: 'int32', data: [k] },
   ]);
-};
-
-const scatterAddByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const gpu = backend as WebGPUBackend;
-  const { values, x } = inputs as { values: tf.TensorInfo; x: tf.TensorInfo };
-  const { dtype } = attrs as unknown as CodeAttrs;
-  const [n, k] = values.shape;
-  const output = gpu.runWebGPUProgram(new ZerosProgram([65536, k]), [], 'float32');
-  gpu.runWebGPUProgram(
-    new ScatterAddByCodeProgram(n, k, dtype),
-    [values, x],
-    'float32',
-    [
-      { type: 'int32', data: [k] },
-      { type: 'int32', data: [n] },
-    ],
-    output,
-  );
-  return output;
 };
 
 const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {

@@ -2,7 +2,7 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
 
 /** A flat program: one invocation per output element, `index` is that element. */
-abstract class FlatProgram implements WebGPUProgram {
+export abstract class FlatProgram implements WebGPUProgram {
   outputShape: number[];
   dispatchLayout: { x: number[] };
   dispatch: [number, number, number];
@@ -128,7 +128,7 @@ export class GatherAffineProgram extends FlatProgram {
 }
 
 /** WGSL: the 16-bit code of a float32 (round to nearest even; NaN quieted), as in @edkm/core's half.ts. */
-function codeFunction(dtype: 'bf16' | 'fp16'): string {
+export function codeFunction(dtype: 'bf16' | 'fp16'): string {
   if (dtype === 'bf16') {
     return `
       fn edkmCode(v : f32) -> i32 {

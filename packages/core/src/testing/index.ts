@@ -279,6 +279,32 @@ export function conformanceCases(): ConformanceCase[] {
       });
     }
     cases.push({
+      // sums that cancel to a tiny remainder beside large terms (a gradient's per-code sums):
+      // each code gets +a, −a and a small r; the sum must be r, not 0 or a rounding of a
+      kernelName: 'EdkmScatterAddByCode',
+      name: `scatterAddByCode ${dtype} k=1 cancellation`,
+      run: async () => {
+        const rnd = seededRandom(19);
+        const codes = 500;
+        const x = new Float32Array(codes * 3);
+        const v = new Float32Array(codes * 3);
+        for (let c = 0; c < codes; c++) {
+          const value = 0.01 + c * 0.01;
+          const a = (rnd() - 0.5) * 1e3;
+          x.set([value, value, value], c * 3);
+          v.set([a, -a, (rnd() - 0.5) * 1e-4], c * 3);
+        }
+        const actual = await runOp(() =>
+          scatterAddByCode(tf.tensor2d(v, [codes * 3, 1]), tf.tensor1d(x), dtype),
+        );
+        return {
+          actual,
+          expected: reference.scatterAddByCode(v, x, dtype),
+          tolerance: 1e-9,
+        };
+      },
+    });
+    cases.push({
       kernelName: 'EdkmGatherAffineByCode',
       name: `gatherAffineByCode ${dtype}`,
       run: async () => {
