@@ -9,12 +9,21 @@ export interface DkmConfig {
   /** Dimension of each clustered vector (1..8): 1 clusters scalars, d > 1 clusters d consecutive weights of a row. */
   clusterDim: number;
   /**
-   * Softmax temperature τ of A = softmax(−‖w − c‖² / τ). 'auto' sets τ from the data at each
-   * prepare: tauScale × the mean squared distance of a weight to its nearest initial centroid.
+   * Softmax temperature τ of A = softmax(−‖w − c‖² / τ), fixed per group at the first prepare:
+   * 'variance': tauScale × the variance of the (rounded, normalised) weights, the PyTorch DKM
+   * recipe's rule (τ = 0.05·var(W)); 'auto': tauScale × the mean squared distance of a weight to
+   * its nearest initial centroid; a number: that τ.
    */
-  tau: number | 'auto';
-  /** Multiplier of the automatic temperature (ignored for a numeric tau). */
-  tauScale: number;
+  tau: number | 'auto' | 'variance';
+  /** Multiplier of a data-driven temperature; undefined takes the rule's own (variance 0.05, auto 1). */
+  tauScale?: number;
+  /**
+   * The gradient each weight receives. 'code': every weight that shares a 16-bit code gets the
+   * mean of their per-weight DKM gradients — uniquified DKM's straight-through gradient (the
+   * paper's and the PyTorch reference's): a code's weights move together and stay clustered.
+   * 'weight': plain DKM's own per-weight gradient.
+   */
+  gradient: 'code' | 'weight';
   /** Optional schedule: τ at a training step (overrides `tau` when set). */
   tauSchedule?: (step: number) => number;
   /** Most centroid iterations per forward. */
@@ -40,9 +49,10 @@ export interface DkmConfig {
 export const defaultDkmConfig: DkmConfig = {
   bits: 4,
   clusterDim: 1,
-  tau: 'auto',
-  tauScale: 1,
-  maxIters: 5,
+  tau: 'variance',
+  tauScale: undefined,
+  gradient: 'code',
+  maxIters: 3,
   epsilon: 1e-6,
   init: 'kmeans++',
   seed: 0,
@@ -52,6 +62,9 @@ export const defaultDkmConfig: DkmConfig = {
   mode: 'edkm',
   warmStart: true,
 };
+
+/** The multiplier of a data-driven temperature rule when tauScale is not given. */
+export const defaultTauScale = { variance: 0.05, auto: 1 } as const;
 
 /** Fills defaults and validates every field with a clear message. */
 export function resolveDkmConfig(config: Partial<DkmConfig> = {}): DkmConfig {
@@ -67,11 +80,19 @@ export function resolveDkmConfig(config: Partial<DkmConfig> = {}): DkmConfig {
   assertIntInRange('clusterDim', c.clusterDim, 1, 8);
   assertIntInRange('maxIters', c.maxIters, 1, 1000);
   assertIntInRange('groupSize', c.groupSize, 0, Number.MAX_SAFE_INTEGER);
-  if (c.tau !== 'auto' && !(typeof c.tau === 'number' && c.tau > 0 && Number.isFinite(c.tau))) {
-    throw new InvalidArgumentError(`tau must be a positive number or 'auto', got ${String(c.tau)}`);
+  if (
+    c.tau !== 'auto' &&
+    c.tau !== 'variance' &&
+    !(typeof c.tau === 'number' && c.tau > 0 && Number.isFinite(c.tau))
+  ) {
+    throw new InvalidArgumentError(
+      `tau must be a positive number, 'variance' or 'auto', got ${String(c.tau)}`,
+    );
   }
-  if (!(c.tauScale > 0 && Number.isFinite(c.tauScale)))
+  if (c.tauScale !== undefined && !(c.tauScale > 0 && Number.isFinite(c.tauScale)))
     throw new InvalidArgumentError(`tauScale must be positive, got ${c.tauScale}`);
+  if (c.gradient !== 'code' && c.gradient !== 'weight')
+    throw new InvalidArgumentError(`gradient must be 'code' or 'weight', got '${c.gradient}'`);
   if (!(c.epsilon >= 0)) throw new InvalidArgumentError(`epsilon must be >= 0, got ${c.epsilon}`);
   if (c.init !== 'kmeans++' && c.init !== 'quantiles')
     throw new InvalidArgumentError(`init must be 'kmeans++' or 'quantiles', got '${c.init}'`);

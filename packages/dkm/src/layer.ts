@@ -12,6 +12,7 @@ import {
   gatherAffineByCode,
   gatherByCode,
   gatherRows,
+  scatterAddByCode,
   scatterAddRows,
   softContract,
   tableBackward,
@@ -21,7 +22,7 @@ import {
   toHalfBits,
 } from '@edkm/core';
 import type { Handle, Marshaler } from '@edkm/marshal';
-import { type DkmConfig, resolveDkmConfig } from './config';
+import { type DkmConfig, defaultTauScale, resolveDkmConfig } from './config';
 import { initCentroids } from './init';
 import { attention, dkmPlain, iterate, tableGradients } from './math';
 import { uniquePoints } from './unique';
@@ -57,6 +58,12 @@ interface GroupState {
   initial?: Float32Array;
   final?: Float32Array;
   iterationsRun?: number;
+  /**
+   * Per-code gradient where the table rows are not the codes (plain mode, uniquify: false): the
+   * group of every vector [M] and the size of each group [G, 1].
+   */
+  codeRows?: tf.Tensor1D;
+  codeCounts?: tf.Tensor2D;
   /** edkm: the table row of every vector, in contiguous shards: on the device, or marshaled. */
   index?: tf.Tensor1D[];
   indexHandles?: Handle[];
@@ -296,6 +303,15 @@ export class DkmTensor {
         centroids: [],
         distinct: mode === 'edkm' ? unique.u : rounded.length / d,
       };
+      if (
+        this.config.gradient === 'code' &&
+        (mode === 'plain' || this.runtime.uniquify === false)
+      ) {
+        const groups =
+          this.runtime.uniquify === false ? uniquePoints(codes, d, weightDtype) : unique;
+        state.codeRows = tf.tensor1d(groups.rows, 'int32');
+        state.codeCounts = tf.tensor2d(groups.counts, [groups.u, 1]);
+      }
       const c0Tensor = tf.tensor2d(c0, [k, d]);
       if (mode === 'edkm') {
         state.points = tf.tensor2d(unique.values, [unique.u, d]);
@@ -486,7 +502,8 @@ export class DkmTensor {
             ? (w as tf.Tensor2D)
             : tf.slice(w as tf.Tensor2D, [g.rowStart, 0], [g.rows, cols]);
         if (g.scale) x = x.div(g.scale);
-        const vectors = x.reshape([-1, d]) as tf.Tensor2D;
+        let vectors = x.reshape([-1, d]) as tf.Tensor2D;
+        if (g.codeRows) vectors = averageGradientByGroup(vectors, g.codeRows, g.codeCounts!);
         const clustered =
           this.config.mode === 'plain'
             ? this.applyPlain(g, vectors)
@@ -521,7 +538,7 @@ export class DkmTensor {
           // 5 dispatches, no per-value scatter: the backward table by code, then one affine pass
           // per weight by its own code
           return tf.tidy(() => {
-            const byCode = this.codeBackwardTable(g, weights, upstream);
+            const byCode = this.codeGradientTable(g, weights, upstream);
             return [gatherAffineByCode(byCode, weights, upstream, dtype).reshape([-1, 1])];
           });
         },
@@ -570,7 +587,7 @@ export class DkmTensor {
           const dw = tf.tidy(() => {
             const flatW = ws.reshape([-1]) as tf.Tensor1D;
             const dwt = tf.matMul(upstream, xs, true, false).reshape([-1]) as tf.Tensor1D;
-            const byCode = this.codeBackwardTable(g, flatW, dwt);
+            const byCode = this.codeGradientTable(g, flatW, dwt);
             return gatherAffineByCode(byCode, flatW, dwt, dtype, { inPlace: true }).reshape(
               this.shape,
             );
@@ -610,6 +627,29 @@ export class DkmTensor {
     });
   }
 
+  /**
+   * The [65536, C] table whose affine pass g·T[code, 0] + T[code, 1] gives each weight's gradient.
+   * 'weight': the per-weight DKM gradient J·g_i + h. 'code': the mean of that over the weights
+   * sharing the code, J·ḡ + h with ḡ the code's mean upstream gradient (a deterministic
+   * fixed-point scatter-add), folded into the constant column so the same pass applies it.
+   */
+  private codeGradientTable(
+    g: GroupState,
+    weights: tf.Tensor1D,
+    upstream: tf.Tensor1D,
+  ): tf.Tensor2D {
+    const byCode = this.codeBackwardTable(g, weights, upstream);
+    if (this.config.gradient === 'weight') return byCode;
+    return tf.tidy(() => {
+      const sums = scatterAddByCode(upstream.reshape([-1, 1]), weights, this.config.weightDtype);
+      const counts = gatherRows(g.counts!, g.codeToRow!);
+      const mean = sums.div(tf.maximum(counts, 1));
+      const jacobian = byCode.slice([0, 0], [-1, 1]);
+      const shared = byCode.slice([0, 1], [-1, 1]);
+      return tf.concat([tf.zerosLike(mean), jacobian.mul(mean).add(shared)], 1) as tf.Tensor2D;
+    });
+  }
+
   /** The index shards on the device (loaded from the marshaler when offloaded; caller's scope disposes). */
   private indexShards(g: GroupState): tf.Tensor1D[] {
     const marshal = this.runtime.marshal;
@@ -646,6 +686,19 @@ export class DkmTensor {
               g.centroids,
               g.tau,
             );
+            if (this.config.gradient === 'code') {
+              // every vector of a distinct point gets the mean of their gradients: ḡ·J + h per row
+              const mean = gu.div(g.counts!);
+              const perRow =
+                d === 1
+                  ? mean.mul(jacobian).add(shared)
+                  : tf
+                      .matMul(mean.reshape([-1, 1, d]), jacobian.reshape([-1, d, d]))
+                      .reshape([-1, d])
+                      .add(shared);
+              const rows = shards.map((idx) => gatherRows(perRow as tf.Tensor2D, idx));
+              return [rows.length === 1 ? rows[0] : tf.concat(rows, 0)];
+            }
             const table = tf.concat([jacobian, shared], 1); // [U, d·d + d]
             const grads = shards.map((idx, s) => {
               // d = 1: one fused pass g·J[idx] + h[idx]
@@ -741,6 +794,8 @@ export class DkmTensor {
       for (const t of g.index ?? []) t.dispose();
       for (const h of g.indexHandles ?? []) this.runtime.marshal!.release(h);
       g.outTable?.dispose();
+      g.codeRows?.dispose();
+      g.codeCounts?.dispose();
       g.codeToRow?.dispose();
       g.lastCentroids?.dispose();
       g.outByCode?.dispose();
@@ -765,24 +820,14 @@ export class DkmTensor {
         throw new InvalidArgumentError(`tauSchedule(${step}) returned ${tau}; it must be positive`);
       return tau;
     }
-    if (this.config.tau !== 'auto') return this.config.tau;
+    const rule = this.config.tau;
+    if (typeof rule === 'number') return rule;
     if (this.autoTau[g] === undefined) {
-      // mean squared distance of a weight to its nearest initial centroid, fixed at the first prepare
-      const k = c0.length / d;
-      let total = 0;
-      let mass = 0;
-      for (let u = 0; u < counts.length; u++) {
-        let best = Number.POSITIVE_INFINITY;
-        for (let j = 0; j < k; j++) {
-          let dist = 0;
-          for (let b = 0; b < d; b++) dist += (values[u * d + b] - c0[j * d + b]) ** 2;
-          if (dist < best) best = dist;
-        }
-        total += best * counts[u];
-        mass += counts[u];
-      }
-      const spread = total / mass;
-      this.autoTau[g] = this.config.tauScale * (spread > 0 ? spread : 1e-12);
+      // fixed at the first prepare (and kept in the state, so a resumed run uses the same τ)
+      const spread =
+        rule === 'variance' ? variance(values, counts, d) : nearestSpread(values, counts, c0, d);
+      const scale = this.config.tauScale ?? defaultTauScale[rule];
+      this.autoTau[g] = scale * (spread > 0 ? spread : 1e-12);
     }
     return this.autoTau[g];
   }
@@ -811,6 +856,66 @@ function checkFinite(
       );
     }
   }
+}
+
+/**
+ * Identity in the forward pass; in the backward, every row's gradient becomes the mean over the
+ * rows of its group (rows [M] → group, counts [G, 1] the size of each group).
+ */
+function averageGradientByGroup(
+  x: tf.Tensor2D,
+  rows: tf.Tensor1D,
+  counts: tf.Tensor2D,
+): tf.Tensor2D {
+  const op = tf.customGrad(((input: tf.Tensor2D) => ({
+    value: input.clone(),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+      const upstream = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor2D;
+      return tf.tidy(() => {
+        const sums = scatterAddRows(upstream, rows, counts.shape[0]);
+        return [gatherRows(sums.div(counts) as tf.Tensor2D, rows)];
+      });
+    },
+  })) as unknown as CustomGradFunc);
+  return op(x) as tf.Tensor2D;
+}
+
+/** Count-weighted variance of the points (summed over the d coordinates). */
+function variance(values: Float32Array, counts: Float32Array, d: number): number {
+  let mass = 0;
+  const mean = new Float64Array(d);
+  for (let u = 0; u < counts.length; u++) {
+    mass += counts[u];
+    for (let b = 0; b < d; b++) mean[b] += counts[u] * values[u * d + b];
+  }
+  for (let b = 0; b < d; b++) mean[b] /= mass;
+  let total = 0;
+  for (let u = 0; u < counts.length; u++)
+    for (let b = 0; b < d; b++) total += counts[u] * (values[u * d + b] - mean[b]) ** 2;
+  return total / mass;
+}
+
+/** Count-weighted mean squared distance of a point to its nearest centroid. */
+function nearestSpread(
+  values: Float32Array,
+  counts: Float32Array,
+  c0: Float32Array,
+  d: number,
+): number {
+  const k = c0.length / d;
+  let total = 0;
+  let mass = 0;
+  for (let u = 0; u < counts.length; u++) {
+    let best = Number.POSITIVE_INFINITY;
+    for (let j = 0; j < k; j++) {
+      let dist = 0;
+      for (let b = 0; b < d; b++) dist += (values[u * d + b] - c0[j * d + b]) ** 2;
+      if (dist < best) best = dist;
+    }
+    total += best * counts[u];
+    mass += counts[u];
+  }
+  return total / mass;
 }
 
 /** Contiguous, balanced parts of an index list. */

@@ -7,6 +7,7 @@ import {
   StateError,
   roundToHalf,
   tf,
+  toHalfBits,
   useBackend,
 } from '@edkm/core';
 import { seededRandom, testBackends } from '@edkm/core/testing';
@@ -96,7 +97,15 @@ describe.each(backends)('DKM on %s', (backend) => {
       const seed = shape[0] * 31 + shape[1] + (config.bits ?? 0);
       const w = weights(shape[0], shape[1], seed);
       const probe = weights(shape[0], shape[1], seed + 1, 1);
-      const cfg = { maxIters: 4, epsilon: 0, ...config };
+      // the exact DKM gradient (checked against finite differences below); the per-code gradient,
+      // a straight-through mean, has its own test
+      const cfg: Partial<DkmConfig> = {
+        maxIters: 4,
+        epsilon: 0,
+        tau: 'auto',
+        gradient: 'weight',
+        ...config,
+      };
       const plain = await run(w, shape, { ...cfg, mode: 'plain' }, probe);
       const edkm = await run(w, shape, { ...cfg, mode: 'edkm' }, probe);
       expect(edkm.iters).toEqual(plain.iters);
@@ -139,6 +148,95 @@ describe.each(backends)('DKM on %s', (backend) => {
       expect(maxRelError(plain.out, w)).toBeGreaterThan(1e-4);
     },
   );
+});
+
+/**
+ * The per-code gradient's plain reference: plain DKM's per-weight gradients averaged over the
+ * vectors that share their 16-bit codes (within each group of rows).
+ */
+function meanOverCodes(
+  grad: Float32Array,
+  w: Float32Array,
+  shape: [number, number],
+  d: number,
+  groupSize: number,
+): Float32Array {
+  const codes = toHalfBits(w, 'bf16');
+  const rowsPer = groupSize || shape[0];
+  const key = (v: number) =>
+    `${Math.floor((v * d) / (rowsPer * shape[1]))}:${Array.from(codes.subarray(v * d, v * d + d))}`;
+  const sums = new Map<string, { n: number; s: Float64Array }>();
+  for (let v = 0; v < grad.length / d; v++) {
+    const e = sums.get(key(v)) ?? { n: 0, s: new Float64Array(d) };
+    e.n++;
+    for (let b = 0; b < d; b++) e.s[b] += grad[v * d + b];
+    sums.set(key(v), e);
+  }
+  return Float32Array.from(grad, (_, i) => {
+    const e = sums.get(key(Math.floor(i / d)))!;
+    return e.s[i % d] / e.n;
+  });
+}
+
+describe.each(backends)('per-code gradient on %s', (backend) => {
+  beforeAll(async () => {
+    await useBackend(backend);
+  });
+
+  const codeCases: { shape: [number, number]; config: Partial<DkmConfig> }[] = [
+    { shape: [16, 24], config: { bits: 3 } },
+    { shape: [12, 32], config: { bits: 4, clusterDim: 2 } },
+    { shape: [16, 24], config: { bits: 2, groupSize: 4 } },
+    { shape: [16, 16], config: { bits: 3, weightDtype: 'fp16', tau: 1e-4 } },
+  ];
+  it.each(codeCases)(
+    'equals the mean of the per-weight gradients over each code, plain and eDKM: $shape $config',
+    async ({ shape, config }) => {
+      const seed = shape[0] * 17 + shape[1];
+      const w = weights(shape[0], shape[1], seed);
+      const probe = weights(shape[0], shape[1], seed + 1, 1);
+      const cfg: Partial<DkmConfig> = { maxIters: 3, epsilon: 0, ...config };
+      const perWeight = await run(w, shape, { ...cfg, mode: 'plain', gradient: 'weight' }, probe);
+      const d = config.clusterDim ?? 1;
+      const codes = config.weightDtype === 'fp16' ? roundToHalf(w, 'fp16') : w;
+      const expected = meanOverCodes(perWeight.grad, codes, shape, d, config.groupSize ?? 0);
+      // the reference changes the gradient, not the value
+      const variants = [
+        await run(w, shape, { ...cfg, mode: 'plain', gradient: 'code' }, probe),
+        await run(w, shape, { ...cfg, gradient: 'code' }, probe),
+        await run(w, shape, { ...cfg, gradient: 'code' }, probe, { tables: 'index' }),
+        await run(w, shape, { ...cfg, gradient: 'code' }, probe, { uniquify: false }),
+      ];
+      for (const v of variants) {
+        expect(maxRelError(v.out, perWeight.out)).toBeLessThan(3e-6);
+        expect(maxRelError(v.grad, expected)).toBeLessThan(5e-5);
+      }
+      // and it is not the per-weight gradient (scalars share codes; random 2-vectors rarely do)
+      if (d === 1) expect(maxRelError(variants[1].grad, perWeight.grad)).toBeGreaterThan(1e-3);
+    },
+    180_000, // five DKM runs; the first on a software GPU compiles every shader
+  );
+
+  it('τ = variance: 0.05 × the variance of the rounded weights, fixed at the first prepare', async () => {
+    const shape: [number, number] = [16, 32];
+    const w = weights(...shape, 5);
+    const dkm = new DkmTensor(shape, { bits: 3 });
+    const wt = tf.tensor2d(w, shape);
+    await dkm.prepare(wt);
+    const mean = w.reduce((a, b) => a + b, 0) / w.length;
+    const variance = w.reduce((a, b) => a + (b - mean) ** 2, 0) / w.length;
+    const [first] = await dkm.describe();
+    expect(first.tau).toBeCloseTo(0.05 * variance, 10);
+    const moved = wt.mul(3);
+    await dkm.prepare(moved);
+    expect((await dkm.describe())[0].tau).toBe(first.tau);
+    const scaled = new DkmTensor(shape, { bits: 3, tauScale: 0.5 });
+    await scaled.prepare(wt);
+    expect((await scaled.describe())[0].tau).toBeCloseTo(0.5 * variance, 10);
+    tf.dispose([wt, moved]);
+    dkm.dispose();
+    scaled.dispose();
+  });
 });
 
 describe('plain DKM gradients against central finite differences', () => {
@@ -190,6 +288,9 @@ describe('DKM errors and state', () => {
     expect(() => new DkmTensor([2, 4], { bits: 4 })).toThrow(/16 centroids exceed the 8 vectors/);
     expect(() => new DkmTensor([4, 4], { groupSize: 3 })).toThrow(/groupSize 3 does not divide/);
     expect(() => new DkmTensor([4, 4], { tau: -1 })).toThrow(/tau must be a positive number/);
+    expect(() => new DkmTensor([4, 4], { gradient: 'mean' as never })).toThrow(
+      /gradient must be 'code' or 'weight'/,
+    );
     expect(() => new DkmTensor([4, 4], { colour: 'red' } as never)).toThrow(
       /unknown DKM option 'colour'/,
     );
