@@ -1,7 +1,9 @@
 import '@tensorflow/tfjs-backend-cpu';
 import {
   type CodeAttrs,
+  DecodeKernelNames,
   KernelNames,
+  LinearKernelNames,
   type ScatterAddRowsAttrs,
   type SoftContractAttrs,
   type TableBackwardAttrs,
@@ -14,8 +16,12 @@ import {
   toHalfBits,
 } from '@edkm/core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { bf16GatherRows, bf16MatMul } from './bf16-matmul';
+import { cachedAttention } from './cached-attention';
 import { elementwiseKernels } from './elementwise';
+import { kvWrite } from './kv-write';
 import { batchMatMul } from './matmul';
+import { paletteMatMul } from './palette-matmul';
 
 function values(backend: MathBackendCPU, t: tf.TensorInfo): tf.backend_util.TypedArray {
   return backend.data.get(t.dataId).values as tf.backend_util.TypedArray;
@@ -241,6 +247,11 @@ export const cpuKernels = [
   { kernelName: TableKernelNames.TableIterate, kernelFunc: tableIterate },
   { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
   { kernelName: TableKernelNames.SoftContract, kernelFunc: softContract },
+  { kernelName: LinearKernelNames.PaletteMatMul, kernelFunc: paletteMatMul },
+  { kernelName: LinearKernelNames.Bf16MatMul, kernelFunc: bf16MatMul },
+  { kernelName: LinearKernelNames.Bf16GatherRows, kernelFunc: bf16GatherRows },
+  { kernelName: DecodeKernelNames.KvWrite, kernelFunc: kvWrite },
+  { kernelName: DecodeKernelNames.CachedAttention, kernelFunc: cachedAttention },
   { kernelName: 'UnsortedSegmentSum', kernelFunc: unsortedSegmentSum },
   { kernelName: 'BatchMatMul', kernelFunc: batchMatMul },
   ...elementwiseKernels(),

@@ -1,7 +1,9 @@
 import {
   BackendError,
   type CodeAttrs,
+  DecodeKernelNames,
   KernelNames,
+  LinearKernelNames,
   type ScatterAddRowsAttrs,
   type SoftContractAttrs,
   type TableBackwardAttrs,
@@ -12,6 +14,11 @@ import {
   tf,
 } from '@edkm/core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { bf16GatherRows } from './bf16-gather-rows';
+import { bf16MatMul } from './bf16-matmul';
+import { cachedAttention } from './cached-attention';
+import { kvWrite } from './kv-write';
+import { paletteMatMul, setLinearMTileCap } from './palette-matmul';
 import {
   CodeContractPartialProgram,
   CodeHistogramCopiesProgram,
@@ -265,6 +272,11 @@ export const webgpuKernels = [
   { kernelName: TableKernelNames.TableIterate, kernelFunc: tableIterate },
   { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
   { kernelName: TableKernelNames.SoftContract, kernelFunc: softContract },
+  { kernelName: LinearKernelNames.PaletteMatMul, kernelFunc: paletteMatMul },
+  { kernelName: LinearKernelNames.Bf16MatMul, kernelFunc: bf16MatMul },
+  { kernelName: LinearKernelNames.Bf16GatherRows, kernelFunc: bf16GatherRows },
+  { kernelName: DecodeKernelNames.KvWrite, kernelFunc: kvWrite },
+  { kernelName: DecodeKernelNames.CachedAttention, kernelFunc: cachedAttention },
 ].map(({ kernelName, kernelFunc }) => ({
   kernelName,
   kernelFunc: withBindingCheck(kernelName, kernelFunc),
@@ -341,6 +353,7 @@ async function init(): Promise<boolean> {
         `${info?.vendor} ${info?.architecture} ${info?.device} ${info?.description}`,
       ),
   };
+  setLinearMTileCap(deviceInfo.software ? 2 : 8);
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU
   tf.env().set('WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD', 0);

@@ -17,7 +17,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
     const report = await runConformance('webgpu');
     expect(report.results.length).toBeGreaterThan(10);
     expect(report.failures).toEqual([]);
-  });
+  }, 300_000);
 });
 
 describe('webgpu plugin: tensors over the device storage-binding limit', () => {

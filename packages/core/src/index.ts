@@ -12,3 +12,5 @@ export * from './plugins';
 export * from './random';
 export * from './kernels';
 export * from './table';
+export * from './linear';
+export * from './decode';

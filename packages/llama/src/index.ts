@@ -33,3 +33,11 @@ export {
   writeSafetensors,
 } from './safetensors';
 export { Tokenizer } from './tokenizer';
+export {
+  Decoder,
+  type DecoderMemory,
+  type DecoderOptions,
+  type DecoderSource,
+  DeviceSampler,
+  safetensorsSource,
+} from './decoder';

@@ -3,12 +3,13 @@ import { join } from 'node:path';
 import {
   type PaletteTensor,
   dequantize,
+  groupRowsOf,
   packIndices,
   paletteBytes,
   unpackIndices,
   validatePalette,
 } from '@edkm/codec';
-import { FormatError, fromHalfBits, toHalfBits } from '@edkm/core';
+import { FormatError, type PaletteParts, fromHalfBits, toHalfBits } from '@edkm/core';
 import { SafetensorsFile, type TensorToWrite, decodeTensor, writeSafetensors } from '@edkm/llama';
 
 export const FORMAT = 'edkm-palettized';
@@ -273,6 +274,48 @@ export class PalettizedFile {
     };
     validatePalette(p, `${this.path}: '${name}'`);
     return p;
+  }
+
+  /**
+   * One palettized weight in the form the inference kernels read: the packed index bytes as
+   * stored (never unpacked), the fp16 LUTs, the group sizes, scales and permutation.
+   */
+  paletteParts(name: string): PaletteParts {
+    const s = this.settings.get(name);
+    if (!s) throw new FormatError(`${this.path}: '${name}' is not a palettized weight`);
+    const read16 = (part: string) => {
+      const bytes = this.st.read(name + part).slice();
+      return new Uint16Array(bytes.buffer, 0, bytes.byteLength / 2);
+    };
+    const vectors = (s.shape[0] * s.shape[1]) / s.clusterDim;
+    const packed = this.st.read(name + PART.indices);
+    const expected = Math.ceil((vectors * s.bits) / 8);
+    if (packed.length !== expected)
+      throw new FormatError(
+        `${this.path}: '${name}.indices' has ${packed.length} bytes, ${vectors} indices at ${s.bits} bits need ${expected}`,
+      );
+    return {
+      shape: s.shape,
+      bits: s.bits,
+      clusterDim: s.clusterDim,
+      packed,
+      lut: read16(PART.lut),
+      groupRows: groupRowsOf({ ...s, lut: new Uint16Array(0), indices: new Uint8Array(0) }),
+      scales: this.st.tensors.has(name + PART.scales)
+        ? fromHalfBits(read16(PART.scales), 'fp16')
+        : undefined,
+      permutation: this.st.tensors.has(name + PART.permutation)
+        ? new Int32Array(this.st.read(name + PART.permutation).slice().buffer)
+        : undefined,
+    };
+  }
+
+  /** A dense weight's stored dtype, shape and bytes (bf16 stays bf16). */
+  denseRaw(name: string): { dtype: string; shape: number[]; bytes: Uint8Array } {
+    const entry = this.st.tensors.get(name);
+    if (!entry || this.isPart(name))
+      throw new FormatError(`${this.path}: no dense weight named '${name}'`);
+    return { dtype: entry.dtype, shape: entry.shape, bytes: this.st.read(name).slice() };
   }
 
   /** A dense weight as stored, decoded to float32. */

@@ -17,3 +17,4 @@ export {
   inspect,
 } from './inspect';
 export { type PaletteTensor, dequantize } from '@edkm/codec';
+export { decoderSource, palettizedSource } from './decoder-source';

@@ -4,11 +4,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type PaletteTensor, dequantize } from '@edkm/codec';
 import { FormatError, f32ToF16Bits, fromHalfBits, tf, toHalfBits, useBackend } from '@edkm/core';
-import { SafetensorsFile, defaultModelDir, loadLlama, writeSafetensors } from '@edkm/llama';
+import {
+  Decoder,
+  SafetensorsFile,
+  defaultModelDir,
+  generate,
+  loadLlama,
+  writeSafetensors,
+} from '@edkm/llama';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type DenseWeight,
   PalettizedFile,
+  decoderSource,
   formatInspection,
   inspect,
   isPalettized,
@@ -194,6 +202,20 @@ describe('palettized export of the shipped model', () => {
     ref.model.dispose();
     loaded.model.dispose();
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the Decoder reads the LUTs and packed indices directly: greedy tokens equal the dequantized model', async () => {
+    const loaded = loadModel(exportDir);
+    const source = decoderSource(exportDir);
+    const decoder = new Decoder(loaded.config, source, { maxLength: 64 });
+    const prompt = loaded.tokenizer.encode('ROMEO: But soft, what light');
+    const [ids] = await decoder.generate([prompt], { maxNewTokens: 10, eosIds: [] });
+    expect(ids).toEqual(await generate(loaded.model, prompt, { maxNewTokens: 10, eosIds: [] }));
+    // weights on the device as stored: 2–4-bit palettes, bf16 embeddings and head
+    expect(decoder.memory().weights).toBeLessThan(loaded.palettized!.totalBytes * 1.3);
+    decoder.dispose();
+    source.close();
+    loaded.model.dispose();
   });
 
   it('inspect names every weight, its LUTs, scales and permutation, and the size', () => {

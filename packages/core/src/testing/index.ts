@@ -21,6 +21,7 @@ import {
   useBackend,
 } from '@edkm/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { decodeCases, linearCases } from './linear-cases';
 
 /** One check of one custom kernel: inputs, the reference output and how close a backend must be. */
 export interface ConformanceCase {
@@ -498,6 +499,7 @@ export function conformanceCases(): ConformanceCase[] {
       return { actual, expected: reference.gatherRows(table, 2, indices), tolerance: 0 };
     },
   });
+  cases.push(...linearCases(), ...decodeCases());
   return cases;
 }
 

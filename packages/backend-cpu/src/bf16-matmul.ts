@@ -1,0 +1,69 @@
+import type { tf } from '@edkm/core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+let rowScratch = new Float32Array(0);
+
+/** The float32 values of `count` bf16 elements from element `start` of a pair-packed table. */
+export function decodeBf16(
+  words: Uint32Array,
+  start: number,
+  count: number,
+  out: Float32Array,
+): void {
+  const bitsOut = new Uint32Array(out.buffer, out.byteOffset, count);
+  for (let i = 0; i < count; i++) {
+    const e = start + i;
+    const w = words[e >>> 1];
+    bitsOut[i] = e & 1 ? w & 0xffff0000 : w << 16;
+  }
+}
+
+/** y = x · Wᵀ with W [N, K] as bf16 pairs (LinearKernelNames.Bf16MatMul): one decoded row at a time. */
+export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { x, w } = inputs as Record<string, tf.TensorInfo>;
+  const get = (t: tf.TensorInfo) => cpu.data.get(t.dataId).values as tf.backend_util.TypedArray;
+  const [m, k] = x.shape;
+  const i32 = get(w) as Int32Array;
+  const words = new Uint32Array(i32.buffer, i32.byteOffset, i32.length);
+  const { n } = attrs as unknown as { n: number };
+  const xv = get(x) as Float32Array;
+  if (rowScratch.length < k) rowScratch = new Float32Array(k);
+  const row = rowScratch;
+  const y = new Float32Array(m * n);
+  for (let r = 0; r < n; r++) {
+    decodeBf16(words, r * k, k, row);
+    for (let i = 0; i < m; i++) {
+      const xo = i * k;
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      let j = 0;
+      for (; j + 3 < k; j += 4) {
+        a0 += xv[xo + j] * row[j];
+        a1 += xv[xo + j + 1] * row[j + 1];
+        a2 += xv[xo + j + 2] * row[j + 2];
+        a3 += xv[xo + j + 3] * row[j + 3];
+      }
+      for (; j < k; j++) a0 += xv[xo + j] * row[j];
+      y[i * n + r] = a0 + a1 + a2 + a3;
+    }
+  }
+  return cpu.makeTensorInfo([m, n], 'float32', y);
+};
+
+/** Rows of a bf16 pair-packed table [U, K] by id → float32 [N, K] (zero rows out of range). */
+export const bf16GatherRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { table, ids } = inputs as Record<string, tf.TensorInfo>;
+  const { k, u } = attrs as unknown as { k: number; u: number };
+  const get = (t: tf.TensorInfo) => cpu.data.get(t.dataId).values as tf.backend_util.TypedArray;
+  const i32 = get(table) as Int32Array;
+  const words = new Uint32Array(i32.buffer, i32.byteOffset, i32.length);
+  const id = get(ids) as Int32Array;
+  const out = new Float32Array(id.length * k);
+  for (let i = 0; i < id.length; i++)
+    if (id[i] >= 0 && id[i] < u) decodeBf16(words, id[i] * k, k, out.subarray(i * k, i * k + k));
+  return cpu.makeTensorInfo([id.length, k], 'float32', out);
+};

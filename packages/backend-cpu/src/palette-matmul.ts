@@ -1,0 +1,105 @@
+import type { PaletteMatMulAttrs, tf } from '@edkm/core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+let scratch = new Uint8Array(0);
+
+/**
+ * The `count` indices from element `start` of a packed stream into out[0..count): 32 at a time
+ * from `bits` whole words when the start is word-aligned (every row of a K that is a multiple of
+ * 32), else index by index.
+ */
+export function decodeIndices(
+  codes: Uint32Array,
+  bits: number,
+  start: number,
+  count: number,
+  out: Uint8Array,
+): void {
+  const mask = (1 << bits) - 1;
+  let i = 0;
+  let bit = start * bits;
+  if ((bit & 31) === 0) {
+    let w = bit >>> 5;
+    const blocks = count >>> 5;
+    for (let b = 0; b < blocks; b++) {
+      let acc = 0;
+      let avail = 0;
+      for (const end = i + 32; i < end; i++) {
+        if (avail >= bits) {
+          out[i] = acc & mask;
+          acc >>>= bits;
+          avail -= bits;
+        } else {
+          const next = codes[w++];
+          out[i] = (acc | (next << avail)) & mask;
+          acc = next >>> (bits - avail);
+          avail += 32 - bits;
+        }
+      }
+    }
+    bit += blocks * 32 * bits;
+  }
+  for (; i < count; i++, bit += bits) {
+    const w = bit >>> 5;
+    const sh = bit & 31;
+    let v = codes[w] >>> sh;
+    if (sh + bits > 32) v |= codes[w + 1] << (32 - sh);
+    out[i] = v & mask;
+  }
+}
+
+/**
+ * y = x · Wᵀ with W read from its LUTs and packed indices (see LinearKernelNames.PaletteMatMul):
+ * each stored row's indices are decoded once into a reused scratch row and serve all M rows of x.
+ */
+export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { x, codes, lut, rows, scales } = inputs as Record<string, tf.TensorInfo>;
+  const { bits, clusterDim: d } = attrs as unknown as PaletteMatMulAttrs;
+  const get = (t: tf.TensorInfo) => cpu.data.get(t.dataId).values as tf.backend_util.TypedArray;
+  const [m, k] = x.shape;
+  const n = rows.shape[0];
+  const xv = get(x) as Float32Array;
+  const i32 = get(codes) as Int32Array;
+  const words = new Uint32Array(i32.buffer, i32.byteOffset, i32.length);
+  const table = get(lut) as Float32Array;
+  const meta = get(rows) as Int32Array;
+  const scale = get(scales) as Float32Array;
+  const v = k / d;
+  const entries = (1 << bits) * d;
+  if (scratch.length < v) scratch = new Uint8Array(v);
+  const idx = scratch;
+  const y = new Float32Array(m * n);
+  for (let s = 0; s < n; s++) {
+    decodeIndices(words, bits, s * v, v, idx);
+    const out = meta[2 * s];
+    const base = meta[2 * s + 1] * entries;
+    const c = scale[s];
+    for (let r = 0; r < m; r++) {
+      const xo = r * k;
+      let acc = 0;
+      if (d === 1) {
+        let a1 = 0;
+        let a2 = 0;
+        let a3 = 0;
+        let j = 0;
+        for (; j + 3 < v; j += 4) {
+          acc += xv[xo + j] * table[base + idx[j]];
+          a1 += xv[xo + j + 1] * table[base + idx[j + 1]];
+          a2 += xv[xo + j + 2] * table[base + idx[j + 2]];
+          a3 += xv[xo + j + 3] * table[base + idx[j + 3]];
+        }
+        for (; j < v; j++) acc += xv[xo + j] * table[base + idx[j]];
+        acc += a1 + a2 + a3;
+      } else {
+        for (let j = 0; j < v; j++) {
+          const at = base + idx[j] * d;
+          const xj = xo + j * d;
+          for (let e = 0; e < d; e++) acc += xv[xj + e] * table[at + e];
+        }
+      }
+      y[r * n + out] = c * acc;
+    }
+  }
+  return cpu.makeTensorInfo([m, n], 'float32', y);
+};

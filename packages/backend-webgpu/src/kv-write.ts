@@ -1,0 +1,74 @@
+import type { DecodeAttrs, tf } from '@edkm/core';
+import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
+
+/** WGSL: element i of a head at `at` of a qkv row, rotated to position p (rotate-half RoPE). */
+export function ropeFunction(): string {
+  return `
+      fn edkmRope(at : i32, i : i32, p : i32) -> f32 {
+        let half = uniforms.d / 2;
+        let j = i % half;
+        let c = rope[p * uniforms.d + j];
+        let sn = rope[p * uniforms.d + half + j];
+        if (i < half) { return qkv[at + i] * c - qkv[at + i + half] * sn; }
+        return qkv[at + i] * c + qkv[at + i - half] * sn;
+      }`;
+}
+
+/**
+ * DecodeKernelNames.KvWrite: one invocation per new key/value element; the output is the cache
+ * itself (bound read-write), so nothing is allocated and no shape changes from step to step.
+ */
+export class KvWriteProgram implements WebGPUProgram {
+  outputShape: number[];
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  variableNames = ['qkv', 'rope', 'starts'];
+  uniforms = 'b : i32, t : i32, h : i32, kv : i32, l : i32, d : i32, pos : i32, count : i32,';
+  size = false;
+  shaderKey = 'edkm_kv_write';
+  constructor(cacheShape: number[], count: number) {
+    this.outputShape = cacheShape;
+    this.dispatchLayout = webgpu_util.flatDispatchLayout([count]);
+    this.dispatch = webgpu_util.computeDispatch(this.dispatchLayout, [count], this.workgroupSize);
+  }
+  getUserCode(): string {
+    return `
+      ${ropeFunction()}
+      fn main(index : i32) {
+        if (index >= uniforms.count) { return; }
+        let i = index % uniforms.d;
+        let rest = index / uniforms.d;
+        let hk = rest % uniforms.kv;
+        let bt = rest / uniforms.kv;
+        let b = bt / uniforms.t;
+        let t = bt - b * uniforms.t;
+        let row = bt * (uniforms.h + 2 * uniforms.kv) * uniforms.d;
+        let p = max(0, uniforms.pos + t - starts[b]);
+        let slot = uniforms.pos + t;
+        let kAt = ((b * uniforms.kv + hk) * uniforms.l + slot) * uniforms.d + i;
+        let vAt = (((uniforms.b + b) * uniforms.kv + hk) * uniforms.l + slot) * uniforms.d + i;
+        result[kAt] = edkmRope(row + (uniforms.h + hk) * uniforms.d, i, p);
+        result[vAt] = qkv[row + (uniforms.h + uniforms.kv + hk) * uniforms.d + i];
+      }`;
+  }
+}
+
+export const kvWrite: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { cache, qkv, rope, starts } = inputs as Record<string, tf.TensorInfo>;
+  const a = attrs as unknown as DecodeAttrs;
+  const [, b, kv, l, d] = cache.shape;
+  const t = qkv.shape[0] / b;
+  const count = b * t * kv * d;
+  gpu.runWebGPUProgram(
+    new KvWriteProgram(cache.shape, count),
+    [qkv, rope, starts],
+    'float32',
+    [b, t, a.heads, kv, l, d, a.pos, count].map((v) => ({ type: 'int32', data: [v] })),
+    cache,
+  );
+  gpu.incRef(cache.dataId);
+  return { dataId: cache.dataId, shape: cache.shape, dtype: 'float32' };
+};

@@ -1,0 +1,194 @@
+import type { PaletteMatMulAttrs, tf } from '@edkm/core';
+import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
+
+/** Threads per workgroup of the linear kernels: one workgroup reduces one weight row. */
+export const LINEAR_WG = 64;
+/** Rows of x each workgroup multiplies per weight row read (the M tile; more rows, more passes). */
+export const LINEAR_MT = 8;
+
+let mTileCap = LINEAR_MT;
+/**
+ * Caps the M tile: a software rasteriser (lavapipe's LLVM) takes minutes to compile the 8-row
+ * tile, so the plugin caps it at 2 there; real drivers compile it in well under a second.
+ */
+export function setLinearMTileCap(cap: number): void {
+  mTileCap = cap;
+}
+
+/** The M tile for m rows of x: 1, 2, 4 or 8 (few pipelines; straight-line code per tile). */
+export function mTile(m: number): number {
+  const t = m >= 8 ? LINEAR_MT : m >= 4 ? 4 : m >= 2 ? 2 : 1;
+  return Math.min(t, mTileCap);
+}
+
+/** `line(r)` for r < mt, joined (the M tile is unrolled: scalar accumulators, no private arrays). */
+export function perRow(mt: number, line: (r: number) => string): string {
+  return Array.from({ length: mt }, (_, r) => line(r)).join('\n');
+}
+
+/**
+ * The shared part of the linear kernels: xRow{r} (offset of x row m0 + r, clamped), acc{r}, one
+ * weight row s per pass, the workgroup-wide sums (uniform control flow: the barriers are outside
+ * every branch) and the write of out{r} at column `col`.
+ */
+export function linearShader(opts: {
+  mt: number;
+  xDiv: number;
+  body: string;
+  col: string;
+  value: (r: number) => string;
+}): string {
+  const { mt, xDiv, body, col, value } = opts;
+  const red = (r: number, at: string) => `red[${r * LINEAR_WG} + ${at}]`;
+  return `
+      var<workgroup> red : array<f32, ${LINEAR_WG * mt}>;
+      fn main(index : i32) {
+        let tid = i32(localIndex);
+        let m0 = i32(workgroupId.y) * ${mt};
+        ${perRow(mt, (r) => `let xRow${r} = min(m0 + ${r}, uniforms.m - 1) * uniforms.k / ${xDiv};`)}
+        for (var it = 0; it < uniforms.passes; it++) {
+          let s = i32(workgroupId.x) + it * uniforms.grid;
+          ${perRow(mt, (r) => `var acc${r} = 0.0;`)}
+          if (s < uniforms.n) {
+            ${body}
+          }
+          ${perRow(mt, (r) => `${red(r, 'tid')} = acc${r};`)}
+          workgroupBarrier();
+          for (var stride = ${LINEAR_WG / 2}; stride > 0; stride = stride / 2) {
+            if (tid < stride) {
+              ${perRow(mt, (r) => `${red(r, 'tid')} = ${red(r, 'tid')} + ${red(r, 'tid + stride')};`)}
+            }
+            workgroupBarrier();
+          }
+          if (s < uniforms.n && tid < ${mt} && m0 + tid < uniforms.m) {
+            setOutputAtIndex((m0 + tid) * uniforms.n + ${col}, ${value(0).replace('RED', `red[tid * ${LINEAR_WG}]`)});
+          }
+          workgroupBarrier();
+        }
+      }`;
+}
+
+/** Dispatch of a linear kernel over n weight rows and m rows of x: [grid, ⌈m/mt⌉], `passes` rows per workgroup. */
+export function linearGrid(n: number, m: number, mt: number) {
+  const grid = Math.min(n, 32768);
+  return {
+    grid,
+    passes: Math.ceil(n / grid),
+    dispatch: [grid, Math.ceil(m / mt), 1] as [number, number, number],
+  };
+}
+
+/**
+ * y = x · Wᵀ from LUTs and packed indices (LinearKernelNames.PaletteMatMul). One workgroup per
+ * stored row (and per tile of LINEAR_MT rows of x); each thread takes 32 indices at a time — `bits`
+ * whole words, unpacked by shifts fixed at compile time — when every row starts on a word (K/d a
+ * multiple of 32, d = 1), else one index at a time. The LUT and x are read through the cache.
+ */
+export class PaletteMatMulProgram implements WebGPUProgram {
+  outputShape: number[];
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [LINEAR_WG, 1, 1];
+  variableNames = ['x', 'codes', 'lut', 'rows', 'scales'];
+  variableComponents?: number[];
+  uniforms = 'm : i32, n : i32, k : i32, grid : i32, passes : i32,';
+  size = false;
+  shaderKey: string;
+  private readonly aligned: boolean;
+  readonly passes: number;
+  readonly grid: number;
+  constructor(
+    m: number,
+    n: number,
+    k: number,
+    private readonly bits: number,
+    private readonly d: number,
+    private readonly mt: number,
+  ) {
+    this.outputShape = [m, n];
+    this.dispatchLayout = webgpu_util.flatDispatchLayout(this.outputShape);
+    const g = linearGrid(n, m, mt);
+    this.dispatch = g.dispatch;
+    this.passes = g.passes;
+    this.grid = g.grid;
+    this.aligned = d === 1 && k % 32 === 0;
+    if (this.aligned) this.variableComponents = [4, 1, 1, 1, 1];
+    this.shaderKey = `edkm_palette_matmul_${bits}_${d}_${mt}_${this.aligned}`;
+  }
+
+  private alignedChunk(): string {
+    const bits = this.bits;
+    const mask = (1 << bits) - 1;
+    const lines: string[] = [];
+    for (let w = 0; w < bits; w++) lines.push(`let cw${w} = bitcast<u32>(codes[w0 + ${w}]);`);
+    for (let j = 0; j < 32; j++) {
+      const bit = j * bits;
+      const w = bit >> 5;
+      const sh = bit & 31;
+      const e =
+        sh + bits <= 32
+          ? `(cw${w} >> ${sh}u)`
+          : `((cw${w} >> ${sh}u) | (cw${w + 1} << ${32 - sh}u))`;
+      lines.push(`let l${j} = lut[base + i32(${e} & ${mask}u)];`);
+    }
+    for (let q = 0; q < 8; q++) {
+      lines.push(`let lv${q} = vec4<f32>(l${4 * q}, l${4 * q + 1}, l${4 * q + 2}, l${4 * q + 3});`);
+      lines.push(
+        perRow(this.mt, (r) => `acc${r} = acc${r} + dot(x[xRow${r} + c * 8 + ${q}], lv${q});`),
+      );
+    }
+    return lines.join('\n            ');
+  }
+
+  getUserCode(): string {
+    const { bits, d, mt } = this;
+    const entries = (1 << bits) * d;
+    const body = this.aligned
+      ? `
+          let base = rows[2 * s + 1] * ${entries};
+          let chunks = uniforms.k / 32;
+          for (var c = tid; c < chunks; c = c + ${LINEAR_WG}) {
+            let w0 = (s * chunks + c) * ${bits};
+            ${this.alignedChunk()}
+          }`
+      : `
+          let base = rows[2 * s + 1] * ${entries};
+          let v = uniforms.k / ${d};
+          for (var j = tid; j < v; j = j + ${LINEAR_WG}) {
+            let bit = u32(s * v + j) * ${bits}u;
+            let w = i32(bit >> 5u);
+            let sh = bit & 31u;
+            var q = bitcast<u32>(codes[w]) >> sh;
+            if (sh + ${bits}u > 32u) { q = q | (bitcast<u32>(codes[w + 1]) << (32u - sh)); }
+            let at = base + i32(q & ${(1 << bits) - 1}u) * ${d};
+            for (var e = 0; e < ${d}; e++) {
+              let l = lut[at + e];
+              ${perRow(mt, (r) => `acc${r} = acc${r} + x[xRow${r} + j * ${d} + e] * l;`)}
+            }
+          }`;
+    return linearShader({
+      mt,
+      xDiv: this.aligned ? 4 : 1,
+      body,
+      col: 'rows[2 * s]',
+      value: () => 'scales[s] * RED',
+    });
+  }
+}
+
+export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { x, codes, lut, rows, scales } = inputs as Record<string, tf.TensorInfo>;
+  const { bits, clusterDim } = attrs as unknown as PaletteMatMulAttrs;
+  const [m, k] = x.shape;
+  const n = rows.shape[0];
+  const program = new PaletteMatMulProgram(m, n, k, bits, clusterDim, mTile(m));
+  return gpu.runWebGPUProgram(program, [x, codes, lut, rows, scales], 'float32', [
+    { type: 'int32', data: [m] },
+    { type: 'int32', data: [n] },
+    { type: 'int32', data: [k] },
+    { type: 'int32', data: [program.grid] },
+    { type: 'int32', data: [program.passes] },
+  ]);
+};

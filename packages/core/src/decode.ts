@@ -1,0 +1,211 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { InvalidArgumentError, ShapeError } from './errors';
+
+/**
+ * The attention kernels of KV-cached decoding with shapes fixed for a whole generation: the cache
+ * [2, B, KV, L, D] (keys, then values) is allocated once for L positions and written in place;
+ * the current position is an attribute (a uniform on WebGPU), never a shape, so every step runs
+ * the same kernels on the same buffers.
+ *
+ * `qkv` [B·T, (H + 2·KV)·D] holds each new position's query, key and value heads side by side (one
+ * stacked projection); row b·T + t is batch row b's t-th new position, at cache slot pos + t.
+ * Batch row b is left-padded by starts[b] slots: its keys before that slot are never attended to
+ * and its RoPE positions count from it. `rope` [L, D]: cos(p·f_i) in columns i < D/2 and
+ * sin(p·f_i) in columns D/2 + i (Hugging Face's rotate-half convention).
+ */
+export const DecodeKernelNames = {
+  /** {cache, qkv, rope, starts: [B] int32}, attrs → cache (written in place and returned). */
+  KvWrite: 'EdkmKvWrite',
+  /** {qkv, cache, rope, starts}, attrs → [B·T, H·D]: causal attention over slots [starts[b], pos + t]. */
+  CachedAttention: 'EdkmCachedAttention',
+} as const;
+
+export interface DecodeAttrs {
+  heads: number;
+  kvHeads: number;
+  /** Cache slot of the first new position. */
+  pos: number;
+}
+
+/** The [L, D] RoPE table (cos | sin) for inverse frequencies f (D/2 of them). */
+export function ropeTable(length: number, invFreq: Float32Array): Float32Array {
+  const half = invFreq.length;
+  const d = 2 * half;
+  const out = new Float32Array(length * d);
+  for (let p = 0; p < length; p++)
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(p * invFreq[i]);
+      out[p * d + i] = Math.cos(angle);
+      out[p * d + half + i] = Math.sin(angle);
+    }
+  return out;
+}
+
+function check(
+  op: string,
+  cache: tf.Tensor,
+  qkv: tf.Tensor,
+  rope: tf.Tensor,
+  starts: tf.Tensor,
+  a: DecodeAttrs,
+): void {
+  if (cache.rank !== 5 || cache.shape[0] !== 2)
+    throw new ShapeError(`${op}: cache must be [2, B, KV, L, D], got [${cache.shape}]`);
+  const [, b, kv, l, d] = cache.shape;
+  if (kv !== a.kvHeads || a.heads % a.kvHeads !== 0)
+    throw new ShapeError(`${op}: ${a.heads} heads over ${a.kvHeads} KV heads, cache has ${kv}`);
+  if (d % 2 !== 0) throw new ShapeError(`${op}: head dim ${d} must be even`);
+  const c = (a.heads + 2 * a.kvHeads) * d;
+  if (qkv.rank !== 2 || qkv.shape[1] !== c || qkv.shape[0] % b !== 0)
+    throw new ShapeError(`${op}: qkv must be [${b}·T, ${c}], got [${qkv.shape}]`);
+  const t = qkv.shape[0] / b;
+  if (!Number.isInteger(a.pos) || a.pos < 0 || a.pos + t > l)
+    throw new InvalidArgumentError(
+      `${op}: positions ${a.pos}..${a.pos + t - 1} outside the cache's ${l}`,
+    );
+  if (rope.rank !== 2 || rope.shape[0] < l || rope.shape[1] !== d)
+    throw new ShapeError(`${op}: rope must be [≥ ${l}, ${d}], got [${rope.shape}]`);
+  if (starts.dtype !== 'int32' || starts.rank !== 1 || starts.shape[0] !== b)
+    throw new ShapeError(
+      `${op}: starts must be int32 [${b}], got ${starts.dtype} [${starts.shape}]`,
+    );
+}
+
+/**
+ * Writes the new positions' keys (RoPE applied) and values into the cache in place. The returned
+ * tensor shares the cache's data (dispose it, or keep it instead of the old handle).
+ */
+export function kvWrite(
+  cache: tf.Tensor,
+  qkv: tf.Tensor2D,
+  rope: tf.Tensor2D,
+  starts: tf.Tensor1D,
+  attrs: DecodeAttrs,
+): tf.Tensor {
+  check('kvWrite', cache, qkv, rope, starts, attrs);
+  return tf.engine().runKernel(DecodeKernelNames.KvWrite, { cache, qkv, rope, starts }, {
+    ...attrs,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/** Causal grouped-query attention of the new positions' queries over the cache → [B·T, H·D]. */
+export function cachedAttention(
+  qkv: tf.Tensor2D,
+  cache: tf.Tensor,
+  rope: tf.Tensor2D,
+  starts: tf.Tensor1D,
+  attrs: DecodeAttrs,
+): tf.Tensor2D {
+  check('cachedAttention', cache, qkv, rope, starts, attrs);
+  return tf.engine().runKernel(DecodeKernelNames.CachedAttention, { qkv, cache, rope, starts }, {
+    ...attrs,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+export interface DecodeShape {
+  b: number;
+  kv: number;
+  l: number;
+  d: number;
+}
+
+function ropeAt(
+  row: Float32Array,
+  at: number,
+  i: number,
+  d: number,
+  rope: Float32Array,
+  p: number,
+): number {
+  const half = d / 2;
+  const j = i % half;
+  const cos = rope[p * d + j];
+  const sin = rope[p * d + half + j];
+  const x = row[at + i];
+  return i < half
+    ? Math.fround(Math.fround(x * cos) - Math.fround(row[at + i + half] * sin))
+    : Math.fround(Math.fround(x * cos) + Math.fround(row[at + i - half] * sin));
+}
+
+/** Plain references of the decode kernels (the cpu plugin runs them as they are). */
+export const decodeReference = {
+  kvWrite(
+    cache: Float32Array,
+    s: DecodeShape,
+    qkv: Float32Array,
+    rope: Float32Array,
+    starts: Int32Array,
+    a: DecodeAttrs,
+  ): void {
+    const { b: B, kv: KV, l: L, d: D } = s;
+    const H = a.heads;
+    const C = (H + 2 * KV) * D;
+    const T = qkv.length / C / B;
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < T; t++) {
+        const row = (b * T + t) * C;
+        const p = Math.max(0, a.pos + t - starts[b]);
+        const slot = a.pos + t;
+        for (let h = 0; h < KV; h++) {
+          const kAt = ((b * KV + h) * L + slot) * D;
+          const vAt = (((B + b) * KV + h) * L + slot) * D;
+          for (let i = 0; i < D; i++) {
+            cache[kAt + i] = ropeAt(qkv, row + (H + h) * D, i, D, rope, p);
+            cache[vAt + i] = qkv[row + (H + KV + h) * D + i];
+          }
+        }
+      }
+  },
+  cachedAttention(
+    qkv: Float32Array,
+    cache: Float32Array,
+    s: DecodeShape,
+    rope: Float32Array,
+    starts: Int32Array,
+    a: DecodeAttrs,
+  ): Float32Array {
+    const { b: B, kv: KV, l: L, d: D } = s;
+    const H = a.heads;
+    const C = (H + 2 * KV) * D;
+    const T = qkv.length / C / B;
+    const rep = H / KV;
+    const scale = 1 / Math.sqrt(D);
+    const out = new Float32Array(B * T * H * D);
+    const q = new Float32Array(D);
+    const o = new Float64Array(D);
+    let scores = new Float64Array(0);
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < T; t++) {
+        const row = (b * T + t) * C;
+        const p = Math.max(0, a.pos + t - starts[b]);
+        const len = a.pos + t + 1;
+        const start = starts[b];
+        if (scores.length < len) scores = new Float64Array(L);
+        for (let h = 0; h < H; h++) {
+          const kvh = Math.floor(h / rep);
+          for (let i = 0; i < D; i++) q[i] = ropeAt(qkv, row + h * D, i, D, rope, p) * scale;
+          const kBase = (b * KV + kvh) * L;
+          const vBase = ((B + b) * KV + kvh) * L;
+          let max = Number.NEGATIVE_INFINITY;
+          for (let j = start; j < len; j++) {
+            let acc = 0;
+            const at = (kBase + j) * D;
+            for (let i = 0; i < D; i++) acc += q[i] * cache[at + i];
+            scores[j] = acc;
+            if (acc > max) max = acc;
+          }
+          o.fill(0);
+          let sum = 0;
+          for (let j = start; j < len; j++) {
+            const w = Math.exp(scores[j] - max);
+            sum += w;
+            const at = (vBase + j) * D;
+            for (let i = 0; i < D; i++) o[i] += w * cache[at + i];
+          }
+          const to = (b * T + t) * H * D + h * D;
+          for (let i = 0; i < D; i++) out[to + i] = sum > 0 ? o[i] / sum : 0;
+        }
+      }
+    return out;
+  },
+};

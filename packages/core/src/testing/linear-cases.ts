@@ -1,0 +1,230 @@
+import {
+  type PaletteWeightHost,
+  bf16GatherRows,
+  cachedAttention,
+  decodeReference,
+  disposePackedWeight,
+  kvWrite,
+  linearReference,
+  packedMatMul,
+  paletteWeightHost,
+  ropeTable,
+  seededRandom,
+  toHalfBits,
+  uploadBf16Weight,
+  uploadPaletteWeight,
+} from '@edkm/core';
+import * as tf from '@tensorflow/tfjs-core';
+import type { ConformanceCase } from './index';
+
+/** Packs indices as the export does (element i at bits [i·bits, (i+1)·bits), LSB first). */
+function pack(indices: number[], bits: number): Uint8Array {
+  const out = new Uint8Array(Math.ceil((indices.length * bits) / 8));
+  indices.forEach((v, i) => {
+    for (let b = 0; b < bits; b++)
+      if ((v >> b) & 1) out[(i * bits + b) >> 3] |= 1 << ((i * bits + b) & 7);
+  });
+  return out;
+}
+
+interface PaletteCase {
+  m: number;
+  n: number;
+  k: number;
+  bits: number;
+  d?: number;
+  groups?: number[];
+  scales?: boolean;
+  permute?: boolean;
+}
+
+export function randomPalette(c: PaletteCase, seed: number): PaletteWeightHost {
+  const rnd = seededRandom(seed);
+  const d = c.d ?? 1;
+  const groups = c.groups ?? [c.n];
+  const indices = Array.from({ length: (c.n * c.k) / d }, () => Math.floor(rnd() * 2 ** c.bits));
+  const lut = toHalfBits(
+    Float32Array.from({ length: groups.length * 2 ** c.bits * d }, () => rnd() * 2 - 1),
+    'fp16',
+  );
+  const permutation = c.permute
+    ? Int32Array.from(Array.from({ length: c.n }, (_, i) => i).sort(() => rnd() - 0.5))
+    : undefined;
+  return paletteWeightHost({
+    shape: [c.n, c.k],
+    bits: c.bits,
+    clusterDim: d,
+    packed: pack(indices, c.bits),
+    lut,
+    groupRows: groups,
+    scales: c.scales ? Float32Array.from({ length: c.n }, () => 0.5 + rnd()) : undefined,
+    permutation,
+  });
+}
+
+async function read(t: tf.Tensor): Promise<Float32Array> {
+  const data = Float32Array.from((await t.data()) as Float32Array);
+  t.dispose();
+  return data;
+}
+
+function tolerance(expected: Float32Array, k: number): number {
+  let max = 1;
+  for (const v of expected) max = Math.max(max, Math.abs(v));
+  return 1e-6 * k * max;
+}
+
+const paletteCases: PaletteCase[] = [
+  ...[1, 2, 3, 4, 5, 6, 7, 8].map((bits) => ({ m: 1, n: 19, k: 64, bits })),
+  { m: 3, n: 40, k: 96, bits: 3, groups: [7, 30, 3], scales: true, permute: true },
+  { m: 11, n: 9, k: 32, bits: 4, scales: true },
+  { m: 2, n: 13, k: 20, bits: 3, groups: [5, 8], permute: true },
+  { m: 1, n: 6, k: 24, bits: 5, d: 2, scales: true },
+];
+
+export function linearCases(): ConformanceCase[] {
+  const cases: ConformanceCase[] = [];
+  paletteCases.forEach((c, i) => {
+    const extras = [
+      c.d ? `d=${c.d}` : '',
+      c.groups ? `groups=[${c.groups}]` : '',
+      c.scales ? 'scales' : '',
+      c.permute ? 'permuted' : '',
+    ].filter(Boolean);
+    cases.push({
+      kernelName: 'EdkmPaletteMatMul',
+      name: `paletteMatMul m=${c.m} n=${c.n} k=${c.k} bits=${c.bits} ${extras.join(' ')}`,
+      run: async () => {
+        const h = randomPalette(c, 7000 + i);
+        const rnd = seededRandom(7100 + i);
+        const x = Float32Array.from({ length: c.m * c.k }, () => rnd() * 2 - 1);
+        const w = uploadPaletteWeight(h);
+        const xt = tf.tensor2d(x, [c.m, c.k]);
+        const actual = await read(packedMatMul(xt, w));
+        xt.dispose();
+        disposePackedWeight(w);
+        const expected = linearReference.paletteMatMul(x, c.m, h);
+        return { actual, expected, tolerance: tolerance(expected, c.k) };
+      },
+    });
+  });
+  const bf16Shapes = [
+    { m: 1, n: 17, k: 64 },
+    { m: 5, n: 9, k: 40 },
+    { m: 1, n: 7, k: 13 },
+  ];
+  bf16Shapes.forEach((s, i) => {
+    cases.push({
+      kernelName: 'EdkmBf16MatMul',
+      name: `bf16MatMul m=${s.m} n=${s.n} k=${s.k}`,
+      run: async () => {
+        const rnd = seededRandom(7200 + i);
+        const bits = toHalfBits(
+          Float32Array.from({ length: s.n * s.k }, () => rnd() * 2 - 1),
+          'bf16',
+        );
+        const x = Float32Array.from({ length: s.m * s.k }, () => rnd() * 2 - 1);
+        const w = uploadBf16Weight([s.n, s.k], bits);
+        const xt = tf.tensor2d(x, [s.m, s.k]);
+        const actual = await read(packedMatMul(xt, w));
+        xt.dispose();
+        disposePackedWeight(w);
+        const expected = linearReference.bf16MatMul(x, s.m, bits, s.n, s.k);
+        return { actual, expected, tolerance: tolerance(expected, s.k) };
+      },
+    });
+  });
+  cases.push({
+    kernelName: 'EdkmBf16GatherRows',
+    name: 'bf16GatherRows odd K, out-of-range ids give zero rows',
+    run: async () => {
+      const rnd = seededRandom(7300);
+      const [u, k] = [5, 7];
+      const values = Float32Array.from({ length: u * k }, () => rnd() * 2 - 1);
+      const bits = toHalfBits(values, 'bf16');
+      const ids = Int32Array.from([4, -1, 0, 5, 3, 3]);
+      const w = uploadBf16Weight([u, k], bits);
+      const idt = tf.tensor1d(ids, 'int32');
+      const actual = await read(bf16GatherRows(w, idt));
+      idt.dispose();
+      disposePackedWeight(w);
+      const expected = new Float32Array(ids.length * k);
+      const decoded = new Float32Array(new Uint32Array(Array.from(bits, (b) => b << 16)).buffer);
+      ids.forEach((id, i) => {
+        if (id >= 0 && id < u) expected.set(decoded.subarray(id * k, id * k + k), i * k);
+      });
+      return { actual, expected, tolerance: 0 };
+    },
+  });
+  return cases;
+}
+
+const decodeShapes = [
+  { b: 1, t: 1, h: 4, kv: 2, l: 9, d: 8, pos: 5, starts: [0] },
+  { b: 2, t: 3, h: 6, kv: 2, l: 12, d: 96, pos: 4, starts: [0, 2] },
+  { b: 1, t: 70, h: 2, kv: 1, l: 80, d: 4, pos: 3, starts: [1] },
+];
+
+/** Conformance of the decode kernels: KV writes in place, cached attention. */
+export function decodeCases(): ConformanceCase[] {
+  const cases: ConformanceCase[] = [];
+  decodeShapes.forEach((s, i) => {
+    const label = `b=${s.b} t=${s.t} h=${s.h} kv=${s.kv} l=${s.l} d=${s.d} pos=${s.pos} starts=[${s.starts}]`;
+    const make = () => {
+      const rnd = seededRandom(7400 + i);
+      const cache = Float32Array.from({ length: 2 * s.b * s.kv * s.l * s.d }, () => rnd() * 2 - 1);
+      const qkv = Float32Array.from(
+        { length: s.b * s.t * (s.h + 2 * s.kv) * s.d },
+        () => rnd() * 2 - 1,
+      );
+      const invFreq = Float32Array.from(
+        { length: s.d / 2 },
+        (_, j) => 1 / 10000 ** ((2 * j) / s.d),
+      );
+      const rope = ropeTable(s.l, invFreq);
+      const attrs = { heads: s.h, kvHeads: s.kv, pos: s.pos };
+      const shape = { b: s.b, kv: s.kv, l: s.l, d: s.d };
+      const tensors = () => ({
+        cache: tf.tensor(cache, [2, s.b, s.kv, s.l, s.d]),
+        qkv: tf.tensor2d(qkv, [s.b * s.t, (s.h + 2 * s.kv) * s.d]),
+        rope: tf.tensor2d(rope, [s.l, s.d]),
+        starts: tf.tensor1d(Int32Array.from(s.starts), 'int32'),
+      });
+      return { cache, qkv, rope, attrs, shape, tensors };
+    };
+    cases.push({
+      kernelName: 'EdkmKvWrite',
+      name: `kvWrite ${label}`,
+      run: async () => {
+        const { cache, qkv, rope, attrs, shape, tensors } = make();
+        const t = tensors();
+        kvWrite(t.cache, t.qkv, t.rope, t.starts, attrs).dispose();
+        const actual = Float32Array.from((await t.cache.data()) as Float32Array);
+        tf.dispose(Object.values(t));
+        const expected = Float32Array.from(cache);
+        decodeReference.kvWrite(expected, shape, qkv, rope, Int32Array.from(s.starts), attrs);
+        return { actual, expected, tolerance: 1e-6 };
+      },
+    });
+    cases.push({
+      kernelName: 'EdkmCachedAttention',
+      name: `cachedAttention ${label}`,
+      run: async () => {
+        const { cache, qkv, rope, attrs, shape, tensors } = make();
+        const t = tensors();
+        const actual = await read(cachedAttention(t.qkv, t.cache, t.rope, t.starts, attrs));
+        tf.dispose(Object.values(t));
+        const expected = decodeReference.cachedAttention(
+          qkv,
+          cache,
+          shape,
+          rope,
+          Int32Array.from(s.starts),
+          attrs,
+        );
+        return { actual, expected, tolerance: 1e-5 };
+      },
+    });
+  });
+  return cases;
+}
