@@ -1,39 +1,107 @@
-// Tokens/s of training (forward + backward) and of greedy generation for the shipped model.
-// Usage: tsx llama.ts [--backend cpu|webgpu] [--batch 4] [--seq 128] [--steps 3] [--new 64]
+// Tokens/s of training (forward + backward + gradient clip + AdamW, as the app trains) and of
+// greedy generation for the shipped model.
+// Usage: tsx llama.ts [--backend cpu|webgpu] [--batch 8] [--seq 256] [--steps 5] [--new 64]
+//        [--optimizer adamw|none] [--profile] [--no-generate]
+// --profile adds, per training step, what the WebGPU backend did on the host (dispatches,
+// submits, uniform writes, bind groups, read-backs, uploads, host ms to enqueue the step and per
+// dispatch) and the GPU kernel time from timestamp queries (null where the adapter has none).
+import { AdamW, globalNormAndClip } from '@edkm/app';
 import '@edkm/backend-cpu';
-import '@edkm/backend-webgpu';
+import { getWebGPUDeviceInfo, resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';
 import { tf, useBackend } from '@edkm/core';
 import { defaultModelDir, generate, loadLlama } from '@edkm/llama';
 import { argNumber, argValue, median, printJson } from './util';
 
 const selection = await useBackend(argValue('backend') ?? 'auto');
-const batch = argNumber('batch', 4);
-const seq = argNumber('seq', 128);
-const steps = argNumber('steps', 3);
+const batch = argNumber('batch', 8);
+const seq = argNumber('seq', 256);
+const steps = argNumber('steps', 5);
 const newTokens = argNumber('new', 64);
+const optimizerName = argValue('optimizer') ?? 'adamw';
+const profile = process.argv.includes('--profile');
 const { model, tokenizer } = loadLlama(argValue('model') ?? defaultModelDir());
 const ids = Array.from({ length: batch }, (_, b) =>
   Array.from({ length: seq }, (_, t) => 3 + ((b * 131 + t * 17) % 4000)),
 );
+const webgpu = selection.tfjsBackend === 'webgpu';
+
+const variables = new Map(model.getWeights());
+const names = [...variables.keys()];
+const vars = names.map((n) => variables.get(n)!);
+const optimizer = optimizerName === 'adamw' ? new AdamW({ weightDecay: 0 }) : undefined;
+
+/**
+ * One training step as the app runs it, queued without any read-back: loss, gradients, the global
+ * norm clipped at 1.0 on the device, AdamW. Returns the loss (still on the device).
+ */
+function step(): tf.Scalar {
+  const { value, grads } = tf.variableGrads(() => model.loss(ids, ids), vars);
+  const named: Record<string, tf.Tensor> = {};
+  names.forEach((n, i) => {
+    named[n] = grads[vars[i].name];
+  });
+  if (optimizer) {
+    const clip = globalNormAndClip(named, 1.0);
+    optimizer.apply(variables, named, 1e-4, clip);
+    clip.dispose();
+  }
+  tf.dispose(Object.values(named));
+  return value;
+}
 
 const trainTimes: number[] = [];
+const profiles: object[] = [];
 for (let s = 0; s <= steps; s++) {
+  if (webgpu) resetWebGPUHostStats();
   const t0 = performance.now();
-  const { value, grads } = tf.variableGrads(() => model.loss(ids, ids), model.trainableVariables);
-  await value.data();
-  await Promise.all(
-    Object.values(grads).map((g) =>
-      g.slice(new Array(g.rank).fill(0), new Array(g.rank).fill(1)).data(),
-    ),
-  );
-  tf.dispose([value, ...Object.values(grads)]);
-  if (s > 0) trainTimes.push(performance.now() - t0); // the first step compiles
+  const loss = step();
+  const hostMs = performance.now() - t0;
+  await loss.data();
+  loss.dispose();
+  const ms = performance.now() - t0;
+  if (s === 0) continue; // the first step compiles
+  trainTimes.push(ms);
+  if (profile && webgpu) {
+    const st = webgpuHostStats();
+    const top = Object.entries(st.byProgram)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12);
+    profiles.push({
+      stepMs: ms,
+      hostMs,
+      dispatches: st.dispatches,
+      hostMsPerDispatch: hostMs / Math.max(1, st.dispatches),
+      submits: st.submits,
+      uniformWrites: st.uniformWrites,
+      bindGroups: st.bindGroups,
+      readbacks: st.readbacks,
+      readbackBytes: st.readbackBytes,
+      uploads: st.uploads,
+      uploadBytes: st.uploadBytes,
+      topPrograms: Object.fromEntries(top),
+    });
+  }
 }
-const prompt = tokenizer.encode('Once upon a time');
-await generate(model, prompt, { maxNewTokens: 4, eosIds: [] });
-const g0 = performance.now();
-const generated = await generate(model, prompt, { maxNewTokens: newTokens, eosIds: [] });
-const genSeconds = (performance.now() - g0) / 1000;
+
+// GPU kernel time of one step from timestamp queries: tf.time times every program on its own
+// (one pass each), so this step is measured apart from the timed ones above
+let gpuKernelMs: number | null = null;
+if (profile && webgpu && getWebGPUDeviceInfo()?.features.includes('timestamp-query')) {
+  const info = await tf.time(() => {
+    step().dispose();
+  });
+  gpuKernelMs = info.kernelMs as number;
+}
+
+let generation: object | undefined;
+if (!process.argv.includes('--no-generate')) {
+  const prompt = tokenizer.encode('Once upon a time');
+  await generate(model, prompt, { maxNewTokens: 4, eosIds: [] });
+  const g0 = performance.now();
+  const generated = await generate(model, prompt, { maxNewTokens: newTokens, eosIds: [] });
+  const genSeconds = (performance.now() - g0) / 1000;
+  generation = { newTokens: generated.length, tokensPerSecond: generated.length / genSeconds };
+}
 printJson({
   bench: 'llama',
   backend: selection.description,
@@ -41,8 +109,18 @@ printJson({
   training: {
     batch,
     seq,
+    optimizer: optimizerName,
     stepMs: median(trainTimes),
     tokensPerSecond: (batch * seq) / (median(trainTimes) / 1000),
   },
-  generation: { newTokens: generated.length, tokensPerSecond: generated.length / genSeconds },
+  ...(profile
+    ? {
+        profile: {
+          note: 'per training step (forward, backward, clip, AdamW, loss read); hostMs: time to queue the step; gpuKernelMs: one step, tfjs programs summed from timestamp queries, the plugin kernels not included (null without timestamp-query)',
+          gpuKernelMs,
+          steps: profiles,
+        },
+      }
+    : {}),
+  generation,
 });

@@ -85,6 +85,12 @@ export function buildCli(): Command {
       50,
     )
     .option(
+      '--read-every <n>',
+      'read the loss back every N steps (the progress bar and log lag by up to N)',
+      int('--read-every'),
+      10,
+    )
+    .option(
       '--holdout-chars <n>',
       'text data: leave out the last N characters',
       int('--holdout-chars'),
@@ -122,6 +128,7 @@ export function buildCli(): Command {
         marshal: o.marshal,
         shards: o.shards,
         indexLists: o.indexLists,
+        readEvery: o.readEvery,
       };
       const result = await finetune(options, {
         backend: o.backend,

@@ -14,7 +14,7 @@ import { loadLlama } from '@edkm/llama';
 import { Marshaler } from '@edkm/marshal';
 import { checkpointPath, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { openTrainData } from './data';
-import { AdamW, clipByGlobalNorm, learningRate } from './optim';
+import { AdamW, globalNormAndClip, learningRate } from './optim';
 import { writeLossPlot } from './plot';
 import type { Progress } from './progress';
 
@@ -48,7 +48,14 @@ export interface FinetuneOptions {
   marshal?: boolean;
   shards?: number;
   indexLists?: boolean;
+  /**
+   * Read the loss and gradient norm back every this many steps (default 10; 1 = every step): the
+   * log, the progress bar and the divergence check lag by up to that many steps.
+   */
+  readEvery?: number;
 }
+
+const DEFAULT_READ_EVERY = 10;
 
 export interface RunControl {
   backend: string;
@@ -104,6 +111,8 @@ export function validateOptions(o: FinetuneOptions): void {
   if (!(o.clip >= 0)) throw new InvalidArgumentError('--clip must be ≥ 0 (0 = off)');
   if (!(o.minLrRatio >= 0 && o.minLrRatio <= 1))
     throw new InvalidArgumentError('--min-lr-ratio must be in [0, 1]');
+  if (o.readEvery !== undefined && !(Number.isSafeInteger(o.readEvery) && o.readEvery > 0))
+    throw new InvalidArgumentError(`--read-every must be a positive integer, got ${o.readEvery}`);
   if (o.seq < 2) throw new InvalidArgumentError('--seq must be at least 2');
   if (!existsSync(join(o.model, 'config.json')))
     throw new InvalidArgumentError(`--model ${o.model} is not a model folder (no config.json)`);
@@ -129,7 +138,7 @@ function resumeMismatches(stored: FinetuneOptions, given: FinetuneOptions): stri
   const out: string[] = [];
   for (const key of Object.keys(stored) as (keyof FinetuneOptions)[]) {
     // the output folder, the checkpoint interval and the step count (to train on) may change
-    if (key === 'out' || key === 'saveEvery' || key === 'steps') continue;
+    if (key === 'out' || key === 'saveEvery' || key === 'steps' || key === 'readEvery') continue;
     const a = JSON.stringify(stored[key]);
     const b = JSON.stringify(given[key]);
     if (a !== b) out.push(`${key}: run ${a}, given ${b}`);
@@ -268,6 +277,55 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
     });
     appendFileSync(logPath, `${JSON.stringify({ event: 'checkpoint', step })}\n`);
   };
+  // the losses and gradient norms stay on the device until `readEvery` steps have queued (or a
+  // checkpoint is due): the host keeps queueing work instead of waiting for each step's loss, and
+  // the log, the progress bar and the divergence check lag by at most that many steps
+  const readEvery = Math.max(1, o.readEvery ?? DEFAULT_READ_EVERY);
+  const pending: {
+    step: number;
+    lr: number;
+    tokens: number;
+    losses: tf.Scalar[];
+    clip: tf.Tensor1D;
+    stepStart: number;
+    peakExtraBytes: number;
+  }[] = [];
+  const drain = async () => {
+    const read = await Promise.all(
+      pending.map(async (p) => ({
+        losses: await Promise.all(p.losses.map(async (l) => (await l.data())[0])),
+        norm: (await p.clip.data())[0],
+      })),
+    );
+    const items = pending.splice(0);
+    for (const p of items) tf.dispose([...p.losses, p.clip]);
+    items.forEach((p, i) => {
+      peakBytes = Math.max(peakBytes, p.stepStart + p.peakExtraBytes);
+      lastLoss = read[i].losses.reduce((a, b) => a + b, 0) / o.gradAccum;
+      const gradNorm = read[i].norm;
+      if (!Number.isFinite(lastLoss))
+        throw new InvalidArgumentError(
+          `the loss is ${lastLoss} at step ${p.step}: training diverged (lower --lr)`,
+        );
+      if (!Number.isFinite(gradNorm))
+        throw new InvalidArgumentError(
+          `the gradient norm is ${gradNorm} at step ${p.step}: training diverged (lower --lr)`,
+        );
+      tokensSeen += p.tokens;
+      const record = { step: p.step, loss: lastLoss, lr: p.lr, tokens: p.tokens };
+      history.push(record);
+      const seconds = (performance.now() - t0) / 1000;
+      appendFileSync(
+        logPath,
+        `${JSON.stringify({ event: 'step', ...record, gradNorm, seconds, bytes: backendBytes() })}\n`,
+      );
+      ctl.progress.update(p.step, {
+        loss: lastLoss,
+        tokensPerSecond: tokensSeen / seconds,
+        bytes: backendBytes(),
+      });
+    });
+  };
   try {
     for (let step = start; step < o.steps; step++) {
       const lr = learningRate(step, {
@@ -280,7 +338,7 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
       const stepStart = backendBytes();
       const { result: stepResult, peakExtraBytes } = await measurePeakBytes(async () => {
         await palettizer.prepare(weights);
-        let lossSum = 0;
+        const losses: tf.Scalar[] = [];
         let tokens = 0;
         let accumulated: Record<string, tf.Tensor> | undefined;
         const names = [...trainable.keys()];
@@ -308,8 +366,7 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
               accumulated[n] = sum;
             }
           }
-          lossSum += (await value.data())[0];
-          value.dispose();
+          losses.push(value);
           tokens += b.tokens;
         }
         const grads = accumulated!;
@@ -319,36 +376,23 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
             grads[n].dispose();
             grads[n] = mean;
           }
-        const gradNorm = await clipByGlobalNorm(grads, o.clip);
-        optimizer.apply(trainable, grads, lr);
+        // the global norm and the clip factor stay on the device (no read-back in the step)
+        const clip = globalNormAndClip(grads, o.clip);
+        optimizer.apply(trainable, grads, lr, clip);
         tf.dispose(Object.values(grads));
-        return { lossSum, tokens, gradNorm };
+        return { losses, tokens, clip };
       });
-      const { lossSum, tokens, gradNorm } = stepResult;
-      peakBytes = Math.max(peakBytes, stepStart + peakExtraBytes);
-      lastLoss = lossSum / o.gradAccum;
-      if (!Number.isFinite(lastLoss))
-        throw new InvalidArgumentError(
-          `the loss is ${lastLoss} at step ${step + 1}: training diverged (lower --lr)`,
-        );
-      tokensSeen += tokens;
-      const record = { step: step + 1, loss: lastLoss, lr, tokens };
-      history.push(record);
-      const seconds = (performance.now() - t0) / 1000;
-      appendFileSync(
-        logPath,
-        `${JSON.stringify({ event: 'step', ...record, gradNorm, seconds, bytes: backendBytes() })}\n`,
-      );
-      ctl.progress.update(step + 1, {
-        loss: lastLoss,
-        tokensPerSecond: tokensSeen / seconds,
-        bytes: backendBytes(),
-      });
-      if ((step + 1) % o.saveEvery === 0 || step + 1 === o.steps) await save(step + 1);
+      pending.push({ step: step + 1, lr, ...stepResult, stepStart, peakExtraBytes });
+      const saveNow = (step + 1) % o.saveEvery === 0 || step + 1 === o.steps;
+      if (saveNow || pending.length >= readEvery) await drain();
+      if (saveNow) await save(step + 1);
       // let timers and signals run between steps (the progress display; a cpu backend's reads
       // resolve as microtasks, so a training loop would otherwise never yield the event loop)
       await new Promise((resolve) => setImmediate(resolve));
     }
+  } catch (err) {
+    for (const p of pending) tf.dispose([...p.losses, p.clip]);
+    throw err;
   } finally {
     ctl.progress.stop();
     model.setLinear(null);

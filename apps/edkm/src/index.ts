@@ -19,6 +19,12 @@ export {
   readPalettizeConfig,
 } from './finetune';
 export { type GenerateResult, type GenerateRunOptions, runGenerate } from './generate';
-export { AdamW, type AdamWState, clipByGlobalNorm, learningRate } from './optim';
+export {
+  AdamW,
+  type AdamWState,
+  clipByGlobalNorm,
+  globalNormAndClip,
+  learningRate,
+} from './optim';
 export { writeLossPlot } from './plot';
 export { type Progress, progressBar, silentProgress } from './progress';

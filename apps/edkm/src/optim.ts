@@ -1,4 +1,4 @@
-import { InvalidArgumentError, tf } from '@edkm/core';
+import { InvalidArgumentError, adamwUpdate, globalNormClip, tf } from '@edkm/core';
 
 /** Linear warm-up then cosine decay to `minRatio` × lr. */
 export function learningRate(
@@ -37,6 +37,23 @@ export async function clipByGlobalNorm(
   return norm;
 }
 
+/**
+ * The global gradient norm and its clip factor as a device tensor [norm, scale] (nothing read
+ * back): pass it to AdamW.apply, read it when the loss is read.
+ */
+export function globalNormAndClip(grads: Record<string, tf.Tensor>, maxNorm: number): tf.Tensor1D {
+  return globalNormClip(Object.values(grads), maxNorm);
+}
+
+/** A variable's data is updated in place by AdamW: give it a buffer of its own if it shares one. */
+function ownData(w: tf.Variable): void {
+  const backend = tf.engine().backend as unknown as { refCount(id: object): number };
+  if (backend.refCount(w.dataId) <= 1) return;
+  const copy = tf.tidy(() => w.add(tf.scalar(0)));
+  w.assign(copy);
+  copy.dispose();
+}
+
 export interface AdamWState {
   step: number;
   moments: Record<string, { m: Float32Array; v: Float32Array }>;
@@ -60,36 +77,53 @@ export class AdamW {
     } = {},
   ) {}
 
-  apply(variables: Map<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr: number): void {
+  /**
+   * One step over every named gradient: one fused kernel per parameter that updates the weight and
+   * both moments in place, with the gradient scaled by clip[1] (from globalNormAndClip; none: no
+   * clipping).
+   */
+  apply(
+    variables: Map<string, tf.Variable>,
+    grads: Record<string, tf.Tensor>,
+    lr: number,
+    clip?: tf.Tensor1D,
+  ): void {
     const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0 } = this.opts;
     this.step++;
-    const c1 = 1 - beta1 ** this.step;
-    const c2 = 1 - beta2 ** this.step;
+    const scale = clip ?? tf.tensor1d([0, 1]);
     for (const [name, g] of Object.entries(grads)) {
       const w = variables.get(name);
       if (!w) continue;
       if (!this.m.has(name)) {
-        this.m.set(name, tf.variable(tf.zerosLike(w), false));
-        this.v.set(name, tf.variable(tf.zerosLike(w), false));
+        const zeros = () => {
+          const z = tf.zerosLike(w);
+          const variable = tf.variable(z, false);
+          z.dispose();
+          return variable;
+        };
+        this.m.set(name, zeros());
+        this.v.set(name, zeros());
       }
-      const m = this.m.get(name)!;
-      const v = this.v.get(name)!;
-      tf.tidy(() => {
-        m.assign(m.mul(beta1).add(g.mul(1 - beta1)));
-        v.assign(v.mul(beta2).add(g.square().mul(1 - beta2)));
-        const update = m.div(c1).div(v.div(c2).sqrt().add(eps));
-        const decayed = weightDecay > 0 ? w.mul(1 - lr * weightDecay) : w;
-        w.assign(decayed.sub(update.mul(lr)));
+      ownData(w);
+      adamwUpdate(w, g, this.m.get(name)!, this.v.get(name)!, scale, {
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weightDecay,
+        step: this.step,
       });
     }
+    if (!clip) scale.dispose();
   }
 
   async getState(): Promise<AdamWState> {
     const moments: AdamWState['moments'] = {};
     for (const [name, m] of this.m) {
       moments[name] = {
-        m: (await m.data()) as Float32Array,
-        v: (await this.v.get(name)!.data()) as Float32Array,
+        // copies: the moments are updated in place by later steps
+        m: Float32Array.from((await m.data()) as Float32Array),
+        v: Float32Array.from((await this.v.get(name)!.data()) as Float32Array),
       };
     }
     return { step: this.step, moments };
@@ -102,8 +136,14 @@ export class AdamW {
       const shape = shapes.get(name);
       if (!shape)
         throw new InvalidArgumentError(`optimizer state names an unknown weight '${name}'`);
-      this.m.set(name, tf.variable(tf.tensor(m, shape), false));
-      this.v.set(name, tf.variable(tf.tensor(v, shape), false));
+      for (const [map, values] of [
+        [this.m, m],
+        [this.v, v],
+      ] as const) {
+        const t = tf.tensor(Float32Array.from(values), shape);
+        map.set(name, tf.variable(t, false));
+        t.dispose();
+      }
     }
   }
 

@@ -22,6 +22,7 @@ import { elementwiseKernels } from './elementwise';
 import { kvWrite } from './kv-write';
 import { batchMatMul } from './matmul';
 import { paletteMatMul } from './palette-matmul';
+import { trainKernels } from './train';
 
 function values(backend: MathBackendCPU, t: tf.TensorInfo): tf.backend_util.TypedArray {
   return backend.data.get(t.dataId).values as tf.backend_util.TypedArray;
@@ -252,6 +253,7 @@ export const cpuKernels = [
   { kernelName: LinearKernelNames.Bf16GatherRows, kernelFunc: bf16GatherRows },
   { kernelName: DecodeKernelNames.KvWrite, kernelFunc: kvWrite },
   { kernelName: DecodeKernelNames.CachedAttention, kernelFunc: cachedAttention },
+  ...trainKernels,
   { kernelName: 'UnsortedSegmentSum', kernelFunc: unsortedSegmentSum },
   { kernelName: 'BatchMatMul', kernelFunc: batchMatMul },
   ...elementwiseKernels(),

@@ -19,6 +19,7 @@ import { bf16MatMul } from './bf16-matmul';
 import { cachedAttention } from './cached-attention';
 import { kvWrite } from './kv-write';
 import { paletteMatMul, setLinearMTileCap } from './palette-matmul';
+import { installHostPath, setBatchSource } from './host';
 import {
   CodeContractPartialProgram,
   CodeHistogramCopiesProgram,
@@ -37,6 +38,7 @@ import {
   ZerosProgram,
 } from './programs';
 import { scatterAddByCode } from './scatter-add-by-code';
+import { trainKernels } from './train';
 
 const gatherRows: tf.KernelFunc = ({ inputs, backend }) => {
   const gpu = backend as WebGPUBackend;
@@ -277,10 +279,17 @@ export const webgpuKernels = [
   { kernelName: LinearKernelNames.Bf16GatherRows, kernelFunc: bf16GatherRows },
   { kernelName: DecodeKernelNames.KvWrite, kernelFunc: kvWrite },
   { kernelName: DecodeKernelNames.CachedAttention, kernelFunc: cachedAttention },
+  ...trainKernels,
 ].map(({ kernelName, kernelFunc }) => ({
   kernelName,
   kernelFunc: withBindingCheck(kernelName, kernelFunc),
 }));
+
+export {
+  type WebGPUHostStats,
+  resetWebGPUHostStats,
+  webgpuHostStats,
+} from './host';
 
 /** What the adapter reported once the plugin started. */
 export interface WebGPUDeviceInfo {
@@ -358,7 +367,18 @@ async function init(): Promise<boolean> {
   // (absent in Node): keep every op on the GPU
   tf.env().set('WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD', 0);
   if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
-  tf.registerBackend('webgpu', () => new WebGPUBackend(device, info), 3);
+  setBatchSource(() => tf.env().getNumber('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE'));
+  tf.registerBackend(
+    'webgpu',
+    () => {
+      const backend = new WebGPUBackend(device, info);
+      // EDKM_WEBGPU_HOST_CACHE=0: tfjs's own per-dispatch uniforms and bind groups (to compare)
+      const env = typeof process !== 'undefined' ? process.env?.EDKM_WEBGPU_HOST_CACHE : undefined;
+      installHostPath(backend, { cache: env !== '0' });
+      return backend;
+    },
+    3,
+  );
   return true;
 }
 

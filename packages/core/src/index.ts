@@ -11,6 +11,7 @@ export * from './ledger';
 export * from './plugins';
 export * from './random';
 export * from './kernels';
+export * from './optim';
 export * from './table';
 export * from './linear';
 export * from './decode';

@@ -22,6 +22,7 @@ import {
 } from '@edkm/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { decodeCases, linearCases } from './linear-cases';
+import { optimCases } from './optim';
 
 /** One check of one custom kernel: inputs, the reference output and how close a backend must be. */
 export interface ConformanceCase {
@@ -500,6 +501,7 @@ export function conformanceCases(): ConformanceCase[] {
     },
   });
   cases.push(...linearCases(), ...decodeCases());
+  cases.push(...optimCases());
   return cases;
 }
 

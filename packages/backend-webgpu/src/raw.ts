@@ -1,0 +1,96 @@
+import type { tf } from '@edkm/core';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { HostCache, countDispatch, encodeDispatch, hostCache } from './host';
+
+/**
+ * The plugin's own compute kernels, outside tfjs's program machinery: plain WGSL with its own
+ * bindings (several outputs, read-write inputs for in-place updates), a pipeline compiled once
+ * per key, uniform buffers and bind groups from the host cache, dispatched into tfjs's open
+ * compute pass (so that they interleave with tfjs's ops in order).
+ */
+export interface RawKernel {
+  /** Pipeline cache key (the WGSL must be a function of it). */
+  key: string;
+  /** The WGSL source: bindings 0..n-1 are `tensors` in order, binding n the uniform block. */
+  wgsl: () => string;
+  /** The tensors bound, in binding order. */
+  tensors: tf.TensorInfo[];
+  /** The uniform block's bytes (binding tensors.length), or none. */
+  uniforms?: ArrayBuffer;
+  /** False for uniforms that change every call (a step count, a learning rate): not cached. */
+  cacheUniforms?: boolean;
+  /** Workgroups in x, y, z. */
+  groups: [number, number, number];
+}
+
+const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+const fallbackCaches = new WeakMap<GPUDevice, HostCache>();
+
+interface Internals {
+  device: GPUDevice;
+  tensorMap: { get(id: object): { resource?: unknown } };
+  commandQueueOwnedIds: WeakSet<object>;
+  uploadToGPU(dataId: object): void;
+  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+}
+
+function pipeline(device: GPUDevice, key: string, wgsl: () => string): GPUComputePipeline {
+  let byKey = pipelines.get(device);
+  if (!byKey) {
+    byKey = new Map();
+    pipelines.set(device, byKey);
+  }
+  let p = byKey.get(key);
+  if (!p) {
+    p = device.createComputePipeline({
+      layout: 'auto',
+      compute: { module: device.createShaderModule({ code: wgsl() }), entryPoint: 'main' },
+    });
+    byKey.set(key, p);
+  }
+  return p;
+}
+
+/** A new float32/int32 tensor of the backend with a device buffer (contents undefined). */
+export function allocate(
+  backend: WebGPUBackend,
+  shape: number[],
+  dtype: tf.DataType = 'float32',
+): tf.TensorInfo {
+  const b = backend as unknown as Internals;
+  const t = b.makeTensorInfo(shape, dtype);
+  b.uploadToGPU(t.dataId);
+  return t;
+}
+
+/** Records one dispatch of a raw kernel (in queue order with tfjs's own work). */
+export function runRaw(backend: WebGPUBackend, kernel: RawKernel): void {
+  const b = backend as unknown as Internals;
+  let cache = hostCache(backend);
+  if (!cache) {
+    cache = fallbackCaches.get(b.device) ?? new HostCache(b.device);
+    fallbackCaches.set(b.device, cache);
+  }
+  const buffers = kernel.tensors.map((t) => {
+    b.uploadToGPU(t.dataId);
+    b.commandQueueOwnedIds.add(t.dataId);
+    return b.tensorMap.get(t.dataId).resource as GPUBuffer;
+  });
+  if (kernel.uniforms) buffers.push(cache.uniform(kernel.uniforms, kernel.cacheUniforms ?? true));
+  const p = pipeline(b.device, kernel.key, kernel.wgsl);
+  countDispatch(kernel.key.split(':')[0]);
+  encodeDispatch(backend, p, cache.bindGroup(p, buffers), kernel.groups);
+}
+
+/** A uniform block from 4-byte fields in order (i32 for 'i', u32 for 'u', f32 for 'f'). */
+export function uniformBlock(fields: ['i' | 'u' | 'f', number][]): ArrayBuffer {
+  const size = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
+  const bytes = new ArrayBuffer(size);
+  const view = new DataView(bytes);
+  fields.forEach(([type, value], i) => {
+    if (type === 'f') view.setFloat32(i * 4, value, true);
+    else if (type === 'u') view.setUint32(i * 4, value, true);
+    else view.setInt32(i * 4, value, true);
+  });
+  return bytes;
+}
