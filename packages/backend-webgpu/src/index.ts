@@ -17,9 +17,9 @@ import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { bf16GatherRows } from './bf16-gather-rows';
 import { bf16MatMul } from './bf16-matmul';
 import { cachedAttention } from './cached-attention';
+import { installHostPath, setBatchSource } from './host';
 import { kvWrite } from './kv-write';
 import { paletteMatMul, setLinearMTileCap } from './palette-matmul';
-import { installHostPath, setBatchSource } from './host';
 import {
   CodeContractPartialProgram,
   CodeHistogramCopiesProgram,
