@@ -5,6 +5,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   'dkm-layer': () => import('./dkm-layer'),
   marshal: () => import('./marshal'),
   llama: () => import('./llama'),
+  layer7b: () => import('./layer7b'),
   eval: () => import('./eval'),
   // the app's command line: `run.sh edkm demo --backend webgpu …`, `run.sh edkm finetune …`
   edkm: () =>

@@ -12,12 +12,14 @@ export {
 } from './load';
 export {
   type AttentionContext,
+  type DecoderLayerWeights,
   type ForwardOptions,
   type KVCache,
   LlamaModel,
   type LinearFunction,
   type WeightTransform,
   applyRope,
+  decoderLayer,
   rmsNorm,
   ropeInverseFrequencies,
   ropeTables,

@@ -127,6 +127,35 @@ export function selfAttention(
   return { out: project(merged, 'o'), k, v };
 }
 
+/** One decoder layer's weights: its two norms and its seven projections. */
+export interface DecoderLayerWeights {
+  inputNorm: tf.Tensor;
+  postNorm: tf.Tensor;
+  /** Applies that projection to a [rows, in] matrix (x · Wᵀ). */
+  project: (a: tf.Tensor2D, which: 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down') => tf.Tensor2D;
+}
+
+/**
+ * One LLaMA decoder layer on hidden states x [B, T, hidden]: pre-norm self-attention and SwiGLU
+ * MLP, each with its residual. Returns the new hidden states and this layer's keys and values.
+ */
+export function decoderLayer(
+  x: tf.Tensor,
+  w: DecoderLayerWeights,
+  ctx: AttentionContext,
+): { x: tf.Tensor; k: tf.Tensor4D; v: tf.Tensor4D } {
+  const { config: c, B, T } = ctx;
+  const rows = (t: tf.Tensor) => t.reshape([B * T, c.hiddenSize]) as tf.Tensor2D;
+  const h = rows(rmsNorm(x, w.inputNorm, c.rmsNormEps));
+  const attention = selfAttention(h, (a, which) => w.project(a, which), ctx);
+  const mid = x.add(attention.out.reshape([B, T, c.hiddenSize]));
+  const m = rows(rmsNorm(mid, w.postNorm, c.rmsNormEps));
+  const gate = w.project(m, 'gate');
+  const up = w.project(m, 'up');
+  const down = w.project(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D, 'down');
+  return { x: mid.add(down.reshape([B, T, c.hiddenSize])), k: attention.k, v: attention.v };
+}
+
 /**
  * A LLaMA-architecture causal LM in tfjs, in one file (llama2.c style). Weights are tf.Variables
  * keyed by their Hugging Face names; linear weights keep the HF layout [out_features, in_features].
@@ -252,13 +281,19 @@ export class LlamaModel {
         .reshape([B, T, c.hiddenSize]);
       for (let l = 0; l < c.numHiddenLayers; l++) {
         const p = `model.layers.${l}.`;
-        const h = this.rmsNorm(x, `${p}input_layernorm.weight`).reshape([
-          B * T,
-          c.hiddenSize,
-        ]) as tf.Tensor2D;
-        const attention = selfAttention(
-          h,
-          (a, which) => this.linear(a, `${p}self_attn.${which}_proj.weight`),
+        const layer = decoderLayer(
+          x,
+          {
+            inputNorm: this.w(`${p}input_layernorm.weight`),
+            postNorm: this.w(`${p}post_attention_layernorm.weight`),
+            project: (a, which) =>
+              this.linear(
+                a,
+                which === 'gate' || which === 'up' || which === 'down'
+                  ? `${p}mlp.${which}_proj.weight`
+                  : `${p}self_attn.${which}_proj.weight`,
+              ),
+          },
           {
             config: c,
             B,
@@ -271,21 +306,10 @@ export class LlamaModel {
           },
         );
         if (cache) {
-          newKeys.push(tf.keep(attention.k));
-          newValues.push(tf.keep(attention.v));
+          newKeys.push(tf.keep(layer.k));
+          newValues.push(tf.keep(layer.v));
         }
-        x = x.add(attention.out.reshape([B, T, c.hiddenSize]));
-        const m = this.rmsNorm(x, `${p}post_attention_layernorm.weight`).reshape([
-          B * T,
-          c.hiddenSize,
-        ]) as tf.Tensor2D;
-        const gate = this.linear(m, `${p}mlp.gate_proj.weight`);
-        const up = this.linear(m, `${p}mlp.up_proj.weight`);
-        const down = this.linear(
-          tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D,
-          `${p}mlp.down_proj.weight`,
-        );
-        x = x.add(down.reshape([B, T, c.hiddenSize]));
+        x = layer.x;
       }
       const final = this.rmsNorm(x, 'model.norm.weight').reshape([
         B * T,
