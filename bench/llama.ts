@@ -1,12 +1,13 @@
 // Tokens/s of training (forward + backward + gradient clip + AdamW, as the app trains) and of
 // greedy generation for the shipped model.
-// Usage: tsx llama.ts [--backend cpu|webgpu] [--batch 8] [--seq 256] [--steps 5] [--new 64]
+// Usage: tsx llama.ts [--backend cpu|wasm|webgpu|auto] [--batch 8] [--seq 256] [--steps 5] [--new 64]
 //        [--optimizer adamw|none] [--profile] [--no-generate]
 // --profile adds, per training step, what the WebGPU backend did on the host (dispatches,
 // submits, uniform writes, bind groups, read-backs, uploads, host ms to enqueue the step and per
 // dispatch) and the GPU kernel time from timestamp queries (null where the adapter has none).
 import { AdamW, globalNormAndClip } from '@edkm/app';
 import '@edkm/backend-cpu';
+import '@edkm/backend-wasm';
 import { getWebGPUDeviceInfo, resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';
 import { tf, useBackend } from '@edkm/core';
 import { defaultModelDir, generate, loadLlama } from '@edkm/llama';

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The edkm command: finetune · export · eval · generate · inspect · demo.
 import '@edkm/backend-cpu';
+import '@edkm/backend-wasm';
 import '@edkm/backend-webgpu';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -35,7 +36,7 @@ const num = (name: string) => (value: string) => {
 };
 const backendOption = () =>
   new Option('--backend <name>', 'compute backend')
-    .choices(['auto', 'webgpu', 'cpu'])
+    .choices(['auto', 'webgpu', 'wasm', 'cpu'])
     .default('auto');
 const print = (s: string) => process.stdout.write(`${s}\n`);
 const note = (s: string) => process.stderr.write(`${s}\n`);

@@ -83,6 +83,8 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
   const log = (s: string) => process.stdout.write(`${s}\n`);
   const selection = await useBackend(options.backend);
   log(`backend: ${selection.description}`);
+  // 'auto' says why it passed over the plugins it tried first (e.g. a GPU emulated in software)
+  for (const s of selection.skipped) log(`  (not ${s.plugin}: ${s.reason})`);
   const onGpu = selection.tfjsBackend === 'webgpu' && !getPlugin(selection.plugin)?.isSoftware?.();
   const recipeName = options.recipe ?? (onGpu ? 'gpu' : 'cpu');
   const defined = Object.fromEntries(

@@ -1,4 +1,5 @@
 import '@edkm/backend-cpu';
+import '@edkm/backend-wasm';
 import '@edkm/backend-webgpu';
 import {
   InvalidArgumentError,
@@ -114,8 +115,9 @@ describe.each(backends)('DKM on %s', (backend) => {
       if ((config.clusterDim ?? 1) === 1) expect(distinct(edkm)).toBeLessThan(distinct(plain));
       else expect(distinct(edkm)).toBeLessThanOrEqual(distinct(plain));
       const manyCentroids = (config.bits ?? 0) >= 6;
-      // with 64–256 centroids plain's float32 sums over N weights drift ~1e-6; the float64 reference decides below
-      expect(maxRelError(edkm.out, plain.out)).toBeLessThan(manyCentroids ? 3e-6 : 1e-6);
+      // with 64–256 centroids plain's float32 sums over N weights drift ~1e-6 (and ~1e-6 with few on
+      // wasm, whose XNNPACK products sum in another order); the float64 reference decides below
+      expect(maxRelError(edkm.out, plain.out)).toBeLessThan(manyCentroids ? 3e-6 : 2e-6);
       if (!config.groupSize && !config.perChannelScale) {
         // both gradients against a float64 directional finite difference of the reference
         const d = config.clusterDim ?? 1;

@@ -1,4 +1,5 @@
 import '@edkm/backend-cpu';
+import '@edkm/backend-wasm';
 import '@edkm/backend-webgpu';
 import { tf, useBackend } from '@edkm/core';
 import { seededRandom, testBackends } from '@edkm/core/testing';

@@ -1,4 +1,5 @@
 import '@edkm/backend-cpu';
+import '@edkm/backend-wasm';
 import '@edkm/backend-webgpu';
 import { Worker } from 'node:worker_threads';
 import { InvalidArgumentError, MemoryLedger, StateError, tf, useBackend } from '@edkm/core';

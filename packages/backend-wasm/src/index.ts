@@ -1,0 +1,108 @@
+import { KernelNames, type PluginKernel, TableKernelNames, registerPlugin, tf } from '@edkm/core';
+import { type BackendWasm, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { batchMatMul, forgetTransposed, setupBatchMatMul } from './kernels/BatchMatMul';
+import { codeContract } from './kernels/CodeContract';
+import { codeHistogram } from './kernels/CodeHistogram';
+import { gatherAffine } from './kernels/GatherAffine';
+import { gatherAffineByCode } from './kernels/GatherAffineByCode';
+import { gatherByCode } from './kernels/GatherByCode';
+import { gatherRows } from './kernels/GatherRows';
+import { gatherV2 } from './kernels/GatherV2';
+import { scatterAddByCode } from './kernels/ScatterAddByCode';
+import { scatterAddRows } from './kernels/ScatterAddRows';
+import { softContract } from './kernels/SoftContract';
+import { tableBackward } from './kernels/TableBackward';
+import { tableIterate } from './kernels/TableIterate';
+import { unsortedSegmentSum } from './kernels/UnsortedSegmentSum';
+
+/** The kernels this plugin registers for tfjs's `wasm` backend: one file each under kernels/. */
+export const wasmKernels: PluginKernel[] = [
+  { kernelName: KernelNames.GatherRows, kernelFunc: gatherRows },
+  { kernelName: KernelNames.ScatterAddRows, kernelFunc: scatterAddRows },
+  { kernelName: KernelNames.GatherAffine, kernelFunc: gatherAffine },
+  { kernelName: KernelNames.CodeHistogram, kernelFunc: codeHistogram },
+  { kernelName: KernelNames.GatherByCode, kernelFunc: gatherByCode },
+  { kernelName: KernelNames.ScatterAddByCode, kernelFunc: scatterAddByCode },
+  { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
+  { kernelName: TableKernelNames.TableIterate, kernelFunc: tableIterate },
+  { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
+  { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
+  { kernelName: TableKernelNames.SoftContract, kernelFunc: softContract },
+  { kernelName: 'UnsortedSegmentSum', kernelFunc: unsortedSegmentSum },
+  { kernelName: 'BatchMatMul', kernelFunc: batchMatMul },
+  { kernelName: 'GatherV2', kernelFunc: gatherV2 },
+];
+
+let simd = false;
+
+/**
+ * Byte accounting: tfjs's wasm backend reports no byte count. Every tensor's heap buffer is counted
+ * once while it lives (reshapes share their buffer), as `numBytesInBackend`, which core's
+ * backendBytes() reads.
+ */
+function withByteCount(backend: BackendWasm): BackendWasm {
+  let live = 0;
+  const sizes = new WeakMap<object, number>();
+  const track = (dataId: object, shape: number[], dtype: tf.DataType) => {
+    const bytes =
+      dtype === 'string' ? 0 : tf.util.sizeFromShape(shape) * tf.util.bytesPerElement(dtype);
+    sizes.set(dataId, bytes);
+    live += bytes;
+  };
+  const move = backend.move.bind(backend);
+  backend.move = (dataId, values, shape, dtype, refCount) => {
+    move(dataId, values, shape, dtype, refCount);
+    track(dataId, shape, dtype);
+  };
+  const makeOutput = backend.makeOutput.bind(backend);
+  backend.makeOutput = (shape, dtype, memoryOffset, values) => {
+    const out = makeOutput(shape, dtype, memoryOffset, values);
+    if (memoryOffset != null) track(out.dataId, shape, dtype); // the write() path went through move()
+    return out;
+  };
+  const disposeData = backend.disposeData.bind(backend);
+  backend.disposeData = (dataId, force) => {
+    const freed = disposeData(dataId, force);
+    if (!backend.dataIdMap.has(dataId)) {
+      forgetTransposed(backend, dataId);
+      live -= sizes.get(dataId) ?? 0;
+      sizes.delete(dataId);
+    }
+    return freed;
+  };
+  (backend as { memory: () => object }).memory = () => ({
+    unreliable: false,
+    numBytesInBackend: live,
+  });
+  return backend;
+}
+
+async function init(): Promise<boolean> {
+  if (typeof WebAssembly !== 'object') throw new Error('this runtime has no WebAssembly');
+  const factory = tf.findBackendFactory('wasm');
+  if (!factory)
+    throw new Error("@tensorflow/tfjs-backend-wasm did not register its 'wasm' backend");
+  simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean;
+  tf.removeBackend('wasm');
+  tf.registerBackend(
+    'wasm',
+    async () => {
+      const backend = withByteCount((await factory()) as BackendWasm);
+      setupBatchMatMul(backend);
+      return backend;
+    },
+    2,
+  );
+  return true;
+}
+
+registerPlugin({
+  name: 'wasm',
+  tfjsBackend: 'wasm',
+  // above the cpu plugin (plain JavaScript): 'auto' takes wasm when no real GPU starts
+  priority: 1.5,
+  init,
+  kernels: wasmKernels,
+  describe: () =>
+    `tfjs wasm (XNNPACK${simd ? ', SIMD' : ', no SIMD'}, ${getThreadsCount()} thread${getThreadsCount() === 1 ? '' : 's'})`,
+});

@@ -1,0 +1,19 @@
+import { type TableBackwardAttrs, tableReference, type tf } from '@edkm/core';
+import { f32, output, wasmOf } from '../heap';
+
+/** The per-value gradient terms J and h through the centroid iterations → [U, 4]. */
+export const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const wasm = wasmOf(backend);
+  const { seed, points, counts, centroids, steps } = inputs as Record<string, tf.TensorInfo>;
+  const k = centroids.shape[1];
+  const rows = steps ? f32(wasm, steps)[0] + 1 : centroids.shape[0];
+  const out = tableReference.backward(
+    f32(wasm, seed),
+    f32(wasm, points),
+    f32(wasm, counts),
+    f32(wasm, centroids).subarray(0, rows * k),
+    k,
+    (attrs as unknown as TableBackwardAttrs).tau,
+  );
+  return output(wasm, [points.shape[0], 4], 'float32', out);
+};

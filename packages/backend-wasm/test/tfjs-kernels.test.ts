@@ -1,0 +1,83 @@
+import { seededRandom, tf, useBackend } from '@edkm/core';
+import { describe, expect, it } from 'vitest';
+import '@tensorflow/tfjs-backend-cpu'; // the plain reference backend
+import '../src/index';
+
+const rand = (n: number, seed: number) => {
+  const r = seededRandom(seed);
+  return Float32Array.from({ length: n }, () => r() * 2 - 1);
+};
+
+/** The same op on wasm and on tfjs's plain cpu backend: same values (exactly, or to `tol` for sums). */
+async function sameAsCpu(f: () => tf.Tensor, tol = 0): Promise<void> {
+  await useBackend('wasm');
+  const got = f();
+  const g = { shape: got.shape, dtype: got.dtype, values: Array.from(await got.data()) };
+  await tf.setBackend('cpu');
+  const want = f();
+  const w = { shape: want.shape, dtype: want.dtype, values: Array.from(await want.data()) };
+  await useBackend('wasm');
+  if (tol === 0) expect(g).toEqual(w);
+  else {
+    expect([g.shape, g.dtype]).toEqual([w.shape, w.dtype]);
+    g.values.forEach((v, i) => expect(Math.abs(v - w.values[i])).toBeLessThanOrEqual(tol));
+  }
+}
+
+describe('wasm plugin: tfjs kernels it replaces or adds', () => {
+  it('GatherV2 on every axis, with batchDims, on int32', async () => {
+    const x = rand(2 * 3 * 4 * 5, 1);
+    await sameAsCpu(() =>
+      tf.gather(tf.tensor(x, [2, 3, 4, 5]), tf.tensor1d([2, 0, 2], 'int32'), 0 + 1),
+    );
+    await sameAsCpu(() => tf.gather(tf.tensor(x, [6, 20]), tf.tensor1d([5, 1, 1, 0], 'int32')));
+    await sameAsCpu(() =>
+      tf.gather(tf.tensor(x, [2, 3, 4, 5]), tf.tensor2d([1, 3, 0, 0], [2, 2], 'int32'), 3),
+    );
+    // row-wise (batchDims 1): each row's own index, as in scoring each position's target
+    await sameAsCpu(() =>
+      tf.gather(
+        tf.tensor(x, [12, 10]),
+        tf.tensor2d(
+          [...Array(12).keys()].map((i) => (i * 7) % 10),
+          [12, 1],
+          'int32',
+        ),
+        1,
+        1,
+      ),
+    );
+    await sameAsCpu(() =>
+      tf.gather(tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2], 'int32'), tf.tensor1d([2, 2, 0], 'int32')),
+    );
+  });
+
+  it('GatherV2 rejects an out-of-range index', async () => {
+    await useBackend('wasm');
+    expect(() => tf.gather(tf.tensor2d(rand(6, 2), [3, 2]), tf.tensor1d([3], 'int32'))).toThrow(
+      /not in \[0, 2\]/,
+    );
+  });
+
+  it('UnsortedSegmentSum (absent from tfjs-backend-wasm): the gradient of a gather', async () => {
+    const ids = [3, 0, 3, 7, -1, 2, 3, 9];
+    await sameAsCpu(
+      () => tf.unsortedSegmentSum(tf.tensor(rand(40, 3), [8, 5]), tf.tensor1d(ids, 'int32'), 8),
+      1e-6, // three rows into one segment: float32 sums in another order
+    );
+    // int32 stays int32 (as in the cpu plugin; tfjs's own cpu kernel returns float32)
+    const ints = tf.unsortedSegmentSum(
+      tf.tensor1d([5, 6, 7], 'int32'),
+      tf.tensor1d([1, 1, 0], 'int32'),
+      2,
+    );
+    expect(ints.dtype).toBe('int32');
+    expect(Array.from(await ints.data())).toEqual([7, 11]);
+    await sameAsCpu(() => {
+      const table = tf.tensor(rand(18, 4), [6, 3]);
+      const y = tf.tensor(rand(12, 5), [4, 3]);
+      const idx = tf.tensor1d([1, 4, 1, 0], 'int32');
+      return tf.grad((t: tf.Tensor) => tf.gather(t, idx).mul(y).sum())(table);
+    }, 1e-6);
+  });
+});
