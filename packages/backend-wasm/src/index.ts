@@ -1,6 +1,17 @@
-import { KernelNames, type PluginKernel, TableKernelNames, registerPlugin, tf } from '@edkm/core';
+import {
+  DecodeKernelNames,
+  KernelNames,
+  LinearKernelNames,
+  type PluginKernel,
+  TableKernelNames,
+  registerPlugin,
+  tf,
+} from '@edkm/core';
 import { type BackendWasm, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { batchMatMul, forgetTransposed, setupBatchMatMul } from './kernels/BatchMatMul';
+import { bf16GatherRows } from './kernels/Bf16GatherRows';
+import { bf16MatMul } from './kernels/Bf16MatMul';
+import { cachedAttention } from './kernels/CachedAttention';
 import { codeContract } from './kernels/CodeContract';
 import { codeHistogram } from './kernels/CodeHistogram';
 import { gatherAffine } from './kernels/GatherAffine';
@@ -8,6 +19,9 @@ import { gatherAffineByCode } from './kernels/GatherAffineByCode';
 import { gatherByCode } from './kernels/GatherByCode';
 import { gatherRows } from './kernels/GatherRows';
 import { gatherV2 } from './kernels/GatherV2';
+import { cast, identity } from './kernels/Identity';
+import { kvWrite } from './kernels/KvWrite';
+import { paletteMatMul } from './kernels/PaletteMatMul';
 import { scatterAddByCode } from './kernels/ScatterAddByCode';
 import { scatterAddRows } from './kernels/ScatterAddRows';
 import { softContract } from './kernels/SoftContract';
@@ -28,9 +42,16 @@ export const wasmKernels: PluginKernel[] = [
   { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
   { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
   { kernelName: TableKernelNames.SoftContract, kernelFunc: softContract },
+  { kernelName: LinearKernelNames.PaletteMatMul, kernelFunc: paletteMatMul },
+  { kernelName: LinearKernelNames.Bf16MatMul, kernelFunc: bf16MatMul },
+  { kernelName: LinearKernelNames.Bf16GatherRows, kernelFunc: bf16GatherRows },
+  { kernelName: DecodeKernelNames.KvWrite, kernelFunc: kvWrite },
+  { kernelName: DecodeKernelNames.CachedAttention, kernelFunc: cachedAttention },
   { kernelName: 'UnsortedSegmentSum', kernelFunc: unsortedSegmentSum },
   { kernelName: 'BatchMatMul', kernelFunc: batchMatMul },
   { kernelName: 'GatherV2', kernelFunc: gatherV2 },
+  { kernelName: 'Identity', kernelFunc: identity },
+  { kernelName: 'Cast', kernelFunc: cast },
 ];
 
 let simd = false;

@@ -1,4 +1,4 @@
-import { seededRandom, tf, useBackend } from '@edkm/core';
+import { backendBytes, seededRandom, tf, useBackend } from '@edkm/core';
 import { describe, expect, it } from 'vitest';
 import '@tensorflow/tfjs-backend-cpu'; // the plain reference backend
 import '../src/index';
@@ -79,5 +79,20 @@ describe('wasm plugin: tfjs kernels it replaces or adds', () => {
       const idx = tf.tensor1d([1, 4, 1, 0], 'int32');
       return tf.grad((t: tf.Tensor) => tf.gather(t, idx).mul(y).sum())(table);
     }, 1e-6);
+  });
+
+  it('Identity and a same-dtype Cast share the buffer; other casts convert as tfjs does', async () => {
+    await useBackend('wasm');
+    const start = backendBytes();
+    const x = tf.tensor1d(rand(1000, 9));
+    const copy = tf.clone(x);
+    const same = x.cast('float32');
+    expect(backendBytes() - start).toBe(4000);
+    x.dispose();
+    expect(Array.from(await copy.data())).toEqual(Array.from(await same.data()));
+    tf.dispose([copy, same]);
+    expect(backendBytes()).toBe(start);
+    await sameAsCpu(() => tf.tensor1d([1.7, -2.5, 3, 0.2]).cast('int32'));
+    await sameAsCpu(() => tf.tensor1d([1, 0, 3], 'int32').cast('bool').cast('float32'));
   });
 });

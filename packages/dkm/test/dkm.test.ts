@@ -211,7 +211,8 @@ describe.each(backends)('per-code gradient on %s', (backend) => {
       ];
       for (const v of variants) {
         expect(maxRelError(v.out, perWeight.out)).toBeLessThan(3e-6);
-        expect(maxRelError(v.grad, expected)).toBeLessThan(5e-5);
+        // (1e-4: with τ = 1e-4 the sharp softmax amplifies float32 summation order, e.g. XNNPACK's on wasm)
+        expect(maxRelError(v.grad, expected)).toBeLessThan(config.tau ? 1e-4 : 5e-5);
       }
       // and it is not the per-weight gradient (scalars share codes; random 2-vectors rarely do)
       if (d === 1) expect(maxRelError(variants[1].grad, perWeight.grad)).toBeGreaterThan(1e-3);
@@ -411,7 +412,8 @@ describe('eDKM ablation switches (marshaling, sharding, no uniquification)', () 
       const out = dkm.apply(wt);
       if (runtime.uniquify === false || Object.keys(runtime).length === 0) {
         // no uniquification, or code tables (float64 host iterations): equal up to float32 rounding
-        expect(maxRelError((await out.data()) as Float32Array, base.out)).toBeLessThan(1e-6);
+        // (2e-6: XNNPACK's products on wasm sum in another order)
+        expect(maxRelError((await out.data()) as Float32Array, base.out)).toBeLessThan(2e-6);
         expect(maxRelError((await grad.data()) as Float32Array, base.grad)).toBeLessThan(1e-5);
       } else {
         expect(Array.from(await out.data())).toEqual(Array.from(base.out));

@@ -1,4 +1,5 @@
 import '@edkm/backend-cpu';
+import '@edkm/backend-wasm';
 import '@edkm/backend-webgpu';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -570,13 +570,22 @@ function pick(c: ConformanceCase): { kernelName: string; name: string } {
 
 /**
  * The backends a test file should run its backend-dependent tests on: every registered plugin
- * whose init succeeds. With EDKM_TEST_BACKENDS=cpu,webgpu only those are used and a registered one
- * that fails to start throws, so that CI cannot silently skip WebGPU.
+ * whose init succeeds. With EDKM_TEST_BACKENDS=cpu,wasm,webgpu only those are used and a registered
+ * one that fails to start throws, so that CI cannot silently skip WebGPU. A listed plugin that the
+ * test file does not import is not tested there.
  */
 export async function testBackends(): Promise<string[]> {
   const required = (globalThis as { process?: { env?: Record<string, string | undefined> } })
     .process?.env?.EDKM_TEST_BACKENDS;
-  const requiredNames = required ? new Set(required.split(',').map((s) => s.trim())) : undefined;
+  // e.g. 'cpu,wasm,webgpu' (spaces and empty entries ignored)
+  const requiredNames = required
+    ? new Set(
+        required
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      )
+    : undefined;
   const usable: string[] = [];
   // lowest priority last, so that the file's default backend after this call is the best one
   for (const plugin of listPlugins().reverse()) {

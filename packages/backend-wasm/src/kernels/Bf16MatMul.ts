@@ -1,0 +1,37 @@
+import type { tf } from '@edkm/core';
+import { f32, i32, output, wasmOf } from '../heap';
+import { batchMatMul } from './BatchMatMul';
+import { DECODE_THEN_GEMM_ROWS, unpackBf16, wordsOf } from './packed';
+
+/** y = x · Wᵀ with W [N, K] as bf16 pairs (LinearKernelNames.Bf16MatMul); see PaletteMatMul for the two paths. */
+export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const wasm = wasmOf(backend);
+  const { x, w } = inputs as Record<string, tf.TensorInfo>;
+  const { n } = attrs as unknown as { n: number };
+  const [m, k] = x.shape;
+  if (m >= DECODE_THEN_GEMM_ROWS) {
+    const dense = output(wasm, [n, k], 'float32');
+    unpackBf16(wordsOf(i32(wasm, w)), 0, n * k, f32(wasm, dense));
+    const y = batchMatMul({
+      inputs: { a: x, b: dense },
+      backend,
+      attrs: { transposeA: false, transposeB: true },
+    }) as tf.TensorInfo;
+    wasm.disposeData(dense.dataId);
+    return y;
+  }
+  const y = output(wasm, [m, n], 'float32');
+  const out = f32(wasm, y);
+  const xv = f32(wasm, x);
+  const words = wordsOf(i32(wasm, w));
+  const row = new Float32Array(k);
+  for (let r = 0; r < n; r++) {
+    unpackBf16(words, r * k, k, row);
+    for (let i = 0; i < m; i++) {
+      let acc = 0;
+      for (let j = 0; j < k; j++) acc += xv[i * k + j] * row[j];
+      out[i * n + r] = acc;
+    }
+  }
+  return y;
+};
