@@ -2,16 +2,19 @@ import {
   DecodeKernelNames,
   KernelNames,
   LinearKernelNames,
+  OptimKernelNames,
   type PluginKernel,
   TableKernelNames,
   registerPlugin,
   tf,
 } from '@edkm/core';
 import { type BackendWasm, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { adamw } from './kernels/AdamW';
 import { batchMatMul, forgetTransposed, setupBatchMatMul } from './kernels/BatchMatMul';
 import { bf16GatherRows } from './kernels/Bf16GatherRows';
 import { bf16MatMul } from './kernels/Bf16MatMul';
 import { cachedAttention } from './kernels/CachedAttention';
+import { clipScale } from './kernels/ClipScale';
 import { codeContract } from './kernels/CodeContract';
 import { codeHistogram } from './kernels/CodeHistogram';
 import { gatherAffine } from './kernels/GatherAffine';
@@ -25,6 +28,7 @@ import { paletteMatMul } from './kernels/PaletteMatMul';
 import { scatterAddByCode } from './kernels/ScatterAddByCode';
 import { scatterAddRows } from './kernels/ScatterAddRows';
 import { softContract } from './kernels/SoftContract';
+import { sumSquares } from './kernels/SumSquares';
 import { tableBackward } from './kernels/TableBackward';
 import { tableIterate } from './kernels/TableIterate';
 import { unsortedSegmentSum } from './kernels/UnsortedSegmentSum';
@@ -47,6 +51,9 @@ export const wasmKernels: PluginKernel[] = [
   { kernelName: LinearKernelNames.Bf16GatherRows, kernelFunc: bf16GatherRows },
   { kernelName: DecodeKernelNames.KvWrite, kernelFunc: kvWrite },
   { kernelName: DecodeKernelNames.CachedAttention, kernelFunc: cachedAttention },
+  { kernelName: OptimKernelNames.SumSquares, kernelFunc: sumSquares },
+  { kernelName: OptimKernelNames.ClipScale, kernelFunc: clipScale },
+  { kernelName: OptimKernelNames.AdamW, kernelFunc: adamw },
   { kernelName: 'UnsortedSegmentSum', kernelFunc: unsortedSegmentSum },
   { kernelName: 'BatchMatMul', kernelFunc: batchMatMul },
   { kernelName: 'GatherV2', kernelFunc: gatherV2 },
