@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   marshal: () => import('./marshal'),
   llama: () => import('./llama'),
   layer7b: () => import('./layer7b'),
+  generate: () => import('./generate'),
   eval: () => import('./eval'),
   // the app's command line: `run.sh edkm demo --backend webgpu …`, `run.sh edkm finetune …`
   edkm: () =>

@@ -4,8 +4,14 @@ import { join } from 'node:path';
 import { renderExample } from '@edkm/alpaca';
 import { InvalidArgumentError, useBackend } from '@edkm/core';
 import { type FlashStats, type PredictorSpec, openFlash, writeFlashLayout } from '@edkm/flash';
-import { type GenerateOptions, type Tokenizer, generate } from '@edkm/llama';
-import { type LoadedModel, loadModel } from '@edkm/palettized';
+import {
+  Decoder,
+  type GenerateOptions,
+  type Tokenizer,
+  generate,
+  readLlamaFolder,
+} from '@edkm/llama';
+import { type LoadedModel, decoderSource } from '@edkm/palettized';
 
 /** LLM-in-a-flash inference: FFN neurons read from disk on demand (@edkm/flash). */
 export interface FlashGenerateOptions {
@@ -71,7 +77,11 @@ function promptText(opts: GenerateRunOptions): string {
     : opts.prompt;
 }
 
-/** Generates from a 16-bit or palettized model folder (palettized weights dequantized on load). */
+/**
+ * Generates from a 16-bit or palettized model folder through the Decoder: the weights stay as
+ * stored (LUTs + packed indices, or bf16) and the KV cache is allocated once. A model already
+ * loaded (the demo's) generates through its own forward pass.
+ */
 export async function runGenerate(
   opts: GenerateRunOptions,
   loaded?: LoadedModel,
@@ -80,14 +90,28 @@ export async function runGenerate(
   await useBackend(opts.backend);
   const { model: _m, prompt: _p, alpaca: _a, backend: _b, onText, flash, ...sampling } = opts;
   if (flash) return generateFlash(opts, flash, sampling);
-  const { model, tokenizer } = loaded ?? loadModel(opts.model);
+  if (loaded) {
+    const promptIds = loaded.tokenizer.encode(promptText(opts));
+    const stream = textStream(loaded.tokenizer, onText);
+    await generate(loaded.model, promptIds, { ...sampling, onToken: stream.onToken });
+    return { prompt_ids: promptIds, ids: stream.ids, text: stream.finish() };
+  }
+  const { config, tokenizer } = readLlamaFolder(opts.model);
+  const promptIds = tokenizer.encode(promptText(opts));
+  const maxLength = Math.min(
+    config.maxPositionEmbeddings,
+    promptIds.length + (sampling.maxNewTokens ?? 64),
+  );
+  const source = decoderSource(opts.model);
+  let decoder: Decoder | undefined;
   try {
-    const promptIds = tokenizer.encode(promptText(opts));
+    decoder = new Decoder(config, source, { maxLength });
     const stream = textStream(tokenizer, onText);
-    await generate(model, promptIds, { ...sampling, onToken: stream.onToken });
+    await decoder.generate([promptIds], { ...sampling, onToken: stream.onToken });
     return { prompt_ids: promptIds, ids: stream.ids, text: stream.finish() };
   } finally {
-    if (!loaded) model.dispose();
+    decoder?.dispose();
+    source.close();
   }
 }
 

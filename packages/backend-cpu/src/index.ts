@@ -22,6 +22,8 @@ import { elementwiseKernels } from './elementwise';
 import { kvWrite } from './kv-write';
 import { batchMatMul } from './matmul';
 import { paletteMatMul } from './palette-matmul';
+import { rmsNorm } from './rms-norm';
+import { siluMul } from './silu-mul';
 import { trainKernels } from './train';
 
 function values(backend: MathBackendCPU, t: tf.TensorInfo): tf.backend_util.TypedArray {
@@ -254,6 +256,8 @@ export const cpuKernels = [
   { kernelName: DecodeKernelNames.KvWrite, kernelFunc: kvWrite },
   { kernelName: DecodeKernelNames.CachedAttention, kernelFunc: cachedAttention },
   ...trainKernels,
+  { kernelName: DecodeKernelNames.RmsNorm, kernelFunc: rmsNorm },
+  { kernelName: DecodeKernelNames.SiluMul, kernelFunc: siluMul },
   { kernelName: 'UnsortedSegmentSum', kernelFunc: unsortedSegmentSum },
   { kernelName: 'BatchMatMul', kernelFunc: batchMatMul },
   ...elementwiseKernels(),

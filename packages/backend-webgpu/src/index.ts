@@ -37,7 +37,9 @@ import {
   TableIterateProgram,
   ZerosProgram,
 } from './programs';
+import { rmsNorm } from './rms-norm';
 import { scatterAddByCode } from './scatter-add-by-code';
+import { siluMul } from './silu-mul';
 import { trainKernels } from './train';
 
 const gatherRows: tf.KernelFunc = ({ inputs, backend }) => {
@@ -280,6 +282,8 @@ export const webgpuKernels = [
   { kernelName: DecodeKernelNames.KvWrite, kernelFunc: kvWrite },
   { kernelName: DecodeKernelNames.CachedAttention, kernelFunc: cachedAttention },
   ...trainKernels,
+  { kernelName: DecodeKernelNames.RmsNorm, kernelFunc: rmsNorm },
+  { kernelName: DecodeKernelNames.SiluMul, kernelFunc: siluMul },
 ].map(({ kernelName, kernelFunc }) => ({
   kernelName,
   kernelFunc: withBindingCheck(kernelName, kernelFunc),

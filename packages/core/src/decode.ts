@@ -18,7 +18,29 @@ export const DecodeKernelNames = {
   KvWrite: 'EdkmKvWrite',
   /** {qkv, cache, rope, starts}, attrs → [B·T, H·D]: causal attention over slots [starts[b], pos + t]. */
   CachedAttention: 'EdkmCachedAttention',
+  /** {x: [M, H], weight: [H]}, attrs {eps} → [M, H]: x / √(mean(x²) + eps) · weight (one pass per row). */
+  RmsNorm: 'EdkmRmsNorm',
+  /** {gu: [M, 2I]} → [M, I]: silu(gu[:, :I]) · gu[:, I:] (the MLP's gate and up from one stacked matmul). */
+  SiluMul: 'EdkmSiluMul',
 } as const;
+
+/** RMSNorm of each row in one kernel (inference; not differentiable). */
+export function rmsNormRows(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
+  if (x.rank !== 2 || weight.rank !== 1 || weight.shape[0] !== x.shape[1])
+    throw new ShapeError(
+      `rmsNormRows: x [M, H] and weight [H], got [${x.shape}] and [${weight.shape}]`,
+    );
+  return tf.engine().runKernel(DecodeKernelNames.RmsNorm, { x, weight }, {
+    eps,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+/** silu(gate) · up of a stacked [M, 2I] gate/up product → [M, I]. */
+export function siluMul(gu: tf.Tensor2D): tf.Tensor2D {
+  if (gu.rank !== 2 || gu.shape[1] % 2 !== 0)
+    throw new ShapeError(`siluMul: gu must be [M, 2I], got [${gu.shape}]`);
+  return tf.engine().runKernel(DecodeKernelNames.SiluMul, { gu }) as tf.Tensor2D;
+}
 
 export interface DecodeAttrs {
   heads: number;
@@ -129,6 +151,27 @@ function ropeAt(
 
 /** Plain references of the decode kernels (the cpu plugin runs them as they are). */
 export const decodeReference = {
+  rmsNorm(x: Float32Array, h: number, weight: Float32Array, eps: number): Float32Array {
+    const out = new Float32Array(x.length);
+    for (let r = 0; r < x.length / h; r++) {
+      let ss = 0;
+      for (let i = 0; i < h; i++) ss += x[r * h + i] * x[r * h + i];
+      const inv = 1 / Math.sqrt(ss / h + eps);
+      for (let i = 0; i < h; i++) out[r * h + i] = x[r * h + i] * inv * weight[i];
+    }
+    return out;
+  },
+  siluMul(gu: Float32Array, m: number): Float32Array {
+    const i2 = gu.length / m;
+    const n = i2 / 2;
+    const out = new Float32Array(m * n);
+    for (let r = 0; r < m; r++)
+      for (let i = 0; i < n; i++) {
+        const g = gu[r * i2 + i];
+        out[r * n + i] = (g / (1 + Math.exp(-g))) * gu[r * i2 + n + i];
+      }
+    return out;
+  },
   kvWrite(
     cache: Float32Array,
     s: DecodeShape,

@@ -13,8 +13,10 @@ import {
   hostWeightShape,
   kvWrite,
   packedMatMul,
+  rmsNormRows,
   ropeTable,
   seededRandom,
+  siluMul,
   stackHostWeights,
   tf,
   uploadHostWeight,
@@ -102,6 +104,8 @@ export interface DecoderOptions {
 export interface DecoderMemory {
   /** Bytes of the weights on the device, as stored (palettized, bf16 or f32). */
   weights: number;
+  /** Of which the embedding table (one row of it is read per token). */
+  embedding: number;
   /** Bytes of the KV caches (allocated once for maxLength). */
   cache: number;
 }
@@ -191,6 +195,7 @@ export class Decoder {
     const c = this.config;
     return {
       weights: this.weightBytes,
+      embedding: this.embed.bytes,
       cache:
         c.numHiddenLayers * 2 * this.batch * c.numKeyValueHeads * this.maxLength * c.headDim * 4,
     };
@@ -210,8 +215,7 @@ export class Decoder {
   }
 
   private norm(x: tf.Tensor2D, w: tf.Tensor1D): tf.Tensor2D {
-    const variance = x.square().mean(-1, true);
-    return x.mul(tf.rsqrt(variance.add(this.config.rmsNormEps))).mul(w) as tf.Tensor2D;
+    return rmsNormRows(x, w, this.config.rmsNormEps);
   }
 
   /**
@@ -231,7 +235,6 @@ export class Decoder {
       kvHeads: c.numKeyValueHeads,
       pos: this.pos,
     };
-    const I = c.intermediateSize;
     const logits = tf.tidy(() => {
       let x: tf.Tensor2D =
         this.embed.format === 'bf16'
@@ -244,10 +247,7 @@ export class Decoder {
         const attention = cachedAttention(qkv, layer.cache, this.rope, this.starts, attrs);
         x = x.add(this.matmul(attention, layer.o));
         const m = this.norm(x, layer.postNorm);
-        const gu = this.matmul(m, layer.gateUp);
-        const gate = gu.slice([0, 0], [B * t, I]);
-        const up = gu.slice([0, I], [B * t, I]);
-        x = x.add(this.matmul(gate.mul(tf.sigmoid(gate)).mul(up) as tf.Tensor2D, layer.down));
+        x = x.add(this.matmul(siluMul(this.matmul(m, layer.gateUp)), layer.down));
       }
       const last =
         t === 1

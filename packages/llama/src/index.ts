@@ -7,6 +7,7 @@ export {
   decodeTensor,
   defaultModelDir,
   loadLlama,
+  readLlamaFolder,
   readWeights,
   saveWeights,
 } from './load';

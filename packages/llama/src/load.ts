@@ -81,8 +81,8 @@ export interface LoadLlamaOptions {
   weights?: Map<string, tf.Tensor>;
 }
 
-/** Loads a Hugging Face LLaMA folder: config, weights, tokenizer, generation config. */
-export function loadLlama(dir: string, opts: LoadLlamaOptions = {}): LoadedLlama {
+/** A model folder's config, tokenizer and generation config, without its weights. */
+export function readLlamaFolder(dir: string): Omit<LoadedLlama, 'model'> {
   if (!existsSync(dir)) throw new IOError(`model folder ${dir} does not exist`);
   const config = parseLlamaConfig(readJson(join(dir, 'config.json')), join(dir, 'config.json'));
   const tokenizer = new Tokenizer(
@@ -90,6 +90,12 @@ export function loadLlama(dir: string, opts: LoadLlamaOptions = {}): LoadedLlama
     readJson(join(dir, 'tokenizer_config.json'), false) ?? {},
   );
   const generationConfig = readJson(join(dir, 'generation_config.json'), false) ?? {};
+  return { config, tokenizer, generationConfig, dir };
+}
+
+/** Loads a Hugging Face LLaMA folder: config, weights, tokenizer, generation config. */
+export function loadLlama(dir: string, opts: LoadLlamaOptions = {}): LoadedLlama {
+  const { config, tokenizer, generationConfig } = readLlamaFolder(dir);
   const weights = opts.weights ?? readWeights(dir);
   try {
     return { model: new LlamaModel(config, weights), tokenizer, config, generationConfig, dir };

@@ -8,8 +8,10 @@ import {
   linearReference,
   packedMatMul,
   paletteWeightHost,
+  rmsNormRows,
   ropeTable,
   seededRandom,
+  siluMul,
   toHalfBits,
   uploadBf16Weight,
   uploadPaletteWeight,
@@ -225,6 +227,27 @@ export function decodeCases(): ConformanceCase[] {
         return { actual, expected, tolerance: 1e-5 };
       },
     });
+  });
+  cases.push({
+    kernelName: 'EdkmRmsNorm',
+    name: 'rmsNorm m=3 h=100',
+    run: async () => {
+      const rnd = seededRandom(7500);
+      const x = Float32Array.from({ length: 300 }, () => rnd() * 4 - 2);
+      const w = Float32Array.from({ length: 100 }, () => rnd() + 0.5);
+      const actual = await read(rmsNormRows(tf.tensor2d(x, [3, 100]), tf.tensor1d(w), 1e-5));
+      return { actual, expected: decodeReference.rmsNorm(x, 100, w, 1e-5), tolerance: 1e-5 };
+    },
+  });
+  cases.push({
+    kernelName: 'EdkmSiluMul',
+    name: 'siluMul m=2 i=37',
+    run: async () => {
+      const rnd = seededRandom(7600);
+      const gu = Float32Array.from({ length: 2 * 74 }, () => rnd() * 8 - 4);
+      const actual = await read(siluMul(tf.tensor2d(gu, [2, 74])));
+      return { actual, expected: decodeReference.siluMul(gu, 2), tolerance: 1e-5 };
+    },
   });
   return cases;
 }

@@ -1,0 +1,320 @@
+// Decoding at the memory-bandwidth limit: prefill and decode tokens/s of the Decoder (weights read
+// straight from LUTs + packed indices, or bf16), bytes read per token, achieved GB/s against the
+// device's measured copy bandwidth, resident memory. Models: edkm-tiny 16-bit (the shipped bf16
+// weights), edkm-tiny 3-bit (a per-tensor 3-bit palettization of them, made here), and a
+// Llama-2-7B-shaped 3-bit model with random LUTs and packed indices generated directly (no dense
+// weights ever exist; bf16 embeddings and LM head).
+// Usage: tsx generate.ts [--backend webgpu|cpu] [--models tiny16,tiny3,7b3] [--batch 1]
+//        [--prompt 32] [--new 128] [--max-length 512] [--temperature T --top-k K --top-p P]
+import '@edkm/backend-cpu';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import '@edkm/backend-webgpu';
+import { packIndices } from '@edkm/codec';
+import {
+  type HostWeight,
+  type PaletteWeightHost,
+  flushBackend,
+  fromHalfBits,
+  paletteWeightHost,
+  tf,
+  toHalfBits,
+  useBackend,
+} from '@edkm/core';
+import {
+  Decoder,
+  type DecoderSource,
+  type LlamaConfig,
+  defaultModelDir,
+  parseLlamaConfig,
+  safetensorsSource,
+} from '@edkm/llama';
+import { argNumber, argValue, median, printJson } from './util';
+
+const backendName = argValue('backend') ?? 'webgpu';
+const selection = await useBackend(backendName);
+const onGpu = selection.tfjsBackend === 'webgpu';
+const models = (argValue('models') ?? (onGpu ? 'tiny16,tiny3,7b3' : 'tiny16,tiny3')).split(',');
+const batch = argNumber('batch', 1);
+const promptLength = argNumber('prompt', 32);
+const newTokens = argNumber('new', 128);
+const maxLength = argNumber('max-length', 512);
+const temperature = argValue('temperature');
+const sampling = temperature
+  ? {
+      temperature: Number(temperature),
+      topK: argNumber('top-k', 0) || undefined,
+      topP: argNumber('top-p', 1),
+      seed: 1,
+    }
+  : {};
+
+/** xorshift32 words: random packed indices / bits without building anything dense. */
+function randomWords(n: number, seed: number): Uint32Array {
+  const out = new Uint32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = s >>> 0;
+  }
+  return out;
+}
+
+/** Random 3-bit palettized weight [n, k]: random packed indices, an 8-entry LUT of ±0.02-ish. */
+function randomPalette(n: number, k: number, bits: number, seed: number): HostWeight {
+  const words = Math.ceil((n * k * bits) / 32);
+  const lut = Float32Array.from(
+    { length: 2 ** bits },
+    (_, i) => (i - 2 ** (bits - 1) + 0.5) * 0.01,
+  );
+  const palette: PaletteWeightHost = {
+    shape: [n, k],
+    bits,
+    clusterDim: 1,
+    codes: randomWords(words, seed),
+    lut,
+    rowOut: Int32Array.from({ length: n }, (_, i) => i),
+    rowGroup: new Int32Array(n),
+    scales: new Float32Array(n).fill(1),
+  };
+  return { format: 'palette', palette };
+}
+
+/** Random bf16 weights of magnitude 2^-7..2^-4. */
+function randomBf16(n: number, k: number, seed: number): HostWeight {
+  const w = randomWords(Math.ceil((n * k) / 2), seed);
+  const bits = new Uint16Array(w.buffer, 0, n * k);
+  for (let i = 0; i < bits.length; i++) {
+    const r = bits[i];
+    bits[i] = (r & 0x8000) | ((120 + ((r >> 7) & 3)) << 7) | (r & 0x7f);
+  }
+  return { format: 'bf16', shape: [n, k], bits };
+}
+
+function llama7bSource(bits: number): { config: LlamaConfig; source: DecoderSource } {
+  const config = parseLlamaConfig({
+    hidden_size: 4096,
+    intermediate_size: 11008,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    num_key_value_heads: 32,
+    vocab_size: 32000,
+    max_position_embeddings: 4096,
+    rms_norm_eps: 1e-5,
+    bos_token_id: 1,
+    eos_token_id: 2,
+  });
+  let seed = 1;
+  const shapes: Record<string, [number, number]> = {
+    q_proj: [4096, 4096],
+    k_proj: [4096, 4096],
+    v_proj: [4096, 4096],
+    o_proj: [4096, 4096],
+    gate_proj: [11008, 4096],
+    up_proj: [11008, 4096],
+    down_proj: [4096, 11008],
+  };
+  return {
+    config,
+    source: {
+      matrix(name) {
+        seed++;
+        if (name === 'model.embed_tokens.weight' || name === 'lm_head.weight')
+          return randomBf16(32000, 4096, seed);
+        const m = /\.(\w+_proj)\.weight$/.exec(name);
+        if (!m) throw new Error(`no weight ${name}`);
+        return randomPalette(...shapes[m[1]], bits, seed);
+      },
+      vector: () => new Float32Array(4096).fill(1),
+    },
+  };
+}
+
+/** The shipped model with every projection palettized per tensor at `bits` (LUT at quantiles). */
+function tinyConfig(): LlamaConfig {
+  return parseLlamaConfig(JSON.parse(readFileSync(join(defaultModelDir(), 'config.json'), 'utf8')));
+}
+
+function tinyPalettized(bits: number): { config: LlamaConfig; source: DecoderSource } {
+  const dir = defaultModelDir();
+  const config = tinyConfig();
+  const dense = safetensorsSource(dir);
+  const source: DecoderSource = {
+    matrix(name) {
+      const w = dense.matrix(name);
+      if (!name.endsWith('_proj.weight') || w.format !== 'bf16') return w;
+      const data = fromHalfBits(w.bits, 'bf16');
+      const sorted = Float32Array.from(data).sort();
+      const k = 2 ** bits;
+      const lut = Float32Array.from(
+        { length: k },
+        (_, i) => sorted[Math.floor(((i + 0.5) / k) * sorted.length)],
+      );
+      const indices = new Uint8Array(data.length);
+      for (let i = 0; i < data.length; i++) {
+        let best = 0;
+        for (let c = 1; c < k; c++)
+          if (Math.abs(data[i] - lut[c]) < Math.abs(data[i] - lut[best])) best = c;
+        indices[i] = best;
+      }
+      return {
+        format: 'palette',
+        palette: paletteWeightHost({
+          shape: w.shape,
+          bits,
+          clusterDim: 1,
+          packed: packIndices(indices, bits),
+          lut: toHalfBits(lut, 'fp16'),
+          groupRows: [w.shape[0]],
+        }),
+      };
+    },
+    vector: (name) => dense.vector(name),
+  };
+  return { config, source };
+}
+
+/** Device copy bandwidth (bytes read + written per second) of a 256 MiB buffer copy. */
+async function copyBandwidth(): Promise<number> {
+  if (onGpu) {
+    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+    const size = 256 * 2 ** 20;
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const a = device.createBuffer({ size, usage });
+    const b = device.createBuffer({ size, usage });
+    const run = async (reps: number) => {
+      const enc = device.createCommandEncoder();
+      for (let i = 0; i < reps; i++)
+        enc.copyBufferToBuffer(i % 2 ? b : a, 0, i % 2 ? a : b, 0, size);
+      const t0 = performance.now();
+      device.queue.submit([enc.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      return (performance.now() - t0) / 1000;
+    };
+    await run(2);
+    const seconds = median([await run(20), await run(20), await run(20)]);
+    a.destroy();
+    b.destroy();
+    return (2 * size * 20) / seconds;
+  }
+  const size = 64 * 2 ** 20;
+  const a = new Float32Array(size / 4).fill(1);
+  const b = new Float32Array(size / 4);
+  const times: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 4; i++) (i % 2 ? a : b).set(i % 2 ? b : a);
+    times.push((performance.now() - t0) / 1000);
+  }
+  return (2 * size * 4) / median(times);
+}
+
+async function measure(name: string, config: LlamaConfig, source: DecoderSource, copy: number) {
+  const t0 = performance.now();
+  const decoder = new Decoder(config, source, { batch, maxLength });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const memory = decoder.memory();
+  const prompts = Array.from({ length: batch }, (_, b) =>
+    Array.from(
+      { length: promptLength },
+      (_, t) => 3 + ((b * 131 + t * 17) % (config.vocabSize - 3)),
+    ),
+  );
+  // warm-up: compiles every pipeline (prefill tiles and the decode step)
+  await decoder.generate(prompts, { maxNewTokens: 4, eosIds: [], ...sampling });
+  // tfjs uploads on first use: the device holds everything now (weights, caches, pooled buffers)
+  const resident = tf.memory() as tf.MemoryInfo & Record<string, number | undefined>;
+  const prefill: number[] = [];
+  const ids = tf.tensor1d(Int32Array.from(prompts.flat()), 'int32');
+  for (let r = 0; r < 3; r++) {
+    decoder.reset();
+    const p0 = performance.now();
+    const logits = decoder.forward(ids, promptLength);
+    await logits.data();
+    prefill.push((performance.now() - p0) / 1000);
+    logits.dispose();
+  }
+  ids.dispose();
+  flushBackend();
+  const runs: { tokens: number; seconds: number }[] = [];
+  for (let r = 0; r < 2; r++) {
+    const times: number[] = [];
+    await decoder.generate(prompts, {
+      maxNewTokens: newTokens,
+      eosIds: [],
+      ...sampling,
+      onRowToken: (row) => {
+        if (row === 0) times.push(performance.now());
+      },
+    });
+    runs.push({ tokens: times.length - 1, seconds: (times[times.length - 1] - times[0]) / 1000 });
+  }
+  const best = runs.reduce((a, b) => (b.tokens / b.seconds > a.tokens / a.seconds ? b : a));
+  const stepsPerSecond = best.tokens / best.seconds;
+  // bytes one decode step reads: every weight once (one embedding row), and the KV cache so far
+  const c = config;
+  const weightsRead =
+    memory.weights -
+    memory.embedding +
+    (memory.embedding / c.vocabSize) * batch +
+    (c.tieWordEmbeddings ? memory.embedding : 0);
+  const meanPosition = promptLength + newTokens / 2;
+  const kvRead = c.numHiddenLayers * 2 * batch * c.numKeyValueHeads * meanPosition * c.headDim * 4;
+  const bytesPerStep = weightsRead + kvRead;
+  const achieved = bytesPerStep * stepsPerSecond;
+  const result = {
+    model: name,
+    batch,
+    promptLength,
+    newTokens,
+    loadSeconds,
+    prefillTokensPerSecond: (batch * promptLength) / median(prefill),
+    decodeTokensPerSecond: batch * stepsPerSecond,
+    decodeStepMs: 1000 / stepsPerSecond,
+    bytesPerToken: bytesPerStep / batch,
+    weightBytesPerStep: weightsRead,
+    kvBytesPerStep: kvRead,
+    achievedGBps: achieved / 1e9,
+    copyGBps: copy / 1e9,
+    fractionOfCopyBandwidth: achieved / copy,
+    resident: {
+      weightBytes: memory.weights,
+      kvCacheBytes: memory.cache,
+      weightGB: memory.weights / 1e9,
+      deviceBytes: resident.numBytesAllocatedInGPU ?? resident.numBytesInGPU ?? resident.numBytes,
+    },
+  };
+  decoder.dispose();
+  return result;
+}
+
+const copy = await copyBandwidth();
+const results = [];
+for (const m of models) {
+  if (m === 'tiny16') {
+    const source = safetensorsSource(defaultModelDir());
+    results.push(await measure('edkm-tiny 16-bit (bf16)', tinyConfig(), source, copy));
+    source.close();
+  } else if (m === 'tiny3') {
+    const { config, source } = tinyPalettized(3);
+    results.push(await measure('edkm-tiny 3-bit (per-tensor LUT)', config, source, copy));
+  } else if (m === '7b3') {
+    const { config, source } = llama7bSource(3);
+    results.push(
+      await measure(
+        'Llama-2-7B-shaped 3-bit (random LUTs/indices, bf16 embed/head)',
+        config,
+        source,
+        copy,
+      ),
+    );
+  } else throw new Error(`unknown model ${m} (tiny16, tiny3, 7b3)`);
+}
+printJson({
+  bench: 'generate',
+  backend: selection.description,
+  sampling: temperature ? sampling : 'greedy',
+  results,
+});
