@@ -25,8 +25,10 @@ import { gatherV2 } from './kernels/GatherV2';
 import { cast, identity } from './kernels/Identity';
 import { kvWrite } from './kernels/KvWrite';
 import { paletteMatMul } from './kernels/PaletteMatMul';
+import { rmsNorm } from './kernels/RmsNorm';
 import { scatterAddByCode } from './kernels/ScatterAddByCode';
 import { scatterAddRows } from './kernels/ScatterAddRows';
+import { siluMul } from './kernels/SiluMul';
 import { softContract } from './kernels/SoftContract';
 import { sumSquares } from './kernels/SumSquares';
 import { tableBackward } from './kernels/TableBackward';
@@ -51,6 +53,8 @@ export const wasmKernels: PluginKernel[] = [
   { kernelName: LinearKernelNames.Bf16GatherRows, kernelFunc: bf16GatherRows },
   { kernelName: DecodeKernelNames.KvWrite, kernelFunc: kvWrite },
   { kernelName: DecodeKernelNames.CachedAttention, kernelFunc: cachedAttention },
+  { kernelName: DecodeKernelNames.RmsNorm, kernelFunc: rmsNorm },
+  { kernelName: DecodeKernelNames.SiluMul, kernelFunc: siluMul },
   { kernelName: OptimKernelNames.SumSquares, kernelFunc: sumSquares },
   { kernelName: OptimKernelNames.ClipScale, kernelFunc: clipScale },
   { kernelName: OptimKernelNames.AdamW, kernelFunc: adamw },
