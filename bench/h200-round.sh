@@ -8,14 +8,14 @@ R="bash .gpu/run.sh"
 A=.gpu-anchors
 M=models/edkm-tiny
 T=data/tinyshakespeare/input.txt
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 R A M T
 step() {
   local name=$1 limit=$2
   shift 2
   local t0
   t0=$(date +%s)
   echo "=== $name: $*" >>"$OUT/all.log"
-  timeout "$limit" "$@" >>"$OUT/all.log" 2>&1
+  timeout "$limit" bash -c "$*" >>"$OUT/all.log" 2>&1
   echo "$name rc=$? $(($(date +%s) - t0))s" | tee -a "$OUT/steps.txt"
 }
 recipe() {
@@ -25,6 +25,7 @@ recipe() {
     $R edkm export --model "/tmp/recipe$1" --out "/tmp/recipe$1/model" &&
     $R edkm eval --model "/tmp/recipe$1/model" --task ppl --data data/eval/shakespeare-val.txt --json
 }
+export -f recipe
 run() {
   case $1 in
   tiny) step torch-tiny 120 python3 $A/torch_tiny_throughput.py $M cuda
