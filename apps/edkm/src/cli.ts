@@ -12,6 +12,7 @@ import { trainPredictor, writeFlashLayout } from '@edkm/flash';
 import { defaultModelDir } from '@edkm/llama';
 import { formatInspection, formatSizeReport, inspect } from '@edkm/palettized';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import { registerMakeModel } from './commands/make-model';
 import { runDemo } from './demo';
 import { runEval } from './evaluate';
 import { exportModel } from './export';
@@ -368,6 +369,8 @@ export function buildCli(): Command {
           `${layout.dir}: FFN ${(layout.ffnBytes / 1e6).toFixed(2)} MB on disk, ${(layout.residentBytes / 1e6).toFixed(2)} MB resident${result.predictor ? `; predictor → ${(result.predictor as { path: string }).path}` : ''}`,
         );
     });
+
+  registerMakeModel(program, print);
 
   program
     .command('inspect')

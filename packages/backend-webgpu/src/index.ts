@@ -403,6 +403,20 @@ registerPlugin({
     gpu.endComputePassEncoder();
     gpu.submitQueue();
   },
+  upload: (t) => {
+    const gpu = tf.backend() as unknown as {
+      uploadToGPU(dataId: object): void;
+      commandEncoder: unknown;
+      endComputePassEncoder(): void;
+      submitQueue(): void;
+    };
+    gpu.uploadToGPU(t.dataId);
+    // submit the staging copy so that its host-visible buffer goes back at once
+    if (gpu.commandEncoder) {
+      gpu.endComputePassEncoder();
+      gpu.submitQueue();
+    }
+  },
   describe: () =>
     deviceInfo
       ? `webgpu: ${[deviceInfo.vendor, deviceInfo.architecture, deviceInfo.description || deviceInfo.device].filter(Boolean).join(' ')}`

@@ -38,6 +38,11 @@ export interface BackendPlugin {
    * now (WebGPU defers their release to its next submit). See flushBackend().
    */
   flush?: () => void;
+  /**
+   * Moves a tensor's values onto the device now and drops the host copy (WebGPU otherwise keeps
+   * the values of tf.tensor() in host memory until a kernel first reads them). See makeResident().
+   */
+  upload?: (t: tf.Tensor) => void;
 }
 
 /**
@@ -56,6 +61,16 @@ export interface BackendSelection {
   description: string;
   /** Plugins tried before this one and why each failed (for 'auto'). */
   skipped: { plugin: string; reason: string }[];
+}
+
+/**
+ * Makes a freshly created tensor live on the device only: a loader that streams a checkpoint tensor
+ * by tensor calls it after each one so that host memory stays near the largest tensor. A no-op on
+ * backends whose tensors live in host memory anyway (cpu).
+ */
+export function makeResident(t: tf.Tensor): void {
+  const name = tf.getBackend();
+  for (const plugin of plugins.values()) if (plugin.tfjsBackend === name) plugin.upload?.(t);
 }
 
 const plugins = new Map<string, BackendPlugin>();

@@ -1,5 +1,16 @@
 import { FormatError } from './errors';
 
+export type RopeScaling =
+  | { type: 'default' }
+  | { type: 'linear'; factor: number }
+  | {
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalMaxPositionEmbeddings: number;
+    };
+
 /** The LlamaConfig fields the model uses (Hugging Face config.json, transformers 4 or 5). */
 export interface LlamaConfig {
   hiddenSize: number;
@@ -10,8 +21,8 @@ export interface LlamaConfig {
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
-  /** RoPE scaling: 'default', or 'linear' with a factor. */
-  ropeScaling: { type: 'default' } | { type: 'linear'; factor: number };
+  /** RoPE scaling: 'default', 'linear' with a factor, or Llama 3's frequency-dependent 'llama3'. */
+  ropeScaling: RopeScaling;
   maxPositionEmbeddings: number;
   tieWordEmbeddings: boolean;
   vocabSize: number;
@@ -53,12 +64,28 @@ export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaCo
   let ropeScaling: LlamaConfig['ropeScaling'];
   if (ropeType === 'default') ropeScaling = { type: 'default' };
   else if (ropeType === 'linear') ropeScaling = { type: 'linear', factor: Number(params.factor) };
-  else
+  else if (ropeType === 'llama3') {
+    ropeScaling = {
+      type: 'llama3',
+      factor: Number(params.factor),
+      lowFreqFactor: Number(params.low_freq_factor),
+      highFreqFactor: Number(params.high_freq_factor),
+      originalMaxPositionEmbeddings: Number(params.original_max_position_embeddings),
+    };
+    const { lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings } = ropeScaling;
+    if (
+      !(lowFreqFactor > 0 && highFreqFactor > lowFreqFactor) ||
+      !(Number.isInteger(originalMaxPositionEmbeddings) && originalMaxPositionEmbeddings > 0)
+    )
+      throw new FormatError(
+        `${source}: llama3 rope scaling needs low_freq_factor > 0, high_freq_factor > low_freq_factor and a positive integer original_max_position_embeddings`,
+      );
+  } else
     throw new FormatError(
-      `${source}: rope scaling '${ropeType}' is not supported (supported: default, linear)`,
+      `${source}: rope scaling '${ropeType}' is not supported (supported: default, linear, llama3)`,
     );
-  if (ropeScaling.type === 'linear' && !(ropeScaling.factor > 0))
-    throw new FormatError(`${source}: linear rope scaling needs a positive factor`);
+  if (ropeScaling.type !== 'default' && !(ropeScaling.factor > 0))
+    throw new FormatError(`${source}: ${ropeScaling.type} rope scaling needs a positive factor`);
   const eps = Number(c.rms_norm_eps ?? 1e-6);
   if (!(eps > 0)) throw new FormatError(`${source}: rms_norm_eps must be positive`);
   return {

@@ -1,10 +1,16 @@
-export { type LlamaConfig, parseLlamaConfig } from './config';
+export {
+  CheckpointReader,
+  INDEX_FILE,
+  SINGLE_FILE,
+  decodeTensor,
+  expectedWeightShapes,
+} from './checkpoint';
+export { type LlamaConfig, type RopeScaling, parseLlamaConfig } from './config';
 export { IOError } from './errors';
 export { type GenerateOptions, generate, generateWith, sampleToken } from './generate';
 export {
   type LoadLlamaOptions,
   type LoadedLlama,
-  decodeTensor,
   defaultModelDir,
   loadLlama,
   readLlamaFolder,
@@ -32,9 +38,19 @@ export {
   type SafetensorsDtype,
   SafetensorsFile,
   type TensorEntry,
+  type TensorSpec,
   type TensorToWrite,
   writeSafetensors,
+  writeSafetensorsStream,
 } from './safetensors';
+export {
+  MODEL_PRESETS,
+  type MakeModelOptions,
+  type MakeModelResult,
+  type ModelPreset,
+  makeRandomLlama,
+} from './make';
+export { type ShardedWriteResult, writeShardedSafetensors } from './sharded';
 export { Tokenizer } from './tokenizer';
 export {
   Decoder,

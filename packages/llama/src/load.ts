@@ -1,16 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fromHalfBits, tf } from '@edkm/core';
+import type { tf } from '@edkm/core';
+import { CheckpointReader } from './checkpoint';
 import { type LlamaConfig, parseLlamaConfig } from './config';
 import { FormatError, IOError } from './errors';
 import { LlamaModel } from './model';
-import {
-  SafetensorsFile,
-  type TensorEntry,
-  type TensorToWrite,
-  writeSafetensors,
-} from './safetensors';
+import { type TensorToWrite, writeSafetensors } from './safetensors';
 import { Tokenizer } from './tokenizer';
 
 export interface LoadedLlama {
@@ -33,41 +29,17 @@ function readJson(path: string, required = true): Record<string, unknown> | unde
   }
 }
 
-/** Float32 values of a tensor stored as F32, F16 or BF16. */
-export function decodeTensor(bytes: Uint8Array, entry: TensorEntry, source: string): Float32Array {
-  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
-  if (entry.dtype === 'F32')
-    return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4).slice();
-  if (entry.dtype === 'BF16' || entry.dtype === 'F16') {
-    return fromHalfBits(
-      new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2),
-      entry.dtype === 'BF16' ? 'bf16' : 'fp16',
-    );
-  }
-  throw new FormatError(
-    `${source}: tensor '${entry.name}' has dtype ${entry.dtype}; weights must be F32, F16 or BF16`,
-  );
-}
-
-/** Reads every tensor of model.safetensors (or the shards named by model.safetensors.index.json). */
+/**
+ * Reads every tensor of model.safetensors (or the shards named by model.safetensors.index.json)
+ * into tensors at once. loadLlama streams instead; this is for small models and tools.
+ */
 export function readWeights(dir: string): Map<string, tf.Tensor> {
-  const index = readJson(join(dir, 'model.safetensors.index.json'), false);
-  const files = index
-    ? [...new Set(Object.values((index.weight_map ?? {}) as Record<string, string>))]
-    : ['model.safetensors'];
+  const reader = new CheckpointReader(dir);
   const out = new Map<string, tf.Tensor>();
-  for (const f of files) {
-    const st = new SafetensorsFile(join(dir, f));
-    try {
-      if (st.metadata.format === 'edkm-palettized')
-        throw new FormatError(
-          `${st.path} holds a palettized export (LUTs + packed indices): load it with loadPalettized() from @edkm/palettized`,
-        );
-      for (const [name, entry] of st.tensors)
-        out.set(name, tf.tensor(decodeTensor(st.read(name), entry, st.path), entry.shape));
-    } finally {
-      st.close();
-    }
+  try {
+    for (const name of reader.names()) out.set(name, reader.tensor(name));
+  } finally {
+    reader.close();
   }
   return out;
 }
@@ -96,11 +68,22 @@ export function readLlamaFolder(dir: string): Omit<LoadedLlama, 'model'> {
 /** Loads a Hugging Face LLaMA folder: config, weights, tokenizer, generation config. */
 export function loadLlama(dir: string, opts: LoadLlamaOptions = {}): LoadedLlama {
   const { config, tokenizer, generationConfig } = readLlamaFolder(dir);
-  const weights = opts.weights ?? readWeights(dir);
+  if (opts.weights)
+    return {
+      model: new LlamaModel(config, opts.weights),
+      tokenizer,
+      config,
+      generationConfig,
+      dir,
+    };
+  // streamed: the shards' headers are checked against the config first, then each tensor is
+  // read, decoded, moved to the device and released before the next one
+  const reader = new CheckpointReader(dir, config);
   try {
-    return { model: new LlamaModel(config, weights), tokenizer, config, generationConfig, dir };
+    const model = new LlamaModel(config, (name) => reader.tensor(name));
+    return { model, tokenizer, config, generationConfig, dir };
   } finally {
-    if (!opts.weights) tf.dispose([...weights.values()]);
+    reader.close();
   }
 }
 

@@ -31,13 +31,28 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor
   return x.mul(tf.rsqrt(variance.add(eps))).mul(weight);
 }
 
-/** Rotary inverse frequencies 1 / (θ^(2i/D) · linear scale), i < D/2. */
+/**
+ * Rotary inverse frequencies 1 / θ^(2i/D), i < D/2, scaled as the config says: 'linear' divides
+ * them by the factor; 'llama3' (transformers' _compute_llama3_parameters) divides the
+ * low-frequency ones (wavelength above original_max / low_freq_factor) by the factor, keeps the
+ * high-frequency ones (wavelength below original_max / high_freq_factor) and interpolates between.
+ */
 export function ropeInverseFrequencies(config: LlamaConfig): Float32Array {
-  const scale = config.ropeScaling.type === 'linear' ? config.ropeScaling.factor : 1;
-  return Float32Array.from(
-    { length: config.headDim / 2 },
-    (_, i) => 1 / (config.ropeTheta ** ((2 * i) / config.headDim) * scale),
-  );
+  const s = config.ropeScaling;
+  return Float32Array.from({ length: config.headDim / 2 }, (_, i) => {
+    const f = 1 / config.ropeTheta ** ((2 * i) / config.headDim);
+    if (s.type === 'linear') return f / s.factor;
+    if (s.type !== 'llama3') return f;
+    const wavelength = (2 * Math.PI) / f;
+    const lowWavelength = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
+    const highWavelength = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+    if (wavelength < highWavelength) return f;
+    if (wavelength > lowWavelength) return f / s.factor;
+    const smooth =
+      (s.originalMaxPositionEmbeddings / wavelength - s.lowFreqFactor) /
+      (s.highFreqFactor - s.lowFreqFactor);
+    return (1 - smooth) * (f / s.factor) + smooth * f;
+  });
 }
 
 /** cos/sin [B, 1, T, D] of the rotary embedding at positions [B, T]. */
@@ -169,15 +184,28 @@ export class LlamaModel {
   /** [D, D] signed permutation R with x·R = rotate_half(x). */
   private readonly rotateHalf: tf.Tensor2D;
 
-  constructor(config: LlamaConfig, tensors: Map<string, tf.Tensor>) {
+  /**
+   * `tensors`: the weights by Hugging Face name (copied; the caller keeps them), or a function
+   * that makes each one on demand (the model takes it over: a loader that streams a checkpoint).
+   */
+  constructor(
+    config: LlamaConfig,
+    tensors: Map<string, tf.Tensor> | ((name: string) => tf.Tensor),
+  ) {
     this.config = config;
-    for (const name of this.expectedWeightNames()) {
-      const t = tensors.get(name);
-      if (!t) throw new ShapeError(`missing weight '${name}'`);
-      // tf.variable shares the data of its initial value: release the cast's handle after it
-      const initial = t.toFloat();
-      this.weights.set(name, tf.variable(initial, true));
-      initial.dispose();
+    try {
+      for (const name of this.expectedWeightNames()) {
+        const t = typeof tensors === 'function' ? tensors(name) : tensors.get(name);
+        if (!t) throw new ShapeError(`missing weight '${name}'`);
+        // tf.variable shares the data of its initial value: release the cast's handle after it
+        const initial = t.toFloat();
+        this.weights.set(name, tf.variable(initial, true));
+        initial.dispose();
+        if (typeof tensors === 'function') t.dispose();
+      }
+    } catch (err) {
+      for (const w of this.weights.values()) w.dispose();
+      throw err;
     }
     this.rotateHalf = rotateHalfMatrix(config.headDim);
     this.invFreq = ropeInverseFrequencies(config);

@@ -218,3 +218,72 @@ export function writeSafetensors(
 function writeFully(fd: number, bytes: Uint8Array): void {
   for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
 }
+
+export interface TensorSpec {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+}
+
+/**
+ * Writes a safetensors file whose tensors are produced one at a time, in pieces: the header is
+ * made from the specs, then `produce(spec, write)` writes each tensor's bytes (in any number of
+ * `write` calls that must add up to its size). Atomic like writeSafetensors (temp file, fsync,
+ * rename); memory stays at what `produce` holds, never the whole file.
+ */
+export function writeSafetensorsStream(
+  path: string,
+  specs: TensorSpec[],
+  produce: (spec: TensorSpec, write: (bytes: ArrayBufferView) => void) => void,
+  metadata?: Record<string, string>,
+  /** fsync before the rename (default); off for scratch files such as random test models. */
+  durable = true,
+): void {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  const sizes = new Map<string, number>();
+  for (const t of specs) {
+    if (!(t.dtype in DTYPE_BYTES))
+      throw new FormatError(`writeSafetensorsStream: '${t.name}' has unknown dtype ${t.dtype}`);
+    if (header[t.name]) throw new FormatError(`writeSafetensorsStream: '${t.name}' given twice`);
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    sizes.set(t.name, bytes);
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, 'w');
+    writeFully(fd, prefix);
+    writeFully(fd, headerBytes);
+    for (const spec of specs) {
+      let written = 0;
+      const size = sizes.get(spec.name)!;
+      const f = fd;
+      produce(spec, (d) => {
+        written += d.byteLength;
+        if (written > size)
+          throw new FormatError(`'${spec.name}': more than its ${size} bytes were written`);
+        writeFully(f, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+      });
+      if (written !== size)
+        throw new FormatError(`'${spec.name}': ${written} bytes written, its shape needs ${size}`);
+    }
+    if (durable) fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    if (err instanceof FormatError) throw err;
+    throw new IOError(`cannot write ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
