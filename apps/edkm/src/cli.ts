@@ -23,6 +23,7 @@ import {
   readPalettizeConfig,
 } from './finetune';
 import { runGenerate } from './generate';
+import { parseBytes } from './memory-plan';
 import { progressBar } from './progress';
 
 const int = (name: string) => (value: string) => {
@@ -103,6 +104,15 @@ export function buildCli(): Command {
     .option('--marshal', 'eDKM: keep saved index lists in host memory (@edkm/marshal)', false)
     .option('--shards <n>', 'eDKM: split each index list into n shards', int('--shards'))
     .option('--index-lists', 'eDKM: index lists instead of 16-bit code tables', false)
+    .option(
+      '--checkpointing',
+      'gradient checkpointing per decoder layer, each layer updated and its gradients freed during the backward pass (large models)',
+      false,
+    )
+    .option(
+      '--device-memory <bytes>',
+      'device memory to plan against, e.g. 139GiB (default: host memory on cpu; unchecked on webgpu)',
+    )
     .addOption(backendOption())
     .option('--resume', 'continue the run in --out from its checkpoint', false)
     .option('--json', 'print the result as JSON', false)
@@ -131,8 +141,10 @@ export function buildCli(): Command {
         shards: o.shards,
         indexLists: o.indexLists,
         readEvery: o.readEvery,
+        checkpointing: o.checkpointing || undefined,
       };
       const result = await finetune(options, {
+        deviceMemory: o.deviceMemory === undefined ? undefined : parseBytes(o.deviceMemory),
         backend: o.backend,
         resume: o.resume,
         progress: progressBar(),

@@ -1,4 +1,5 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
   InvalidArgumentError,
@@ -10,10 +11,11 @@ import {
 } from '@edkm/core';
 import { Palettizer, type PalettizerConfig, parsePalettizerConfig } from '@edkm/dkm';
 import '@edkm/jlcm'; // registers method: 'jlcm' for palettizer configs
-import { loadLlama } from '@edkm/llama';
+import { expectedWeightShapes, layerwiseStep, loadLlama, parseLlamaConfig } from '@edkm/llama';
 import { Marshaler } from '@edkm/marshal';
 import { checkpointPath, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { openTrainData } from './data';
+import { checkMemoryPlan, formatMemoryPlan, planMemory } from './memory-plan';
 import { AdamW, globalNormAndClip, learningRate } from './optim';
 import { writeLossPlot } from './plot';
 import type { Progress } from './progress';
@@ -53,6 +55,13 @@ export interface FinetuneOptions {
    * log, the progress bar and the divergence check lag by up to that many steps.
    */
   readEvery?: number;
+  /**
+   * Gradient checkpointing per decoder layer with layer-wise updates (@edkm/llama's
+   * layerwiseStep): the forward pass keeps each layer's input only, the backward pass recomputes
+   * one layer at a time and AdamW updates that layer and frees its gradients before the next.
+   * --clip then clips each layer's gradient (the head's, each decoder layer's) by its own norm.
+   */
+  checkpointing?: boolean;
 }
 
 const DEFAULT_READ_EVERY = 10;
@@ -62,6 +71,8 @@ export interface RunControl {
   resume: boolean;
   progress: Progress;
   log: (line: string) => void;
+  /** Device bytes to plan against (default: host memory on cpu, unknown on webgpu). */
+  deviceMemory?: number;
 }
 
 export interface FinetuneResult {
@@ -117,6 +128,10 @@ export function validateOptions(o: FinetuneOptions): void {
   if (!existsSync(join(o.model, 'config.json')))
     throw new InvalidArgumentError(`--model ${o.model} is not a model folder (no config.json)`);
   if (!existsSync(o.data)) throw new InvalidArgumentError(`--data ${o.data} does not exist`);
+  if (o.checkpointing && o.gradAccum > 1)
+    throw new InvalidArgumentError(
+      '--checkpointing updates each layer during the backward pass: it cannot accumulate gradients (--grad-accum 1)',
+    );
 }
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -184,6 +199,40 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
   if (!ctl.resume)
     writeFileSync(runFile(o.out), `${JSON.stringify({ version: 1, options: o }, null, 2)}\n`);
 
+  // the palettizer and the memory plan come from config.json alone: a run that cannot fit is
+  // refused before the weights are loaded
+  const config = parseLlamaConfig(
+    JSON.parse(readFileSync(join(o.model, 'config.json'), 'utf8')),
+    join(o.model, 'config.json'),
+  );
+  const shapes = expectedWeightShapes(config);
+  const linear = new Map(
+    [...shapes]
+      .filter(([n]) => n.endsWith('_proj.weight') || n === 'lm_head.weight')
+      .map(([n, shape]) => [n, shape as [number, number]]),
+  );
+  const marshal = o.marshal ? new Marshaler({ policy: 'always' }) : undefined;
+  const palettizer = new Palettizer(linear, o.palettize, {
+    marshal,
+    shards: o.shards,
+    tables: o.indexLists ? 'index' : undefined,
+  });
+  if (palettizer.layers.size === 0)
+    throw new InvalidArgumentError('the palettizer config clusters no weight of this model');
+  const plan = planMemory({
+    config,
+    batch: o.batch,
+    seq: o.seq,
+    trained: new Set(
+      [...shapes.keys()].filter((n) => o.trainEmbeddings || n !== 'model.embed_tokens.weight'),
+    ),
+    palettized: new Set(palettizer.layers.keys()),
+    checkpointing: Boolean(o.checkpointing),
+  });
+  const deviceMemory = ctl.deviceMemory ?? (selection.plugin === 'cpu' ? totalmem() : undefined);
+  ctl.log(formatMemoryPlan(plan, deviceMemory));
+  checkMemoryPlan(plan, deviceMemory);
+
   const { model, tokenizer } = loadLlama(o.model);
   const checkpoint = ctl.resume ? loadCheckpoint(ckptPath) : undefined;
   const data = await openTrainData(
@@ -195,17 +244,6 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
   ctl.log(`data: ${data.description}`);
 
   const weights = model.getWeights();
-  const linear = new Map(
-    model.linearWeightNames().map((n) => [n, weights.get(n)!.shape as [number, number]]),
-  );
-  const marshal = o.marshal ? new Marshaler({ policy: 'always' }) : undefined;
-  const palettizer = new Palettizer(linear, o.palettize, {
-    marshal,
-    shards: o.shards,
-    tables: o.indexLists ? 'index' : undefined,
-  });
-  if (palettizer.layers.size === 0)
-    throw new InvalidArgumentError('the palettizer config clusters no weight of this model');
   ctl.log(
     `palettizing ${palettizer.layers.size} of ${linear.size} linear weights (${describeConfig(o.palettize)})`,
   );
@@ -338,6 +376,31 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
       const stepStart = backendBytes();
       const { result: stepResult, peakExtraBytes } = await measurePeakBytes(async () => {
         await palettizer.prepare(weights);
+        if (o.checkpointing) {
+          const b = data.next();
+          optimizer.beginStep();
+          let squares = tf.scalar(0);
+          try {
+            const loss = await layerwiseStep(model, b.inputIds, b.labels, {
+              attentionMask: b.attentionMask,
+              segmentIds: b.segmentIds,
+              positionIds: b.positionIds,
+              trainable,
+              onGradients: (_group, grads) => {
+                // each group clipped by its own norm, on the device (nothing read back)
+                const clip = globalNormAndClip(Object.fromEntries(grads), o.clip);
+                optimizer.update(trainable, Object.fromEntries(grads), lr, clip);
+                const next = tf.tidy(() => squares.add(clip.slice(0, 1).square().sum()));
+                tf.dispose([squares, clip]);
+                squares = next as tf.Scalar;
+              },
+            });
+            const clip = tf.tidy(() => tf.concat([squares.sqrt().reshape([1]), tf.ones([1])]));
+            return { losses: [tf.scalar(loss)], tokens: b.tokens, clip: clip as tf.Tensor1D };
+          } finally {
+            squares.dispose();
+          }
+        }
         const losses: tf.Scalar[] = [];
         let tokens = 0;
         let accumulated: Record<string, tf.Tensor> | undefined;

@@ -88,8 +88,23 @@ export class AdamW {
     lr: number,
     clip?: tf.Tensor1D,
   ): void {
-    const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0 } = this.opts;
+    this.beginStep();
+    this.update(variables, grads, lr, clip);
+  }
+
+  /** Starts an optimizer step whose variables update() then updates group by group. */
+  beginStep(): void {
     this.step++;
+  }
+
+  /** Updates the named variables with their gradients, at the step beginStep() started. */
+  update(
+    variables: Map<string, tf.Variable>,
+    grads: Record<string, tf.Tensor>,
+    lr: number,
+    clip?: tf.Tensor1D,
+  ): void {
+    const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0 } = this.opts;
     const scale = clip ?? tf.tensor1d([0, 1]);
     for (const [name, g] of Object.entries(grads)) {
       const w = variables.get(name);

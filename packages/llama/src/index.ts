@@ -43,6 +43,7 @@ export {
   writeSafetensors,
   writeSafetensorsStream,
 } from './safetensors';
+export { type LayerwiseStepOptions, groupVariables, layerwiseStep } from './layerwise';
 export {
   MODEL_PRESETS,
   type MakeModelOptions,

@@ -278,6 +278,72 @@ export class LlamaModel {
     return rmsNorm(x, this.w(name), this.config.rmsNormEps);
   }
 
+  /** Token embeddings [B, T, hidden] of int32 ids [B, T]. */
+  embed(ids: tf.Tensor2D): tf.Tensor3D {
+    const [B, T] = ids.shape;
+    return tf
+      .gather(this.w('model.embed_tokens.weight'), ids.reshape([-1]))
+      .reshape([B, T, this.config.hiddenSize]);
+  }
+
+  /**
+   * Decoder layer l on hidden states x [B, T, hidden] (decoderLayer with this model's weights and
+   * linear hooks). With a cache, the layer's past keys and values are read from it (the caller
+   * stores the returned k, v).
+   */
+  decoderLayerAt(
+    l: number,
+    x: tf.Tensor,
+    ctx: { B: number; T: number; cos: tf.Tensor; sin: tf.Tensor; mask: tf.Tensor },
+    cache?: KVCache,
+  ): { x: tf.Tensor; k: tf.Tensor4D; v: tf.Tensor4D } {
+    const p = `model.layers.${l}.`;
+    return decoderLayer(
+      x,
+      {
+        inputNorm: this.w(`${p}input_layernorm.weight`),
+        postNorm: this.w(`${p}post_attention_layernorm.weight`),
+        project: (a, which) =>
+          this.linear(
+            a,
+            which === 'gate' || which === 'up' || which === 'down'
+              ? `${p}mlp.${which}_proj.weight`
+              : `${p}self_attn.${which}_proj.weight`,
+          ),
+      },
+      {
+        config: this.config,
+        ...ctx,
+        rotateHalf: this.rotateHalf,
+        past: cache?.keys[l] ? { k: cache.keys[l], v: cache.values[l] } : undefined,
+      },
+    );
+  }
+
+  /** Logits [B·T, vocab] of the last hidden states x [B, T, hidden] (final norm, LM head). */
+  head(x: tf.Tensor): tf.Tensor2D {
+    const c = this.config;
+    const final = this.rmsNorm(x, 'model.norm.weight').reshape([-1, c.hiddenSize]) as tf.Tensor2D;
+    return c.tieWordEmbeddings
+      ? tf.matMul(final, this.w('model.embed_tokens.weight') as tf.Tensor2D, false, true)
+      : this.linear(final, 'lm_head.weight');
+  }
+
+  /** RoPE tables and the additive mask of a [B, T] batch without a cache (for layer-wise use). */
+  layerContext(
+    B: number,
+    T: number,
+    opts: Omit<ForwardOptions, 'cache'> = {},
+  ): { B: number; T: number; cos: tf.Tensor; sin: tf.Tensor; mask: tf.Tensor } {
+    const [cos, sin, mask] = tf.tidy(() => {
+      const positions = opts.positionIds
+        ? tf.tensor2d(opts.positionIds, [B, T], 'int32')
+        : tf.range(0, T, 1, 'int32').expandDims(0).tile([B, 1]);
+      return [...ropeTables(positions as tf.Tensor2D, this.invFreq), this.mask(B, T, 0, opts)];
+    });
+    return { B, T, cos, sin, mask };
+  }
+
   /**
    * Logits [B, T, vocab] for token ids [B, T] (int32 tensor or arrays). Causal; with a cache the
    * positions continue from it and the cache grows.
@@ -304,49 +370,16 @@ export class LlamaModel {
             .tile([B, 1]);
       const [cos, sin] = ropeTables(positions as tf.Tensor2D, this.invFreq);
       const mask = this.mask(B, T, past, opts);
-      let x: tf.Tensor = tf
-        .gather(this.w('model.embed_tokens.weight'), input.reshape([-1]))
-        .reshape([B, T, c.hiddenSize]);
+      let x = this.embed(input);
       for (let l = 0; l < c.numHiddenLayers; l++) {
-        const p = `model.layers.${l}.`;
-        const layer = decoderLayer(
-          x,
-          {
-            inputNorm: this.w(`${p}input_layernorm.weight`),
-            postNorm: this.w(`${p}post_attention_layernorm.weight`),
-            project: (a, which) =>
-              this.linear(
-                a,
-                which === 'gate' || which === 'up' || which === 'down'
-                  ? `${p}mlp.${which}_proj.weight`
-                  : `${p}self_attn.${which}_proj.weight`,
-              ),
-          },
-          {
-            config: c,
-            B,
-            T,
-            cos,
-            sin,
-            mask,
-            rotateHalf: this.rotateHalf,
-            past: cache?.keys[l] ? { k: cache.keys[l], v: cache.values[l] } : undefined,
-          },
-        );
+        const layer = this.decoderLayerAt(l, x, { B, T, cos, sin, mask }, cache);
         if (cache) {
           newKeys.push(tf.keep(layer.k));
           newValues.push(tf.keep(layer.v));
         }
         x = layer.x;
       }
-      const final = this.rmsNorm(x, 'model.norm.weight').reshape([
-        B * T,
-        c.hiddenSize,
-      ]) as tf.Tensor2D;
-      const head = c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-      const out = c.tieWordEmbeddings
-        ? tf.matMul(final, this.w(head) as tf.Tensor2D, false, true)
-        : this.linear(final, head);
+      const out = this.head(x);
       return out.reshape([B, T, c.vocabSize]) as tf.Tensor3D;
     });
     if (cache) {
@@ -393,6 +426,24 @@ export class LlamaModel {
     labels: number[][],
     opts: Omit<ForwardOptions, 'cache'> = {},
   ): tf.Scalar {
+    const targets = this.lossTargets(inputIds, labels);
+    return tf.tidy(() => {
+      const [B, T] = [inputIds.length, inputIds[0].length];
+      return this.crossEntropy(
+        this.forward(inputIds, opts).reshape([B * T, this.config.vocabSize]) as tf.Tensor2D,
+        targets,
+      );
+    });
+  }
+
+  /**
+   * The next-token targets of labels aligned with inputs (position t predicts labels[t + 1]; the
+   * last position of a row and label −100 weigh 0), validated: for loss() and layer-wise training.
+   */
+  lossTargets(
+    inputIds: number[][],
+    labels: number[][],
+  ): { targets: Int32Array; weights: Float32Array; count: number } {
     const B = inputIds.length;
     const T = inputIds[0]?.length ?? 0;
     if (
@@ -405,8 +456,7 @@ export class LlamaModel {
       );
     }
     const V = this.config.vocabSize;
-    // position t predicts labels[t + 1]; the last position of a row predicts nothing (weight 0),
-    // so the logits need no slice
+    // the last position of a row predicts nothing (weight 0), so the logits need no slice
     const targets = new Int32Array(B * T);
     const weights = new Float32Array(B * T);
     let count = 0;
@@ -422,10 +472,21 @@ export class LlamaModel {
       }
     });
     if (count === 0) throw new InvalidArgumentError('loss: every label is -100');
+    return { targets, weights, count };
+  }
+
+  /** Mean weighted cross-entropy of logits [N, vocab] against lossTargets(). */
+  crossEntropy(
+    logits: tf.Tensor2D,
+    t: { targets: Int32Array; weights: Float32Array; count: number },
+  ): tf.Scalar {
     return tf.tidy(() => {
-      const logp = tf.logSoftmax(this.forward(inputIds, opts).reshape([B * T, V]));
-      const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(targets, 'int32'), V)), 1);
-      return tf.sum(tf.mul(picked, tf.tensor1d(weights))).div(-count) as tf.Scalar;
+      const logp = tf.logSoftmax(logits);
+      const picked = tf.sum(
+        tf.mul(logp, tf.oneHot(tf.tensor1d(t.targets, 'int32'), this.config.vocabSize)),
+        1,
+      );
+      return tf.sum(tf.mul(picked, tf.tensor1d(t.weights))).div(-t.count) as tf.Scalar;
     });
   }
 
