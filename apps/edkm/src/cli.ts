@@ -180,10 +180,31 @@ export function buildCli(): Command {
         .choices(['bf16', 'fp16', 'f32'])
         .default('bf16'),
     )
+    .addOption(
+      new Option(
+        '--format <f>',
+        'edkm: palettized folder (LUTs + packed indices); hf: hard-assigned weights as a standard Hugging Face folder',
+      )
+        .choices(['edkm', 'hf'])
+        .default('edkm'),
+    )
+    .addOption(
+      new Option('--hf-dtype <dtype>', 'with --format hf: the weights’ dtype')
+        .choices(['bf16', 'fp16', 'f32'])
+        .default('bf16'),
+    )
+    .option(
+      '--shard-mb <n>',
+      'with --format hf: largest shard in MiB (default 5120)',
+      int('--shard-mb'),
+    )
     .addOption(backendOption())
     .option('--json', 'print the size report as JSON', false)
     .action(async (o) => {
       const result = await exportModel({
+        format: o.format,
+        hfDtype: o.hfDtype,
+        maxShardBytes: o.shardMb === undefined ? undefined : o.shardMb * 2 ** 20,
         model: o.model,
         out: o.out,
         method: o.method,
@@ -193,7 +214,11 @@ export function buildCli(): Command {
         backend: o.backend,
       });
       if (o.json) print(JSON.stringify(result));
-      else print(`${result.out} (${result.method})\n${formatSizeReport(result.report)}`);
+      else if (result.hf)
+        print(
+          `${result.out} (${result.method}, Hugging Face folder): ${(result.hf.totalBytes / 1e6).toFixed(1)} MB in ${result.hf.files.length} files`,
+        );
+      else print(`${result.out} (${result.method})\n${formatSizeReport(result.report!)}`);
     });
 
   program

@@ -150,9 +150,9 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
       bits: o.bits,
       backend: o.backend,
     });
-    reports[method] = r.report;
+    reports[method] = r.report!;
     const label = method === 'rtn' ? 'round-to-nearest, per channel' : 'k-means, per tensor';
-    await evaluateModel(`${label} ${o.bits}-bit`, dir, r.report.bitsPerPalettizedWeight);
+    await evaluateModel(`${label} ${o.bits}-bit`, dir, r.report!.bitsPerPalettizedWeight);
   }
 
   log(
@@ -196,13 +196,13 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
     bits: o.bits,
     backend: o.backend,
   });
-  log(formatSizeReport(exported.report).replace(/^/gm, '  '));
+  log(formatSizeReport(exported.report!).replace(/^/gm, '  '));
 
   log('\n4. reload the export and evaluate it');
   await evaluateModel(
     `eDKM ${o.bits}-bit, fine-tuned`,
     exportDir,
-    exported.report.bitsPerPalettizedWeight,
+    exported.report!.bitsPerPalettizedWeight,
   );
 
   log('\n5. generate from the palettized model');

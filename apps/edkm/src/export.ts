@@ -5,7 +5,13 @@ import { InvalidArgumentError, f16BitsToF32, f32ToF16Bits, tf, useBackend } from
 import { Palettizer, type PalettizerConfig } from '@edkm/dkm';
 import '@edkm/jlcm';
 import { type LlamaModel, loadLlama } from '@edkm/llama';
-import { type DenseWeight, type SizeReport, writePalettized } from '@edkm/palettized';
+import {
+  type DenseWeight,
+  type HfExportResult,
+  type SizeReport,
+  writeHfExport,
+  writePalettized,
+} from '@edkm/palettized';
 import { checkpointPath, loadCheckpoint } from './checkpoint';
 import { defaultPalettizeConfig, describeConfig, readRun } from './finetune';
 
@@ -23,13 +29,51 @@ export interface ExportOptions {
   /** dtype of the weights that stay dense (default bf16; f32 keeps fine-tuned values exactly). */
   denseDtype?: 'bf16' | 'fp16' | 'f32';
   backend: string;
+  /**
+   * edkm (default): the palettized folder (LUTs + packed indices). hf: the hard-assigned weights
+   * dequantized into a standard Hugging Face folder (sharded safetensors in `hfDtype`, default
+   * bf16; the palettes in the metadata) that transformers or vLLM load as it is.
+   */
+  format?: 'edkm' | 'hf';
+  hfDtype?: 'bf16' | 'fp16' | 'f32';
+  /** hf: largest shard in bytes (default 5 GiB). */
+  maxShardBytes?: number;
 }
 
 export interface ExportResult {
   out: string;
   source: string;
   method: string;
-  report: SizeReport;
+  /** The palettized folder's size report (format edkm). */
+  report?: SizeReport;
+  /** The Hugging Face folder's files and bytes (format hf). */
+  hf?: HfExportResult;
+}
+
+function writeExport(
+  opts: ExportOptions,
+  out: string,
+  dense: Map<string, DenseWeight>,
+  palettes: Map<string, PaletteTensor>,
+  copyFrom: string,
+  metadata: Record<string, string>,
+): Pick<ExportResult, 'report' | 'hf'> {
+  if (opts.format === 'hf')
+    return {
+      hf: writeHfExport(out, dense, palettes, {
+        copyFrom,
+        dtype: opts.hfDtype,
+        maxShardBytes: opts.maxShardBytes,
+        metadata,
+      }),
+    };
+  return {
+    report: writePalettized(out, dense, palettes, {
+      copyFrom,
+      denseDtype: opts.denseDtype,
+      metadata,
+    }),
+  };
 }
 
 /** Whether a folder is a fine-tuning run (it has run.json). */
@@ -78,16 +122,19 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
         }
         await palettizer.prepare(model.getWeights());
         const palettes = await palettizer.export(model.getWeights());
-        const report = writePalettized(out, await denseOf(model), palettes, {
-          copyFrom: run.model,
-          denseDtype: opts.denseDtype,
-          metadata: {
+        const written = writeExport(
+          opts,
+          out,
+          await denseOf(model, palettes),
+          palettes,
+          run.model,
+          {
             source: 'edkm finetune',
             step: String(ckpt.step),
             palettize: JSON.stringify(run.palettize),
           },
-        });
-        return { out, source: from, method: describeConfig(run.palettize), report };
+        );
+        return { out, source: from, method: describeConfig(run.palettize), ...written };
       } finally {
         palettizer.dispose();
       }
@@ -106,12 +153,11 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
       opts.method === 'kmeans'
         ? await kmeansPalettes(model, config)
         : await rtnPalettes(model, config);
-    const report = writePalettized(out, await denseOf(model), palettes, {
-      copyFrom: from,
-      denseDtype: opts.denseDtype,
-      metadata: { source: `post-training ${opts.method}`, palettize: JSON.stringify(config) },
+    const written = writeExport(opts, out, await denseOf(model, palettes), palettes, from, {
+      source: `post-training ${opts.method}`,
+      palettize: JSON.stringify(config),
     });
-    return { out, source: from, method: `${opts.method} (post-training)`, report };
+    return { out, source: from, method: `${opts.method} (post-training)`, ...written };
   } finally {
     model.dispose();
   }
@@ -122,10 +168,15 @@ function linearShapes(model: LlamaModel): Map<string, [number, number]> {
   return new Map(model.linearWeightNames().map((n) => [n, w.get(n)!.shape as [number, number]]));
 }
 
-async function denseOf(model: LlamaModel): Promise<Map<string, DenseWeight>> {
+/** The weights that stay dense (the palettized ones are not read back). */
+async function denseOf(
+  model: LlamaModel,
+  palettes: Map<string, PaletteTensor>,
+): Promise<Map<string, DenseWeight>> {
   const out = new Map<string, DenseWeight>();
   for (const [name, v] of model.getWeights())
-    out.set(name, { shape: v.shape, data: (await v.data()) as Float32Array });
+    if (!palettes.has(name))
+      out.set(name, { shape: v.shape, data: (await v.data()) as Float32Array });
   return out;
 }
 

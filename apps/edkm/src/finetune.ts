@@ -231,7 +231,7 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
   });
   const deviceMemory = ctl.deviceMemory ?? (selection.plugin === 'cpu' ? totalmem() : undefined);
   ctl.log(formatMemoryPlan(plan, deviceMemory));
-  checkMemoryPlan(plan, deviceMemory);
+  checkMemoryPlan(plan, deviceMemory, Boolean(o.checkpointing));
 
   const { model, tokenizer } = loadLlama(o.model);
   const checkpoint = ctl.resume ? loadCheckpoint(ckptPath) : undefined;

@@ -46,8 +46,8 @@ export function planMemory(p: MemoryPlanInput): MemoryPlan {
   for (const [name, shape] of shapes) {
     const n = size(shape);
     params += n;
-    largest = Math.max(largest, n);
     if (p.trained.has(name)) {
+      largest = Math.max(largest, n);
       trained += n;
       const group = /^model\.layers\.(\d+)\./.exec(name)?.[1] ?? name;
       groupParams.set(group, (groupParams.get(group) ?? 0) + n);
@@ -89,10 +89,14 @@ export function formatMemoryPlan(plan: MemoryPlan, device?: number): string {
 }
 
 /** Refuses a plan that does not fit, before anything is loaded. */
-export function checkMemoryPlan(plan: MemoryPlan, device: number | undefined): void {
+export function checkMemoryPlan(
+  plan: MemoryPlan,
+  device: number | undefined,
+  checkpointing: boolean,
+): void {
   if (device === undefined || plan.total <= device) return;
   throw new BackendError(
-    `${formatMemoryPlan(plan, device)}: it does not fit. Lower --batch or --seq, palettize fewer layers, or pass --checkpointing (one layer's activations and gradients at a time)`,
+    `${formatMemoryPlan(plan, device)}: it does not fit. ${checkpointing ? 'Lower --batch or --seq, train fewer weights, or use a larger device' : "Pass --checkpointing (one layer's activations and gradients at a time), or lower --batch or --seq"}`,
     'DEVICE_LIMIT',
   );
 }

@@ -178,7 +178,7 @@ describe('JLCM layers in the per-layer config', () => {
       denseDtype: 'f32',
       backend: 'cpu',
     });
-    expect(result.report.permutationBytes).toBeGreaterThan(0);
+    expect(result.report!.permutationBytes).toBeGreaterThan(0);
     const exported = loadModel(out);
     // the trained model's own forward: checkpoint weights and variables, palettizer state, transform
     const ckpt = loadCheckpoint(join(run, 'checkpoint.safetensors'));

@@ -47,10 +47,10 @@ export function readWeights(dir: string): Map<string, tf.Tensor> {
 export interface LoadLlamaOptions {
   /**
    * The weights, by Hugging Face name, instead of reading model.safetensors (e.g. dequantized
-   * from a palettized export). They are copied into the model's variables; the caller keeps
-   * ownership of these tensors.
+   * from a palettized export): a map (copied into the model's variables; the caller keeps its
+   * tensors) or a function that makes each weight on demand (the model takes each one over).
    */
-  weights?: Map<string, tf.Tensor>;
+  weights?: Map<string, tf.Tensor> | ((name: string) => tf.Tensor);
 }
 
 /** A model folder's config, tokenizer and generation config, without its weights. */

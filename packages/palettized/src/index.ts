@@ -8,6 +8,7 @@ export {
   type WriteOptions,
   writePalettized,
 } from './format';
+export { type HfExportOptions, type HfExportResult, writeHfExport } from './hf';
 export { type LoadedModel, isPalettized, loadModel, loadPalettized } from './load';
 export {
   type Inspection,

@@ -1,6 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { IOError, tf } from '@edkm/core';
+import { dequantize } from '@edkm/codec';
+import { IOError, makeResident, tf } from '@edkm/core';
 import { type LoadedLlama, SafetensorsFile, loadLlama } from '@edkm/llama';
 import { FORMAT, PalettizedFile, type SizeReport } from './format';
 
@@ -34,13 +35,25 @@ export function isPalettized(path: string): boolean {
  */
 export function loadPalettized(dir: string): LoadedModel {
   const file = new PalettizedFile(weightsFile(dir));
-  const tensors = new Map<string, tf.Tensor>();
   try {
-    for (const [name, w] of file.dequantizeAll()) tensors.set(name, tf.tensor(w.data, w.shape));
-    const loaded = loadLlama(dir, { weights: tensors });
+    // one weight dequantized at a time and moved to the device (host memory: the largest weight)
+    const palettized = new Set(file.palettizedNames());
+    const loaded = loadLlama(dir, {
+      weights: (name) => {
+        let t: tf.Tensor;
+        if (palettized.has(name)) {
+          const p = file.palette(name);
+          t = tf.tensor(dequantize(p), p.shape);
+        } else {
+          const w = file.dense(name);
+          t = tf.tensor(w.data, w.shape);
+        }
+        makeResident(t);
+        return t;
+      },
+    });
     return { ...loaded, palettized: file.sizeReport() };
   } finally {
-    tf.dispose([...tensors.values()]);
     file.close();
   }
 }
