@@ -8,6 +8,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   layer7b: () => import('./layer7b'),
   generate: () => import('./generate'),
   eval: () => import('./eval'),
+  scale: () => import('./scale'),
+  'hf-logits': () => import('./hf-logits'),
   // the app's command line: `run.sh edkm demo --backend webgpu …`, `run.sh edkm finetune …`
   edkm: () =>
     import('../apps/edkm/src/cli').then((cli) =>

@@ -83,7 +83,7 @@ export function buildCli(): Command {
     .option('--seed <n>', 'data order and initialisation seed', int('--seed'), 0)
     .option(
       '--save-every <n>',
-      'checkpoint every N steps (and at the end)',
+      'checkpoint every N steps (and at the end); 0: none',
       int('--save-every'),
       50,
     )
@@ -104,6 +104,10 @@ export function buildCli(): Command {
     .option('--marshal', 'eDKM: keep saved index lists in host memory (@edkm/marshal)', false)
     .option('--shards <n>', 'eDKM: split each index list into n shards', int('--shards'))
     .option('--index-lists', 'eDKM: index lists instead of 16-bit code tables', false)
+    .option(
+      '--export <dir>',
+      'at the end, write the palettized export here from memory (with --save-every 0: no checkpoint)',
+    )
     .option(
       '--checkpointing',
       'gradient checkpointing per decoder layer, each layer updated and its gradients freed during the backward pass (large models)',
@@ -145,6 +149,7 @@ export function buildCli(): Command {
       };
       const result = await finetune(options, {
         deviceMemory: o.deviceMemory === undefined ? undefined : parseBytes(o.deviceMemory),
+        exportTo: o.export,
         backend: o.backend,
         resume: o.resume,
         progress: progressBar(),

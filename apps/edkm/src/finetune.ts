@@ -13,6 +13,7 @@ import { Palettizer, type PalettizerConfig, parsePalettizerConfig } from '@edkm/
 import '@edkm/jlcm'; // registers method: 'jlcm' for palettizer configs
 import { expectedWeightShapes, layerwiseStep, loadLlama, parseLlamaConfig } from '@edkm/llama';
 import { Marshaler } from '@edkm/marshal';
+import { type DenseWeight, type SizeReport, writePalettized } from '@edkm/palettized';
 import { checkpointPath, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { openTrainData } from './data';
 import { checkMemoryPlan, formatMemoryPlan, planMemory } from './memory-plan';
@@ -73,6 +74,11 @@ export interface RunControl {
   log: (line: string) => void;
   /** Device bytes to plan against (default: host memory on cpu, unknown on webgpu). */
   deviceMemory?: number;
+  /**
+   * Writes the palettized export of the trained model here at the end, from memory (no
+   * checkpoint needed: a 7B model's checkpoint with AdamW's moments is 80 GB).
+   */
+  exportTo?: string;
 }
 
 export interface FinetuneResult {
@@ -84,6 +90,8 @@ export interface FinetuneResult {
   peakBytes: number;
   runDir: string;
   backend: string;
+  /** The size report of the export written to RunControl.exportTo. */
+  exportReport?: SizeReport;
 }
 
 /** The default per-layer config: DKM on every decoder linear layer; embeddings and LM head 16-bit. */
@@ -102,13 +110,11 @@ export function readPalettizeConfig(path: string): PalettizerConfig {
 }
 
 export function validateOptions(o: FinetuneOptions): void {
-  const positiveInts: (keyof FinetuneOptions)[] = [
-    'steps',
-    'batch',
-    'seq',
-    'gradAccum',
-    'saveEvery',
-  ];
+  const positiveInts: (keyof FinetuneOptions)[] = ['steps', 'batch', 'seq', 'gradAccum'];
+  if (!(Number.isSafeInteger(o.saveEvery) && o.saveEvery >= 0))
+    throw new InvalidArgumentError(
+      `--save-every must be a non-negative integer (0: no checkpoints), got ${o.saveEvery}`,
+    );
   for (const k of positiveInts)
     if (!(Number.isSafeInteger(o[k]) && (o[k] as number) > 0))
       throw new InvalidArgumentError(`--${kebab(k)} must be a positive integer, got ${o[k]}`);
@@ -293,6 +299,7 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
   let tokensSeen = 0;
   let peakBytes = backendBytes();
   let lastLoss = Number.NaN;
+  let exportReport: SizeReport | undefined;
   ctl.progress.start(o.steps, start);
   const save = async (step: number) => {
     const saved = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -446,12 +453,30 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
         return { losses, tokens, clip };
       });
       pending.push({ step: step + 1, lr, ...stepResult, stepStart, peakExtraBytes });
-      const saveNow = (step + 1) % o.saveEvery === 0 || step + 1 === o.steps;
-      if (saveNow || pending.length >= readEvery) await drain();
+      const last = step + 1 === o.steps;
+      const saveNow = o.saveEvery > 0 && ((step + 1) % o.saveEvery === 0 || last);
+      if (saveNow || last || pending.length >= readEvery) await drain();
       if (saveNow) await save(step + 1);
       // let timers and signals run between steps (the progress display; a cpu backend's reads
       // resolve as microtasks, so a training loop would otherwise never yield the event loop)
       await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (ctl.exportTo) {
+      // the hard-assigned clustering of the weights as they are now, as `edkm export` writes it
+      await palettizer.prepare(weights);
+      const palettes = await palettizer.export(weights);
+      const dense = new Map<string, DenseWeight>();
+      for (const [name, v] of weights)
+        if (!palettes.has(name))
+          dense.set(name, { shape: v.shape, data: (await v.data()) as Float32Array });
+      exportReport = writePalettized(resolve(ctl.exportTo), dense, palettes, {
+        copyFrom: o.model,
+        metadata: {
+          source: 'edkm finetune',
+          step: String(o.steps),
+          palettize: JSON.stringify(o.palettize),
+        },
+      });
     }
   } catch (err) {
     for (const p of pending) tf.dispose([...p.losses, p.clip]);
@@ -478,6 +503,7 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
     peakBytes,
     runDir: o.out,
     backend: selection.description,
+    exportReport,
   };
 }
 
