@@ -91,6 +91,7 @@ const result = await finetune(
     packing: false,
     trainEmbeddings: false,
     checkpointing: checkpointing || undefined,
+    readEvery: 1, // every step's time is logged when it ends
   },
   {
     backend: selection.plugin,

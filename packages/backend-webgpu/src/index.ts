@@ -409,7 +409,14 @@ registerPlugin({
       commandEncoder: unknown;
       endComputePassEncoder(): void;
       submitQueue(): void;
+      device: GPUDevice;
     };
+    const limit = gpu.device.limits.maxStorageBufferBindingSize;
+    if (t.size * 4 > limit)
+      throw new BackendError(
+        `a [${t.shape}] float32 tensor is ${t.size * 4} bytes, over this WebGPU device's ${limit}-byte storage-binding limit: kernels could not read it (splitting such tensors is not implemented yet)`,
+        'DEVICE_LIMIT',
+      );
     gpu.uploadToGPU(t.dataId);
     // submit the staging copy so that its host-visible buffer goes back at once
     if (gpu.commandEncoder) {

@@ -46,9 +46,9 @@ describe.each(await testBackends())('layer-wise checkpointed step on %s', (backe
       const before = tf.memory().numTensors;
       const loss = await layerwiseStep(model, ids, labels, {
         trainable,
-        onGradients: (group, grads) => {
+        onGradients: async (group, grads) => {
           order.push(group);
-          for (const [n, g] of grads) got.set(n, g.dataSync() as Float32Array);
+          for (const [n, g] of grads) got.set(n, (await g.data()) as Float32Array);
         },
       });
       expect(tf.memory().numTensors).toBe(before);
