@@ -370,7 +370,7 @@ export class LlamaModel {
             .tile([B, 1]);
       const [cos, sin] = ropeTables(positions as tf.Tensor2D, this.invFreq);
       const mask = this.mask(B, T, past, opts);
-      let x = this.embed(input);
+      let x: tf.Tensor = this.embed(input);
       for (let l = 0; l < c.numHiddenLayers; l++) {
         const layer = this.decoderLayerAt(l, x, { B, T, cos, sin, mask }, cache);
         if (cache) {
