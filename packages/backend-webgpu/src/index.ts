@@ -253,11 +253,12 @@ export function withBindingCheck(kernelName: string, kernelFunc: tf.KernelFunc):
     const gpu = args.backend as WebGPUBackend;
     for (const [name, t] of Object.entries(args.inputs))
       if (t) check(gpu, t as tf.TensorInfo, `input '${name}'`);
-    const out = kernelFunc(args) as tf.TensorInfo;
+    const out = kernelFunc(args) as tf.TensorInfo | tf.TensorInfo[];
+    const outs = Array.isArray(out) ? out : [out];
     try {
-      check(gpu, out, 'output');
+      for (const o of outs) check(gpu, o, 'output');
     } catch (err) {
-      gpu.disposeData(out.dataId);
+      for (const o of outs) gpu.disposeData(o.dataId);
       throw err;
     }
     return out;

@@ -12,6 +12,7 @@ export * from './plugins';
 export * from './random';
 export * from './kernels';
 export * from './optim';
+export * from './norm';
 export * from './table';
 export * from './linear';
 export * from './decode';

@@ -28,6 +28,7 @@ export {
   applyRope,
   decoderLayer,
   rmsNorm,
+  rmsNormComposed,
   ropeInverseFrequencies,
   ropeTables,
   rotateHalfMatrix,

@@ -1,4 +1,11 @@
-import { InvalidArgumentError, ShapeError, tf } from '@edkm/core';
+import {
+  InvalidArgumentError,
+  NormKernelNames,
+  ShapeError,
+  hasKernel,
+  rmsNormFused,
+  tf,
+} from '@edkm/core';
 import type { LlamaConfig } from './config';
 
 /** Per-layer keys and values of the positions seen so far (generation). */
@@ -25,8 +32,18 @@ export type LinearFunction = (name: string, x: tf.Tensor2D, weight: tf.Tensor2D)
 
 const NEG = -1e9;
 
-/** RMSNorm over the last axis: x / √(mean(x²) + eps) · weight. */
+/**
+ * RMSNorm over the last axis: x / √(mean(x²) + eps) · weight — one fused kernel forward and one
+ * backward (core's rmsNormFused) where the backend has them, else the composed ops.
+ */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  if (hasKernel(NormKernelNames.RmsNorm) && hasKernel(NormKernelNames.RmsNormGrad))
+    return rmsNormFused(x, weight, eps);
+  return rmsNormComposed(x, weight, eps);
+}
+
+/** RMSNorm from tfjs ops (the reference the fused kernels are tested against). */
+export function rmsNormComposed(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
   const variance = x.square().mean(-1, true);
   return x.mul(tf.rsqrt(variance.add(eps))).mul(weight);
 }

@@ -22,6 +22,7 @@ import {
 } from '@edkm/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { decodeCases, linearCases } from './linear-cases';
+import { normCases } from './norm';
 import { optimCases } from './optim';
 
 /** One check of one custom kernel: inputs, the reference output and how close a backend must be. */
@@ -501,7 +502,7 @@ export function conformanceCases(): ConformanceCase[] {
     },
   });
   cases.push(...linearCases(), ...decodeCases());
-  cases.push(...optimCases());
+  cases.push(...optimCases(), ...normCases());
   return cases;
 }
 
