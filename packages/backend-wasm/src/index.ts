@@ -2,6 +2,7 @@ import {
   DecodeKernelNames,
   KernelNames,
   LinearKernelNames,
+  NormKernelNames,
   OptimKernelNames,
   type PluginKernel,
   TableKernelNames,
@@ -26,6 +27,7 @@ import { cast, identity } from './kernels/Identity';
 import { kvWrite } from './kernels/KvWrite';
 import { paletteMatMul } from './kernels/PaletteMatMul';
 import { rmsNorm } from './kernels/RmsNorm';
+import { rmsNormGrad } from './kernels/RmsNormGrad';
 import { scatterAddByCode } from './kernels/ScatterAddByCode';
 import { scatterAddRows } from './kernels/ScatterAddRows';
 import { siluMul } from './kernels/SiluMul';
@@ -54,6 +56,7 @@ export const wasmKernels: PluginKernel[] = [
   { kernelName: DecodeKernelNames.KvWrite, kernelFunc: kvWrite },
   { kernelName: DecodeKernelNames.CachedAttention, kernelFunc: cachedAttention },
   { kernelName: DecodeKernelNames.RmsNorm, kernelFunc: rmsNorm },
+  { kernelName: NormKernelNames.RmsNormGrad, kernelFunc: rmsNormGrad },
   { kernelName: DecodeKernelNames.SiluMul, kernelFunc: siluMul },
   { kernelName: OptimKernelNames.SumSquares, kernelFunc: sumSquares },
   { kernelName: OptimKernelNames.ClipScale, kernelFunc: clipScale },

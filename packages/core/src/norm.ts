@@ -10,6 +10,7 @@ import { DTypeError, ShapeError } from './errors';
  *   dweight[c] = Σ_r dy[r, c]·x[r, c]·ρ_r.
  */
 export const NormKernelNames = {
+  /** The decoder's forward kernel (DecodeKernelNames.RmsNorm): the same name, one registration. */
   RmsNorm: 'EdkmRmsNorm',
   RmsNormGrad: 'EdkmRmsNormGrad',
 } as const;

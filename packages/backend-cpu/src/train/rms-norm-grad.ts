@@ -4,18 +4,6 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 const get = (cpu: MathBackendCPU, t: tf.TensorInfo) =>
   cpu.data.get(t.dataId).values as Float32Array;
 
-/** EdkmRmsNorm: the float64 reference. */
-export const rmsNorm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const cpu = backend as MathBackendCPU;
-  const { x, weight } = inputs as Record<string, tf.TensorInfo>;
-  const { eps } = attrs as unknown as RmsNormAttrs;
-  return cpu.makeTensorInfo(
-    x.shape,
-    'float32',
-    normReference.rmsNorm(get(cpu, x), get(cpu, weight), eps),
-  );
-};
-
 /** EdkmRmsNormGrad: [dx, dweight] from the float64 reference. */
 export const rmsNormGrad: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;

@@ -3,42 +3,6 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { allocate, runRaw, uniformBlock } from '../raw';
 import { workgroupSum256 } from './reduce';
 
-const forward = () => `
-@group(0) @binding(0) var<storage, read> x : array<f32>;
-@group(0) @binding(1) var<storage, read> w : array<f32>;
-@group(0) @binding(2) var<storage, read_write> y : array<f32>;
-struct U { C : u32, eps : f32, pad0 : u32, pad1 : u32 };
-@group(0) @binding(3) var<uniform> u : U;
-${workgroupSum256}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
-  let base = wg.x * u.C;
-  var s = 0.0;
-  for (var c = lid; c < u.C; c = c + 256u) { let v = x[base + c]; s = s + v * v; }
-  let rho = inverseSqrt(workgroupSum(lid, s) / f32(u.C) + u.eps);
-  for (var c = lid; c < u.C; c = c + 256u) { y[base + c] = x[base + c] * rho * w[c]; }
-}`;
-
-/** EdkmRmsNorm: one 256-wide workgroup per row (sum of squares, then the scaled row). */
-export const rmsNorm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const gpu = backend as WebGPUBackend;
-  const { x, weight } = inputs as Record<string, tf.TensorInfo>;
-  const { eps } = attrs as unknown as RmsNormAttrs;
-  const [R, C] = x.shape;
-  const y = allocate(gpu, x.shape);
-  runRaw(gpu, {
-    key: 'EdkmRmsNorm',
-    wgsl: forward,
-    tensors: [x, weight, y],
-    uniforms: uniformBlock([
-      ['u', C],
-      ['f', eps],
-    ]),
-    groups: [R, 1, 1],
-  });
-  return y;
-};
-
 const rows = () => `
 @group(0) @binding(0) var<storage, read> x : array<f32>;
 @group(0) @binding(1) var<storage, read> w : array<f32>;
