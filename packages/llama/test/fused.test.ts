@@ -1,4 +1,5 @@
 import '@edkm/backend-cpu';
+import '@edkm/backend-wasm';
 import '@edkm/backend-webgpu';
 import { rmsNormFused, seededRandom, tf, useBackend } from '@edkm/core';
 import { testBackends } from '@edkm/core/testing';
