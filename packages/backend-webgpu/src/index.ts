@@ -20,6 +20,7 @@ import { cachedAttention } from './cached-attention';
 import { installHostPath, setBatchSource } from './host';
 import { kvWrite } from './kv-write';
 import { paletteMatMul, setLinearMTileCap } from './palette-matmul';
+import { batchMatMul, setGemmSoftware } from './batch-matmul';
 import {
   CodeContractPartialProgram,
   CodeHistogramCopiesProgram,
@@ -285,6 +286,7 @@ export const webgpuKernels = [
   ...trainKernels,
   { kernelName: DecodeKernelNames.RmsNorm, kernelFunc: rmsNorm },
   { kernelName: DecodeKernelNames.SiluMul, kernelFunc: siluMul },
+  { kernelName: 'BatchMatMul', kernelFunc: batchMatMul },
 ].map(({ kernelName, kernelFunc }) => ({
   kernelName,
   kernelFunc: withBindingCheck(kernelName, kernelFunc),
@@ -295,6 +297,15 @@ export {
   resetWebGPUHostStats,
   webgpuHostStats,
 } from './host';
+export {
+  type GemmOptions,
+  LARGE_TILE,
+  SMALL_TILE,
+  chooseGemm,
+  gemm,
+  useStockMatMul,
+} from './batch-matmul';
+export type { GemmTile } from './gemm-program';
 
 /** What the adapter reported once the plugin started. */
 export interface WebGPUDeviceInfo {
@@ -368,6 +379,7 @@ async function init(): Promise<boolean> {
       ),
   };
   setLinearMTileCap(deviceInfo.software ? 2 : 8);
+  setGemmSoftware(deviceInfo.software);
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU
   tf.env().set('WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD', 0);

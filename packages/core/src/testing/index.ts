@@ -24,6 +24,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { decodeCases, linearCases } from './linear-cases';
 import { normCases } from './norm';
 import { optimCases } from './optim';
+import { matMulCases } from './matmul';
 
 /** One check of one custom kernel: inputs, the reference output and how close a backend must be. */
 export interface ConformanceCase {
@@ -503,6 +504,7 @@ export function conformanceCases(): ConformanceCase[] {
   });
   cases.push(...linearCases(), ...decodeCases());
   cases.push(...optimCases(), ...normCases());
+  cases.push(...matMulCases(seededRandom(21)));
   return cases;
 }
 

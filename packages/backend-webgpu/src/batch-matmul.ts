@@ -1,0 +1,217 @@
+import { tf } from '@edkm/core';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import {
+  GemmProgram,
+  GemmSplitSumProgram,
+  type GemmTile,
+  gemmTileProblem,
+  gemmTileSize,
+} from './gemm-program';
+import { ZerosProgram } from './programs';
+
+/** 128×128 output tiles, 8×8 per thread: large products. */
+export const LARGE_TILE: GemmTile = { tm: 8, tn: 8, wx: 16, wy: 16, bk: 16 };
+/** 64×64 output tiles, 4×4 per thread: products with few 128×128 tiles. */
+export const SMALL_TILE: GemmTile = { tm: 4, tn: 4, wx: 16, wy: 16, bk: 16 };
+
+/**
+ * On a software rasteriser (lavapipe) an unrolled 128×128 shader takes minutes to compile: there
+ * the GEMM uses SMALL_TILE with its K-slice loop rolled (set by the plugin's init).
+ */
+let software = false;
+export function setGemmSoftware(on: boolean): void {
+  software = on;
+}
+
+/** Below this many workgroups of the large tile, the small tile (and then split-K) is used. */
+const MIN_WORKGROUPS = 256;
+
+export interface GemmOptions {
+  transposeA?: boolean;
+  transposeB?: boolean;
+  /** The tile shape; chosen from the shape when absent. */
+  tile?: GemmTile;
+  /** Split K over this many workgroup layers (partial sums, then a fixed-order sum). */
+  splits?: number;
+}
+
+/** The stock tfjs-webgpu BatchMatMul, captured before the plugin replaces it. */
+const stockKernel = tf.getKernel('BatchMatMul', 'webgpu')?.kernelFunc;
+let forceStock = false;
+
+/** Routes BatchMatMul back to tfjs-webgpu's own kernel (for comparisons), or to this GEMM. */
+export function useStockMatMul(on: boolean): void {
+  if (on && !stockKernel) throw new Error("tfjs-webgpu's BatchMatMul kernel was not registered");
+  forceStock = on;
+}
+
+interface Dims {
+  m: number;
+  n: number;
+  k: number;
+  batch: number;
+  batchA: number;
+  batchB: number;
+  outShape: number[];
+}
+
+function dims(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean): Dims {
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const kB = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  if (k !== kB)
+    throw new Error(
+      `Error in matMul: inner shapes (${k}) and (${kB}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`,
+    );
+  const outer = tf.broadcast_util.assertAndGetBroadcastShape(
+    a.shape.slice(0, -2),
+    b.shape.slice(0, -2),
+  );
+  const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
+  const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
+  return {
+    m,
+    n,
+    k,
+    batchA,
+    batchB,
+    batch: Math.max(batchA, batchB),
+    outShape: [...outer, m, n],
+  };
+}
+
+/** The tile and split count for a product (the defaults of `gemm`). */
+export function chooseGemm(
+  d: { m: number; n: number; k: number; batch: number },
+  maxBindingBytes = 2 ** 27,
+  onSoftware = software,
+): { tile: GemmTile; splits: number } {
+  if (onSoftware) return { tile: { ...SMALL_TILE, unroll: false }, splits: 1 };
+  const count = (t: GemmTile) => {
+    const { bm, bn } = gemmTileSize(t);
+    return d.batch * Math.ceil(d.m / bm) * Math.ceil(d.n / bn);
+  };
+  if (count(LARGE_TILE) >= MIN_WORKGROUPS) return { tile: LARGE_TILE, splits: 1 };
+  const tile = SMALL_TILE;
+  const groups = count(tile);
+  let splits = 1;
+  if (groups < MIN_WORKGROUPS && d.k >= 512) {
+    // split K into chunks of at least 256 until there are enough workgroups, within memory
+    const outBytes = 4 * d.batch * d.m * d.n;
+    splits = Math.min(
+      Math.ceil(MIN_WORKGROUPS / groups),
+      Math.floor(d.k / 256),
+      Math.floor(maxBindingBytes / outBytes),
+      Math.floor(65535 / d.batch),
+      64,
+    );
+  }
+  return { tile, splits: Math.max(1, splits) };
+}
+
+/**
+ * out[b] = op(a)[b % batchA] · op(b)[b % batchB] in float32 on tfjs's WebGPU backend with
+ * GemmProgram: a, b are [..., rows, cols]; the result is [...broadcast batch, M, N].
+ */
+export function gemm(
+  gpu: WebGPUBackend,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  options: GemmOptions = {},
+): tf.TensorInfo {
+  const { transposeA = false, transposeB = false } = options;
+  const d = dims(a, b, transposeA, transposeB);
+  const { m, n, k, batch } = d;
+  const limits = gpu.device.limits;
+  const chosen = chooseGemm(d, limits.maxStorageBufferBindingSize);
+  const tile = options.tile ?? chosen.tile;
+  const problem = gemmTileProblem(tile, limits.maxComputeWorkgroupStorageSize);
+  if (problem) throw new Error(`gemm: tile ${JSON.stringify(tile)}: ${problem}`);
+  const { bm, bn } = gemmTileSize(tile);
+  if (Math.ceil(n / bn) > limits.maxComputeWorkgroupsPerDimension)
+    throw new Error(`gemm: N = ${n} needs more than the device's workgroups per dimension`);
+  if (m * n * batch === 0 || k === 0) {
+    // nothing to sum: zeros (tfjs's empty-output short cut handles m·n·batch = 0)
+    const zeros = gpu.runWebGPUProgram(new ZerosProgram([batch * m * n]), [], 'float32');
+    return { dataId: zeros.dataId, shape: d.outShape, dtype: 'float32' };
+  }
+  let splits = Math.max(
+    1,
+    Math.min(
+      options.splits ?? chosen.splits,
+      Math.ceil(k / tile.bk),
+      Math.floor(limits.maxComputeWorkgroupsPerDimension / batch),
+    ),
+  );
+  const kChunk = Math.ceil(k / splits / tile.bk) * tile.bk;
+  splits = Math.ceil(k / kChunk);
+  const variant = {
+    transposeA,
+    transposeB,
+    vecA: (transposeA ? m : k) % 4 === 0,
+    vecB: (transposeB ? k : n) % 4 === 0,
+    vecOut: n % 4 === 0,
+    checkM: m % bm !== 0,
+    checkN: n % bn !== 0,
+    checkK: splits * kChunk !== k,
+  };
+  const a3 = {
+    dataId: a.dataId,
+    shape: transposeA ? [d.batchA, k, m] : [d.batchA, m, k],
+    dtype: a.dtype,
+  };
+  const b3 = {
+    dataId: b.dataId,
+    shape: transposeB ? [d.batchB, n, k] : [d.batchB, k, n],
+    dtype: b.dtype,
+  };
+  const program = new GemmProgram([splits * batch, m, n], splits * batch, tile, variant);
+  const uniforms = [
+    { type: 'int32', data: [m] },
+    { type: 'int32', data: [n] },
+    { type: 'int32', data: [k] },
+    { type: 'int32', data: [batch] },
+    { type: 'int32', data: [d.batchA] },
+    { type: 'int32', data: [d.batchB] },
+    { type: 'int32', data: [kChunk] },
+    { type: 'int32', data: [kChunk / tile.bk] },
+  ];
+  const product = gpu.runWebGPUProgram(program, [a3, b3], 'float32', uniforms);
+  if (splits === 1) return { dataId: product.dataId, shape: d.outShape, dtype: 'float32' };
+  const vec = n % 4 === 0;
+  const sum = new GemmSplitSumProgram([batch, m, n], splits, vec);
+  const out = gpu.runWebGPUProgram(sum, [product], 'float32', [
+    { type: 'int32', data: [(batch * m * n) / (vec ? 4 : 1)] },
+    { type: 'int32', data: [splits] },
+  ]);
+  gpu.disposeData(product.dataId);
+  return { dataId: out.dataId, shape: d.outShape, dtype: 'float32' };
+}
+
+/** tfjs's BatchMatMul on WebGPU for float32 through `gemm`; other dtypes go to tfjs's kernel. */
+export const batchMatMul: tf.KernelFunc = (args) => {
+  const { inputs, backend, attrs } = args;
+  const gpu = backend as WebGPUBackend;
+  const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA = false, transposeB = false } = attrs as unknown as {
+    transposeA?: boolean;
+    transposeB?: boolean;
+  };
+  const batch = Math.max(
+    tf.util.sizeFromShape(a.shape.slice(0, -2)),
+    tf.util.sizeFromShape(b.shape.slice(0, -2)),
+  );
+  const useStock =
+    forceStock ||
+    a.dtype !== 'float32' ||
+    b.dtype !== 'float32' ||
+    batch > gpu.device.limits.maxComputeWorkgroupsPerDimension;
+  if (useStock) {
+    if (!stockKernel) throw new Error("tfjs-webgpu's BatchMatMul kernel was not registered");
+    return stockKernel(args);
+  }
+  return gemm(gpu, a, b, { transposeA, transposeB });
+};

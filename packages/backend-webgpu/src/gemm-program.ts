@@ -1,0 +1,395 @@
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+
+/**
+ * The tile shape of one GEMM workgroup: WX×WY threads, each computing a TM×TN block of the output
+ * (TM, TN multiples of 4), so a workgroup computes a (WY·TM)×(WX·TN) tile, stepping through K by
+ * BK (a multiple of 4).
+ */
+export interface GemmTile {
+  tm: number;
+  tn: number;
+  wx: number;
+  wy: number;
+  bk: number;
+  /**
+   * Unroll the K-slice loop (default): the fastest code on GPUs, but shaders that a software
+   * rasteriser (lavapipe) takes minutes to compile.
+   */
+  unroll?: boolean;
+}
+
+/** What a GEMM program is specialised on (its WGSL depends on all of it). */
+export interface GemmVariant {
+  transposeA: boolean;
+  transposeB: boolean;
+  /** A's contiguous dimension (K, or M when transposed) is a multiple of 4: vec4 loads. */
+  vecA: boolean;
+  /** B's contiguous dimension (N, or K when transposed) is a multiple of 4. */
+  vecB: boolean;
+  /** N is a multiple of 4: vec4 stores. */
+  vecOut: boolean;
+  /** M, N not multiples of the tile, or K not a multiple of BK (or of a split's K chunk). */
+  checkM: boolean;
+  checkN: boolean;
+  checkK: boolean;
+}
+
+export function gemmTileSize(t: GemmTile): { bm: number; bn: number; threads: number } {
+  return { bm: t.wy * t.tm, bn: t.wx * t.tn, threads: t.wx * t.wy };
+}
+
+/** Why a tile shape cannot be used (undefined when it can). */
+export function gemmTileProblem(t: GemmTile, maxWorkgroupStorageBytes = 16384): string | undefined {
+  const { bm, bn, threads } = gemmTileSize(t);
+  if (t.tm % 4 || t.tn % 4 || t.bk % 4 || t.tm < 4 || t.tn < 4 || t.bk < 4)
+    return 'tm, tn and bk must be positive multiples of 4';
+  if (threads > 256) return 'at most 256 threads a workgroup';
+  if ((bm * t.bk) % (4 * threads) || (bn * t.bk) % (4 * threads))
+    return 'each thread must load a whole number of vec4s of each tile';
+  const bytes = 2 * 4 * t.bk * (bm + bn);
+  if (bytes > maxWorkgroupStorageBytes)
+    return `needs ${bytes} bytes of workgroup memory (device: ${maxWorkgroupStorageBytes})`;
+  return undefined;
+}
+
+/**
+ * C[z] = op(A)[z % batchA] · op(B)[z % batchB] for f32, register-tiled: each thread accumulates a
+ * TM×TN block in registers from vec4 reads of two workgroup-memory tiles, which are double
+ * buffered (the next K-slice is loaded from global memory into registers while the current one is
+ * multiplied, then stored into the other buffer: one barrier per K-slice). Both tiles are kept
+ * K-major (As[k][m], Bs[k][n]) so that the inner loop reads vec4s along M and N; operands stored
+ * the other way round are transposed on the way in. Every index into workgroup memory is a
+ * compile-time constant plus a thread-invariant value (the WGSL is generated fully unrolled, and a
+ * thread's rows are TM/4 groups of 4 spaced WY·4 apart), so bounds clamps hoist out of the loop.
+ *
+ * With `splits` > 1 (split-K), z = split · batch + b and each split covers `kChunk` of K,
+ * writing partial sums into [splits · batch, M, N] for GemmSplitSumProgram.
+ *
+ * Tiling after CUTLASS's SIMT GEMM (threadblock tile, per-thread outer products, staged shared
+ * memory) and tfjs-webgpu's matmul_packed (the WebGPU program plumbing); written for this project.
+ */
+export class GemmProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [2], y: [1], z: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  variableNames = ['A', 'B'];
+  variableComponents: number[];
+  outputComponent: number;
+  uniforms =
+    'M : i32, N : i32, K : i32, batch : i32, batchA : i32, batchB : i32, kChunk : i32, numTiles : i32,';
+  size = false;
+
+  constructor(
+    outputShape: [number, number, number],
+    dispatchZ: number,
+    readonly tile: GemmTile,
+    readonly variant: GemmVariant,
+  ) {
+    this.outputShape = outputShape;
+    const { bm, bn } = gemmTileSize(tile);
+    const [, m, n] = outputShape;
+    this.workgroupSize = [tile.wx * tile.wy, 1, 1];
+    this.dispatch = [Math.ceil(n / bn), Math.ceil(m / bm), dispatchZ];
+    this.variableComponents = [variant.vecA ? 4 : 1, variant.vecB ? 4 : 1];
+    this.outputComponent = variant.vecOut ? 4 : 1;
+    const v = variant;
+    this.shaderKey = `edkm_gemm_${tile.tm}_${tile.tn}_${tile.wx}_${tile.wy}_${tile.bk}_${tile.unroll === false ? 'r' : 'u'}_${[
+      v.transposeA,
+      v.transposeB,
+      v.vecA,
+      v.vecB,
+      v.vecOut,
+      v.checkM,
+      v.checkN,
+      v.checkK,
+    ]
+      .map(Number)
+      .join('')}`;
+  }
+
+  getUserCode(): string {
+    return gemmSource(this.tile, this.variant);
+  }
+}
+
+/** `target = read` where every condition holds, zero elsewhere (no read out of bounds). */
+function guarded(target: string, read: string, conds: string[], zero = 'vec4<f32>(0.0)'): string {
+  if (!conds.length) return `${target} = ${read};`;
+  return `if (${conds.join(' && ')}) { ${target} = ${read}; } else { ${target} = ${zero}; }`;
+}
+
+/**
+ * The loads of one operand's tile into registers and their stores into workgroup memory.
+ * `outer` is M for A, N for B; `contiguousOuter` says the operand is stored with its outer
+ * dimension contiguous (A transposed, B not transposed): then a vec4 along the outer dimension
+ * goes straight into the K-major tile; otherwise a vec4 along K is scattered over 4 K rows.
+ */
+function operandTile(
+  name: 'A' | 'B',
+  tileOuter: number,
+  bk: number,
+  threads: number,
+  contiguousOuter: boolean,
+  vec: boolean,
+  checkOuter: boolean,
+  checkK: boolean,
+): { decl: string; load: string; store: (array: string) => string } {
+  const n = (tileOuter * bk) / 4 / threads; // vec4s a thread loads
+  const outerDim = name === 'A' ? 'uniforms.M' : 'uniforms.N';
+  const origin = name === 'A' ? 'm0' : 'n0';
+  const base = name === 'A' ? 'aBase' : 'bBase';
+  const reg = (r: number) => `${name.toLowerCase()}r${r}`;
+  const decl: string[] = [];
+  const load: string[] = [];
+  const stores: ((array: string) => string)[] = [];
+  for (let r = 0; r < n; r++) {
+    decl.push(`var ${reg(r)} : vec4<f32>;`);
+    if (contiguousOuter) {
+      // tile [bk][tileOuter/4] of vec4s along the outer dimension; element (k, o..o+3) of the
+      // operand is at base + k·outer + o
+      const per = tileOuter / 4;
+      load.push(`{
+        let l = i32(localIndex) + ${r * threads};
+        let kk = l / ${per};
+        let oq = l - kk * ${per};
+        let k = k0 + kk;
+        let o = ${origin} + oq * 4;
+        let at = ${base} + k * ${outerDim} + o;`);
+      if (vec) {
+        const conds = [checkK ? 'k < kEnd' : '', checkOuter ? `o < ${outerDim}` : ''].filter(
+          Boolean,
+        );
+        load.push(guarded(reg(r), `${name}[at / 4]`, conds));
+      } else {
+        // scalar operand: each component on its own, bounds checked
+        for (const [i, c] of ['x', 'y', 'z', 'w'].entries()) {
+          const conds = [checkK ? 'k < kEnd' : '', `o + ${i} < ${outerDim}`].filter(Boolean);
+          load.push(guarded(`${reg(r)}.${c}`, `${name}[at + ${i}]`, conds, '0.0'));
+        }
+      }
+      load.push('}');
+      stores.push(
+        (array) => `{
+        let l = i32(localIndex) + ${r * threads};
+        let kk = l / ${per};
+        ${array}[kk][l - kk * ${per}] = ${reg(r)};
+      }`,
+      );
+    } else {
+      // stored K-contiguous: tile [tileOuter][bk/4] of vec4s along K, each scattered over 4 rows
+      const per = bk / 4;
+      load.push(`{
+        let l = i32(localIndex) + ${r * threads};
+        let oo = l / ${per};
+        let kq = l - oo * ${per};
+        let k = k0 + kq * 4;
+        let o = ${origin} + oo;
+        let at = ${base} + o * uniforms.K + k;`);
+      if (vec) {
+        const conds = [checkK ? 'k < kEnd' : '', checkOuter ? `o < ${outerDim}` : ''].filter(
+          Boolean,
+        );
+        load.push(guarded(reg(r), `${name}[at / 4]`, conds));
+      } else {
+        for (const [i, c] of ['x', 'y', 'z', 'w'].entries()) {
+          const conds = [`k + ${i} < kEnd`, checkOuter ? `o < ${outerDim}` : ''].filter(Boolean);
+          load.push(guarded(`${reg(r)}.${c}`, `${name}[at + ${i}]`, conds, '0.0'));
+        }
+      }
+      load.push('}');
+      stores.push(
+        (array) => `{
+        let l = i32(localIndex) + ${r * threads};
+        let oo = l / ${per};
+        let kk = (l - oo * ${per}) * 4;
+        let oi = oo / 4;
+        let oc = oo - oi * 4;
+        ${array}[kk][oi][oc] = ${reg(r)}.x;
+        ${array}[kk + 1][oi][oc] = ${reg(r)}.y;
+        ${array}[kk + 2][oi][oc] = ${reg(r)}.z;
+        ${array}[kk + 3][oi][oc] = ${reg(r)}.w;
+      }`,
+      );
+    }
+  }
+  return {
+    decl: decl.join('\n'),
+    load: load.join('\n'),
+    store: (array) => stores.map((code) => code(array)).join('\n'),
+  };
+}
+
+export function gemmSource(tile: GemmTile, v: GemmVariant): string {
+  const { tm, tn, wx, wy, bk, unroll = true } = tile;
+  const { bm, bn, threads } = gemmTileSize(tile);
+  const gm = tm / 4; // row groups of 4 per thread
+  const gn = tn / 4; // column vec4s per thread
+  const aTile = operandTile('A', bm, bk, threads, v.transposeA, v.vecA, v.checkM, v.checkK);
+  const bTile = operandTile('B', bn, bk, threads, !v.transposeB, v.vecB, v.checkN, v.checkK);
+  const acc = (i: number, h: number) => `acc_${i}_${h}`;
+  const lines: string[] = [];
+  /** One K-slice's outer products from tiles `as`, `bs` (WGSL array references). */
+  const compute = (as: string, bs: string) => {
+    const step = (kk: string, tag: string) => {
+      const out: string[] = [];
+      for (let g = 0; g < gm; g++) out.push(`let a${g}${tag} = ${as}[${kk}][${g * wy} + ty];`);
+      for (let h = 0; h < gn; h++) out.push(`let b${h}${tag} = ${bs}[${kk}][${h * wx} + tx];`);
+      for (let g = 0; g < gm; g++)
+        for (let i = 0; i < 4; i++)
+          for (let h = 0; h < gn; h++) {
+            const c = 'xyzw'[i];
+            out.push(
+              `${acc(g * 4 + i, h)} = fma(vec4<f32>(a${g}${tag}.${c}), b${h}${tag}, ${acc(g * 4 + i, h)});`,
+            );
+          }
+      return out.join('\n');
+    };
+    if (!unroll) return `for (var kk = 0; kk < ${bk}; kk = kk + 1) {\n${step('kk', '')}\n}`;
+    const out: string[] = [];
+    for (let kk = 0; kk < bk; kk++) out.push(step(String(kk), `_${kk}`));
+    return `{\n${out.join('\n')}\n}`;
+  };
+  for (let i = 0; i < tm; i++)
+    for (let h = 0; h < gn; h++) lines.push(`var ${acc(i, h)} = vec4<f32>(0.0);`);
+  const write: string[] = [];
+  for (let g = 0; g < gm; g++)
+    for (let i = 0; i < 4; i++)
+      for (let h = 0; h < gn; h++) {
+        const row = `m0 + ${g * wy * 4 + i} + ty * 4`;
+        const col = `n0 + ${h * wx * 4} + tx * 4`;
+        const value = acc(g * 4 + i, h);
+        if (v.vecOut) {
+          const store = `result[(cBase + (${row}) * uniforms.N + ${col}) / 4] = ${value};`;
+          const conds = [
+            v.checkM ? `${row} < uniforms.M` : '',
+            v.checkN ? `${col} < uniforms.N` : '',
+          ]
+            .filter(Boolean)
+            .join(' && ');
+          write.push(conds ? `if (${conds}) { ${store} }` : store);
+        } else {
+          write.push(`{
+            let r = ${row};
+            let c = ${col};
+            let at = cBase + r * uniforms.N + c;
+            if (r < uniforms.M) {
+              if (c < uniforms.N) { result[at] = ${value}.x; }
+              if (c + 1 < uniforms.N) { result[at + 1] = ${value}.y; }
+              if (c + 2 < uniforms.N) { result[at + 2] = ${value}.z; }
+              if (c + 3 < uniforms.N) { result[at + 3] = ${value}.w; }
+            }
+          }`);
+        }
+      }
+  const tiles = (b: string) => `array<array<array<vec4<f32>, ${b}>, ${bk}>, 2>`;
+  const loop = unroll
+    ? // two copies of the step, one per buffer: every workgroup index is a constant plus a
+      // thread-invariant value
+      `loop {
+        k0 = k0 + ${bk};
+        if (t + 1 < uniforms.numTiles) {
+          ${aTile.load}
+          ${bTile.load}
+        }
+        ${compute('as_[0]', 'bs_[0]')}
+        if (t + 1 >= uniforms.numTiles) { break; }
+        ${aTile.store('as_[1]')}
+        ${bTile.store('bs_[1]')}
+        workgroupBarrier();
+        t = t + 1;
+        k0 = k0 + ${bk};
+        if (t + 1 < uniforms.numTiles) {
+          ${aTile.load}
+          ${bTile.load}
+        }
+        ${compute('as_[1]', 'bs_[1]')}
+        if (t + 1 >= uniforms.numTiles) { break; }
+        ${aTile.store('as_[0]')}
+        ${bTile.store('bs_[0]')}
+        workgroupBarrier();
+        t = t + 1;
+      }`
+    : // one copy (a short shader: quick to compile on a software rasteriser)
+      `loop {
+        k0 = k0 + ${bk};
+        if (t + 1 < uniforms.numTiles) {
+          ${aTile.load}
+          ${bTile.load}
+        }
+        let cur = t & 1;
+        ${compute('as_[cur]', 'bs_[cur]')}
+        if (t + 1 >= uniforms.numTiles) { break; }
+        ${aTile.store('as_[1 - cur]')}
+        ${bTile.store('bs_[1 - cur]')}
+        workgroupBarrier();
+        t = t + 1;
+      }`;
+  return `
+    var<workgroup> as_ : ${tiles(String(bm / 4))};
+    var<workgroup> bs_ : ${tiles(String(bn / 4))};
+
+    fn main() {
+      let tx = i32(localIndex) % ${wx};
+      let ty = i32(localIndex) / ${wx};
+      let z = i32(workgroupId.z);
+      let batchIndex = z % uniforms.batch;
+      let split = z / uniforms.batch;
+      let m0 = i32(workgroupId.y) * ${bm};
+      let n0 = i32(workgroupId.x) * ${bn};
+      let aBase = (batchIndex % uniforms.batchA) * uniforms.M * uniforms.K;
+      let bBase = (batchIndex % uniforms.batchB) * uniforms.K * uniforms.N;
+      let cBase = z * uniforms.M * uniforms.N;
+      let kBegin = split * uniforms.kChunk;
+      let kEnd = min(uniforms.K, kBegin + uniforms.kChunk);
+      ${lines.join('\n')}
+      ${aTile.decl}
+      ${bTile.decl}
+      var k0 = kBegin;
+      ${aTile.load}
+      ${bTile.load}
+      ${aTile.store('as_[0]')}
+      ${bTile.store('bs_[0]')}
+      workgroupBarrier();
+      var t = 0;
+      ${loop}
+      ${write.join('\n')}
+    }`;
+}
+
+/** out[i] = Σ_s partials[s · size + i]: the split-K sums, in a fixed order (deterministic). */
+export class GemmSplitSumProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  variableNames = ['P'];
+  uniforms = 'count : i32, splits : i32,';
+  size = false;
+  outputComponent: number;
+
+  constructor(outputShape: number[], splits: number, vec: boolean) {
+    this.outputShape = outputShape;
+    const count = outputShape.reduce((a, b) => a * b, 1) / (vec ? 4 : 1);
+    this.outputComponent = vec ? 4 : 1;
+    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
+    this.dispatch = [Math.ceil(count / 256), 1, 1];
+    this.shaderKey = `edkm_gemm_split_sum_${vec ? 4 : 1}_${splits}`;
+  }
+
+  getUserCode(): string {
+    const t = this.outputComponent === 4 ? 'vec4<f32>' : 'f32';
+    return `
+      fn main(index : i32) {
+        if (index < uniforms.count) {
+          var s = ${t}(0.0);
+          for (var i = 0; i < uniforms.splits; i = i + 1) {
+            s = s + P[i * uniforms.count + index];
+          }
+          result[index] = s;
+        }
+      }`;
+  }
+}

@@ -1,0 +1,123 @@
+import '../src/index';
+import { seededRandom, tf } from '@edkm/core';
+import { testBackends } from '@edkm/core/testing';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { describe, expect, it } from 'vitest';
+import { type GemmTile, LARGE_TILE, SMALL_TILE, chooseGemm, gemm } from '../src/index';
+
+const backends = await testBackends();
+
+/** op(a)[i % batchA] · op(b)[i % batchB] in float64. */
+function reference(
+  a: Float32Array,
+  b: Float32Array,
+  s: { m: number; n: number; k: number; batchA: number; batchB: number },
+  tA: boolean,
+  tB: boolean,
+): Float32Array {
+  const { m, n, k } = s;
+  const batch = Math.max(s.batchA, s.batchB);
+  const out = new Float32Array(batch * m * n);
+  for (let z = 0; z < batch; z++) {
+    const ao = (z % s.batchA) * m * k;
+    const bo = (z % s.batchB) * k * n;
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let p = 0; p < k; p++)
+          sum += a[ao + (tA ? p * m + i : i * k + p)] * b[bo + (tB ? j * k + p : p * n + j)];
+        out[z * m * n + i * n + j] = sum;
+      }
+  }
+  return out;
+}
+
+function floats(n: number, rnd: () => number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rnd() * 2 - 1;
+  return a;
+}
+
+async function check(
+  s: { m: number; n: number; k: number; batchA: number; batchB: number },
+  tA: boolean,
+  tB: boolean,
+  tile?: GemmTile,
+  splits?: number,
+): Promise<number> {
+  const rnd = seededRandom(s.m * 131 + s.n * 7 + s.k);
+  const av = floats(s.batchA * s.m * s.k, rnd);
+  const bv = floats(s.batchB * s.k * s.n, rnd);
+  const a = tf.tensor3d(av, tA ? [s.batchA, s.k, s.m] : [s.batchA, s.m, s.k]);
+  const b = tf.tensor3d(bv, tB ? [s.batchB, s.n, s.k] : [s.batchB, s.k, s.n]);
+  let out: tf.Tensor;
+  if (tile || splits) {
+    const info = gemm(tf.backend() as WebGPUBackend, a, b, {
+      transposeA: tA,
+      transposeB: tB,
+      tile,
+      splits,
+    });
+    out = tf.engine().makeTensorFromTensorInfo(info);
+  } else out = tf.matMul(a, b, tA, tB);
+  const got = (await out.data()) as Float32Array;
+  const want = reference(av, bv, s, tA, tB);
+  expect(got.length).toBe(want.length);
+  let err = 0;
+  for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
+  tf.dispose([a, b, out]);
+  return err;
+}
+
+const forms: [boolean, boolean][] = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+];
+
+// the tile lavapipe runs (K loop rolled: quick to compile there), the large tile once, and a small
+// unrolled tile for the code path the GPUs run
+const small: GemmTile = { ...SMALL_TILE, unroll: false };
+const ragged = { m: 68, n: 132, k: 52, batchA: 3, batchB: 1 }; // vec4, ragged tiles, broadcast
+
+describe.skipIf(!backends.includes('webgpu'))('webgpu GEMM', () => {
+  it('matches a float64 reference for every transposed form, tile shape and ragged size', async () => {
+    await tf.setBackend('webgpu');
+    const cases: [typeof ragged, boolean, boolean, GemmTile][] = [];
+    for (const [tA, tB] of forms) {
+      cases.push([ragged, tA, tB, small]);
+      cases.push([{ m: 3, n: 7, k: 5, batchA: 1, batchB: 1 }, tA, tB, small]); // scalar loads
+      if (tA !== tB) cases.push([ragged, tA, tB, { tm: 4, tn: 4, wx: 4, wy: 4, bk: 4 }]);
+    }
+    // whole tiles, an odd number of K-slices
+    cases.push([
+      { m: 128, n: 128, k: 48, batchA: 1, batchB: 2 },
+      false,
+      true,
+      { ...LARGE_TILE, unroll: false },
+    ]);
+    for (const [s, tA, tB, tile] of cases) {
+      const err = await check(s, tA, tB, tile);
+      expect(err, `${JSON.stringify(s)} tA=${tA} tB=${tB} ${JSON.stringify(tile)}`).toBeLessThan(
+        1e-5 * s.k + 1e-6,
+      );
+    }
+  }, 600_000);
+
+  it('split-K sums the partial products', async () => {
+    await tf.setBackend('webgpu');
+    const s = { m: 20, n: 36, k: 300, batchA: 2, batchB: 2 };
+    expect(await check(s, false, false, small, 5)).toBeLessThan(1e-5 * s.k);
+    expect(await check(s, true, false, small, 4)).toBeLessThan(1e-5 * s.k);
+    expect(await check({ ...s, n: 33 }, false, true, small, 3)).toBeLessThan(1e-5 * s.k);
+    expect(chooseGemm({ m: 32, n: 48, k: 1024, batch: 1 }, 2 ** 27, false).splits).toBeGreaterThan(
+      1,
+    );
+  }, 300_000);
+
+  it('tf.matMul runs through it', async () => {
+    await tf.setBackend('webgpu');
+    for (const [tA, tB] of forms) expect(await check(ragged, tA, tB)).toBeLessThan(1e-5 * ragged.k);
+  }, 300_000);
+});
