@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   eval: () => import('./eval'),
   scale: () => import('./scale'),
   'hf-logits': () => import('./hf-logits'),
+  gemm: () => import('./gemm'),
   // the app's command line: `run.sh edkm demo --backend webgpu …`, `run.sh edkm finetune …`
   edkm: () =>
     import('../apps/edkm/src/cli').then((cli) =>

@@ -37,12 +37,19 @@ export interface GemmOptions {
 
 /** The stock tfjs-webgpu BatchMatMul, captured before the plugin replaces it. */
 const stockKernel = tf.getKernel('BatchMatMul', 'webgpu')?.kernelFunc;
-let forceStock = false;
 
-/** Routes BatchMatMul back to tfjs-webgpu's own kernel (for comparisons), or to this GEMM. */
-export function useStockMatMul(on: boolean): void {
-  if (on && !stockKernel) throw new Error("tfjs-webgpu's BatchMatMul kernel was not registered");
-  forceStock = on;
+/**
+ * Where BatchMatMul goes: 'auto' (default) is this GEMM on hardware adapters and tfjs's kernel on
+ * software ones (lavapipe compiles each new shader slowly, and the test suites there run many
+ * shapes); 'gemm' and 'stock' force one (tests, comparisons).
+ */
+export type MatMulRoute = 'auto' | 'gemm' | 'stock';
+let route: MatMulRoute = 'auto';
+
+export function setMatMulRoute(to: MatMulRoute): void {
+  if (to === 'stock' && !stockKernel)
+    throw new Error("tfjs-webgpu's BatchMatMul kernel was not registered");
+  route = to;
 }
 
 interface Dims {
@@ -205,7 +212,8 @@ export const batchMatMul: tf.KernelFunc = (args) => {
     tf.util.sizeFromShape(b.shape.slice(0, -2)),
   );
   const useStock =
-    forceStock ||
+    route === 'stock' ||
+    (route === 'auto' && software) ||
     a.dtype !== 'float32' ||
     b.dtype !== 'float32' ||
     batch > gpu.device.limits.maxComputeWorkgroupsPerDimension;

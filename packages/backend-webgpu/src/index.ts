@@ -303,7 +303,8 @@ export {
   SMALL_TILE,
   chooseGemm,
   gemm,
-  useStockMatMul,
+  type MatMulRoute,
+  setMatMulRoute,
 } from './batch-matmul';
 export type { GemmTile } from './gemm-program';
 
@@ -332,7 +333,10 @@ async function getGpu(): Promise<GPU> {
   if (!isNode) throw new Error('this environment has no navigator.gpu (WebGPU)');
   const dawn = (await import('webgpu')) as { create: (flags: string[]) => GPU; globals: object };
   Object.assign(globalThis, dawn.globals);
-  const gpu = dawn.create([]);
+  // EDKM_DAWN_FLAGS: Dawn's own flags, space-separated (e.g. for measurements,
+  // `enable-dawn-features=disable_robustness`)
+  const flags = (process.env.EDKM_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const gpu = dawn.create(flags);
   if (!(globalThis as { navigator?: unknown }).navigator) {
     Object.defineProperty(globalThis, 'navigator', {
       value: { gpu },
