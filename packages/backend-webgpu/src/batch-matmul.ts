@@ -9,8 +9,12 @@ import {
 } from './gemm-program';
 import { ZerosProgram } from './programs';
 
-/** 128×128 output tiles, 8×8 per thread: large products. */
-export const LARGE_TILE: GemmTile = { tm: 8, tn: 8, wx: 16, wy: 16, bk: 16 };
+/**
+ * 128×128 output tiles, 8×8 per thread, K-slices of 8: large products (on the H200 38–41 TFLOP/s
+ * at the LLaMA-7B training shapes, against 33–37 with K-slices of 16 and ≤ 30 for 64×128 and
+ * 64×64 tiles: bench/results/h200-2026-12-02/gemm-sweep-1.json).
+ */
+export const LARGE_TILE: GemmTile = { tm: 8, tn: 8, wx: 16, wy: 16, bk: 8 };
 /** 64×64 output tiles, 4×4 per thread: products with few 128×128 tiles. */
 export const SMALL_TILE: GemmTile = { tm: 4, tn: 4, wx: 16, wy: 16, bk: 16 };
 
@@ -105,7 +109,9 @@ export function chooseGemm(
   const tile = SMALL_TILE;
   const groups = count(tile);
   let splits = 1;
-  if (groups < MIN_WORKGROUPS && d.k >= 512) {
+  // (below about a GFLOP a product costs about one dispatch's host time, and split-K's second
+  // dispatch made it slower: bench/results/h200-2026-12-02/gemm-small-1.json)
+  if (groups < MIN_WORKGROUPS && d.k >= 512 && 2 * d.batch * d.m * d.n * d.k >= 2 ** 30) {
     // split K into chunks of at least 256 until there are enough workgroups, within memory
     const outBytes = 4 * d.batch * d.m * d.n;
     splits = Math.min(
