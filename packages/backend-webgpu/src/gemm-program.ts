@@ -60,7 +60,8 @@ export function gemmTileProblem(t: GemmTile, maxWorkgroupStorageBytes = 16384): 
  * K-major (As[k][m], Bs[k][n]) so that the inner loop reads vec4s along M and N; operands stored
  * the other way round are transposed on the way in. Every index into workgroup memory is a
  * compile-time constant plus a thread-invariant value (the WGSL is generated fully unrolled, and a
- * thread's rows are TM/4 groups of 4 spaced WY·4 apart), so bounds clamps hoist out of the loop.
+ * thread's rows are TM/4 groups of 4 spaced WY·4 apart), so bounds clamps hoist out of the loop;
+ * `unroll: false` keeps the K-slice loop rolled instead (for software rasterisers).
  *
  * With `splits` > 1 (split-K), z = split · batch + b and each split covers `kChunk` of K,
  * writing partial sums into [splits · batch, M, N] for GemmSplitSumProgram.

@@ -14,13 +14,13 @@ import {
   tf,
 } from '@edkm/core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { batchMatMul, setGemmSoftware } from './batch-matmul';
 import { bf16GatherRows } from './bf16-gather-rows';
 import { bf16MatMul } from './bf16-matmul';
 import { cachedAttention } from './cached-attention';
 import { installHostPath, setBatchSource } from './host';
 import { kvWrite } from './kv-write';
 import { paletteMatMul, setLinearMTileCap } from './palette-matmul';
-import { batchMatMul, setGemmSoftware } from './batch-matmul';
 import {
   CodeContractPartialProgram,
   CodeHistogramCopiesProgram,

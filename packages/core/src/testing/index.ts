@@ -22,9 +22,9 @@ import {
 } from '@edkm/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { decodeCases, linearCases } from './linear-cases';
+import { matMulCases } from './matmul';
 import { normCases } from './norm';
 import { optimCases } from './optim';
-import { matMulCases } from './matmul';
 
 /** One check of one custom kernel: inputs, the reference output and how close a backend must be. */
 export interface ConformanceCase {
