@@ -6,6 +6,7 @@
 // weights ever exist; bf16 embeddings and LM head).
 // Usage: tsx generate.ts [--backend webgpu|cpu] [--models tiny16,tiny3,7b3] [--batch 1]
 //        [--prompt 32] [--new 128] [--max-length 512] [--temperature T --top-k K --top-p P]
+//        [--layers 32] (the 7B shape's layer count, for a quick smoke run)
 import '@edkm/backend-cpu';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -97,7 +98,7 @@ function llama7bSource(bits: number): { config: LlamaConfig; source: DecoderSour
   const config = parseLlamaConfig({
     hidden_size: 4096,
     intermediate_size: 11008,
-    num_hidden_layers: 32,
+    num_hidden_layers: argNumber('layers', 32),
     num_attention_heads: 32,
     num_key_value_heads: 32,
     vocab_size: 32000,
