@@ -40,6 +40,9 @@ import {
 } from './programs';
 import { rmsNorm } from './rms-norm';
 import { scatterAddByCode } from './scatter-add-by-code';
+import { missingVulkanLoader } from './vulkan';
+
+export { missingVulkanLoader } from './vulkan';
 import { siluMul } from './silu-mul';
 import { trainKernels } from './train';
 
@@ -331,6 +334,9 @@ async function getGpu(): Promise<GPU> {
   if (nav?.gpu) return nav.gpu;
   const isNode = typeof process !== 'undefined' && !!process.versions?.node;
   if (!isNode) throw new Error('this environment has no navigator.gpu (WebGPU)');
+  // without the Vulkan loader Dawn only prints a warning and finds no adapter: say why, quietly
+  const missing = missingVulkanLoader();
+  if (missing) throw new Error(missing);
   const dawn = (await import('webgpu')) as { create: (flags: string[]) => GPU; globals: object };
   Object.assign(globalThis, dawn.globals);
   // EDKM_DAWN_FLAGS: Dawn's own flags, space-separated (e.g. for measurements,
