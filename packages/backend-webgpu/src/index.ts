@@ -31,7 +31,6 @@ import {
   GatherByCodeVec4Program,
   GatherRowsProgram,
   HistogramMergeProgram,
-  ScatterAddByCodePrivatizedProgram,
   ScatterAddRowsProgram,
   SoftContractPartialProgram,
   TableBackwardProgram,
