@@ -18,12 +18,14 @@ step() {
   timeout "$limit" bash -c "$*" >>"$OUT/all.log" 2>&1
   echo "$name rc=$? $(($(date +%s) - t0))s" | tee -a "$OUT/steps.txt"
 }
+# recipe BITS [STEPS [NAME]]: the quality recipe through the app, then export and eval
 recipe() {
-  $R edkm finetune --model $M --data $T --bits "$1" --steps 400 --batch 32 --seq 256 --lr 1e-4 \
-    --warmup 0 --min-lr-ratio 1 --clip 1 --train-embeddings --holdout-chars 20000 \
-    --out "/tmp/recipe$1" --backend webgpu --json &&
-    $R edkm export --model "/tmp/recipe$1" --out "/tmp/recipe$1/model" &&
-    $R edkm eval --model "/tmp/recipe$1/model" --task ppl --data data/eval/shakespeare-val.txt --json
+  local d="/tmp/${3:-recipe$1}"
+  $R edkm finetune --model $M --data $T --bits "$1" --steps "${2:-400}" --batch 32 --seq 256 \
+    --lr 1e-4 --warmup 0 --min-lr-ratio 1 --clip 1 --train-embeddings --holdout-chars 20000 \
+    --out "$d" --backend webgpu --json &&
+    $R edkm export --model "$d" --out "$d/model" --backend webgpu &&
+    $R edkm eval --model "$d/model" --task ppl --data data/eval/shakespeare-val.txt --backend webgpu --json
 }
 export -f recipe
 run() {
@@ -38,6 +40,15 @@ run() {
     step torch-generate7b 150 python3 bench/torch/generate_7b_ref.py ;;
   recipe) step ours-recipe3 420 recipe 3
     step torch-recipe3 120 python3 $A/torch_dkm_ablation.py $M $T 3 ;;
+  conformance) step conformance 240 $R conformance --backend webgpu ;;
+  regress) step ours-recipe3-100 200 recipe 3 100 r100
+    step ours-recipe3-100-stock 200 "export EDKM_MATMUL_ROUTE=stock; recipe 3 100 r100s" ;;
+  # the same recipe built at another commit (.gpu/run-old.sh, its bundle packed beside ours), and
+  # each build's export of the other's run: where a difference between builds comes from
+  xcheck) step old-recipe3-100 200 "R='bash .gpu/run-old.sh'; recipe 3 100 o100"
+    step ours-recipe3-100 200 recipe 3 100 r100
+    step ours-export-of-old 100 "$R edkm export --model /tmp/o100 --out /tmp/o100/x --backend webgpu && $R edkm eval --model /tmp/o100/x --task ppl --data data/eval/shakespeare-val.txt --backend webgpu --json"
+    step old-export-of-ours 100 "bash .gpu/run-old.sh edkm export --model /tmp/r100 --out /tmp/r100/x --backend webgpu && $R edkm eval --model /tmp/r100/x --task ppl --data data/eval/shakespeare-val.txt --backend webgpu --json" ;;
   recipe24) step ours-recipe2 420 recipe 2
     step ours-recipe4 420 recipe 4 ;;
   *) echo "unknown step $1" >&2 ;;

@@ -14,7 +14,7 @@ import {
   tf,
 } from '@edkm/core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { batchMatMul, setGemmSoftware } from './batch-matmul';
+import { batchMatMul, setGemmSoftware, setMatMulRoute } from './batch-matmul';
 import { bf16GatherRows } from './bf16-gather-rows';
 import { bf16MatMul } from './bf16-matmul';
 import { cachedAttention } from './cached-attention';
@@ -37,6 +37,7 @@ import {
   TableIterateProgram,
   ZerosProgram,
 } from './programs';
+import { markWritten } from './raw';
 import { rmsNorm } from './rms-norm';
 import { scatterAddByCode } from './scatter-add-by-code';
 import { missingVulkanLoader } from './vulkan';
@@ -141,6 +142,7 @@ const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   if (!inPlace) return gpu.runWebGPUProgram(program, [table, x, g], 'float32', stride);
   // the result overwrites g's buffer and shares it: one more reference to g's data
   gpu.runWebGPUProgram(program, [table, x], 'float32', stride, g);
+  markWritten(gpu, g);
   gpu.incRef(g.dataId);
   return { dataId: g.dataId, shape: [n], dtype: 'float32' };
 };
@@ -389,6 +391,13 @@ async function init(): Promise<boolean> {
   };
   setLinearMTileCap(deviceInfo.software ? 2 : 8);
   setGemmSoftware(deviceInfo.software);
+  // EDKM_MATMUL_ROUTE=stock|gemm|auto: where float32 BatchMatMul goes (A/B comparisons)
+  const route = typeof process !== 'undefined' ? process.env?.EDKM_MATMUL_ROUTE : undefined;
+  if (route) {
+    if (route !== 'auto' && route !== 'gemm' && route !== 'stock')
+      throw new Error(`EDKM_MATMUL_ROUTE must be auto, gemm or stock, got '${route}'`);
+    setMatMulRoute(route);
+  }
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU
   tf.env().set('WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD', 0);

@@ -1,6 +1,7 @@
 import type { DecodeAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
+import { markWritten } from './raw';
 
 /** WGSL: element i of a head at `at` of a qkv row, rotated to position p (rotate-half RoPE). */
 export function ropeFunction(): string {
@@ -69,6 +70,7 @@ export const kvWrite: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     [b, t, a.heads, kv, l, d, a.pos, count].map((v) => ({ type: 'int32', data: [v] })),
     cache,
   );
+  markWritten(gpu, cache);
   gpu.incRef(cache.dataId);
   return { dataId: cache.dataId, shape: cache.shape, dtype: 'float32' };
 };

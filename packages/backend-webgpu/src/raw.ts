@@ -28,7 +28,7 @@ const fallbackCaches = new WeakMap<GPUDevice, HostCache>();
 
 interface Internals {
   device: GPUDevice;
-  tensorMap: { get(id: object): { resource?: unknown } };
+  tensorMap: { get(id: object): { resource?: unknown; values?: unknown } };
   commandQueueOwnedIds: WeakSet<object>;
   uploadToGPU(dataId: object): void;
   makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -49,6 +49,29 @@ function pipeline(device: GPUDevice, key: string, wgsl: () => string): GPUComput
     byKey.set(key, p);
   }
   return p;
+}
+
+const writtenBindings = new Map<string, number[]>();
+/** The bindings that a kernel's WGSL declares `read_write` (the buffers it writes). */
+function written(kernel: RawKernel): number[] {
+  let w = writtenBindings.get(kernel.key);
+  if (!w) {
+    w = [...kernel.wgsl().matchAll(/@binding\((\d+)\)\s*var<storage,\s*read_write>/g)].map((m) =>
+      Number(m[1]),
+    );
+    writtenBindings.set(kernel.key, w);
+  }
+  return w;
+}
+
+/**
+ * Drops the host copy that tfjs keeps of a tensor once it has been read (`tensor.data()` caches
+ * the values on the CPU and returns them from then on): after a kernel writes the tensor's buffer
+ * in place, that copy is stale and the next read must come from the device.
+ */
+export function markWritten(backend: WebGPUBackend, t: tf.TensorInfo): void {
+  const d = (backend as unknown as Internals).tensorMap.get(t.dataId);
+  if (d) d.values = null;
 }
 
 /** A new float32/int32 tensor of the backend with a device buffer (contents undefined). */
@@ -80,6 +103,8 @@ export function runRaw(backend: WebGPUBackend, kernel: RawKernel): void {
   const p = pipeline(b.device, kernel.key, kernel.wgsl);
   countDispatch(kernel.key.split(':')[0]);
   encodeDispatch(backend, p, cache.bindGroup(p, buffers), kernel.groups);
+  for (const i of written(kernel))
+    if (i < kernel.tensors.length) markWritten(backend, kernel.tensors[i]);
 }
 
 /** A uniform block from 4-byte fields in order (i32 for 'i', u32 for 'u', f32 for 'f'). */

@@ -65,10 +65,16 @@ export function optimCases(): ConformanceCase[] {
       },
     });
   }
-  for (const n of [5, 4099]) {
+  // readFirst: the tensors were read before the in-place update (a backend that keeps a host copy
+  // of what it read must not return that stale copy afterwards: a checkpoint reads the weights)
+  for (const [n, readFirst] of [
+    [5, false],
+    [4099, false],
+    [4099, true],
+  ] as const) {
     cases.push({
       kernelName: OptimKernelNames.AdamW,
-      name: `adamw n=${n}, step 3, weight decay, clipped gradient`,
+      name: `adamw n=${n}, step 3, weight decay, clipped gradient${readFirst ? ', read before the update' : ''}`,
       run: async () => {
         const rnd = seededRandom(100 + n);
         const w = floats(n, rnd);
@@ -86,6 +92,7 @@ export function optimCases(): ConformanceCase[] {
         const ref = optimReference.adamw(w, g, m, v, 0.5, a);
         const [wt, gt, mt, vt] = [w, g, m, v].map((x) => tf.tensor1d(x.slice()));
         const clip = tf.tensor1d([2, 0.5]);
+        if (readFirst) await Promise.all([wt, mt, vt].map((t) => t.data()));
         adamwUpdate(wt, gt, mt, vt, clip, a);
         const read = async (t: tf.Tensor) => Float32Array.from(await t.data());
         const actual = new Float32Array(3 * n);
