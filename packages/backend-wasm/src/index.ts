@@ -1,11 +1,8 @@
 import {
-  DecodeKernelNames,
-  KernelNames,
-  LinearKernelNames,
-  NormKernelNames,
-  OptimKernelNames,
+  PluginKernelNames as K,
+  type KernelTable,
   type PluginKernel,
-  TableKernelNames,
+  pluginKernels,
   registerPlugin,
   tf,
 } from '@edkm/core';
@@ -37,36 +34,40 @@ import { tableBackward } from './kernels/TableBackward';
 import { tableIterate } from './kernels/TableIterate';
 import { unsortedSegmentSum } from './kernels/UnsortedSegmentSum';
 
-/** The kernels this plugin registers for tfjs's `wasm` backend: one file each under kernels/. */
-export const wasmKernels: PluginKernel[] = [
-  { kernelName: KernelNames.GatherRows, kernelFunc: gatherRows },
-  { kernelName: KernelNames.ScatterAddRows, kernelFunc: scatterAddRows },
-  { kernelName: KernelNames.GatherAffine, kernelFunc: gatherAffine },
-  { kernelName: KernelNames.CodeHistogram, kernelFunc: codeHistogram },
-  { kernelName: KernelNames.GatherByCode, kernelFunc: gatherByCode },
-  { kernelName: KernelNames.ScatterAddByCode, kernelFunc: scatterAddByCode },
-  { kernelName: KernelNames.GatherAffineByCode, kernelFunc: gatherAffineByCode },
-  { kernelName: TableKernelNames.TableIterate, kernelFunc: tableIterate },
-  { kernelName: TableKernelNames.TableBackward, kernelFunc: tableBackward },
-  { kernelName: TableKernelNames.CodeContract, kernelFunc: codeContract },
-  { kernelName: TableKernelNames.SoftContract, kernelFunc: softContract },
-  { kernelName: LinearKernelNames.PaletteMatMul, kernelFunc: paletteMatMul },
-  { kernelName: LinearKernelNames.Bf16MatMul, kernelFunc: bf16MatMul },
-  { kernelName: LinearKernelNames.Bf16GatherRows, kernelFunc: bf16GatherRows },
-  { kernelName: DecodeKernelNames.KvWrite, kernelFunc: kvWrite },
-  { kernelName: DecodeKernelNames.CachedAttention, kernelFunc: cachedAttention },
-  { kernelName: DecodeKernelNames.RmsNorm, kernelFunc: rmsNorm },
-  { kernelName: NormKernelNames.RmsNormGrad, kernelFunc: rmsNormGrad },
-  { kernelName: DecodeKernelNames.SiluMul, kernelFunc: siluMul },
-  { kernelName: OptimKernelNames.SumSquares, kernelFunc: sumSquares },
-  { kernelName: OptimKernelNames.ClipScale, kernelFunc: clipScale },
-  { kernelName: OptimKernelNames.AdamW, kernelFunc: adamw },
-  { kernelName: 'UnsortedSegmentSum', kernelFunc: unsortedSegmentSum },
-  { kernelName: 'BatchMatMul', kernelFunc: batchMatMul },
-  { kernelName: 'GatherV2', kernelFunc: gatherV2 },
-  { kernelName: 'Identity', kernelFunc: identity },
-  { kernelName: 'Cast', kernelFunc: cast },
-];
+/** Every custom kernel, one file each under kernels/: leaving one out is a compile error. */
+const kernels: KernelTable = {
+  [K.GatherRows]: gatherRows,
+  [K.ScatterAddRows]: scatterAddRows,
+  [K.GatherAffine]: gatherAffine,
+  [K.CodeHistogram]: codeHistogram,
+  [K.GatherByCode]: gatherByCode,
+  [K.ScatterAddByCode]: scatterAddByCode,
+  [K.GatherAffineByCode]: gatherAffineByCode,
+  [K.TableIterate]: tableIterate,
+  [K.TableBackward]: tableBackward,
+  [K.CodeContract]: codeContract,
+  [K.SoftContract]: softContract,
+  [K.PaletteMatMul]: paletteMatMul,
+  [K.Bf16MatMul]: bf16MatMul,
+  [K.Bf16GatherRows]: bf16GatherRows,
+  [K.KvWrite]: kvWrite,
+  [K.CachedAttention]: cachedAttention,
+  [K.RmsNorm]: rmsNorm,
+  [K.RmsNormGrad]: rmsNormGrad,
+  [K.SiluMul]: siluMul,
+  [K.SumSquares]: sumSquares,
+  [K.ClipScale]: clipScale,
+  [K.AdamW]: adamw,
+};
+
+/** The kernels this plugin registers for tfjs's `wasm` backend: the table above, plus the tfjs kernels it replaces or adds. */
+export const wasmKernels: PluginKernel[] = pluginKernels(kernels, {
+  UnsortedSegmentSum: unsortedSegmentSum,
+  BatchMatMul: batchMatMul,
+  GatherV2: gatherV2,
+  Identity: identity,
+  Cast: cast,
+});
 
 let simd = false;
 

@@ -16,3 +16,4 @@ export * from './norm';
 export * from './table';
 export * from './linear';
 export * from './decode';
+export * from './kernel-table';

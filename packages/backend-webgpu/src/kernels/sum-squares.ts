@@ -1,7 +1,7 @@
 import { type SumSquaresAttrs, sumSquaresChunks, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { workgroupSum256 } from '../programs/reduce';
 import { runRaw, uniformBlock } from '../raw';
-import { workgroupSum256 } from './reduce';
 
 const wgsl = () => `
 @group(0) @binding(0) var<storage, read> x : array<f32>;

@@ -6,8 +6,8 @@ import {
   type GemmTile,
   gemmTileProblem,
   gemmTileSize,
-} from './gemm-program';
-import { ZerosProgram } from './programs';
+} from '../gemm-program';
+import { ZerosProgram } from '../programs';
 
 /**
  * 128×128 output tiles, 8×8 per thread, K-slices of 8: large products (on the H200 38–41 TFLOP/s

@@ -1,7 +1,7 @@
 import type { RmsNormAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { workgroupSum256 } from '../programs/reduce';
 import { allocate, runRaw, uniformBlock } from '../raw';
-import { workgroupSum256 } from './reduce';
 
 const rows = () => `
 @group(0) @binding(0) var<storage, read> x : array<f32>;

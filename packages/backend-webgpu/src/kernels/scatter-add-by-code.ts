@@ -1,6 +1,6 @@
 import type { CodeAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { FlatProgram, ZerosProgram, codeFunction } from './programs';
+import { FlatProgram, ZerosProgram, codeFunction } from '../programs';
 
 /**
  * EdkmScatterAddByCode on WebGPU, deterministic: every value is converted to a 64-bit fixed-point

@@ -1,7 +1,7 @@
 import type { DecodeAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
-import { markWritten } from './raw';
+import { markWritten } from '../raw';
 
 /** WGSL: element i of a head at `at` of a qkv row, rotated to position p (rotate-half RoPE). */
 export function ropeFunction(): string {

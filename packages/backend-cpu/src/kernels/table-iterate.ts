@@ -1,0 +1,15 @@
+import { type TableIterateKernelAttrs, tableReference, type tf } from '@edkm/core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { values } from './util';
+
+export const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const cpu = backend as MathBackendCPU;
+  const { points, counts, c0 } = inputs as Record<string, tf.TensorInfo>;
+  const out = tableReference.iterateAll(
+    values(cpu, points) as Float32Array,
+    values(cpu, counts) as Float32Array,
+    values(cpu, c0) as Float32Array,
+    attrs as unknown as TableIterateKernelAttrs,
+  );
+  return cpu.makeTensorInfo([out.length], 'float32', out);
+};

@@ -1,0 +1,21 @@
+import { BackendError, type TableBackwardAttrs, type tf } from '@edkm/core';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { TableBackwardProgram } from '../programs';
+
+export const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { seed, points, counts, centroids, steps } = inputs as Record<string, tf.TensorInfo>;
+  const [rows, k] = centroids.shape;
+  if (k > 256) throw new Error('EdkmTableBackward on WebGPU supports at most 256 centroids');
+  const { tau } = attrs as unknown as TableBackwardAttrs;
+  return gpu.runWebGPUProgram(
+    new TableBackwardProgram(points.shape[0], k, steps !== undefined),
+    steps ? [seed, points, counts, centroids, steps] : [seed, points, counts, centroids],
+    'float32',
+    [
+      { type: 'int32', data: [points.shape[0]] },
+      { type: 'int32', data: [rows - 1] },
+      { type: 'float32', data: [tau] },
+    ],
+  );
+};
