@@ -1,4 +1,4 @@
-import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { EdkmProgram } from './programs/base';
 
 /**
  * The tile shape of one GEMM workgroup: WX×WY threads, each computing a TM×TN block of the output
@@ -69,18 +69,13 @@ export function gemmTileProblem(t: GemmTile, maxWorkgroupStorageBytes = 16384): 
  * Tiling after CUTLASS's SIMT GEMM (threadblock tile, per-thread outer products, staged shared
  * memory) and tfjs-webgpu's matmul_packed (the WebGPU program plumbing); written for this project.
  */
-export class GemmProgram implements WebGPUProgram {
-  outputShape: number[];
+export class GemmProgram extends EdkmProgram {
   shaderKey: string;
-  dispatchLayout = { x: [2], y: [1], z: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
   variableNames = ['A', 'B'];
   variableComponents: number[];
   outputComponent: number;
   uniforms =
     'M : i32, N : i32, K : i32, batch : i32, batchA : i32, batchB : i32, kChunk : i32, numTiles : i32,';
-  size = false;
 
   constructor(
     outputShape: [number, number, number],
@@ -88,11 +83,14 @@ export class GemmProgram implements WebGPUProgram {
     readonly tile: GemmTile,
     readonly variant: GemmVariant,
   ) {
-    this.outputShape = outputShape;
     const { bm, bn } = gemmTileSize(tile);
     const [, m, n] = outputShape;
+    super(outputShape, [Math.ceil(n / bn), Math.ceil(m / bm), dispatchZ], {
+      x: [2],
+      y: [1],
+      z: [0],
+    });
     this.workgroupSize = [tile.wx * tile.wy, 1, 1];
-    this.dispatch = [Math.ceil(n / bn), Math.ceil(m / bm), dispatchZ];
     this.variableComponents = [variant.vecA ? 4 : 1, variant.vecB ? 4 : 1];
     this.outputComponent = variant.vecOut ? 4 : 1;
     const v = variant;
@@ -360,23 +358,16 @@ export function gemmSource(tile: GemmTile, v: GemmVariant): string {
 }
 
 /** out[i] = Σ_s partials[s · size + i]: the split-K sums, in a fixed order (deterministic). */
-export class GemmSplitSumProgram implements WebGPUProgram {
-  outputShape: number[];
+export class GemmSplitSumProgram extends EdkmProgram {
   shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [256, 1, 1];
   variableNames = ['P'];
   uniforms = 'count : i32, splits : i32,';
-  size = false;
   outputComponent: number;
 
   constructor(outputShape: number[], splits: number, vec: boolean) {
-    this.outputShape = outputShape;
     const count = outputShape.reduce((a, b) => a * b, 1) / (vec ? 4 : 1);
+    super(outputShape, [Math.ceil(count / 256), 1, 1]);
     this.outputComponent = vec ? 4 : 1;
-    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(count / 256), 1, 1];
     this.shaderKey = `edkm_gemm_split_sum_${vec ? 4 : 1}_${splits}`;
   }
 

@@ -1,25 +1,14 @@
 import type { tf } from '@edkm/core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { FlatProgram } from '../programs';
 
 /** out[i, j] = bf16 table[ids[i], j] as float32 (LinearKernelNames.Bf16GatherRows); 0 out of range. */
-export class Bf16GatherRowsProgram implements WebGPUProgram {
-  outputShape: number[];
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [64, 1, 1];
+export class Bf16GatherRowsProgram extends FlatProgram {
   variableNames = ['table', 'ids'];
   uniforms = 'k : i32, u : i32,';
-  size = true;
   shaderKey = 'edkm_bf16_gather_rows';
   constructor(n: number, k: number) {
-    this.outputShape = [n, k];
-    this.dispatchLayout = webgpu_util.flatDispatchLayout(this.outputShape);
-    this.dispatch = webgpu_util.computeDispatch(
-      this.dispatchLayout,
-      this.outputShape,
-      this.workgroupSize,
-    );
+    super([n, k]);
   }
   getUserCode(): string {
     return `

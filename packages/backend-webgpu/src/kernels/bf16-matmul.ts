@@ -1,6 +1,6 @@
 import type { tf } from '@edkm/core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { EdkmProgram } from '../programs';
 import { LINEAR_WG, linearGrid, linearShader, mTile, perRow } from './palette-matmul';
 
 /**
@@ -8,15 +8,11 @@ import { LINEAR_WG, linearGrid, linearShader, mTile, perRow } from './palette-ma
  * without shader-f16). One workgroup per weight row and tile of x rows; with K a multiple of 8 each
  * thread reads 8 weights as one vec4 of words, else one weight at a time.
  */
-export class Bf16MatMulProgram implements WebGPUProgram {
-  outputShape: number[];
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [LINEAR_WG, 1, 1];
+export class Bf16MatMulProgram extends EdkmProgram {
+  override workgroupSize: [number, number, number] = [LINEAR_WG, 1, 1];
   variableNames = ['x', 'w'];
   variableComponents?: number[];
   uniforms = 'm : i32, n : i32, k : i32, grid : i32, passes : i32,';
-  size = false;
   shaderKey: string;
   readonly passes: number;
   readonly grid: number;
@@ -27,10 +23,8 @@ export class Bf16MatMulProgram implements WebGPUProgram {
     k: number,
     private readonly mt: number,
   ) {
-    this.outputShape = [m, n];
-    this.dispatchLayout = webgpu_util.flatDispatchLayout(this.outputShape);
+    super([m, n], linearGrid(n, m, mt).dispatch);
     const g = linearGrid(n, m, mt);
-    this.dispatch = g.dispatch;
     this.passes = g.passes;
     this.grid = g.grid;
     this.aligned = k % 8 === 0;

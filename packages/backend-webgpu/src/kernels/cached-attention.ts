@@ -1,6 +1,6 @@
 import type { DecodeAttrs, tf } from '@edkm/core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { EdkmProgram } from '../programs';
 import { ropeFunction } from './kv-write';
 
 const WG = 64;
@@ -11,23 +11,17 @@ const WG = 64;
  * maximum and sum of an online softmax; each thread accumulates ⌈D/64⌉ output dimensions. Only the
  * slots up to the position are read: the loop bound is a uniform, not a shape.
  */
-export class CachedAttentionProgram implements WebGPUProgram {
-  outputShape: number[];
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WG, 1, 1];
+export class CachedAttentionProgram extends EdkmProgram {
+  override workgroupSize: [number, number, number] = [WG, 1, 1];
   variableNames = ['qkv', 'cache', 'rope', 'starts'];
   uniforms = 'b : i32, t : i32, h : i32, kv : i32, l : i32, d : i32, pos : i32, scale : f32,';
-  size = false;
   shaderKey: string;
   constructor(
     rows: number,
     heads: number,
     private readonly d: number,
   ) {
-    this.outputShape = [rows, heads * d];
-    this.dispatchLayout = webgpu_util.flatDispatchLayout(this.outputShape);
-    this.dispatch = [rows * heads, 1, 1];
+    super([rows, heads * d], [rows * heads, 1, 1]);
     this.shaderKey = `edkm_cached_attention_${d}`;
   }
   getUserCode(): string {

@@ -1,6 +1,7 @@
 import type { DecodeAttrs, tf } from '@edkm/core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
+import { EdkmProgram } from '../programs';
 import { markWritten } from '../raw';
 
 /** WGSL: element i of a head at `at` of a qkv row, rotated to position p (rotate-half RoPE). */
@@ -20,19 +21,14 @@ export function ropeFunction(): string {
  * DecodeKernelNames.KvWrite: one invocation per new key/value element; the output is the cache
  * itself (bound read-write), so nothing is allocated and no shape changes from step to step.
  */
-export class KvWriteProgram implements WebGPUProgram {
-  outputShape: number[];
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [64, 1, 1];
+export class KvWriteProgram extends EdkmProgram {
+  override workgroupSize: [number, number, number] = [64, 1, 1];
   variableNames = ['qkv', 'rope', 'starts'];
   uniforms = 'b : i32, t : i32, h : i32, kv : i32, l : i32, d : i32, pos : i32, count : i32,';
-  size = false;
   shaderKey = 'edkm_kv_write';
   constructor(cacheShape: number[], count: number) {
-    this.outputShape = cacheShape;
-    this.dispatchLayout = webgpu_util.flatDispatchLayout([count]);
-    this.dispatch = webgpu_util.computeDispatch(this.dispatchLayout, [count], this.workgroupSize);
+    const layout = webgpu_util.flatDispatchLayout([count]);
+    super(cacheShape, webgpu_util.computeDispatch(layout, [count], [64, 1, 1]), layout);
   }
   getUserCode(): string {
     return `

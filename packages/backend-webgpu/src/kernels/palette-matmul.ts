@@ -1,6 +1,6 @@
 import type { PaletteMatMulAttrs, tf } from '@edkm/core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { EdkmProgram } from '../programs';
 
 /** Threads per workgroup of the linear kernels: one workgroup reduces one weight row. */
 export const LINEAR_WG = 64;
@@ -85,15 +85,11 @@ export function linearGrid(n: number, m: number, mt: number) {
  * whole words, unpacked by shifts fixed at compile time — when every row starts on a word (K/d a
  * multiple of 32, d = 1), else one index at a time. The LUT and x are read through the cache.
  */
-export class PaletteMatMulProgram implements WebGPUProgram {
-  outputShape: number[];
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [LINEAR_WG, 1, 1];
+export class PaletteMatMulProgram extends EdkmProgram {
+  override workgroupSize: [number, number, number] = [LINEAR_WG, 1, 1];
   variableNames = ['x', 'codes', 'lut', 'rows', 'scales'];
   variableComponents?: number[];
   uniforms = 'm : i32, n : i32, k : i32, grid : i32, passes : i32,';
-  size = false;
   shaderKey: string;
   private readonly aligned: boolean;
   readonly passes: number;
@@ -106,10 +102,8 @@ export class PaletteMatMulProgram implements WebGPUProgram {
     private readonly d: number,
     private readonly mt: number,
   ) {
-    this.outputShape = [m, n];
-    this.dispatchLayout = webgpu_util.flatDispatchLayout(this.outputShape);
+    super([m, n], linearGrid(n, m, mt).dispatch);
     const g = linearGrid(n, m, mt);
-    this.dispatch = g.dispatch;
     this.passes = g.passes;
     this.grid = g.grid;
     this.aligned = d === 1 && k % 32 === 0;

@@ -1,23 +1,17 @@
 import type { tf } from '@edkm/core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { EdkmProgram } from '../programs';
 
 const WG = 64;
 
 /** DecodeKernelNames.RmsNorm: one workgroup per row (sum of squares reduced in workgroup memory). */
-export class RmsNormProgram implements WebGPUProgram {
-  outputShape: number[];
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WG, 1, 1];
+export class RmsNormProgram extends EdkmProgram {
+  override workgroupSize: [number, number, number] = [WG, 1, 1];
   variableNames = ['x', 'weight'];
   uniforms = 'h : i32, eps : f32,';
-  size = false;
   shaderKey = 'edkm_rms_norm';
   constructor(shape: number[]) {
-    this.outputShape = shape;
-    this.dispatchLayout = webgpu_util.flatDispatchLayout(shape);
-    this.dispatch = [shape[0], 1, 1];
+    super(shape, [shape[0], 1, 1]);
   }
   getUserCode(): string {
     return `

@@ -1,6 +1,6 @@
 import type { CodeAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { FlatProgram, ZerosProgram, codeFunction } from '../programs';
+import { EdkmProgram, FlatProgram, ZerosProgram, codeFunction } from '../programs';
 
 /**
  * EdkmScatterAddByCode on WebGPU, deterministic: every value is converted to a 64-bit fixed-point
@@ -20,18 +20,13 @@ const scaleExponent = `
   }`;
 
 /** result[0] = the bits of max |v| (non-negative floats order as their bits). */
-class MaxAbsBitsProgram implements WebGPUProgram {
-  outputShape = [1];
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [256, 1, 1];
+class MaxAbsBitsProgram extends EdkmProgram {
   variableNames = ['values'];
   uniforms = 'n : i32, groups : i32,';
   atomic = true;
-  size = false;
   shaderKey = 'edkm_max_abs_bits';
   constructor(groups: number) {
-    this.dispatch = [groups, 1, 1];
+    super([1], [groups, 1, 1]);
   }
   getUserCode(): string {
     return `

@@ -1,22 +1,12 @@
 import type { tf } from '@edkm/core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { FlatProgram } from '../programs';
 
 /** DecodeKernelNames.SiluMul: out[r, i] = silu(gu[r, i]) · gu[r, I + i]. */
-export class SiluMulProgram implements WebGPUProgram {
-  outputShape: number[];
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [64, 1, 1];
+export class SiluMulProgram extends FlatProgram {
   variableNames = ['gu'];
   uniforms = 'half : i32,';
-  size = true;
   shaderKey = 'edkm_silu_mul';
-  constructor(shape: number[]) {
-    this.outputShape = shape;
-    this.dispatchLayout = webgpu_util.flatDispatchLayout(shape);
-    this.dispatch = webgpu_util.computeDispatch(this.dispatchLayout, shape, this.workgroupSize);
-  }
   getUserCode(): string {
     return `
       fn main(index : i32) {
