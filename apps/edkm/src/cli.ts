@@ -6,12 +6,13 @@ import '@edkm/backend-webgpu';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { defaultAlpacaPath } from '@edkm/alpaca';
-import { EdkmError, useBackend } from '@edkm/core';
+import { EdkmError, IOError, InvalidArgumentError } from '@edkm/core';
 import { formatTable } from '@edkm/eval';
 import { trainPredictor, writeFlashLayout } from '@edkm/flash';
 import { defaultModelDir } from '@edkm/llama';
 import { formatInspection, formatSizeReport, inspect } from '@edkm/palettized';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import { requireModelFolder, startBackend } from './backend';
 import { registerMakeModel } from './commands/make-model';
 import { runDemo } from './demo';
 import { runEval } from './evaluate';
@@ -43,6 +44,26 @@ const backendOption = () =>
 const print = (s: string) => process.stdout.write(`${s}\n`);
 const note = (s: string) => process.stderr.write(`${s}\n`);
 
+/**
+ * A flag's default that lives in this repository (the shipped model, the Alpaca seed tasks), looked
+ * up only when the flag is absent: an installed or bundled `edkm` has no repository around it, and
+ * the error then names the flag to pass.
+ */
+function orDefault(value: string | undefined, flag: string, find: () => string): string {
+  if (value !== undefined) return value;
+  try {
+    return find();
+  } catch (err) {
+    if (!(err instanceof IOError)) throw err;
+    throw new InvalidArgumentError(
+      `pass ${flag}: its default is found only inside the edkm repository (${err.message})`,
+      { cause: err },
+    );
+  }
+}
+const defaultModel = (o: { model?: string }) => orDefault(o.model, '--model', defaultModelDir);
+const SHIPPED_MODEL = "default: the repository's models/edkm-tiny";
+
 export function buildCli(): Command {
   const program = new Command('edkm')
     .description('Train-time weight clustering (eDKM palettization) of LLaMA models')
@@ -52,11 +73,10 @@ export function buildCli(): Command {
   program
     .command('finetune')
     .description('fine-tune a model while palettizing its linear layers (DKM / eDKM / JLCM)')
-    .option('--model <dir>', 'Hugging Face model folder', defaultModelDir())
+    .option('--model <dir>', `Hugging Face model folder (${SHIPPED_MODEL})`)
     .option(
       '--data <file>',
-      'Alpaca .json/.jsonl, or a .txt file of plain text',
-      defaultAlpacaPath(),
+      "Alpaca .json/.jsonl, or a .txt file of plain text (default: the repository's data/alpaca/alpaca_seed.json)",
     )
     .requiredOption('--out <dir>', 'run folder: run.json, checkpoint, log.jsonl, loss.svg')
     .option(
@@ -123,8 +143,8 @@ export function buildCli(): Command {
     .action(async (o) => {
       const palettize = o.config ? readPalettizeConfig(o.config) : defaultPalettizeConfig(o.bits);
       const options: FinetuneOptions = {
-        model: o.model,
-        data: o.data,
+        model: defaultModel(o),
+        data: orDefault(o.data, '--data', () => defaultAlpacaPath()),
         out: o.out,
         palettize,
         steps: o.steps,
@@ -217,6 +237,7 @@ export function buildCli(): Command {
         palettize: o.config ? readPalettizeConfig(o.config) : undefined,
         denseDtype: o.denseDtype,
         backend: o.backend,
+        log: note,
       });
       if (o.json) print(JSON.stringify(result));
       else if (result.hf)
@@ -229,7 +250,7 @@ export function buildCli(): Command {
   program
     .command('eval')
     .description('evaluate a 16-bit or palettized model: multiple-choice tasks or perplexity')
-    .option('--model <dir>', 'model folder (16-bit or palettized)', defaultModelDir())
+    .option('--model <dir>', `model folder, 16-bit or palettized (${SHIPPED_MODEL})`)
     .addOption(
       new Option('--task <name>', 'task')
         .choices([
@@ -253,7 +274,7 @@ export function buildCli(): Command {
     .option('--json', 'print the result as one JSON object', false)
     .action(async (o) => {
       const result = await runEval({
-        model: o.model,
+        model: defaultModel(o),
         task: o.task,
         data: o.data,
         limit: o.limit,
@@ -262,6 +283,7 @@ export function buildCli(): Command {
         stride: o.stride,
         backend: o.backend,
         progress: !o.json && process.stderr.isTTY,
+        log: note,
       });
       if (o.json) print(JSON.stringify(result));
       else print(formatTable([result]));
@@ -270,7 +292,7 @@ export function buildCli(): Command {
   program
     .command('generate')
     .description('generate text (streamed) from a 16-bit or palettized model')
-    .option('--model <dir>', 'model folder (16-bit or palettized)', defaultModelDir())
+    .option('--model <dir>', `model folder, 16-bit or palettized (${SHIPPED_MODEL})`)
     .requiredOption('--prompt <text>', 'the prompt')
     .option('--alpaca', 'wrap the prompt in the Alpaca instruction template', false)
     .option('--max-new-tokens <n>', 'tokens to generate at most', int('--max-new-tokens'), 64)
@@ -315,10 +337,11 @@ export function buildCli(): Command {
       if (o.greedy && o.temperature !== undefined)
         throw new CommanderArgError('--greedy and --temperature exclude each other');
       const result = await runGenerate({
-        model: o.model,
+        model: defaultModel(o),
         prompt: o.prompt,
         alpaca: o.alpaca,
         backend: o.backend,
+        log: note,
         maxNewTokens: o.maxNewTokens,
         greedy: o.greedy,
         temperature: o.temperature,
@@ -367,8 +390,7 @@ export function buildCli(): Command {
     .option('--train-predictor', 'fit the low-rank sparsity predictor on --data', false)
     .option(
       '--data <file>',
-      'text to fit the predictor on',
-      join(dirname(defaultModelDir()), '..', 'data', 'tinyshakespeare', 'input.txt'),
+      "text to fit the predictor on (default: the repository's data/tinyshakespeare/input.txt)",
     )
     .option(
       '--holdout-chars <n>',
@@ -381,16 +403,23 @@ export function buildCli(): Command {
     .addOption(backendOption())
     .option('--json', 'print the result as JSON', false)
     .action(async (o) => {
-      await useBackend(o.backend);
+      requireModelFolder(o.model);
+      const data = o.trainPredictor
+        ? orDefault(o.data, '--data', () =>
+            join(dirname(defaultModelDir()), '..', 'data', 'tinyshakespeare', 'input.txt'),
+          )
+        : undefined;
+      if (data !== undefined && !existsSync(data))
+        throw new CommanderArgError(`--data ${data} does not exist`);
+      await startBackend(o.backend, note);
       const layout = writeFlashLayout(o.model, o.out, { dtype: o.dtype });
       const result: Record<string, unknown> = {
         out: layout.dir,
         ffnBytes: layout.ffnBytes,
         residentBytes: layout.residentBytes,
       };
-      if (o.trainPredictor) {
-        if (!existsSync(o.data)) throw new CommanderArgError(`--data ${o.data} does not exist`);
-        const text = readFileSync(o.data, 'utf8');
+      if (data !== undefined) {
+        const text = readFileSync(data, 'utf8');
         const trained = await trainPredictor(
           o.out,
           text.slice(0, Math.max(0, text.length - o.holdoutChars)),

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { getPlugin, useBackend } from '@edkm/core';
 import { defaultModelDir } from '@edkm/llama';
 import { type SizeReport, formatSizeReport, loadModel } from '@edkm/palettized';
+import { describeSelection } from './backend';
 import { runEval } from './evaluate';
 import { exportModel } from './export';
 import { defaultPalettizeConfig, finetune } from './finetune';
@@ -82,9 +83,8 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
   const out = resolve(options.out);
   const log = (s: string) => process.stdout.write(`${s}\n`);
   const selection = await useBackend(options.backend);
-  log(`backend: ${selection.description}`);
   // 'auto' says why it passed over the plugins it tried first (e.g. a GPU emulated in software)
-  for (const s of selection.skipped) log(`  (not ${s.plugin}: ${s.reason})`);
+  log(describeSelection(selection));
   const onGpu = selection.tfjsBackend === 'webgpu' && !getPlugin(selection.plugin)?.isSoftware?.();
   const recipeName = options.recipe ?? (onGpu ? 'gpu' : 'cpu');
   const defined = Object.fromEntries(

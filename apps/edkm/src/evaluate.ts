@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { InvalidArgumentError, useBackend } from '@edkm/core';
+import { InvalidArgumentError } from '@edkm/core';
 import {
   MC_TASKS,
   type McResult,
@@ -10,6 +10,7 @@ import {
   progressLine,
 } from '@edkm/eval';
 import { type LoadedModel, loadModel } from '@edkm/palettized';
+import { requireModelFolder, startBackend } from './backend';
 
 export interface EvalOptions {
   model: string;
@@ -22,6 +23,8 @@ export interface EvalOptions {
   backend: string;
   /** Draw a progress line on stderr. */
   progress: boolean;
+  /** Told which backend 'auto' took (one line). */
+  log?: (line: string) => void;
 }
 
 /** The JSON of `edkm eval --json`: the task's metrics plus what was evaluated. */
@@ -35,7 +38,8 @@ export async function runEval(opts: EvalOptions, loaded?: LoadedModel): Promise<
   if (!existsSync(opts.data)) throw new InvalidArgumentError(`--data ${opts.data} does not exist`);
   if (opts.limit !== undefined && !(Number.isSafeInteger(opts.limit) && opts.limit > 0))
     throw new InvalidArgumentError(`--limit must be a positive integer, got ${opts.limit}`);
-  await useBackend(opts.backend);
+  if (!loaded) requireModelFolder(opts.model);
+  await startBackend(opts.backend, opts.log);
   const model = loaded ?? loadModel(opts.model);
   try {
     const scoring = fromLlama(model);

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { PaletteTensor } from '@edkm/codec';
-import { InvalidArgumentError, f16BitsToF32, f32ToF16Bits, tf, useBackend } from '@edkm/core';
+import { InvalidArgumentError, f16BitsToF32, f32ToF16Bits, tf } from '@edkm/core';
 import { Palettizer, type PalettizerConfig } from '@edkm/dkm';
 import '@edkm/jlcm';
 import { type LlamaModel, loadLlama } from '@edkm/llama';
@@ -12,6 +12,7 @@ import {
   writeHfExport,
   writePalettized,
 } from '@edkm/palettized';
+import { startBackend } from './backend';
 import { checkpointPath, loadCheckpoint } from './checkpoint';
 import { defaultPalettizeConfig, describeConfig, readRun } from './finetune';
 
@@ -38,6 +39,8 @@ export interface ExportOptions {
   hfDtype?: 'bf16' | 'fp16' | 'f32';
   /** hf: largest shard in bytes (default 5 GiB). */
   maxShardBytes?: number;
+  /** Told which backend 'auto' took (one line). */
+  log?: (line: string) => void;
 }
 
 export interface ExportResult {
@@ -91,12 +94,18 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const out = resolve(opts.out);
   if (!existsSync(from)) throw new InvalidArgumentError(`--model ${from} does not exist`);
   if (from === out) throw new InvalidArgumentError('--out must differ from --model');
-  await useBackend(opts.backend);
-  if (isRunDir(from)) {
-    if (opts.method !== 'auto')
-      throw new InvalidArgumentError(
-        `${from} is a fine-tuning run: it exports its own clustering (leave out --method)`,
-      );
+  // every argument is checked before a backend starts
+  const runDir = isRunDir(from);
+  if (runDir && opts.method !== 'auto')
+    throw new InvalidArgumentError(
+      `${from} is a fine-tuning run: it exports its own clustering (leave out --method)`,
+    );
+  if (!runDir && opts.method === 'auto')
+    throw new InvalidArgumentError(
+      `${from} is a 16-bit model, not a fine-tuning run: choose a post-training --method kmeans or rtn`,
+    );
+  await startBackend(opts.backend, opts.log);
+  if (runDir) {
     const run = readRun(from);
     const ckpt = loadCheckpoint(checkpointPath(from));
     const { model } = loadLlama(run.model);
@@ -142,10 +151,6 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
       model.dispose();
     }
   }
-  if (opts.method === 'auto')
-    throw new InvalidArgumentError(
-      `${from} is a 16-bit model, not a fine-tuning run: choose a post-training --method kmeans or rtn`,
-    );
   const { model } = loadLlama(from);
   try {
     const config = opts.palettize ?? defaultPalettizeConfig(opts.bits);

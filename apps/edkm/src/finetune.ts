@@ -14,6 +14,7 @@ import '@edkm/jlcm'; // registers method: 'jlcm' for palettizer configs
 import { expectedWeightShapes, layerwiseStep, loadLlama, parseLlamaConfig } from '@edkm/llama';
 import { Marshaler } from '@edkm/marshal';
 import { type DenseWeight, type SizeReport, writePalettized } from '@edkm/palettized';
+import { describeSelection } from './backend';
 import { checkpointPath, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { openTrainData } from './data';
 import { checkMemoryPlan, formatMemoryPlan, planMemory } from './memory-plan';
@@ -200,7 +201,7 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
     );
   }
   const selection = await useBackend(ctl.backend);
-  ctl.log(`backend: ${selection.description}`);
+  ctl.log(describeSelection(selection));
   mkdirSync(o.out, { recursive: true });
   if (!ctl.resume)
     writeFileSync(runFile(o.out), `${JSON.stringify({ version: 1, options: o }, null, 2)}\n`);

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderExample } from '@edkm/alpaca';
-import { InvalidArgumentError, useBackend } from '@edkm/core';
+import { InvalidArgumentError } from '@edkm/core';
 import { type FlashStats, type PredictorSpec, openFlash, writeFlashLayout } from '@edkm/flash';
 import {
   Decoder,
@@ -12,6 +12,7 @@ import {
   readLlamaFolder,
 } from '@edkm/llama';
 import { type LoadedModel, decoderSource } from '@edkm/palettized';
+import { requireModelFolder, startBackend } from './backend';
 
 /** LLM-in-a-flash inference: FFN neurons read from disk on demand (@edkm/flash). */
 export interface FlashGenerateOptions {
@@ -37,6 +38,8 @@ export interface GenerateRunOptions extends Omit<GenerateOptions, 'onToken'> {
   onText?: (text: string) => void;
   /** Generate with the weights' FFN on disk (`--flash`). */
   flash?: FlashGenerateOptions;
+  /** Told which backend 'auto' took (one line). */
+  log?: (line: string) => void;
 }
 
 export interface GenerateResult {
@@ -87,8 +90,19 @@ export async function runGenerate(
   loaded?: LoadedModel,
 ): Promise<GenerateResult> {
   if (!opts.prompt) throw new InvalidArgumentError('--prompt is empty');
-  await useBackend(opts.backend);
-  const { model: _m, prompt: _p, alpaca: _a, backend: _b, onText, flash, ...sampling } = opts;
+  if (!loaded) requireModelFolder(opts.model);
+  if (opts.flash) checkFlashOptions(opts.model, opts.flash);
+  await startBackend(opts.backend, opts.log);
+  const {
+    model: _m,
+    prompt: _p,
+    alpaca: _a,
+    backend: _b,
+    log: _l,
+    onText,
+    flash,
+    ...sampling
+  } = opts;
   if (flash) return generateFlash(opts, flash, sampling);
   if (loaded) {
     const promptIds = loaded.tokenizer.encode(promptText(opts));
@@ -116,6 +130,20 @@ export async function runGenerate(
 }
 
 /** A flash layout folder has ffn.flash; a model folder gets a temporary layout written first. */
+/** The --flash arguments, checked before a backend starts; returns the memory budget. */
+function checkFlashOptions(dir: string, f: FlashGenerateOptions): string | number {
+  if (f.predictor !== 'all' && !existsSync(join(dir, 'ffn.flash')))
+    throw new InvalidArgumentError(
+      `${dir} is not a flash layout: a learned predictor needs one (edkm flash --model ${dir} --out LAYOUT --train-predictor)`,
+    );
+  const budget = /^\d+(\.\d+)?%$/.test(f.memoryBudget) ? f.memoryBudget : Number(f.memoryBudget);
+  if (typeof budget === 'number' && !(budget > 0))
+    throw new InvalidArgumentError(
+      `--memory-budget must be a percentage or a byte count, got ${f.memoryBudget}`,
+    );
+  return budget;
+}
+
 async function generateFlash(
   opts: GenerateRunOptions,
   f: FlashGenerateOptions,
@@ -123,21 +151,13 @@ async function generateFlash(
 ): Promise<GenerateResult> {
   let dir = opts.model;
   let temporary: string | undefined;
+  const budget = checkFlashOptions(dir, f);
   if (!existsSync(join(dir, 'ffn.flash'))) {
-    if (f.predictor !== 'all')
-      throw new InvalidArgumentError(
-        `${dir} is not a flash layout: a learned predictor needs one (edkm flash --model ${dir} --out LAYOUT --train-predictor)`,
-      );
     temporary = mkdtempSync(join(tmpdir(), 'edkm-flash-'));
     writeFlashLayout(dir, temporary);
     f.onLayout?.(temporary);
     dir = temporary;
   }
-  const budget = /^\d+(\.\d+)?%$/.test(f.memoryBudget) ? f.memoryBudget : Number(f.memoryBudget);
-  if (typeof budget === 'number' && !(budget > 0))
-    throw new InvalidArgumentError(
-      `--memory-budget must be a percentage or a byte count, got ${f.memoryBudget}`,
-    );
   const predictor: PredictorSpec =
     f.predictor === 'all' ? 'all' : { kind: 'low-rank', topK: f.neurons };
   const model = await openFlash(dir, {

@@ -57,8 +57,12 @@ const train = [
   'cpu',
 ];
 
-function edkm(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: root });
+function edkm(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    cwd: root,
+    env: { ...process.env, ...env },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -299,5 +303,39 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
       expect(r.stderr).toMatch(message);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
+  });
+
+  it('arguments are checked before a backend starts: a user error is one line, even with auto', () => {
+    // on a machine with Vulkan, a started WebGPU (Dawn) would print its adapter warnings first
+    for (const env of [{}, { EDKM_FAKE_NO_VULKAN: '1' }] as Record<string, string>[]) {
+      const cases = [
+        ['export', '--model', join(root, 'models/edkm-tiny'), '--out', join(work, 'z')],
+        ['eval', '--model', join(work, 'nope'), '--task', 'ppl', '--data', text],
+        ['generate', '--model', join(work, 'nope'), '--prompt', 'ROMEO:'],
+        ['generate', '--prompt', 'ROMEO:', '--flash', '--memory-budget', 'lots'],
+        ['flash', '--model', join(work, 'nope'), '--out', join(work, 'layout')],
+      ];
+      for (const args of cases) {
+        const r = edkm(args, env);
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+        expect(r.stderr).toMatch(/^edkm: error: /);
+      }
+    }
+  });
+
+  it('without Vulkan, --backend auto falls back quietly and names the backend in one line', () => {
+    const args = ['generate', '--prompt', 'ROMEO:', '--max-new-tokens', '2', '--json'];
+    const auto = edkm(args, { EDKM_FAKE_NO_VULKAN: '1' });
+    expect(auto.code).toBe(0);
+    const lines = auto.stderr.trim().split('\n');
+    expect(lines, auto.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^backend: tfjs wasm .*; passed over webgpu: no Vulkan loader/);
+    expect(auto.stderr).not.toMatch(/Warning|Vulkan: /);
+    // a backend named explicitly starts without a word
+    const cpu = edkm([...args, '--backend', 'cpu']);
+    expect(cpu.code).toBe(0);
+    expect(cpu.stderr).toBe('');
+    expect(JSON.parse(cpu.stdout).ids).toEqual(JSON.parse(auto.stdout).ids);
   });
 });

@@ -11,6 +11,9 @@
 export function missingVulkanLoader(): string | undefined {
   if (typeof process === 'undefined' || !process.versions?.node || process.platform !== 'linux')
     return undefined;
+  // test-only: behave as on a machine without Vulkan (proves the quiet fallback where Vulkan exists)
+  if (process.env.EDKM_FAKE_NO_VULKAN === '1')
+    return 'no Vulkan loader (EDKM_FAKE_NO_VULKAN=1, a test-only override)';
   try {
     process.dlopen({ exports: {} }, 'libvulkan.so.1');
   } catch (err) {

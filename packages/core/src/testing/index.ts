@@ -573,7 +573,8 @@ function pick(c: ConformanceCase): { kernelName: string; name: string } {
 
 /**
  * The backends a test file should run its backend-dependent tests on: every registered plugin
- * whose init succeeds. With EDKM_TEST_BACKENDS=cpu,wasm,webgpu only those are used and a registered
+ * whose init succeeds; one that fails is skipped and the reason reported (see `reportSkipped`).
+ * With EDKM_TEST_BACKENDS=cpu,wasm,webgpu only those are used and a registered
  * one that fails to start throws, so that CI cannot silently skip WebGPU. A listed plugin that the
  * test file does not import is not tested there.
  */
@@ -598,9 +599,29 @@ export async function testBackends(): Promise<string[]> {
       usable.push(plugin.name);
     } catch (err) {
       if (requiredNames) throw err;
+      await reportSkipped(plugin.name, err instanceof Error ? err.message : String(err));
     }
   }
   return usable;
+}
+
+/**
+ * Says why a backend's tests are skipped. Under `pnpm test` (scripts/test.mjs sets
+ * EDKM_TEST_SKIP_LOG) the reason goes to that file and the runner prints each distinct reason once,
+ * in one line; a file run alone by vitest prints it on stderr.
+ */
+async function reportSkipped(plugin: string, reason: string): Promise<void> {
+  const line = `${plugin}: ${reason.replace(/\s+/g, ' ')}`;
+  const log = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
+    ?.env?.EDKM_TEST_SKIP_LOG;
+  if (log) {
+    const { appendFileSync } = await import('node:fs');
+    appendFileSync(log, `${line}\n`);
+  } else {
+    console.warn(
+      `skipping the ${plugin} tests of this file (${line}); EDKM_TEST_BACKENDS=cpu,wasm,${plugin} makes this an error`,
+    );
+  }
 }
 
 export { seededRandom };
