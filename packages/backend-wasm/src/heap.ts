@@ -1,4 +1,4 @@
-import { type CodeAttrs, type tf, toHalfBits } from '@edkm/core';
+import { type CodeAttrs, DTypeError, type tf, toHalfBits } from '@edkm/core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 /**
@@ -14,13 +14,14 @@ export function wasmOf(backend: unknown): BackendWasm {
 
 export function f32(backend: BackendWasm, t: tf.TensorInfo): Float32Array {
   const v = backend.typedArrayFromHeap(t);
-  if (!(v instanceof Float32Array)) throw new Error(`expected a float32 tensor, got ${t.dtype}`);
+  if (!(v instanceof Float32Array))
+    throw new DTypeError(`expected a float32 tensor, got ${t.dtype}`);
   return v;
 }
 
 export function i32(backend: BackendWasm, t: tf.TensorInfo): Int32Array {
   const v = backend.typedArrayFromHeap(t);
-  if (!(v instanceof Int32Array)) throw new Error(`expected an int32 tensor, got ${t.dtype}`);
+  if (!(v instanceof Int32Array)) throw new DTypeError(`expected an int32 tensor, got ${t.dtype}`);
   return v;
 }
 

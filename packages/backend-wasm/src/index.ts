@@ -1,4 +1,5 @@
 import {
+  BackendError,
   PluginKernelNames as K,
   type KernelTable,
   type PluginKernel,
@@ -114,10 +115,10 @@ function withByteCount(backend: BackendWasm): BackendWasm {
 }
 
 async function init(): Promise<boolean> {
-  if (typeof WebAssembly !== 'object') throw new Error('this runtime has no WebAssembly');
+  if (typeof WebAssembly !== 'object') throw new BackendError('this runtime has no WebAssembly');
   const factory = tf.findBackendFactory('wasm');
   if (!factory)
-    throw new Error("@tensorflow/tfjs-backend-wasm did not register its 'wasm' backend");
+    throw new BackendError("@tensorflow/tfjs-backend-wasm did not register its 'wasm' backend");
   simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean;
   tf.removeBackend('wasm');
   tf.registerBackend(

@@ -1,4 +1,4 @@
-import { BackendError, tf } from '@edkm/core';
+import { BackendError, DeviceLimitError, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 
 function binarySize(bytes: number): string {
@@ -17,9 +17,8 @@ export function withBindingCheck(kernelName: string, kernelFunc: tf.KernelFunc):
     const bytes =
       tf.util.sizeFromShape(t.shape) * (t.dtype === 'float32' || t.dtype === 'int32' ? 4 : 1);
     if (bytes > limit)
-      throw new BackendError(
+      throw new DeviceLimitError(
         `${kernelName}: its ${role} [${t.shape}] is ${binarySize(bytes)}, over this WebGPU device's ${binarySize(limit)} storage-binding limit; palettize the weight in row groups (groupSize) small enough to fit, or use a device with a larger limit`,
-        'DEVICE_LIMIT',
       );
   };
   return (args) => {

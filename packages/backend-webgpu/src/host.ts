@@ -1,3 +1,4 @@
+import { ShapeError } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 
 /**
@@ -104,7 +105,7 @@ function uniformBytes(programUniform: Uniform[]): ArrayBuffer {
     if (d.data.length === 0) d.data = [1];
     const n = d.data.length;
     let align = n === 1 ? 4 : n === 2 ? 8 : 16;
-    if (n > 6) throw new Error(`unsupported ${n}-D uniform`);
+    if (n > 6) throw new ShapeError(`unsupported ${n}-D uniform`);
     if (preLength === 5 || preLength === 6) align = 16;
     maxAlign = Math.max(maxAlign, align);
     offset = Math.ceil(offset / align) * align;

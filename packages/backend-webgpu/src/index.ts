@@ -1,5 +1,7 @@
 import {
   BackendError,
+  DeviceLimitError,
+  InvalidArgumentError,
   PluginKernelNames as K,
   type KernelTable,
   pluginKernels,
@@ -109,10 +111,10 @@ async function getGpu(): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
   const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-  if (!isNode) throw new Error('this environment has no navigator.gpu (WebGPU)');
+  if (!isNode) throw new BackendError('this environment has no navigator.gpu (WebGPU)');
   // without the Vulkan loader Dawn only prints a warning and finds no adapter: say why, quietly
   const missing = missingVulkanLoader();
-  if (missing) throw new Error(missing);
+  if (missing) throw new BackendError(missing);
   const dawn = (await import('webgpu')) as { create: (flags: string[]) => GPU; globals: object };
   Object.assign(globalThis, dawn.globals);
   // EDKM_DAWN_FLAGS: Dawn's own flags, space-separated (e.g. for measurements,
@@ -133,7 +135,7 @@ async function init(): Promise<boolean> {
   const gpu = await getGpu();
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter)
-    throw new Error(
+    throw new BackendError(
       'WebGPU found no adapter (no GPU, and no software Vulkan driver such as lavapipe)',
     );
   const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
@@ -170,7 +172,9 @@ async function init(): Promise<boolean> {
   const route = typeof process !== 'undefined' ? process.env?.EDKM_MATMUL_ROUTE : undefined;
   if (route) {
     if (route !== 'auto' && route !== 'gemm' && route !== 'stock')
-      throw new Error(`EDKM_MATMUL_ROUTE must be auto, gemm or stock, got '${route}'`);
+      throw new InvalidArgumentError(
+        `EDKM_MATMUL_ROUTE must be auto, gemm or stock, got '${route}'`,
+      );
     setMatMulRoute(route);
   }
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
@@ -219,9 +223,8 @@ registerPlugin({
     };
     const limit = gpu.device.limits.maxStorageBufferBindingSize;
     if (t.size * 4 > limit)
-      throw new BackendError(
+      throw new DeviceLimitError(
         `a [${t.shape}] float32 tensor is ${t.size * 4} bytes, over this WebGPU device's ${limit}-byte storage-binding limit: kernels could not read it (splitting such tensors is not implemented yet)`,
-        'DEVICE_LIMIT',
       );
     gpu.uploadToGPU(t.dataId);
     // submit the staging copy so that its host-visible buffer goes back at once

@@ -59,6 +59,17 @@ export class BackendError extends EdkmError {
   }
 }
 
+/**
+ * A limit of the device exceeded (a tensor larger than one storage binding, more workgroups than a
+ * dispatch dimension takes, more centroids than one workgroup holds...): code DEVICE_LIMIT. A
+ * BackendError, so `instanceof BackendError` catches it too.
+ */
+export class DeviceLimitError extends BackendError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'DEVICE_LIMIT', options);
+  }
+}
+
 /** A file or buffer whose contents do not follow its format (truncated, hostile, malformed). */
 export class FormatError extends EdkmError {
   constructor(message: string, options?: { cause?: unknown }) {

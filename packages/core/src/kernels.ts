@@ -111,8 +111,10 @@ export function gatherAffine(
 }
 
 function checkCodeInput(x: tf.Tensor, op: string): void {
-  if (x.dtype !== 'float32' || x.rank !== 1)
+  if (x.dtype !== 'float32')
     throw new DTypeError(`${op}: x must be a 1-D float32 tensor, got ${x.dtype} [${x.shape}]`);
+  if (x.rank !== 1)
+    throw new ShapeError(`${op}: x must be a 1-D float32 tensor, got ${x.dtype} [${x.shape}]`);
 }
 function codeAttrs(dtype: 'bf16' | 'fp16'): tf.NamedAttrMap {
   if (dtype !== 'bf16' && dtype !== 'fp16')
@@ -171,7 +173,7 @@ export function gatherAffineByCode(
   if (g.rank !== 1 || g.shape[0] !== x.shape[0])
     throw new ShapeError(`gatherAffineByCode: g must be [${x.shape[0]}], got [${g.shape}]`);
   if (options.inPlace && g.dtype !== 'float32')
-    throw new ShapeError(`gatherAffineByCode: an in-place g must be float32, got ${g.dtype}`);
+    throw new DTypeError(`gatherAffineByCode: an in-place g must be float32, got ${g.dtype}`);
   const attrs = { ...codeAttrs(dtype), inPlace: options.inPlace === true };
   return tf
     .engine()

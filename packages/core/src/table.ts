@@ -45,12 +45,7 @@ export function tableIterateLayout(u: number, k: number, iterations: number) {
   return { centroids, steps, last, output, scratch, size: scratch + 2 * u };
 }
 
-export interface TableIterateKernelAttrs {
-  tau: number;
-  iterations: number;
-  epsilon: number;
-}
-
+/** TableIterate's attrs (the kernel's and the reference's): temperature, iteration cap, stop threshold. */
 export interface TableIterateAttrs {
   tau: number;
   iterations: number;
@@ -83,7 +78,7 @@ export function tableIterate(
     throw new ShapeError(`tableIterate: c0 must be [1, K ≤ 256], got [${c0.shape}]`);
   if (!(Number.isInteger(iterations) && iterations >= 1))
     throw new ShapeError(`tableIterate: iterations must be a positive integer, got ${iterations}`);
-  const attrs: TableIterateKernelAttrs = { tau, iterations, epsilon };
+  const attrs: TableIterateAttrs = { tau, iterations, epsilon };
   return tf
     .engine()
     .runKernel(
@@ -117,8 +112,10 @@ export function tableBackward(
       `tableBackward: seed must be [2, ${centroids.shape[1]}], got [${seed.shape}]`,
     );
   }
-  if (steps && (steps.rank !== 1 || steps.shape[0] !== 1 || steps.dtype !== 'float32'))
+  if (steps && (steps.rank !== 1 || steps.shape[0] !== 1))
     throw new ShapeError(`tableBackward: steps must be a float32 [1], got [${steps.shape}]`);
+  if (steps && steps.dtype !== 'float32')
+    throw new DTypeError(`tableBackward: steps must be a float32 [1], got ${steps.dtype}`);
   const attrs: TableBackwardAttrs = { tau };
   const inputs: tf.NamedTensorMap = { seed, points, counts, centroids };
   if (steps) inputs.steps = steps;
@@ -273,7 +270,7 @@ export const tableReference = {
     points: Float32Array,
     counts: Float32Array,
     c0: Float32Array,
-    attrs: TableIterateKernelAttrs,
+    attrs: TableIterateAttrs,
   ): Float32Array {
     const k = c0.length;
     const layout = tableIterateLayout(points.length, k, attrs.iterations);

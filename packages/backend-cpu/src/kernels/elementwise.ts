@@ -1,4 +1,4 @@
-import { tf } from '@edkm/core';
+import { BackendError, tf } from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 type BinaryFn = (a: number, b: number) => number;
@@ -71,7 +71,7 @@ function binaryKernel(name: string, f: BinaryFn): tf.KernelFunc {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     if (a.dtype !== 'float32' || b.dtype !== 'float32') {
       if (!fallback || fallback === kernel)
-        throw new Error(`${name}: no cpu kernel for ${a.dtype}`);
+        throw new BackendError(`${name}: no cpu kernel for ${a.dtype}`, 'KERNEL_MISSING');
       return fallback(args);
     }
     const cpu = args.backend as MathBackendCPU;

@@ -1,4 +1,4 @@
-import { tf } from '@edkm/core';
+import { ShapeError, tf } from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 type Values = Float32Array | Int32Array;
@@ -106,7 +106,7 @@ export const batchMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const M = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
   const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
   if (K !== kB) {
-    throw new Error(
+    throw new ShapeError(
       `Error in matMul: inner shapes (${K}) and (${kB}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`,
     );
   }

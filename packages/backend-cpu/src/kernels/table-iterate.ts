@@ -1,4 +1,4 @@
-import { type TableIterateKernelAttrs, tableReference, type tf } from '@edkm/core';
+import { type TableIterateAttrs, tableReference, type tf } from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { values } from './util';
 
@@ -9,7 +9,7 @@ export const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     values(cpu, points) as Float32Array,
     values(cpu, counts) as Float32Array,
     values(cpu, c0) as Float32Array,
-    attrs as unknown as TableIterateKernelAttrs,
+    attrs as unknown as TableIterateAttrs,
   );
   return cpu.makeTensorInfo([out.length], 'float32', out);
 };

@@ -1,11 +1,11 @@
-import { tf } from '@edkm/core';
+import { BackendError, DTypeError, ShapeError, tf } from '@edkm/core';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { f32, output, wasmOf } from '../heap';
 
 const configOf = (name: string): tf.KernelConfig => {
   const k = tf.getKernel(name, 'wasm');
-  if (!k) throw new Error(`tfjs's wasm backend has no ${name} kernel`);
+  if (!k) throw new BackendError(`tfjs's wasm backend has no ${name} kernel`, 'KERNEL_MISSING');
   return k;
 };
 // tfjs's own kernels, taken before this plugin registers its BatchMatMul over theirs
@@ -68,7 +68,7 @@ export const batchMatMul: tf.KernelFunc = ({ inputs, backend: b, attrs }) => {
     transposeB: boolean;
   };
   if (a.dtype !== 'float32' || bIn.dtype !== 'float32')
-    throw new Error(`BatchMatMul: float32 only on wasm, got ${a.dtype} × ${bIn.dtype}`);
+    throw new DTypeError(`BatchMatMul: float32 only on wasm, got ${a.dtype} × ${bIn.dtype}`);
   const ra = a.shape.length;
   const rb = bIn.shape.length;
   const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
@@ -76,7 +76,7 @@ export const batchMatMul: tf.KernelFunc = ({ inputs, backend: b, attrs }) => {
   const kb = transposeB ? bIn.shape[rb - 1] : bIn.shape[rb - 2];
   const n = transposeB ? bIn.shape[rb - 2] : bIn.shape[rb - 1];
   if (k !== kb)
-    throw new Error(
+    throw new ShapeError(
       `Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ${bIn.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`,
     );
   const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
@@ -112,7 +112,7 @@ export const batchMatMul: tf.KernelFunc = ({ inputs, backend: b, attrs }) => {
       return { ...out, shape: [...outer, m, n] };
     }
     if ((batchA !== 1 && batchA !== batch) || (batchB !== 1 && batchB !== batch))
-      throw new Error(`BatchMatMul: batch dims [${a.shape}] × [${bIn.shape}] not supported`);
+      throw new ShapeError(`BatchMatMul: batch dims [${a.shape}] × [${bIn.shape}] not supported`);
     const out = output(backend, [...outer, m, n], 'float32');
     for (let i = 0; i < batch; i++) {
       const ai = sliceOf(backend, a2, batchA === 1 ? 0 : i, m, k);

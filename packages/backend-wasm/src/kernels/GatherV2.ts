@@ -1,4 +1,4 @@
-import { tf } from '@edkm/core';
+import { DTypeError, InvalidArgumentError, tf } from '@edkm/core';
 import { output, view, wasmOf } from '../heap';
 
 /**
@@ -22,11 +22,13 @@ export const gatherV2: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const perBatch = tf.util.sizeFromShape(indices.shape) / batchSize;
   const dtype = x.dtype === 'int32' ? 'int32' : 'float32';
   if (x.dtype !== 'float32' && x.dtype !== 'int32')
-    throw new Error(`GatherV2 on wasm: float32 and int32 only, got ${x.dtype}`);
+    throw new DTypeError(`GatherV2 on wasm: float32 and int32 only, got ${x.dtype}`);
   const idx = view(wasm, indices);
   for (let i = 0; i < idx.length; i++)
     if (idx[i] < 0 || idx[i] >= dimSize)
-      throw new Error(`GatherV2: the index value ${idx[i]} is not in [0, ${dimSize - 1}]`);
+      throw new InvalidArgumentError(
+        `GatherV2: the index value ${idx[i]} is not in [0, ${dimSize - 1}]`,
+      );
   const out = output(wasm, outputShape, dtype);
   const dst = view(wasm, out);
   const src = view(wasm, x);

@@ -1,4 +1,4 @@
-import { tf } from '@edkm/core';
+import { BackendError, tf } from '@edkm/core';
 import '@tensorflow/tfjs-backend-wasm';
 import { wasmOf } from '../heap';
 
@@ -18,7 +18,8 @@ function share(backend: unknown, x: tf.TensorInfo, dtype: tf.DataType = x.dtype)
 export const identity: tf.KernelFunc = (args) => {
   const { x } = args.inputs as { x: tf.TensorInfo };
   if (x.dtype === 'string') {
-    if (!tfjsIdentity) throw new Error("tfjs's wasm backend has no Identity kernel");
+    if (!tfjsIdentity)
+      throw new BackendError("tfjs's wasm backend has no Identity kernel", 'KERNEL_MISSING');
     return tfjsIdentity(args);
   }
   return share(args.backend, x);
@@ -40,6 +41,6 @@ export const cast: tf.KernelFunc = (args) => {
     for (let i = 0; i < src.length; i++) dst[i] = src[i] !== 0 ? 1 : 0;
     return out;
   }
-  if (!tfjsCast) throw new Error("tfjs's wasm backend has no Cast kernel");
+  if (!tfjsCast) throw new BackendError("tfjs's wasm backend has no Cast kernel", 'KERNEL_MISSING');
   return tfjsCast(args);
 };

@@ -1,4 +1,4 @@
-import { type TableIterateKernelAttrs, tableReference, type tf } from '@edkm/core';
+import { type TableIterateAttrs, tableReference, type tf } from '@edkm/core';
 import { f32, output, wasmOf } from '../heap';
 
 /** The centroid iterations on the uniquified table (core's float64 reference; U ≤ 65,536). */
@@ -9,7 +9,7 @@ export const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     f32(wasm, points),
     f32(wasm, counts),
     f32(wasm, c0),
-    attrs as unknown as TableIterateKernelAttrs,
+    attrs as unknown as TableIterateAttrs,
   );
   return output(wasm, [out.length], 'float32', out);
 };

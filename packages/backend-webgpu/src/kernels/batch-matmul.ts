@@ -1,4 +1,4 @@
-import { tf } from '@edkm/core';
+import { BackendError, DeviceLimitError, InvalidArgumentError, ShapeError, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
   GemmProgram,
@@ -52,7 +52,7 @@ let route: MatMulRoute = 'auto';
 
 export function setMatMulRoute(to: MatMulRoute): void {
   if (to === 'stock' && !stockKernel)
-    throw new Error("tfjs-webgpu's BatchMatMul kernel was not registered");
+    throw new BackendError("tfjs-webgpu's BatchMatMul kernel was not registered", 'KERNEL_MISSING');
   route = to;
 }
 
@@ -74,7 +74,7 @@ function dims(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transpose
   const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
   const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
   if (k !== kB)
-    throw new Error(
+    throw new ShapeError(
       `Error in matMul: inner shapes (${k}) and (${kB}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`,
     );
   const outer = tf.broadcast_util.assertAndGetBroadcastShape(
@@ -142,10 +142,12 @@ export function gemm(
   const chosen = chooseGemm(d, limits.maxStorageBufferBindingSize);
   const tile = options.tile ?? chosen.tile;
   const problem = gemmTileProblem(tile, limits.maxComputeWorkgroupStorageSize);
-  if (problem) throw new Error(`gemm: tile ${JSON.stringify(tile)}: ${problem}`);
+  if (problem) throw new InvalidArgumentError(`gemm: tile ${JSON.stringify(tile)}: ${problem}`);
   const { bm, bn } = gemmTileSize(tile);
   if (Math.ceil(n / bn) > limits.maxComputeWorkgroupsPerDimension)
-    throw new Error(`gemm: N = ${n} needs more than the device's workgroups per dimension`);
+    throw new DeviceLimitError(
+      `gemm: N = ${n} needs more than the device's workgroups per dimension`,
+    );
   if (m * n * batch === 0 || k === 0) {
     // nothing to sum: zeros (tfjs's empty-output short cut handles m·n·batch = 0)
     const zeros = gpu.runWebGPUProgram(new ZerosProgram([batch * m * n]), [], 'float32');
@@ -224,7 +226,11 @@ export const batchMatMul: tf.KernelFunc = (args) => {
     b.dtype !== 'float32' ||
     batch > gpu.device.limits.maxComputeWorkgroupsPerDimension;
   if (useStock) {
-    if (!stockKernel) throw new Error("tfjs-webgpu's BatchMatMul kernel was not registered");
+    if (!stockKernel)
+      throw new BackendError(
+        "tfjs-webgpu's BatchMatMul kernel was not registered",
+        'KERNEL_MISSING',
+      );
     return stockKernel(args);
   }
   return gemm(gpu, a, b, { transposeA, transposeB });

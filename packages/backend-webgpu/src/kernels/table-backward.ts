@@ -1,4 +1,4 @@
-import { BackendError, type TableBackwardAttrs, type tf } from '@edkm/core';
+import { BackendError, DeviceLimitError, type TableBackwardAttrs, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { TableBackwardProgram } from '../programs';
 
@@ -6,7 +6,10 @@ export const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { seed, points, counts, centroids, steps } = inputs as Record<string, tf.TensorInfo>;
   const [rows, k] = centroids.shape;
-  if (k > 256) throw new Error('EdkmTableBackward on WebGPU supports at most 256 centroids');
+  if (k > 256)
+    throw new DeviceLimitError(
+      'EdkmTableBackward on WebGPU supports at most 256 centroids (one workgroup of 256)',
+    );
   const { tau } = attrs as unknown as TableBackwardAttrs;
   return gpu.runWebGPUProgram(
     new TableBackwardProgram(points.shape[0], k, steps !== undefined),

@@ -1,11 +1,11 @@
-import { type TableIterateKernelAttrs, tableIterateLayout, type tf } from '@edkm/core';
+import { type TableIterateAttrs, tableIterateLayout, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { TableIterateProgram } from '../programs';
 
 export const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { points, counts, c0 } = inputs as Record<string, tf.TensorInfo>;
-  const { tau, iterations, epsilon } = attrs as unknown as TableIterateKernelAttrs;
+  const { tau, iterations, epsilon } = attrs as unknown as TableIterateAttrs;
   const u = points.shape[0];
   const k = c0.shape[1];
   const { size } = tableIterateLayout(u, k, iterations);
