@@ -1,4 +1,6 @@
 import {
+  KernelNames,
+  TableKernelNames,
   codeContract,
   codeHistogram,
   fromHalfBits,
@@ -103,7 +105,7 @@ export function conformanceCases(): ConformanceCase[] {
   for (const [i, s] of shapes.entries()) {
     const label = `n=${s.n} u=${s.u} k=${s.k}${s.skew ? ' skewed' : ''}`;
     cases.push({
-      kernelName: 'EdkmGatherRows',
+      kernelName: KernelNames.GatherRows,
       name: `gatherRows ${label}`,
       run: async () => {
         const rnd = seededRandom(1000 + i);
@@ -116,7 +118,7 @@ export function conformanceCases(): ConformanceCase[] {
       },
     });
     cases.push({
-      kernelName: 'EdkmScatterAddRows',
+      kernelName: KernelNames.ScatterAddRows,
       name: `scatterAddRows ${label}`,
       run: async () => {
         const rnd = seededRandom(2000 + i);
@@ -136,7 +138,7 @@ export function conformanceCases(): ConformanceCase[] {
   }
   for (const [i, s] of shapes.entries()) {
     cases.push({
-      kernelName: 'EdkmGatherAffine',
+      kernelName: KernelNames.GatherAffine,
       name: `gatherAffine n=${s.n} u=${s.u}`,
       run: async () => {
         const rnd = seededRandom(3000 + i);
@@ -155,7 +157,7 @@ export function conformanceCases(): ConformanceCase[] {
   for (const dtype of ['bf16', 'fp16'] as const) {
     const codeInput = (n: number, seed: number) => hardFloats(n, seededRandom(seed), dtype);
     cases.push({
-      kernelName: 'EdkmCodeHistogram',
+      kernelName: KernelNames.CodeHistogram,
       name: `codeHistogram ${dtype}`,
       run: async () => {
         const x = codeInput(5000, 11);
@@ -168,7 +170,7 @@ export function conformanceCases(): ConformanceCase[] {
       },
     });
     cases.push({
-      kernelName: 'EdkmGatherByCode',
+      kernelName: KernelNames.GatherByCode,
       name: `gatherByCode ${dtype} k=3`,
       run: async () => {
         const rnd = seededRandom(12);
@@ -181,7 +183,7 @@ export function conformanceCases(): ConformanceCase[] {
       },
     });
     cases.push({
-      kernelName: 'EdkmCodeHistogram',
+      kernelName: KernelNames.CodeHistogram,
       name: `codeHistogram ${dtype}, 300,000 weights on few hot codes`,
       run: async () => {
         const rnd = seededRandom(19);
@@ -196,7 +198,7 @@ export function conformanceCases(): ConformanceCase[] {
     });
     for (const n of [3000, 3001]) {
       cases.push({
-        kernelName: 'EdkmGatherByCode',
+        kernelName: KernelNames.GatherByCode,
         name: `gatherByCode ${dtype} k=1 n=${n}`,
         run: async () => {
           const rnd = seededRandom(20);
@@ -210,7 +212,7 @@ export function conformanceCases(): ConformanceCase[] {
       });
       for (const inPlace of [false, true]) {
         cases.push({
-          kernelName: 'EdkmGatherAffineByCode',
+          kernelName: KernelNames.GatherAffineByCode,
           name: `gatherAffineByCode ${dtype} stride 4 n=${n}${inPlace ? ' in place' : ''}`,
           run: async () => {
             const rnd = seededRandom(22);
@@ -244,7 +246,7 @@ export function conformanceCases(): ConformanceCase[] {
       }
     }
     cases.push({
-      kernelName: 'EdkmScatterAddByCode',
+      kernelName: KernelNames.ScatterAddByCode,
       name: `scatterAddByCode ${dtype} k=2`,
       run: async () => {
         const rnd = seededRandom(14);
@@ -265,7 +267,7 @@ export function conformanceCases(): ConformanceCase[] {
       ['more codes than a workgroup table', 60000, 100],
     ] as const) {
       cases.push({
-        kernelName: 'EdkmScatterAddByCode',
+        kernelName: KernelNames.ScatterAddByCode,
         name: `scatterAddByCode ${dtype} k=1 ${label}`,
         run: async () => {
           const rnd = seededRandom(18);
@@ -285,7 +287,7 @@ export function conformanceCases(): ConformanceCase[] {
     cases.push({
       // sums that cancel to a tiny remainder beside large terms (a gradient's per-code sums):
       // each code gets +a, −a and a small r; the sum must be r, not 0 or a rounding of a
-      kernelName: 'EdkmScatterAddByCode',
+      kernelName: KernelNames.ScatterAddByCode,
       name: `scatterAddByCode ${dtype} k=1 cancellation`,
       run: async () => {
         const rnd = seededRandom(19);
@@ -309,7 +311,7 @@ export function conformanceCases(): ConformanceCase[] {
       },
     });
     cases.push({
-      kernelName: 'EdkmGatherAffineByCode',
+      kernelName: KernelNames.GatherAffineByCode,
       name: `gatherAffineByCode ${dtype}`,
       run: async () => {
         const rnd = seededRandom(16);
@@ -336,7 +338,7 @@ export function conformanceCases(): ConformanceCase[] {
     [2000, 8, 10, 0.02, 1e-6, 1e-12], // a vanishing temperature: Lloyd's k-means
   ] as const) {
     cases.push({
-      kernelName: 'EdkmTableIterate',
+      kernelName: TableKernelNames.TableIterate,
       name: `tableIterate u=${u} k=${k} I=${iterations} epsilon=${epsilon}${tauOverride ? ` tau=${tauOverride}` : ''}`,
       run: async () => {
         const rnd = seededRandom(60 + u);
@@ -373,7 +375,7 @@ export function conformanceCases(): ConformanceCase[] {
     [700, 64, 2],
   ] as const) {
     cases.push({
-      kernelName: 'EdkmTableBackward',
+      kernelName: TableKernelNames.TableBackward,
       name: `tableBackward u=${u} k=${k} T=${iterations}`,
       run: async () => {
         const rnd = seededRandom(40 + u);
@@ -429,7 +431,7 @@ export function conformanceCases(): ConformanceCase[] {
       [70000, 16],
     ] as const) {
       cases.push({
-        kernelName: 'EdkmCodeContract',
+        kernelName: TableKernelNames.CodeContract,
         name: `codeContract ${dtype} n=${n} c=${c}`,
         run: async () => {
           const rnd = seededRandom(60 + c);
@@ -463,7 +465,7 @@ export function conformanceCases(): ConformanceCase[] {
       [4000, 64],
     ] as const) {
       cases.push({
-        kernelName: 'EdkmSoftContract',
+        kernelName: TableKernelNames.SoftContract,
         name: `softContract ${dtype} n=${n} k=${k}`,
         run: async () => {
           const rnd = seededRandom(80 + k);
@@ -491,7 +493,7 @@ export function conformanceCases(): ConformanceCase[] {
     }
   }
   cases.push({
-    kernelName: 'EdkmGatherRows',
+    kernelName: KernelNames.GatherRows,
     name: 'gatherRows out-of-range indices give zero rows',
     run: async () => {
       const table = Float32Array.from([1, 2, 3, 4, 5, 6]);

@@ -1,4 +1,6 @@
 import {
+  DecodeKernelNames,
+  LinearKernelNames,
   type PaletteWeightHost,
   bf16GatherRows,
   cachedAttention,
@@ -94,7 +96,7 @@ export function linearCases(): ConformanceCase[] {
       c.permute ? 'permuted' : '',
     ].filter(Boolean);
     cases.push({
-      kernelName: 'EdkmPaletteMatMul',
+      kernelName: LinearKernelNames.PaletteMatMul,
       name: `paletteMatMul m=${c.m} n=${c.n} k=${c.k} bits=${c.bits} ${extras.join(' ')}`,
       run: async () => {
         const h = randomPalette(c, 7000 + i);
@@ -117,7 +119,7 @@ export function linearCases(): ConformanceCase[] {
   ];
   bf16Shapes.forEach((s, i) => {
     cases.push({
-      kernelName: 'EdkmBf16MatMul',
+      kernelName: LinearKernelNames.Bf16MatMul,
       name: `bf16MatMul m=${s.m} n=${s.n} k=${s.k}`,
       run: async () => {
         const rnd = seededRandom(7200 + i);
@@ -137,7 +139,7 @@ export function linearCases(): ConformanceCase[] {
     });
   });
   cases.push({
-    kernelName: 'EdkmBf16GatherRows',
+    kernelName: LinearKernelNames.Bf16GatherRows,
     name: 'bf16GatherRows odd K, out-of-range ids give zero rows',
     run: async () => {
       const rnd = seededRandom(7300);
@@ -195,7 +197,7 @@ export function decodeCases(): ConformanceCase[] {
       return { cache, qkv, rope, attrs, shape, tensors };
     };
     cases.push({
-      kernelName: 'EdkmKvWrite',
+      kernelName: DecodeKernelNames.KvWrite,
       name: `kvWrite ${label}`,
       run: async () => {
         const { cache, qkv, rope, attrs, shape, tensors } = make();
@@ -209,7 +211,7 @@ export function decodeCases(): ConformanceCase[] {
       },
     });
     cases.push({
-      kernelName: 'EdkmCachedAttention',
+      kernelName: DecodeKernelNames.CachedAttention,
       name: `cachedAttention ${label}`,
       run: async () => {
         const { cache, qkv, rope, attrs, shape, tensors } = make();
@@ -229,7 +231,7 @@ export function decodeCases(): ConformanceCase[] {
     });
   });
   cases.push({
-    kernelName: 'EdkmRmsNorm',
+    kernelName: DecodeKernelNames.RmsNorm,
     name: 'rmsNorm m=3 h=100',
     run: async () => {
       const rnd = seededRandom(7500);
@@ -240,7 +242,7 @@ export function decodeCases(): ConformanceCase[] {
     },
   });
   cases.push({
-    kernelName: 'EdkmSiluMul',
+    kernelName: DecodeKernelNames.SiluMul,
     name: 'siluMul m=2 i=37',
     run: async () => {
       const rnd = seededRandom(7600);
