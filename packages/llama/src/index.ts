@@ -37,6 +37,7 @@ export {
 export {
   DTYPE_BYTES,
   type SafetensorsDtype,
+  type SafetensorsBytes,
   SafetensorsFile,
   type TensorEntry,
   type TensorSpec,

@@ -36,47 +36,83 @@ export interface TensorEntry {
 
 const MAX_HEADER = 100 * 1024 * 1024;
 
+/** In-memory safetensors bytes (a browser's fetch, a test), named for error messages. */
+export interface SafetensorsBytes {
+  name: string;
+  bytes: Uint8Array;
+}
+
+/** Where a SafetensorsFile reads from: a file descriptor (Node) or bytes in memory (a browser). */
+interface ByteSource {
+  readonly size: number;
+  /** Reads `out.length` bytes at `offset` into `out`; returns how many were read. */
+  read(out: Uint8Array, offset: number): number;
+  close(): void;
+}
+
+function fileSource(path: string): ByteSource {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new IOError(`cannot open ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return {
+    size: fstatSync(fd).size,
+    read: (out, offset) => readSync(fd, out, 0, out.length, offset),
+    close: () => closeSync(fd),
+  };
+}
+
+function memorySource(bytes: Uint8Array): ByteSource {
+  return {
+    size: bytes.length,
+    read: (out, offset) => {
+      const part = bytes.subarray(offset, offset + out.length);
+      out.set(part);
+      return part.length;
+    },
+    close: () => {},
+  };
+}
+
 /**
  * A safetensors file opened lazily: the header is read and validated strictly (length bounds,
  * JSON, dtypes, shape × dtype size = byte range, ranges inside the file, contiguous and not
- * overlapping); tensor bytes are read on demand by offset.
+ * overlapping); tensor bytes are read on demand by offset. Opened from a path (Node) or from
+ * bytes in memory (`{ name, bytes }`, no file system: what a browser page has).
  */
 export class SafetensorsFile {
   readonly path: string;
   readonly tensors = new Map<string, TensorEntry>();
   readonly metadata: Record<string, string> = {};
-  private readonly fd: number;
+  private readonly source: ByteSource;
   private readonly dataStart: number;
 
-  constructor(path: string) {
+  constructor(from: string | SafetensorsBytes) {
+    const path = typeof from === 'string' ? from : from.name;
     this.path = path;
-    let fd: number;
+    this.source = typeof from === 'string' ? fileSource(from) : memorySource(from.bytes);
     try {
-      fd = openSync(path, 'r');
-    } catch (err) {
-      throw new IOError(`cannot open ${path}: ${(err as Error).message}`, { cause: err });
-    }
-    this.fd = fd;
-    try {
-      const size = fstatSync(fd).size;
+      const size = this.source.size;
       if (size < 8)
         throw new FormatError(
           `${path}: ${size} bytes is too short for a safetensors header length`,
         );
-      const lenBuf = Buffer.alloc(8);
-      readSync(fd, lenBuf, 0, 8, 0);
-      const headerLen = Number(lenBuf.readBigUInt64LE(0));
+      const lenBuf = new Uint8Array(8);
+      this.source.read(lenBuf, 0);
+      const headerLen = Number(new DataView(lenBuf.buffer).getBigUint64(0, true));
       if (headerLen < 2 || headerLen > MAX_HEADER)
         throw new FormatError(`${path}: header length ${headerLen} is out of bounds`);
       if (8 + headerLen > size)
         throw new FormatError(
           `${path}: header length ${headerLen} runs past the end of the ${size}-byte file (truncated?)`,
         );
-      const headerBuf = Buffer.alloc(headerLen);
-      readSync(fd, headerBuf, 0, headerLen, 8);
+      const headerBuf = new Uint8Array(headerLen);
+      this.source.read(headerBuf, 8);
       let header: unknown;
       try {
-        header = JSON.parse(headerBuf.toString('utf8'));
+        header = JSON.parse(new TextDecoder().decode(headerBuf));
       } catch {
         throw new FormatError(`${path}: the header is not valid JSON`);
       }
@@ -106,7 +142,7 @@ export class SafetensorsFile {
         }
       }
     } catch (err) {
-      closeSync(fd);
+      this.source.close();
       throw err;
     }
   }
@@ -116,13 +152,13 @@ export class SafetensorsFile {
     const e = this.tensors.get(name);
     if (!e) throw new FormatError(`${this.path}: no tensor named '${name}'`);
     const out = new Uint8Array(e.end - e.begin);
-    const n = readSync(this.fd, out, 0, out.length, this.dataStart + e.begin);
+    const n = this.source.read(out, this.dataStart + e.begin);
     if (n !== out.length) throw new FormatError(`${this.path}: tensor '${name}' is truncated`);
     return out;
   }
 
   close(): void {
-    closeSync(this.fd);
+    this.source.close();
   }
 }
 

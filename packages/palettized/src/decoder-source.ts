@@ -9,9 +9,13 @@ import { isPalettized } from './load';
  * index bytes as stored (no dense copy, no unpacking), dense BF16 weights as bf16 bits.
  */
 export function palettizedSource(dir: string): DecoderSource & { close(): void } {
-  const file = new PalettizedFile(
-    dir.endsWith('.safetensors') ? dir : join(dir, 'model.safetensors'),
+  return palettizedSourceOf(
+    new PalettizedFile(dir.endsWith('.safetensors') ? dir : join(dir, 'model.safetensors')),
   );
+}
+
+/** The Decoder's weights of an opened palettized file (e.g. from bytes, in a browser). */
+export function palettizedSourceOf(file: PalettizedFile): DecoderSource & { close(): void } {
   const palettized = new Set(file.palettizedNames());
   const decode = (dtype: string, bytes: Uint8Array): Float32Array =>
     dtype === 'F32'

@@ -10,7 +10,13 @@ import {
   validatePalette,
 } from '@edkm/codec';
 import { FormatError, type PaletteParts, fromHalfBits, toHalfBits } from '@edkm/core';
-import { SafetensorsFile, type TensorToWrite, decodeTensor, writeSafetensors } from '@edkm/llama';
+import {
+  type SafetensorsBytes,
+  SafetensorsFile,
+  type TensorToWrite,
+  decodeTensor,
+  writeSafetensors,
+} from '@edkm/llama';
 
 export const FORMAT = 'edkm-palettized';
 export const FORMAT_VERSION = '1';
@@ -203,9 +209,11 @@ export class PalettizedFile {
   private readonly st: SafetensorsFile;
   private readonly settings = new Map<string, PaletteSettings>();
 
-  constructor(path: string) {
+  /** A path (Node) or the file's bytes in memory (a browser page). */
+  constructor(from: string | SafetensorsBytes) {
+    const path = typeof from === 'string' ? from : from.name;
     this.path = path;
-    this.st = new SafetensorsFile(path);
+    this.st = new SafetensorsFile(from);
     this.metadata = this.st.metadata;
     try {
       if (this.metadata.format !== FORMAT)

@@ -18,4 +18,4 @@ export {
   inspect,
 } from './inspect';
 export { type PaletteTensor, dequantize } from '@edkm/codec';
-export { decoderSource, palettizedSource } from './decoder-source';
+export { decoderSource, palettizedSource, palettizedSourceOf } from './decoder-source';
