@@ -51,3 +51,16 @@ export function zeros(backend: BackendWasm, shape: number[]): [tf.TensorInfo, Fl
 export function codesOf(backend: BackendWasm, x: tf.TensorInfo, attrs: unknown): Uint16Array {
   return toHalfBits(f32(backend, x), (attrs as CodeAttrs).dtype);
 }
+
+/**
+ * Below this many elements a run is copied element by element: `set(subarray(…))` allocates a view
+ * per call, which costs more than the copy for short runs (a column of a [65536, 4] table is 65,536
+ * runs of one element).
+ */
+const SHORT_RUN = 32;
+
+/** dst[to .. to+len) = src[from .. from+len). */
+export function copyRun(src: Values, from: number, dst: Values, to: number, len: number): void {
+  if (len < SHORT_RUN) for (let j = 0; j < len; j++) dst[to + j] = src[from + j];
+  else dst.set(src.subarray(from, from + len), to);
+}

@@ -16,6 +16,7 @@ import { cachedAttention } from './kernels/CachedAttention';
 import { clipScale } from './kernels/ClipScale';
 import { codeContract } from './kernels/CodeContract';
 import { codeHistogram } from './kernels/CodeHistogram';
+import { concat } from './kernels/Concat';
 import { gatherAffine } from './kernels/GatherAffine';
 import { gatherAffineByCode } from './kernels/GatherAffineByCode';
 import { gatherByCode } from './kernels/GatherByCode';
@@ -29,6 +30,7 @@ import { rmsNormGrad } from './kernels/RmsNormGrad';
 import { scatterAddByCode } from './kernels/ScatterAddByCode';
 import { scatterAddRows } from './kernels/ScatterAddRows';
 import { siluMul } from './kernels/SiluMul';
+import { slice } from './kernels/Slice';
 import { softContract } from './kernels/SoftContract';
 import { sumSquares } from './kernels/SumSquares';
 import { tableBackward } from './kernels/TableBackward';
@@ -66,6 +68,8 @@ export const wasmKernels: PluginKernel[] = pluginKernels(kernels, {
   UnsortedSegmentSum: unsortedSegmentSum,
   BatchMatMul: batchMatMul,
   GatherV2: gatherV2,
+  Slice: slice,
+  Concat: concat,
   Identity: identity,
   Cast: cast,
 });

@@ -95,4 +95,72 @@ describe('wasm plugin: tfjs kernels it replaces or adds', () => {
     await sameAsCpu(() => tf.tensor1d([1.7, -2.5, 3, 0.2]).cast('int32'));
     await sameAsCpu(() => tf.tensor1d([1, 0, 3], 'int32').cast('bool').cast('float32'));
   });
+  it('Slice: every rank, contiguous and strided, short and long runs, int32 and bool', async () => {
+    const x = rand(3 * 4 * 5 * 6 * 7, 5);
+    const shape = [3, 4, 5, 6, 7];
+    const cases: [number[], number[]][] = [
+      [
+        [1, 0, 2, 0, 3],
+        [2, 4, 2, 6, 4],
+      ],
+      [
+        [0, 1, 0, 2, 0],
+        [3, -1, 5, 3, 7],
+      ],
+      [
+        [2, 3, 4, 5, 6],
+        [1, 1, 1, 1, 1],
+      ],
+      [
+        [1, 0, 0, 0, 0],
+        [1, 4, 5, 6, 7],
+      ], // contiguous
+    ];
+    for (const [begin, size] of cases)
+      await sameAsCpu(() => tf.slice(tf.tensor(x, shape), begin, size));
+    // a column of a tall table (one-element runs) and a long-run block
+    const table = rand(5000 * 4, 6);
+    await sameAsCpu(() => tf.slice(tf.tensor2d(table, [5000, 4]), [0, 1], [-1, 1]));
+    await sameAsCpu(() => tf.slice(tf.tensor2d(table, [40, 500]), [3, 100], [30, 300]));
+    await sameAsCpu(() => tf.slice(tf.tensor(x, [210, 12]), [5], [100]));
+    await sameAsCpu(() => tf.slice(tf.tensor1d(x.slice(0, 50)), [7], [20]));
+    const ints = Int32Array.from(x, (v) => Math.round(v * 1000));
+    await sameAsCpu(() => tf.slice(tf.tensor(ints, [6, 7, 60], 'int32'), [1, 2, 3], [4, 3, 50]));
+    await sameAsCpu(() =>
+      tf.slice(
+        tf.tensor(
+          Array.from(x.slice(0, 24), (v) => v > 0),
+          [4, 6],
+          'bool',
+        ),
+        [1, 1],
+        [2, 4],
+      ),
+    );
+    await sameAsCpu(() => tf.slice(tf.tensor2d(table, [5000, 4]), [10, 1], [0, 2]));
+  });
+
+  it('Concat: every axis, short and long runs, several inputs, int32, empty inputs', async () => {
+    const a = rand(2 * 3 * 40, 7);
+    const b = rand(2 * 3 * 40, 8);
+    for (const axis of [0, 1, 2, -1])
+      await sameAsCpu(() =>
+        tf.concat(
+          [tf.tensor(a, [2, 3, 40]), tf.tensor(b, [2, 3, 40]), tf.tensor(a, [2, 3, 40])],
+          axis,
+        ),
+      );
+    const col = rand(5000, 9);
+    await sameAsCpu(() =>
+      tf.concat([tf.tensor2d(col, [5000, 1]), tf.zeros([5000, 2]), tf.tensor2d(col, [5000, 1])], 1),
+    );
+    await sameAsCpu(() =>
+      tf.concat(
+        [tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), tf.tensor2d([5, 6], [2, 1], 'int32')],
+        1,
+      ),
+    );
+    await sameAsCpu(() => tf.concat([tf.tensor2d(col, [50, 100]), tf.zeros([50, 0])], 1));
+    await sameAsCpu(() => tf.concat([tf.tensor2d(col, [50, 100]), tf.tensor2d(col, [50, 100])], 0));
+  });
 });

@@ -1,5 +1,5 @@
 import type { tf } from '@edkm/core';
-import { f32, i32, output, wasmOf } from '../heap';
+import { copyRun, f32, i32, output, wasmOf } from '../heap';
 
 /** out[i] = table[indices[i]], zero rows for out-of-range indices. */
 export const gatherRows: tf.KernelFunc = ({ inputs, backend }) => {
@@ -14,8 +14,7 @@ export const gatherRows: tf.KernelFunc = ({ inputs, backend }) => {
   for (let i = 0; i < n; i++) {
     const row = idx[i];
     if (row < 0 || row >= u) dst.fill(0, i * k, i * k + k);
-    else if (k === 1) dst[i] = src[row];
-    else dst.set(src.subarray(row * k, row * k + k), i * k);
+    else copyRun(src, row * k, dst, i * k, k);
   }
   return out;
 };

@@ -1,5 +1,5 @@
 import { DTypeError, InvalidArgumentError, tf } from '@edkm/core';
-import { output, view, wasmOf } from '../heap';
+import { copyRun, output, view, wasmOf } from '../heap';
 
 /**
  * tf.gather. tfjs-backend-wasm 4.22's GatherV2 reads out of bounds with batchDims > 0 (a row-wise
@@ -39,8 +39,7 @@ export const gatherV2: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       const base = (b * outerSize + r) * dimSize * sliceSize;
       for (let j = 0; j < perBatch; j++) {
         const from = base + ids[b * perBatch + j] * sliceSize;
-        if (sliceSize === 1) dst[o] = src[from];
-        else dst.set(src.subarray(from, from + sliceSize), o);
+        copyRun(src, from, dst, o, sliceSize);
         o += sliceSize;
       }
     }
