@@ -4,9 +4,10 @@ import { InvalidArgumentError, StateError, tf } from '@edkm/core';
 import {
   type GenerateOptions,
   type KVCache,
+  KvCacheStep,
   type LlamaConfig,
   Tokenizer,
-  generateWith,
+  generateFromLogits,
   rmsNorm,
   ropeInverseFrequencies,
   ropeTables,
@@ -252,8 +253,7 @@ export class FlashModel {
         for (let j = 0; j < Tk; j++) m[i * Tk + j] = j <= past + i ? 0 : NEG;
       return [...ropeTables(positions, this.invFreq), tf.tensor4d(m, [1, 1, T, Tk])];
     });
-    const newKeys: tf.Tensor4D[] = [];
-    const newValues: tf.Tensor4D[] = [];
+    const kv = new KvCacheStep(cache);
     let x: tf.Tensor2D = tf.tidy(() =>
       tf.gather(this.w('model.embed_tokens.weight'), tf.tensor1d(ids, 'int32')),
     );
@@ -273,13 +273,10 @@ export class FlashModel {
               sin,
               mask,
               rotateHalf: this.rotateHalf,
-              past: cache?.keys[l] ? { k: cache.keys[l], v: cache.values[l] } : undefined,
+              past: kv.past(l),
             },
           );
-          if (cache) {
-            newKeys.push(tf.keep(attention.k));
-            newValues.push(tf.keep(attention.v));
-          }
+          kv.keep(attention);
           const residual = x.add(attention.out) as tf.Tensor2D;
           const ffnInput = this.rmsNorm(
             residual,
@@ -308,17 +305,12 @@ export class FlashModel {
         const head = c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
         return tf.matMul(final, this.w(head), false, true) as tf.Tensor2D;
       });
-      if (cache) {
-        tf.dispose([...cache.keys, ...cache.values]);
-        cache.keys = newKeys;
-        cache.values = newValues;
-        cache.length = past + T;
-      }
+      kv.commit(past + T);
       this.step += T;
       this.counters.tokens += T;
       return logits;
     } catch (err) {
-      tf.dispose([...newKeys, ...newValues]);
+      kv.discard();
       throw err;
     } finally {
       tf.dispose([x, cos, sin, mask]);
@@ -459,21 +451,11 @@ export class FlashModel {
 
   /** KV-cached generation after `promptIds`, with @edkm/llama's sampling rules and loop. */
   generate(promptIds: number[], opts: GenerateOptions = {}): Promise<number[]> {
-    const V = this.config.vocabSize;
-    return generateWith(
-      async (ids, cache) => {
-        const logits = await this.forward(ids, cache);
-        const last = logits.slice([ids.length - 1, 0], [1, V]);
-        const row = Float32Array.from((await last.data()) as Float32Array);
-        tf.dispose([logits, last]);
-        return row;
-      },
+    return generateFromLogits(
+      (ids, cache) => this.forward(ids, cache),
+      this.config,
       promptIds,
-      {
-        ...opts,
-        maxPositions: this.config.maxPositionEmbeddings,
-        defaultEosIds: [this.config.eosTokenId ?? []].flat(),
-      },
+      opts,
     );
   }
 

@@ -3,15 +3,11 @@ import {
   copyFileSync,
   existsSync,
   fstatSync,
-  fsyncSync,
   mkdirSync,
   openSync,
   readFileSync,
   readSync,
-  renameSync,
-  rmSync,
   statSync,
-  writeSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import {
@@ -28,6 +24,8 @@ import {
   type TensorToWrite,
   decodeTensor,
   parseLlamaConfig,
+  writeFileAtomic,
+  writeFully,
   writeSafetensors,
 } from '@edkm/llama';
 import { type DenseWeight, MODEL_FILES, PalettizedFile, isPalettized } from '@edkm/palettized';
@@ -197,11 +195,6 @@ function layerBytes(
   return encode(values, dtype);
 }
 
-function writeFully(fd: number, bytes: Uint8Array, position: number): void {
-  for (let at = 0; at < bytes.length; )
-    at += writeSync(fd, bytes, at, bytes.length - at, position + at);
-}
-
 /**
  * Writes a flash layout folder from a model folder (16-bit Hugging Face or palettized export):
  * `ffn.flash` (manifest + every layer's FFN neurons, bundled by default), `resident.safetensors`
@@ -269,10 +262,7 @@ export function writeFlashLayout(
 
   mkdirSync(out, { recursive: true });
   const ffnPath = join(out, FFN_FILE);
-  const tmp = `${ffnPath}.tmp-${process.pid}-${Date.now()}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'w');
+  writeFileAtomic(ffnPath, (fd) => {
     writeFully(fd, preamble, 0);
     writeFully(fd, json, PREAMBLE);
     writeFully(fd, new Uint8Array(dataOffset - PREAMBLE - json.length), PREAMBLE + json.length);
@@ -280,15 +270,7 @@ export function writeFlashLayout(
       const [g, u, d] = ffnNames(l).map((n) => src.weights.get(n)!.data);
       writeFully(fd, layerBytes(g, u, d, I, H, dtype, bundling), manifest.layerOffsets[l]);
     }
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, ffnPath);
-  } catch (err) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw new IOError(`cannot write ${ffnPath}: ${(err as Error).message}`, { cause: err });
-  }
+  });
 
   const resident: Record<string, TensorToWrite> = {};
   let residentBytes = 0;

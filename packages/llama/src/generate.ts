@@ -1,4 +1,5 @@
 import { InvalidArgumentError, seededRandom, tf } from '@edkm/core';
+import type { LlamaConfig } from './config';
 import type { KVCache, LlamaModel } from './model';
 
 export interface GenerateOptions {
@@ -95,17 +96,22 @@ export async function generateWith(
   return out;
 }
 
-/** Generates after `promptIds` with a KV cache (one position per step after the prompt). */
-export function generate(
-  model: LlamaModel,
+/**
+ * generateWith for a model whose `forward(ids, cache)` returns the logits of the new positions with
+ * the vocabulary last ([1, T, V] or [T, V]): the next token's logits are the last row (the tensor
+ * is disposed once read); `config` gives the position limit and the default EOS ids.
+ */
+export function generateFromLogits(
+  forward: (ids: number[], cache: KVCache) => tf.Tensor | Promise<tf.Tensor>,
+  config: Pick<LlamaConfig, 'vocabSize' | 'maxPositionEmbeddings' | 'eosTokenId'>,
   promptIds: number[],
   opts: GenerateOptions = {},
 ): Promise<number[]> {
-  const V = model.config.vocabSize;
+  const V = config.vocabSize;
   return generateWith(
     async (ids, cache) => {
-      const logits = model.forward([ids], { cache });
-      const last = logits.slice([0, ids.length - 1, 0], [1, 1, V]);
+      const logits = await forward(ids, cache);
+      const last = tf.tidy(() => logits.reshape([-1, V]).slice([ids.length - 1, 0], [1, V]));
       const row = Float32Array.from((await last.data()) as Float32Array);
       tf.dispose([logits, last]);
       return row;
@@ -113,8 +119,22 @@ export function generate(
     promptIds,
     {
       ...opts,
-      maxPositions: model.config.maxPositionEmbeddings,
-      defaultEosIds: [model.config.eosTokenId ?? []].flat(),
+      maxPositions: config.maxPositionEmbeddings,
+      defaultEosIds: [config.eosTokenId ?? []].flat(),
     },
+  );
+}
+
+/** Generates after `promptIds` with a KV cache (one position per step after the prompt). */
+export function generate(
+  model: LlamaModel,
+  promptIds: number[],
+  opts: GenerateOptions = {},
+): Promise<number[]> {
+  return generateFromLogits(
+    (ids, cache) => model.forward([ids], { cache }),
+    model.config,
+    promptIds,
+    opts,
   );
 }

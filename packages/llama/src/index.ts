@@ -5,9 +5,16 @@ export {
   decodeTensor,
   expectedWeightShapes,
 } from './checkpoint';
+export { writeFileAtomic, writeFully } from './atomic';
 export { type LlamaConfig, type RopeScaling, parseLlamaConfig } from './config';
 export { IOError } from './errors';
-export { type GenerateOptions, generate, generateWith, sampleToken } from './generate';
+export {
+  type GenerateOptions,
+  generate,
+  generateFromLogits,
+  generateWith,
+  sampleToken,
+} from './generate';
 export {
   type LoadLlamaOptions,
   type LoadedLlama,
@@ -22,11 +29,13 @@ export {
   type DecoderLayerWeights,
   type ForwardOptions,
   type KVCache,
+  KvCacheStep,
   LlamaModel,
   type LinearFunction,
   type WeightTransform,
   applyRope,
   decoderLayer,
+  layerPast,
   rmsNorm,
   rmsNormComposed,
   ropeInverseFrequencies,

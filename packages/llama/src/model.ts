@@ -15,6 +15,52 @@ export interface KVCache {
   length: number;
 }
 
+/** Layer l's keys and values in `cache` so far (undefined without a cache or before its first step). */
+export function layerPast(
+  cache: KVCache | undefined,
+  l: number,
+): { k: tf.Tensor4D; v: tf.Tensor4D } | undefined {
+  return cache?.keys[l] ? { k: cache.keys[l], v: cache.values[l] } : undefined;
+}
+
+/**
+ * The KV-cache side of one cached forward: each layer's full keys and values (past + new) are kept
+ * as the layers produce them, then committed to the cache (its old tensors released) or, if the
+ * forward fails, discarded. Without a cache it does nothing.
+ */
+export class KvCacheStep {
+  private readonly keys: tf.Tensor4D[] = [];
+  private readonly values: tf.Tensor4D[] = [];
+  constructor(private readonly cache: KVCache | undefined) {}
+
+  /** Layer l's keys and values so far. */
+  past(l: number): { k: tf.Tensor4D; v: tf.Tensor4D } | undefined {
+    return layerPast(this.cache, l);
+  }
+
+  /** Keeps the next layer's keys and values (tf.keep: they outlive the tidy that made them). */
+  keep(layer: { k: tf.Tensor4D; v: tf.Tensor4D }): void {
+    if (!this.cache) return;
+    this.keys.push(tf.keep(layer.k));
+    this.values.push(tf.keep(layer.v));
+  }
+
+  /** Replaces the cache's keys and values with the kept ones; `length` positions are cached now. */
+  commit(length: number): void {
+    const cache = this.cache;
+    if (!cache) return;
+    tf.dispose([...cache.keys, ...cache.values]);
+    cache.keys = this.keys;
+    cache.values = this.values;
+    cache.length = length;
+  }
+
+  /** Releases what was kept (a forward that failed before commit). */
+  discard(): void {
+    tf.dispose([...this.keys, ...this.values]);
+  }
+}
+
 export interface ForwardOptions {
   /** Past keys/values; the new positions start at cache.length. The cache is updated in place. */
   cache?: KVCache;
@@ -332,7 +378,7 @@ export class LlamaModel {
         config: this.config,
         ...ctx,
         rotateHalf: this.rotateHalf,
-        past: cache?.keys[l] ? { k: cache.keys[l], v: cache.values[l] } : undefined,
+        past: layerPast(cache, l),
       },
     );
   }
@@ -376,8 +422,7 @@ export class LlamaModel {
       );
     }
     const { cache } = opts;
-    const newKeys: tf.Tensor4D[] = [];
-    const newValues: tf.Tensor4D[] = [];
+    const kv = new KvCacheStep(cache);
     const logits = tf.tidy(() => {
       const positions = opts.positionIds
         ? tf.tensor2d(opts.positionIds, [B, T], 'int32')
@@ -390,21 +435,13 @@ export class LlamaModel {
       let x: tf.Tensor = this.embed(input);
       for (let l = 0; l < c.numHiddenLayers; l++) {
         const layer = this.decoderLayerAt(l, x, { B, T, cos, sin, mask }, cache);
-        if (cache) {
-          newKeys.push(tf.keep(layer.k));
-          newValues.push(tf.keep(layer.v));
-        }
+        kv.keep(layer);
         x = layer.x;
       }
       const out = this.head(x);
       return out.reshape([B, T, c.vocabSize]) as tf.Tensor3D;
     });
-    if (cache) {
-      tf.dispose([...cache.keys, ...cache.values]);
-      cache.keys = newKeys;
-      cache.values = newValues;
-      cache.length = past + T;
-    }
+    kv.commit(past + T);
     if (Array.isArray(ids)) input.dispose();
     return logits;
   }

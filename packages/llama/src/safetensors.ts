@@ -1,13 +1,5 @@
-import {
-  closeSync,
-  fstatSync,
-  fsyncSync,
-  openSync,
-  readSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { writeFileAtomic, writeFully } from './atomic';
 import { FormatError, IOError } from './errors';
 
 /** safetensors dtypes and their element sizes. */
@@ -230,29 +222,14 @@ export function writeSafetensors(
   const headerBytes = Buffer.from(json, 'utf8');
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'w');
+  writeFileAtomic(path, (fd) => {
     writeFully(fd, prefix);
     writeFully(fd, headerBytes);
     for (const name of names) {
       const d = tensors[name].data;
       writeFully(fd, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
     }
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (err) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw new IOError(`cannot write ${path}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-function writeFully(fd: number, bytes: Uint8Array): void {
-  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+  });
 }
 
 export interface TensorSpec {
@@ -293,33 +270,26 @@ export function writeSafetensorsStream(
   const headerBytes = Buffer.from(json, 'utf8');
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'w');
-    writeFully(fd, prefix);
-    writeFully(fd, headerBytes);
-    for (const spec of specs) {
-      let written = 0;
-      const size = sizes.get(spec.name)!;
-      const f = fd;
-      produce(spec, (d) => {
-        written += d.byteLength;
-        if (written > size)
-          throw new FormatError(`'${spec.name}': more than its ${size} bytes were written`);
-        writeFully(f, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-      });
-      if (written !== size)
-        throw new FormatError(`'${spec.name}': ${written} bytes written, its shape needs ${size}`);
-    }
-    if (durable) fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (err) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
-    if (err instanceof FormatError) throw err;
-    throw new IOError(`cannot write ${path}: ${(err as Error).message}`, { cause: err });
-  }
+  writeFileAtomic(
+    path,
+    (fd) => {
+      writeFully(fd, prefix);
+      writeFully(fd, headerBytes);
+      for (const spec of specs) {
+        let written = 0;
+        const size = sizes.get(spec.name)!;
+        produce(spec, (d) => {
+          written += d.byteLength;
+          if (written > size)
+            throw new FormatError(`'${spec.name}': more than its ${size} bytes were written`);
+          writeFully(fd, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+        });
+        if (written !== size)
+          throw new FormatError(
+            `'${spec.name}': ${written} bytes written, its shape needs ${size}`,
+          );
+      }
+    },
+    { durable },
+  );
 }
