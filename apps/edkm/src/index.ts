@@ -1,6 +1,7 @@
 // The reference app as a library: the pieces the `edkm` command is made of.
 export { buildCli, main } from './cli';
 export { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
+export { type FlashCommandOptions, type FlashCommandResult, runFlash } from './commands/flash';
 export { type TrainBatch, type TrainData, openTrainData } from './data';
 export { type DemoOptions, runDemo } from './demo';
 export {

@@ -1,7 +1,7 @@
 // End to end through the built `edkm` command (child processes), as a user runs it: fine-tune with
 // checkpoints, a kill and --resume against an uninterrupted run, export, inspect, eval, generate,
 // and the errors a user can cause.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -57,13 +57,30 @@ const train = [
   'cpu',
 ];
 
-function edkm(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    cwd: root,
-    env: { ...process.env, ...env },
+/**
+ * Runs the command in a child process without blocking this worker (a long synchronous spawn
+ * starves vitest's worker RPC on a loaded machine).
+ */
+function edkm(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: root,
+      env: { ...process.env, ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Every tensor and the metadata of a safetensors file, for exact comparison. */
@@ -99,7 +116,7 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
     'a run killed after its step-2 checkpoint and resumed ends bit-identical to an uninterrupted run',
     { timeout: 240_000 },
     async () => {
-      const a = edkm([...train, '--out', straight, '--json']);
+      const a = await edkm([...train, '--out', straight, '--json']);
       expect(a.stderr).toContain('palettizing 14 of 43 linear weights');
       expect(a.code).toBe(0);
       const result = JSON.parse(a.stdout);
@@ -119,7 +136,7 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
       await new Promise((r) => child.on('exit', r));
       expect(contents(join(killed, 'checkpoint.safetensors')).step).toBe('2');
 
-      const b = edkm([...train, '--out', killed, '--resume']);
+      const b = await edkm([...train, '--out', killed, '--resume']);
       expect(b.code).toBe(0);
       expect(b.stderr).toContain('resumed from step 2');
       expect(contents(join(killed, 'checkpoint.safetensors'))).toEqual(
@@ -137,11 +154,11 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
     },
   );
 
-  it('refuses to overwrite a run, a --resume with other settings, and a corrupt checkpoint', () => {
-    const again = edkm([...train, '--out', straight]);
+  it('refuses to overwrite a run, a --resume with other settings, and a corrupt checkpoint', async () => {
+    const again = await edkm([...train, '--out', straight]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already holds a run.*--resume/);
-    const changed = edkm([
+    const changed = await edkm([
       ...train.map((x) => (x === '1e-3' ? '2e-3' : x)),
       '--out',
       straight,
@@ -155,26 +172,35 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
       copyFileSync(join(straight, f), join(corrupt, f));
     const ckpt = join(corrupt, 'checkpoint.safetensors');
     writeFileSync(ckpt, readFileSync(ckpt).subarray(0, 1000));
-    const bad = edkm([...train, '--out', corrupt, '--resume']);
+    const bad = await edkm([...train, '--out', corrupt, '--resume']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/edkm: error: .*checkpoint\.safetensors/);
     expect(bad.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
   });
 
-  it('export → inspect → eval → generate on the palettized model; re-export is byte-identical', () => {
+  it('export → inspect → eval → generate on the palettized model; re-export is byte-identical', async () => {
     const out = join(work, 'export');
-    const ex = edkm(['export', '--model', straight, '--out', out, '--json', '--backend', 'cpu']);
+    const ex = await edkm([
+      'export',
+      '--model',
+      straight,
+      '--out',
+      out,
+      '--json',
+      '--backend',
+      'cpu',
+    ]);
     expect(ex.code).toBe(0);
     const report = JSON.parse(ex.stdout).report;
     expect(report.palettizedWeights).toBe(2 * (288 * 288 * 2 + 288 * 96 * 2 + 3 * 288 * 768));
     expect(report.bitsPerPalettizedWeight).toBeGreaterThan(3);
     expect(report.bitsPerPalettizedWeight).toBeLessThan(3.01);
-    const ins = edkm(['inspect', out]);
+    const ins = await edkm(['inspect', out]);
     expect(ins.stdout).toMatch(
       /model\.layers\.0\.mlp\.down_proj\.weight\s+3-bit LUT\s+\[288, 768\]/,
     );
 
-    const mc = edkm([
+    const mc = await edkm([
       'eval',
       '--model',
       out,
@@ -199,7 +225,7 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
       val,
       readFileSync(join(root, 'data/eval/shakespeare-val.txt'), 'utf8').slice(0, 600),
     );
-    const ppl = edkm([
+    const ppl = await edkm([
       'eval',
       '--model',
       out,
@@ -221,7 +247,7 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
     expect(p.ppl).toBeGreaterThan(1);
     expect(p.tokens).toBeGreaterThan(100);
 
-    const gen = edkm([
+    const gen = await edkm([
       'generate',
       '--model',
       out,
@@ -240,7 +266,9 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
     expect(typeof g.text).toBe('string');
 
     const out2 = join(work, 'export2');
-    expect(edkm(['export', '--model', straight, '--out', out2, '--backend', 'cpu']).code).toBe(0);
+    expect(
+      (await edkm(['export', '--model', straight, '--out', out2, '--backend', 'cpu'])).code,
+    ).toBe(0);
     expect(
       Buffer.compare(
         readFileSync(join(out, 'model.safetensors')),
@@ -249,7 +277,7 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
     ).toBe(0);
   });
 
-  it('generate --flash (FFN read from disk at a 25% budget, every neuron) gives the same tokens', () => {
+  it('generate --flash (FFN read from disk at a 25% budget, every neuron) gives the same tokens', async () => {
     const args = [
       'generate',
       '--prompt',
@@ -260,8 +288,8 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
       '--backend',
       'cpu',
     ];
-    const dense = edkm(args);
-    const flash = edkm([...args, '--flash', '--memory-budget', '25%']);
+    const dense = await edkm(args);
+    const flash = await edkm([...args, '--flash', '--memory-budget', '25%']);
     expect(flash.code).toBe(0);
     const [a, b] = [JSON.parse(dense.stdout), JSON.parse(flash.stdout)];
     expect(b.ids).toEqual(a.ids);
@@ -269,7 +297,7 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
     expect(b.flash.memory.fractionOfModel).toBeLessThan(0.7);
   });
 
-  it('user errors: one clear line and a non-zero exit', () => {
+  it('user errors: one clear line and a non-zero exit', async () => {
     const cases: [string[], RegExp][] = [
       [
         ['finetune', '--model', join(work, 'nope'), '--out', join(work, 'x')],
@@ -298,14 +326,14 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
       /global: bits must be an integer in \[1, 8\]/,
     ]);
     for (const [args, message] of cases) {
-      const r = edkm(args);
+      const r = await edkm(args);
       expect(r.code, args.join(' ')).not.toBe(0);
       expect(r.stderr).toMatch(message);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
   });
 
-  it('arguments are checked before a backend starts: a user error is one line, even with auto', () => {
+  it('arguments are checked before a backend starts: a user error is one line, even with auto', async () => {
     // on a machine with Vulkan, a started WebGPU (Dawn) would print its adapter warnings first
     for (const env of [{}, { EDKM_FAKE_NO_VULKAN: '1' }] as Record<string, string>[]) {
       const cases = [
@@ -316,7 +344,7 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
         ['flash', '--model', join(work, 'nope'), '--out', join(work, 'layout')],
       ];
       for (const args of cases) {
-        const r = edkm(args, env);
+        const r = await edkm(args, env);
         expect(r.code, args.join(' ')).toBe(1);
         expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
         expect(r.stderr).toMatch(/^edkm: error: /);
@@ -324,16 +352,16 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
     }
   });
 
-  it('without Vulkan, --backend auto falls back quietly and names the backend in one line', () => {
+  it('without Vulkan, --backend auto falls back quietly and names the backend in one line', async () => {
     const args = ['generate', '--prompt', 'ROMEO:', '--max-new-tokens', '2', '--json'];
-    const auto = edkm(args, { EDKM_FAKE_NO_VULKAN: '1' });
+    const auto = await edkm(args, { EDKM_FAKE_NO_VULKAN: '1' });
     expect(auto.code).toBe(0);
     const lines = auto.stderr.trim().split('\n');
     expect(lines, auto.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/^backend: tfjs wasm .*; passed over webgpu: no Vulkan loader/);
     expect(auto.stderr).not.toMatch(/Warning|Vulkan: /);
     // a backend named explicitly starts without a word
-    const cpu = edkm([...args, '--backend', 'cpu']);
+    const cpu = await edkm([...args, '--backend', 'cpu']);
     expect(cpu.code).toBe(0);
     expect(cpu.stderr).toBe('');
     expect(JSON.parse(cpu.stdout).ids).toEqual(JSON.parse(auto.stdout).ids);

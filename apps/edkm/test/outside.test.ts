@@ -1,10 +1,10 @@
 // The `edkm` command away from this repository, as a user who installed it runs it: the built CLI
 // and its workspace packages are bundled (esbuild, offline) into one file in an empty temporary
-// folder outside the repository, and finetune, export, eval and generate run there with explicit
+// folder outside the repository, and finetune, export, eval, generate and flash run there with explicit
 // paths. A path resolved when the CLI is built or loaded (rather than when a flag is absent) fails
 // here. `webgpu` (Dawn's native add-on) is left out of the bundle and is not installed next to it,
 // so `--backend cpu` also proves that Dawn is never loaded on the cpu backend.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -25,13 +25,30 @@ const model = join(root, 'models/edkm-tiny');
 const outside = realpathSync(mkdtempSync(join(tmpdir(), 'edkm-outside-')));
 const bundle = join(outside, 'edkm.mjs');
 
-function edkm(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [bundle, ...args], {
-    encoding: 'utf8',
-    cwd: outside,
-    env: { ...process.env, ...env },
+/**
+ * Runs the command in a child process without blocking this worker (a long synchronous spawn
+ * starves vitest's worker RPC on a loaded machine).
+ */
+function edkm(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bundle, ...args], {
+      cwd: outside,
+      env: { ...process.env, ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 beforeAll(async () => {
@@ -88,10 +105,10 @@ beforeAll(async () => {
 
 describe('edkm bundled outside the repository', () => {
   it(
-    'finetune (1 step) → export → eval → generate with explicit paths',
+    'finetune (1 step) → export → eval → generate → flash with explicit paths',
     { timeout: 300_000 },
-    () => {
-      const ft = edkm([
+    async () => {
+      const ft = await edkm([
         'finetune',
         '--model',
         model,
@@ -120,13 +137,22 @@ describe('edkm bundled outside the repository', () => {
       expect(JSON.parse(ft.stdout)).toMatchObject({ steps: 1, tokens: 15 });
       expect(existsSync(join(outside, 'run/checkpoint.safetensors'))).toBe(true);
 
-      const ex = edkm(['export', '--model', 'run', '--out', 'model', '--backend', 'cpu', '--json']);
+      const ex = await edkm([
+        'export',
+        '--model',
+        'run',
+        '--out',
+        'model',
+        '--backend',
+        'cpu',
+        '--json',
+      ]);
       expect(ex.code).toBe(0);
       const report = JSON.parse(ex.stdout).report;
       expect(report.palettizedWeights).toBe(288 * 288 * 2 + 288 * 96 * 2 + 3 * 288 * 768);
       expect(existsSync(join(outside, 'model/model.safetensors'))).toBe(true);
 
-      const ev = edkm([
+      const ev = await edkm([
         'eval',
         '--model',
         'model',
@@ -148,7 +174,7 @@ describe('edkm bundled outside the repository', () => {
       expect(ppl.ppl).toBeGreaterThan(1);
       expect(ppl.ppl).toBeLessThan(4096);
 
-      const gen = edkm([
+      const gen = await edkm([
         'generate',
         '--model',
         'model',
@@ -165,10 +191,25 @@ describe('edkm bundled outside the repository', () => {
       expect(g.prompt_ids[0]).toBe(1);
       expect(g.ids.length).toBe(4);
       expect(typeof g.text).toBe('string');
+
+      const fl = await edkm([
+        'flash',
+        '--model',
+        'model',
+        '--out',
+        'layout',
+        '--backend',
+        'cpu',
+        '--json',
+      ]);
+      expect(fl.code).toBe(0);
+      const layout = JSON.parse(fl.stdout);
+      expect(layout.ffnBytes).toBeGreaterThan(0);
+      expect(existsSync(join(outside, 'layout/ffn.flash'))).toBe(true);
     },
   );
 
-  it('a repository default without its flag: one line naming the flag to pass', () => {
+  it('a repository default without its flag: one line naming the flag to pass', async () => {
     const cases: [string[], RegExp][] = [
       [
         ['finetune', '--data', 'train.txt', '--out', 'r2', '--backend', 'cpu'],
@@ -181,23 +222,31 @@ describe('edkm bundled outside the repository', () => {
       [['generate', '--prompt', 'x', '--backend', 'cpu'], /^edkm: error: pass --model: /],
     ];
     for (const [args, message] of cases) {
-      const r = edkm(args);
+      const r = await edkm(args);
       expect(r.code, args.join(' ')).toBe(1);
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
   });
 
-  it('--help is quiet and lists the commands', () => {
-    const r = edkm(['--help']);
+  it('--help is quiet and lists the commands', async () => {
+    const r = await edkm(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/finetune[\s\S]*export[\s\S]*eval[\s\S]*generate/);
     expect(r.stderr).toBe('');
   });
 
-  it('--backend auto without a loadable Dawn takes wasm and says so in one line', () => {
+  it('--backend auto without a loadable Dawn takes wasm and says so in one line', async () => {
     // `webgpu` is not installed next to the bundle: the probe fails and 'auto' falls back
-    const r = edkm(['generate', '--model', model, '--prompt', 'ROMEO:', '--max-new-tokens', '2']);
+    const r = await edkm([
+      'generate',
+      '--model',
+      model,
+      '--prompt',
+      'ROMEO:',
+      '--max-new-tokens',
+      '2',
+    ]);
     expect(r.code).toBe(0);
     const lines = r.stderr.trim().split('\n');
     expect(lines, r.stderr).toHaveLength(1);

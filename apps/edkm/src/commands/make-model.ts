@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError } from '@edkm/core';
 import { MODEL_PRESETS, type ModelPreset, defaultModelDir, makeRandomLlama } from '@edkm/llama';
 import { type Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import type { CliIO } from './options';
 
 const positive = (name: string) => (value: string) => {
   const n = Number(value);
@@ -46,7 +47,7 @@ export function runMakeModel(o: MakeModelCommandOptions) {
   });
 }
 
-export function registerMakeModel(program: Command, print: (s: string) => void): void {
+export function registerMakeModel(program: Command, { print }: CliIO): void {
   program
     .command('make-model')
     .description(
