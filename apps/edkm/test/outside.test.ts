@@ -229,6 +229,29 @@ describe('edkm bundled outside the repository', () => {
     }
   });
 
+  it('make-model copies the tokenizer of --tokenizer, and asks for the flag without it', async () => {
+    const shape = ['--preset', 'tinyllama-1.1b', '--layers', '1', '--hidden', '64'];
+    const small = [...shape, '--intermediate', '128', '--heads', '4', '--kv-heads', '2'];
+    const made = await edkm([
+      'make-model',
+      ...small,
+      '--tokenizer',
+      model,
+      '--out',
+      'made',
+      '--json',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(JSON.parse(made.stdout).parameters).toBeGreaterThan(0);
+    expect(readFileSync(join(outside, 'made/tokenizer.json'))).toEqual(
+      readFileSync(join(model, 'tokenizer.json')),
+    );
+    const without = await edkm(['make-model', ...small, '--out', 'made2']);
+    expect(without.code).toBe(1);
+    expect(without.stderr).toMatch(/^edkm: error: pass --tokenizer: /);
+    expect(without.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('--help is quiet and lists the commands', async () => {
     const r = await edkm(['--help']);
     expect(r.code).toBe(0);

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError } from '@edkm/core';
 import { MODEL_PRESETS, type ModelPreset, defaultModelDir, makeRandomLlama } from '@edkm/llama';
 import { type Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
-import type { CliIO } from './options';
+import { type CliIO, orDefault } from './options';
 
 const positive = (name: string) => (value: string) => {
   const n = Number(value);
@@ -25,6 +25,8 @@ export interface MakeModelCommandOptions {
   shardMb?: number;
   seed?: number;
   force?: boolean;
+  /** The folder whose tokenizer to copy (default: the repository's models/edkm-tiny). */
+  tokenizer?: string;
 }
 
 /** `edkm make-model`: a random-weight Hugging Face folder of a real LLaMA's shapes. */
@@ -43,7 +45,7 @@ export function runMakeModel(o: MakeModelCommandOptions) {
     tieEmbeddings: o.tie,
     seed: o.seed,
     maxShardBytes: o.shardMb === undefined ? undefined : o.shardMb * 2 ** 20,
-    tokenizerFrom: defaultModelDir(),
+    tokenizerFrom: orDefault(o.tokenizer, '--tokenizer', defaultModelDir),
   });
 }
 
@@ -68,6 +70,10 @@ export function registerMakeModel(program: Command, { print }: CliIO): void {
     .option('--tie', 'tie the LM head to the embeddings')
     .option('--shard-mb <n>', 'largest shard in MiB (default 5120)', positive('--shard-mb'))
     .option('--seed <n>', 'random seed', positive('--seed'))
+    .option(
+      '--tokenizer <dir>',
+      "the folder whose tokenizer.json (and tokenizer_config.json) to copy (default: the repository's models/edkm-tiny)",
+    )
     .option('--force', 'write into a non-empty --out', false)
     .option('--json', 'print the result as JSON', false)
     .action((o) => {
