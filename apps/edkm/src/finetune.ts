@@ -3,6 +3,7 @@ import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
   InvalidArgumentError,
+  NonFiniteError,
   StateError,
   backendBytes,
   measurePeakBytes,
@@ -350,13 +351,9 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
       lastLoss = read[i].losses.reduce((a, b) => a + b, 0) / o.gradAccum;
       const gradNorm = read[i].norm;
       if (!Number.isFinite(lastLoss))
-        throw new InvalidArgumentError(
-          `the loss is ${lastLoss} at step ${p.step}: training diverged (lower --lr)`,
-        );
+        throw new NonFiniteError(divergedMessage('loss', lastLoss, p.step, o.out));
       if (!Number.isFinite(gradNorm))
-        throw new InvalidArgumentError(
-          `the gradient norm is ${gradNorm} at step ${p.step}: training diverged (lower --lr)`,
-        );
+        throw new NonFiniteError(divergedMessage('gradient norm', gradNorm, p.step, o.out));
       tokensSeen += p.tokens;
       const record = { step: p.step, loss: lastLoss, lr: p.lr, tokens: p.tokens };
       history.push(record);
@@ -506,6 +503,17 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
     backend: selection.description,
     exportReport,
   };
+}
+
+/**
+ * A NaN/infinite loss or gradient norm: what to do next. The check runs before the step's
+ * checkpoint is written, so the run's last checkpoint (if any) is still the one before it.
+ */
+function divergedMessage(what: string, value: number, step: number, runDir: string): string {
+  const kept = existsSync(checkpointPath(runDir))
+    ? `; the last checkpoint in ${runDir} is kept (--resume continues it with the same settings: start a new --out to change --lr)`
+    : '';
+  return `the ${what} is ${value} at step ${step}: training diverged. Lower --lr (or raise --warmup, set --clip) and check --data for empty or broken examples${kept}`;
 }
 
 export function describeConfig(c: PalettizerConfig): string {

@@ -1,4 +1,4 @@
-import { BackendError, InvalidArgumentError } from '@edkm/core';
+import { DeviceLimitError, InvalidArgumentError } from '@edkm/core';
 import { type LlamaConfig, expectedWeightShapes } from '@edkm/llama';
 
 /** Device bytes a fine-tuning run will need, by kind, estimated before anything is loaded. */
@@ -95,9 +95,8 @@ export function checkMemoryPlan(
   checkpointing: boolean,
 ): void {
   if (device === undefined || plan.total <= device) return;
-  throw new BackendError(
+  throw new DeviceLimitError(
     `${formatMemoryPlan(plan, device)}: it does not fit. ${checkpointing ? 'Lower --batch or --seq, train fewer weights, or use a larger device' : "Pass --checkpointing (one layer's activations and gradients at a time), or lower --batch or --seq"}`,
-    'DEVICE_LIMIT',
   );
 }
 

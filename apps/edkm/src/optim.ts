@@ -1,4 +1,4 @@
-import { InvalidArgumentError, adamwUpdate, globalNormClip, tf } from '@edkm/core';
+import { InvalidArgumentError, NonFiniteError, adamwUpdate, globalNormClip, tf } from '@edkm/core';
 
 /** Linear warm-up then cosine decay to `minRatio` × lr. */
 export function learningRate(
@@ -23,8 +23,8 @@ export async function clipByGlobalNorm(
   const norm = Math.sqrt((await sq.data())[0]);
   sq.dispose();
   if (!Number.isFinite(norm))
-    throw new InvalidArgumentError(
-      `the gradient norm is ${norm}: training diverged (lower the learning rate)`,
+    throw new NonFiniteError(
+      `the gradient norm is ${norm}: training diverged (lower the learning rate, check the data)`,
     );
   if (maxNorm > 0 && norm > maxNorm) {
     const scale = maxNorm / norm;

@@ -2,7 +2,7 @@ import '@edkm/backend-cpu';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tf, useBackend } from '@edkm/core';
+import { NonFiniteError, tf, useBackend } from '@edkm/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, clipByGlobalNorm, learningRate, writeLossPlot } from '../src/index';
 
@@ -83,6 +83,9 @@ describe('schedule and clipping', () => {
     expect(Array.from(await grads.b.data())[1]).toBeCloseTo(0.8);
     await expect(clipByGlobalNorm({ a: tf.tensor1d([Number.NaN]) }, 1)).rejects.toThrow(
       /training diverged/,
+    );
+    await expect(clipByGlobalNorm({ a: tf.tensor1d([Number.NaN]) }, 1)).rejects.toThrow(
+      NonFiniteError,
     );
   });
 });

@@ -6,7 +6,7 @@ import '@edkm/backend-cpu';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BackendError, tf, useBackend } from '@edkm/core';
+import { BackendError, DeviceLimitError, tf, useBackend } from '@edkm/core';
 import { INDEX_FILE, SafetensorsFile, loadLlama } from '@edkm/llama';
 import { loadPalettized } from '@edkm/palettized';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -146,6 +146,7 @@ describe('a sharded bf16 Llama-3-config model, tied embeddings, 128,256 tokens',
       deviceMemory: parseBytes('1MiB'),
     });
     await expect(p).rejects.toThrow(BackendError);
+    await expect(p).rejects.toThrow(DeviceLimitError);
     await expect(
       finetune(options(join(work, 'too-big-2')), { ...control, deviceMemory: 1 }),
     ).rejects.toThrow(/memory plan: weights .* it does not fit/);
