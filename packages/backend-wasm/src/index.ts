@@ -36,6 +36,7 @@ import { sumSquares } from './kernels/SumSquares';
 import { tableBackward } from './kernels/TableBackward';
 import { tableIterate } from './kernels/TableIterate';
 import { unsortedSegmentSum } from './kernels/UnsortedSegmentSum';
+import { isNode, threadedBackend, wantedThreads } from './threads';
 
 /** Every custom kernel, one file each under kernels/: leaving one out is a compile error. */
 const kernels: KernelTable = {
@@ -118,17 +119,30 @@ function withByteCount(backend: BackendWasm): BackendWasm {
   return backend;
 }
 
+/** Why the threaded build is not in use under Node (undefined when it is, or one thread was asked for). */
+let threadNote: string | undefined;
+
 async function init(): Promise<boolean> {
   if (typeof WebAssembly !== 'object') throw new BackendError('this runtime has no WebAssembly');
   const factory = tf.findBackendFactory('wasm');
   if (!factory)
     throw new BackendError("@tensorflow/tfjs-backend-wasm did not register its 'wasm' backend");
   simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean;
+  // under Node tfjs loads its single-threaded build; the threaded one is loaded here instead
+  const threads = isNode() && simd ? await wantedThreads() : 1;
   tf.removeBackend('wasm');
   tf.registerBackend(
     'wasm',
     async () => {
-      const backend = withByteCount((await factory()) as BackendWasm);
+      let threaded: BackendWasm | undefined;
+      if (threads > 1) {
+        try {
+          threaded = await threadedBackend(threads);
+        } catch (err) {
+          threadNote = `threaded build not loaded: ${(err as Error).message}`;
+        }
+      }
+      const backend = withByteCount(threaded ?? ((await factory()) as BackendWasm));
       setupBatchMatMul(backend);
       return backend;
     },
@@ -145,5 +159,5 @@ registerPlugin({
   init,
   kernels: wasmKernels,
   describe: () =>
-    `tfjs wasm (XNNPACK${simd ? ', SIMD' : ', no SIMD'}, ${getThreadsCount()} thread${getThreadsCount() === 1 ? '' : 's'})`,
+    `tfjs wasm (XNNPACK${simd ? ', SIMD' : ', no SIMD'}, ${getThreadsCount()} thread${getThreadsCount() === 1 ? '' : 's'}${threadNote ? `; ${threadNote}` : ''})`,
 });
