@@ -82,6 +82,14 @@ interface Row {
 export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summaryPath: string }> {
   const out = resolve(options.out);
   const log = (s: string) => process.stdout.write(`${s}\n`);
+  // wall seconds of each part, in order (the first: the process's start-up and imports)
+  const phases: Record<string, number> = { 'process start': process.uptime() };
+  let mark = performance.now();
+  const phase = (name: string) => {
+    const now = performance.now();
+    phases[name] = (now - mark) / 1000;
+    mark = now;
+  };
   const selection = await useBackend(options.backend);
   // 'auto' says why it passed over the plugins it tried first (e.g. a GPU emulated in software)
   log(describeSelection(selection));
@@ -103,6 +111,7 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
   const mcFile = repoData('eval', 'shakespeare-next-line.jsonl');
   const base = defaultModelDir();
   const rows: Row[] = [];
+  phase('backend start');
 
   const evaluateModel = async (label: string, dir: string, bitsPerWeight?: number) => {
     const t0 = performance.now();
@@ -140,6 +149,7 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
 
   log(`\n1. the 16-bit model and post-training ${o.bits}-bit baselines (no training)`);
   await evaluateModel('16-bit (bf16)', base);
+  phase('eval 16-bit');
   const reports: Record<string, SizeReport> = {};
   for (const method of ['rtn', 'kmeans'] as const) {
     const dir = join(out, `${method}-${o.bits}bit`);
@@ -151,8 +161,10 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
       backend: o.backend,
     });
     reports[method] = r.report!;
+    phase(`export ${method}`);
     const label = method === 'rtn' ? 'round-to-nearest, per channel' : 'k-means, per tensor';
     await evaluateModel(`${label} ${o.bits}-bit`, dir, r.report!.bitsPerPalettizedWeight);
+    phase(`eval ${method}`);
   }
 
   log(
@@ -183,6 +195,7 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
     },
     { backend: o.backend, resume: false, progress: progressBar(), log: (s) => log(`  ${s}`) },
   );
+  phase('fine-tune');
   log(
     `  ${trained.tokens.toLocaleString('en-US')} tokens in ${trained.seconds.toFixed(0)} s (${trained.tokensPerSecond.toFixed(0)} tokens/s); loss plot ${join(runDir, 'loss.svg')}`,
   );
@@ -196,6 +209,7 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
     bits: o.bits,
     backend: o.backend,
   });
+  phase('export eDKM');
   log(formatSizeReport(exported.report!).replace(/^/gm, '  '));
 
   log('\n4. reload the export and evaluate it');
@@ -204,6 +218,7 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
     exportDir,
     exported.report!.bitsPerPalettizedWeight,
   );
+  phase('eval eDKM');
 
   log('\n5. generate from the palettized model');
   process.stdout.write('  ROMEO:');
@@ -218,14 +233,21 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
     seed: 1,
     onText: (t) => process.stdout.write(t.replace(/\n/g, '\n  ')),
   });
+  phase('generate');
   log('\n');
   log(formatRows(rows));
   const summaryPath = join(out, 'summary.json');
   writeFileSync(
     summaryPath,
-    `${JSON.stringify({ backend: selection.description, options: { ...o, recipe: recipeName }, training: trained, size: exported.report, baselines: reports, rows, sample: sample.text }, null, 2)}\n`,
+    `${JSON.stringify({ backend: selection.description, options: { ...o, recipe: recipeName }, training: trained, phases, size: exported.report, baselines: reports, rows, sample: sample.text }, null, 2)}\n`,
   );
-  log(`\nsummary → ${summaryPath}`);
+  const total = Object.values(phases).reduce((a, b) => a + b, 0);
+  log(
+    `\n${total.toFixed(1)} s: ${Object.entries(phases)
+      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+      .join(', ')}`,
+  );
+  log(`summary → ${summaryPath}`);
   return { rows, summaryPath };
 }
 
