@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SafetensorsFile } from '@edkm/llama';
 import { describe, expect, it } from 'vitest';
+import { type Ran, runNode } from './run-node';
 
 const root = join(__dirname, '../../..');
 const bin = join(root, 'apps/edkm/dist/bin.js');
@@ -57,30 +58,9 @@ const train = [
   'cpu',
 ];
 
-/**
- * Runs the command in a child process without blocking this worker (a long synchronous spawn
- * starves vitest's worker RPC on a loaded machine).
- */
-function edkm(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: root,
-      env: { ...process.env, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s;
-    });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** The command in a child process (see runNode). */
+function edkm(args: string[], env: Record<string, string> = {}): Promise<Ran> {
+  return runNode(bin, args, root, env);
 }
 
 /** Every tensor and the metadata of a safetensors file, for exact comparison. */

@@ -4,7 +4,6 @@
 // paths. A path resolved when the CLI is built or loaded (rather than when a flag is absent) fails
 // here. `webgpu` (Dawn's native add-on) is left out of the bundle and is not installed next to it,
 // so `--backend cpu` also proves that Dawn is never loaded on the cpu backend.
-import { spawn } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -19,36 +18,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { type Ran, runNode } from './run-node';
 
 const root = join(__dirname, '../../..');
 const model = join(root, 'models/edkm-tiny');
 const outside = realpathSync(mkdtempSync(join(tmpdir(), 'edkm-outside-')));
 const bundle = join(outside, 'edkm.mjs');
 
-/**
- * Runs the command in a child process without blocking this worker (a long synchronous spawn
- * starves vitest's worker RPC on a loaded machine).
- */
-function edkm(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bundle, ...args], {
-      cwd: outside,
-      env: { ...process.env, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s;
-    });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** The command in a child process (see runNode). */
+function edkm(args: string[], env: Record<string, string> = {}): Promise<Ran> {
+  return runNode(bundle, args, outside, env);
 }
 
 beforeAll(async () => {
