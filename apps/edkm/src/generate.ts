@@ -4,13 +4,7 @@ import { join } from 'node:path';
 import { renderExample } from '@edkm/alpaca';
 import { InvalidArgumentError } from '@edkm/core';
 import { type FlashStats, type PredictorSpec, openFlash, writeFlashLayout } from '@edkm/flash';
-import {
-  Decoder,
-  type GenerateOptions,
-  type Tokenizer,
-  generate,
-  readLlamaFolder,
-} from '@edkm/llama';
+import { Decoder, type GenerateOptions, generate, readLlamaFolder, textStream } from '@edkm/llama';
 import { type LoadedModel, decoderSource } from '@edkm/palettized';
 import { requireModelFolder, startBackend } from './backend';
 
@@ -48,30 +42,6 @@ export interface GenerateResult {
   text: string;
   /** With --flash: bytes read, reads, cache hits, tokens/s, memory. */
   flash?: FlashStats;
-}
-
-/** Feeds tokens to `onText` as text, decoding the continuation so far at each token. */
-function textStream(tokenizer: Tokenizer, onText?: (text: string) => void) {
-  const ids: number[] = [];
-  let shown = '';
-  return {
-    ids,
-    onToken: (id: number) => {
-      ids.push(id);
-      if (!onText) return;
-      // byte-fallback tokens only make text together: wait until the tail decodes cleanly
-      const now = tokenizer.decode(ids);
-      if (now.length > shown.length && !now.endsWith('\uFFFD')) {
-        onText(now.slice(shown.length));
-        shown = now;
-      }
-    },
-    finish: (): string => {
-      const all = tokenizer.decode(ids);
-      if (onText && all.length > shown.length) onText(all.slice(shown.length));
-      return all;
-    },
-  };
 }
 
 function promptText(opts: GenerateRunOptions): string {

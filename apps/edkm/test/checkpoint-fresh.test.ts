@@ -5,24 +5,28 @@
 import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
 import '@edkm/backend-webgpu';
-import { tf, useBackend } from '@edkm/core';
+import { optimReference, tf, useBackend } from '@edkm/core';
 import { testBackends } from '@edkm/core/testing';
 import { describe, expect, it } from 'vitest';
 import { AdamW } from '../src/index';
 
-/** Plain float64 AdamW without weight decay, step by step. */
+/** Core's plain AdamW reference (the kernels' conformance reference), step by step. */
 function reference(w0: number[], grads: number[][], lr: number): { w: number[]; m: number[] }[] {
-  const m = w0.map(() => 0);
-  const v = w0.map(() => 0);
-  const w = [...w0];
+  let state = {
+    w: Float32Array.from(w0),
+    m: new Float32Array(w0.length),
+    v: new Float32Array(w0.length),
+  };
   return grads.map((g, s) => {
-    for (let i = 0; i < w.length; i++) {
-      m[i] = 0.9 * m[i] + 0.1 * g[i];
-      v[i] = 0.999 * v[i] + 0.001 * g[i] ** 2;
-      w[i] -=
-        (lr * (m[i] / (1 - 0.9 ** (s + 1)))) / (Math.sqrt(v[i] / (1 - 0.999 ** (s + 1))) + 1e-8);
-    }
-    return { w: [...w], m: [...m] };
+    state = optimReference.adamw(state.w, Float32Array.from(g), state.m, state.v, 1, {
+      lr,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0,
+      step: s + 1,
+    });
+    return { w: Array.from(state.w), m: Array.from(state.m) };
   });
 }
 

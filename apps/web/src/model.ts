@@ -6,6 +6,7 @@ import {
   type LlamaConfig,
   Tokenizer,
   parseLlamaConfig,
+  textStream,
 } from '@edkm/llama';
 import { PalettizedFile, type SizeReport, palettizedSourceOf } from '@edkm/palettized';
 
@@ -111,27 +112,20 @@ export async function generateText(
     throw new Error(
       `the prompt has ${promptIds.length} tokens; this page decodes at most ${decoder.maxLength}`,
     );
-  const ids: number[] = [];
+  const stream = textStream(model.tokenizer, onText);
   const times: number[] = [];
-  let shown = '';
   const t0 = performance.now();
   await decoder.generate([promptIds], {
     ...sampling,
     onToken: (id) => {
       times.push(performance.now());
-      ids.push(id);
-      const now = model.tokenizer.decode(ids);
-      if (now.length > shown.length && !now.endsWith('\uFFFD')) {
-        onText?.(now.slice(shown.length));
-        shown = now;
-      }
+      stream.onToken(id);
     },
   });
-  const text = model.tokenizer.decode(ids);
-  if (text.length > shown.length) onText?.(text.slice(shown.length));
+  const text = stream.finish();
   const span = times.length > 1 ? (times[times.length - 1] - times[0]) / 1000 : 0;
   return {
-    ids,
+    ids: stream.ids,
     text,
     firstTokenMs: times.length ? times[0] - t0 : Number.NaN,
     tokensPerSecond: span > 0 ? (times.length - 1) / span : Number.NaN,

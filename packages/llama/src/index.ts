@@ -63,7 +63,7 @@ export {
   makeRandomLlama,
 } from './make';
 export { type ShardedWriteResult, writeShardedSafetensors } from './sharded';
-export { Tokenizer } from './tokenizer';
+export { Tokenizer, textStream } from './tokenizer';
 export {
   Decoder,
   type DecoderMemory,

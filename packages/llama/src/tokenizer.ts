@@ -99,3 +99,33 @@ export class Tokenizer {
     return this.inner.decode(ids, { skip_special_tokens: opts.skipSpecialTokens ?? true });
   }
 }
+
+/**
+ * Feeds generated tokens to `onText` as text, decoding the continuation so far at each token:
+ * byte-fallback tokens only make text together, so text is passed on once the tail decodes
+ * cleanly. `finish()` passes on the rest and returns the whole text.
+ */
+export function textStream(
+  tokenizer: Tokenizer,
+  onText?: (text: string) => void,
+): { ids: number[]; onToken: (id: number) => void; finish: () => string } {
+  const ids: number[] = [];
+  let shown = '';
+  return {
+    ids,
+    onToken: (id: number) => {
+      ids.push(id);
+      if (!onText) return;
+      const now = tokenizer.decode(ids);
+      if (now.length > shown.length && !now.endsWith('\uFFFD')) {
+        onText(now.slice(shown.length));
+        shown = now;
+      }
+    },
+    finish: (): string => {
+      const all = tokenizer.decode(ids);
+      if (onText && all.length > shown.length) onText(all.slice(shown.length));
+      return all;
+    },
+  };
+}
