@@ -1,5 +1,5 @@
 import type { tf } from '@edkm/core';
-import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { HostCache, countDispatch, encodeDispatch, hostCache } from './host';
 
 /**
@@ -72,6 +72,23 @@ function written(kernel: RawKernel): number[] {
 export function markWritten(backend: WebGPUBackend, t: tf.TensorInfo): void {
   const d = (backend as unknown as Internals).tensorMap.get(t.dataId);
   if (d) d.values = null;
+}
+
+/**
+ * Runs a tfjs program whose output is `target`'s own buffer (an in-place update), drops tfjs's
+ * stale host copy of it, and returns `target`'s data as the kernel's output (one more reference).
+ */
+export function runProgramInto(
+  backend: WebGPUBackend,
+  program: WebGPUProgram,
+  inputs: tf.TensorInfo[],
+  uniforms: { type: string; data: number[] }[],
+  target: tf.TensorInfo,
+): tf.TensorInfo {
+  backend.runWebGPUProgram(program, inputs, 'float32', uniforms, target);
+  markWritten(backend, target);
+  backend.incRef(target.dataId);
+  return { dataId: target.dataId, shape: target.shape, dtype: 'float32' };
 }
 
 /** A new float32/int32 tensor of the backend with a device buffer (contents undefined). */

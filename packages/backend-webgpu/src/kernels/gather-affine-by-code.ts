@@ -1,7 +1,7 @@
 import type { CodeAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { GatherAffineByCodeProgram } from '../programs';
-import { markWritten } from '../raw';
+import { runProgramInto } from '../raw';
 
 export const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
@@ -11,9 +11,6 @@ export const gatherAffineByCode: tf.KernelFunc = ({ inputs, backend, attrs }) =>
   const program = new GatherAffineByCodeProgram(n, dtype, inPlace, n % 4 === 0 ? 4 : 1);
   const stride = [{ type: 'int32', data: [table.shape[1]] }];
   if (!inPlace) return gpu.runWebGPUProgram(program, [table, x, g], 'float32', stride);
-  // the result overwrites g's buffer and shares it: one more reference to g's data
-  gpu.runWebGPUProgram(program, [table, x], 'float32', stride, g);
-  markWritten(gpu, g);
-  gpu.incRef(g.dataId);
-  return { dataId: g.dataId, shape: [n], dtype: 'float32' };
+  // the result overwrites g's buffer and shares it (g is [n], checked by core)
+  return runProgramInto(gpu, program, [table, x], stride, g);
 };

@@ -2,7 +2,7 @@ import type { DecodeAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
-import { markWritten } from '../raw';
+import { runProgramInto } from '../raw';
 
 /** WGSL: element i of a head at `at` of a qkv row, rotated to position p (rotate-half RoPE). */
 export function ropeFunction(): string {
@@ -59,14 +59,11 @@ export const kvWrite: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const [, b, kv, l, d] = cache.shape;
   const t = qkv.shape[0] / b;
   const count = b * t * kv * d;
-  gpu.runWebGPUProgram(
+  return runProgramInto(
+    gpu,
     new KvWriteProgram(cache.shape, count),
     [qkv, rope, starts],
-    'float32',
     [b, t, a.heads, kv, l, d, a.pos, count].map((v) => ({ type: 'int32', data: [v] })),
     cache,
   );
-  markWritten(gpu, cache);
-  gpu.incRef(cache.dataId);
-  return { dataId: cache.dataId, shape: cache.shape, dtype: 'float32' };
 };
