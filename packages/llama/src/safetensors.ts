@@ -49,8 +49,15 @@ function fileSource(path: string): ByteSource {
   } catch (err) {
     throw new IOError(`cannot open ${path}: ${(err as Error).message}`, { cause: err });
   }
+  let size: number;
+  try {
+    size = fstatSync(fd).size;
+  } catch (err) {
+    closeSync(fd); // as before the byte-source split: the descriptor is not left open
+    throw err;
+  }
   return {
-    size: fstatSync(fd).size,
+    size,
     read: (out, offset) => readSync(fd, out, 0, out.length, offset),
     close: () => closeSync(fd),
   };
