@@ -14,7 +14,7 @@ import {
 } from '@edkm/palettized';
 import { startBackend } from './backend';
 import { checkpointPath, loadCheckpoint } from './checkpoint';
-import { defaultPalettizeConfig, describeConfig, readRun } from './finetune';
+import { defaultPalettizeConfig, describeConfig, isDenseConfig, readRun } from './finetune';
 
 export type ExportMethod = 'auto' | 'kmeans' | 'rtn';
 
@@ -22,7 +22,10 @@ export interface ExportOptions {
   /** A fine-tuning run folder (its checkpoint's clustering), or a 16-bit model folder. */
   model: string;
   out: string;
-  /** auto: the run's own clustering; kmeans / rtn: post-training palettization of a 16-bit model. */
+  /**
+   * auto: a fine-tuning run's own clustering; kmeans / rtn: post-training palettization of a
+   * 16-bit model or of a run's fine-tuned weights.
+   */
   method: ExportMethod;
   bits: number;
   /** Post-training only: the per-layer config (default: every decoder linear layer at `bits`). */
@@ -96,76 +99,83 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   if (from === out) throw new InvalidArgumentError('--out must differ from --model');
   // every argument is checked before a backend starts
   const runDir = isRunDir(from);
-  if (runDir && opts.method !== 'auto')
-    throw new InvalidArgumentError(
-      `${from} is a fine-tuning run: it exports its own clustering (leave out --method)`,
-    );
   if (!runDir && opts.method === 'auto')
     throw new InvalidArgumentError(
       `${from} is a 16-bit model, not a fine-tuning run: choose a post-training --method kmeans or rtn`,
     );
+  if (opts.method !== 'auto' && isDenseConfig(opts.palettize ?? defaultPalettizeConfig(opts.bits)))
+    throw new InvalidArgumentError(
+      `--method ${opts.method} palettizes: choose --bits 1..8 (16 means no palettization)`,
+    );
   await startBackend(opts.backend, opts.log);
-  if (runDir) {
-    const run = readRun(from);
-    const ckpt = loadCheckpoint(checkpointPath(from));
-    const { model } = loadLlama(run.model);
+  if (!runDir) {
+    const { model } = loadLlama(from);
     try {
-      for (const [name, w] of ckpt.weights) {
-        if (!model.getWeights().has(name)) continue; // palettization variables: restored below
-        const t = tf.tensor(w.data, w.shape);
-        model.setWeight(name, t);
-        t.dispose();
-      }
-      const palettizer = new Palettizer(linearShapes(model), run.palettize);
-      try {
-        for (const [name, layer] of palettizer.layers) {
-          const state = ckpt.palettizer[name];
-          layer.setState?.(state);
-          (layer.variables?.() ?? []).forEach((v, i) => {
-            const saved = ckpt.weights.get(`${name}#var${i}`);
-            if (!saved) return;
-            const t = tf.tensor(saved.data, saved.shape);
-            v.assign(t);
-            t.dispose();
-          });
-        }
-        await palettizer.prepare(model.getWeights());
-        const palettes = await palettizer.export(model.getWeights());
-        const written = writeExport(
-          opts,
-          out,
-          await denseOf(model, palettes),
-          palettes,
-          run.model,
-          {
-            source: 'edkm finetune',
-            step: String(ckpt.step),
-            palettize: JSON.stringify(run.palettize),
-          },
-        );
-        return { out, source: from, method: describeConfig(run.palettize), ...written };
-      } finally {
-        palettizer.dispose();
-      }
+      return await exportPostTraining(opts, out, model, from, from);
     } finally {
       model.dispose();
     }
   }
-  const { model } = loadLlama(from);
+  const run = readRun(from);
+  const ckpt = loadCheckpoint(checkpointPath(from));
+  const { model } = loadLlama(run.model);
   try {
-    const config = opts.palettize ?? defaultPalettizeConfig(opts.bits);
-    const palettes =
-      opts.method === 'kmeans'
-        ? await kmeansPalettes(model, config)
-        : await rtnPalettes(model, config);
-    const written = writeExport(opts, out, await denseOf(model, palettes), palettes, from, {
-      source: `post-training ${opts.method}`,
-      palettize: JSON.stringify(config),
-    });
-    return { out, source: from, method: `${opts.method} (post-training)`, ...written };
+    for (const [name, w] of ckpt.weights) {
+      if (!model.getWeights().has(name)) continue; // palettization variables: restored below
+      const t = tf.tensor(w.data, w.shape);
+      model.setWeight(name, t);
+      t.dispose();
+    }
+    // kmeans / rtn on a run: post-training palettization of its fine-tuned weights
+    // (e.g. the 16-bit fine-tune → k-means baseline)
+    if (opts.method !== 'auto') return await exportPostTraining(opts, out, model, run.model, from);
+    const palettizer = new Palettizer(linearShapes(model), run.palettize);
+    try {
+      for (const [name, layer] of palettizer.layers) {
+        const state = ckpt.palettizer[name];
+        layer.setState?.(state);
+        (layer.variables?.() ?? []).forEach((v, i) => {
+          const saved = ckpt.weights.get(`${name}#var${i}`);
+          if (!saved) return;
+          const t = tf.tensor(saved.data, saved.shape);
+          v.assign(t);
+          t.dispose();
+        });
+      }
+      await palettizer.prepare(model.getWeights());
+      const palettes = await palettizer.export(model.getWeights());
+      const written = writeExport(opts, out, await denseOf(model, palettes), palettes, run.model, {
+        source: 'edkm finetune',
+        step: String(ckpt.step),
+        palettize: JSON.stringify(run.palettize),
+      });
+      return { out, source: from, method: describeConfig(run.palettize), ...written };
+    } finally {
+      palettizer.dispose();
+    }
   } finally {
     model.dispose();
   }
+}
+
+/** k-means or round-to-nearest palettization of a loaded model's weights (a base model's or a run's). */
+async function exportPostTraining(
+  opts: ExportOptions,
+  out: string,
+  model: LlamaModel,
+  copyFrom: string,
+  source: string,
+): Promise<ExportResult> {
+  const config = opts.palettize ?? defaultPalettizeConfig(opts.bits);
+  const palettes =
+    opts.method === 'kmeans'
+      ? await kmeansPalettes(model, config)
+      : await rtnPalettes(model, config);
+  const written = writeExport(opts, out, await denseOf(model, palettes), palettes, copyFrom, {
+    source: `post-training ${opts.method}`,
+    palettize: JSON.stringify(config),
+  });
+  return { out, source, method: `${opts.method} (post-training)`, ...written };
 }
 
 function linearShapes(model: LlamaModel): Map<string, [number, number]> {

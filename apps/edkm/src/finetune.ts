@@ -23,6 +23,7 @@ export {
   type RunControl,
   defaultPalettizeConfig,
   describeConfig,
+  isDenseConfig,
   readPalettizeConfig,
   validateOptions,
 } from './finetune/options';

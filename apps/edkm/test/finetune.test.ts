@@ -220,3 +220,79 @@ describe('JLCM layers in the per-layer config', () => {
     exported.model.dispose();
   }, 120_000);
 });
+
+describe('a 16-bit fine-tune (--bits 16) and its post-training baselines', () => {
+  const run = join(work, 'dense-run');
+  const dense = { global: null };
+  beforeAll(async () => {
+    await useBackend('cpu');
+    await finetune({ ...options(run, 2), palettize: dense }, control);
+  }, 120_000);
+
+  it('trains every weight, exports them dense, and k-means of the run is k-means of its weights', async () => {
+    const ckpt = loadCheckpoint(join(run, 'checkpoint.safetensors'));
+    const base = loadLlama(join(root, 'models/edkm-tiny')).model;
+    const moved = [...ckpt.weights].filter(([name, w]) => {
+      const before = base.getWeights().get(name)!.dataSync();
+      return w.data.some((x, i) => x !== before[i]);
+    });
+    expect(moved.length).toBeGreaterThan(40); // the decoder and head weights trained
+    base.dispose();
+
+    const out = join(work, 'dense-export');
+    const r = await exportModel({
+      model: run,
+      out,
+      method: 'auto',
+      bits: 3,
+      denseDtype: 'f32',
+      backend: 'cpu',
+    });
+    expect(r.method).toBe('16-bit, no palettization');
+    expect(r.report?.palettizedWeights).toBe(0);
+    const exported = loadModel(out).model;
+    for (const [name, w] of ckpt.weights)
+      expect(exported.getWeights().get(name)!.dataSync()).toEqual(w.data);
+    exported.dispose();
+
+    // the run's k-means export = k-means of a model holding the run's weights
+    const km = join(work, 'dense-kmeans');
+    await exportModel({
+      model: run,
+      out: km,
+      method: 'kmeans',
+      bits: 3,
+      denseDtype: 'f32',
+      backend: 'cpu',
+    });
+    const { model } = loadLlama(join(root, 'models/edkm-tiny'));
+    for (const [name, w] of ckpt.weights) {
+      const t = tf.tensor(w.data, w.shape);
+      model.setWeight(name, t);
+      t.dispose();
+    }
+    const { kmeansPalettes, defaultPalettizeConfig } = await import('../src/index');
+    const expected = await kmeansPalettes(model, defaultPalettizeConfig(3));
+    const got = loadModel(km).model;
+    for (const [name, p] of expected)
+      expect(got.getWeights().get(name)!.dataSync()).toEqual(dequantize(p));
+    expect(expected.size).toBe(42);
+    got.dispose();
+    model.dispose();
+  });
+
+  it('refuses a config that clusters nothing unless it is the 16-bit one, and k-means at 16 bits', async () => {
+    await expect(
+      finetune(
+        {
+          ...options(join(work, 'none'), 1),
+          palettize: { global: null, byName: { 're:nothing': { bits: 3 } } },
+        },
+        control,
+      ),
+    ).rejects.toThrow(/clusters no weight.*--bits 16/);
+    await expect(
+      exportModel({ model: run, out: join(work, 'x'), method: 'kmeans', bits: 16, backend: 'cpu' }),
+    ).rejects.toThrow(/--method kmeans palettizes: choose --bits 1\.\.8/);
+  });
+});

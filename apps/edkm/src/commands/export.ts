@@ -17,7 +17,7 @@ export function registerExport(program: Command, { print, note }: CliIO): void {
     .addOption(
       new Option(
         '--method <m>',
-        "auto: the run's clustering; kmeans / rtn: post-training baselines",
+        "auto: the run's clustering; kmeans / rtn: post-training baselines (of a 16-bit model or of a run's fine-tuned weights)",
       )
         .choices(['auto', 'kmeans', 'rtn'])
         .default('auto'),

@@ -31,7 +31,7 @@ export function registerFinetune(program: Command, { print, note }: CliIO): void
     .requiredOption('--out <dir>', 'run folder: run.json, checkpoint, log.jsonl, loss.svg')
     .option(
       '--bits <n>',
-      'index bits of every palettized layer (without --config)',
+      'index bits of every palettized layer (without --config); 16: no palettization (16-bit fine-tune)',
       int('--bits'),
       3,
     )

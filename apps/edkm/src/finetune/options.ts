@@ -81,7 +81,16 @@ export interface FinetuneResult {
 
 /** The default per-layer config: DKM on every decoder linear layer; embeddings and LM head 16-bit. */
 export function defaultPalettizeConfig(bits: number): PalettizerConfig {
+  if (bits === 16) return DENSE_CONFIG;
   return { global: { bits }, byName: { 'lm_head.weight': null } };
+}
+
+/** `--bits 16`: no weight palettized — the 16-bit fine-tune that the palettized runs are measured against. */
+export const DENSE_CONFIG: PalettizerConfig = Object.freeze({ global: null });
+
+/** Whether a config asks for no palettization at all (`--bits 16`, or `{"global": null}` alone). */
+export function isDenseConfig(c: PalettizerConfig): boolean {
+  return c.global === null && Object.keys(c.byName ?? {}).length === 0;
 }
 
 export function readPalettizeConfig(path: string): PalettizerConfig {
@@ -128,6 +137,7 @@ export function validateOptions(o: FinetuneOptions): void {
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 export function describeConfig(c: PalettizerConfig): string {
+  if (isDenseConfig(c)) return '16-bit, no palettization';
   const g = c.global as Record<string, unknown> | null | undefined;
   const head = g ? `${g.method ?? 'dkm'} ${g.bits ?? 4}-bit` : 'no global setting';
   const overrides = Object.keys(c.byName ?? {}).length;

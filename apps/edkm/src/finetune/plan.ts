@@ -8,7 +8,7 @@ import { Palettizer } from '@edkm/dkm';
 import { expectedWeightShapes, parseLlamaConfig } from '@edkm/llama';
 import { Marshaler } from '@edkm/marshal';
 import { checkMemoryPlan, formatMemoryPlan, planMemory } from '../memory-plan';
-import type { FinetuneOptions, RunControl } from './options';
+import { type FinetuneOptions, type RunControl, isDenseConfig } from './options';
 
 export interface RunPlan {
   palettizer: Palettizer;
@@ -37,8 +37,10 @@ export function planRun(o: FinetuneOptions, ctl: RunControl, plugin: string): Ru
     shards: o.shards,
     tables: o.indexLists ? 'index' : undefined,
   });
-  if (palettizer.layers.size === 0)
-    throw new InvalidArgumentError('the palettizer config clusters no weight of this model');
+  if (palettizer.layers.size === 0 && !isDenseConfig(o.palettize))
+    throw new InvalidArgumentError(
+      'the palettizer config clusters no weight of this model (for a 16-bit fine-tune without palettization, use --bits 16)',
+    );
   const plan = planMemory({
     config,
     batch: o.batch,
