@@ -39,7 +39,7 @@ train() {
   local name=$1 d=/tmp/q-$1 t0 log=$OUT/$1.log
   shift
   t0=$(date +%s)
-  $E finetune --model $M $RECIPE --out $d "$@" >"$log" 2>&1 &&
+  $E finetune --model $M $RECIPE --out $d ${RESUME:+--resume} "$@" >"$log" 2>&1 &&
     $E export --model $d --out $d/model --backend webgpu --json >>"$log" 2>&1 &&
     evalrow "$name" $d/model "$log" "$t0" || row "$name" "$log" "$t0" - fail
   [ "$name" = ft16 ] || return 0
