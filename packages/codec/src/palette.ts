@@ -87,19 +87,37 @@ export function dequantize(p: PaletteTensor): Float32Array {
   const lut = fromHalfBits(p.lut, 'fp16');
   const out = new Float32Array(rows * cols);
   const vectors = cols / d;
+  const { indices, scales, permutation } = p;
+  // one row's LUT with its scale applied (the same f32 products as scale · entry per weight)
+  const rowLut = new Float32Array(k * d);
   let stored = 0;
   groupRowsOf(p).forEach((count, g) => {
     const base = g * k * d;
     for (let end = stored + count; stored < end; stored++) {
-      const row = p.permutation ? p.permutation[stored] : stored;
-      const scale = p.scales ? p.scales[stored] : 1;
+      const row = permutation ? permutation[stored] : stored;
+      const scale = scales ? scales[stored] : 1;
+      for (let j = 0; j < k * d; j++) rowLut[j] = scale * lut[base + j];
       const from = stored * vectors;
       const to = row * cols;
-      for (let v = 0; v < vectors; v++) {
-        const idx = p.indices[from + v];
-        if (idx >= k)
-          throw new ShapeError(`index ${idx} at row ${row} is out of range for ${p.bits} bits`);
-        for (let b = 0; b < d; b++) out[to + v * d + b] = scale * lut[base + idx * d + b];
+      let bad = 0;
+      if (d === 1)
+        for (let v = 0; v < vectors; v++) {
+          const idx = indices[from + v];
+          bad |= idx >= k ? 1 : 0;
+          out[to + v] = rowLut[idx];
+        }
+      else
+        for (let v = 0; v < vectors; v++) {
+          const idx = indices[from + v];
+          bad |= idx >= k ? 1 : 0;
+          for (let b = 0; b < d; b++) out[to + v * d + b] = rowLut[idx * d + b];
+        }
+      if (bad) {
+        let v = 0;
+        while (indices[from + v] < k) v++;
+        throw new ShapeError(
+          `index ${indices[from + v]} at row ${row} is out of range for ${p.bits} bits`,
+        );
       }
     }
   });

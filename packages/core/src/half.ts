@@ -78,13 +78,7 @@ export function toHalfBits(
     // fast path through a shared Uint32 view when the input is a Float32Array
     if (values instanceof Float32Array) {
       const bits = new Uint32Array(values.buffer, values.byteOffset, n);
-      for (let i = 0; i < n; i++) {
-        const b = bits[i];
-        result[i] =
-          (b & 0x7fffffff) > 0x7f800000
-            ? ((b >>> 16) | 0x40) & 0xffff
-            : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
-      }
+      for (let i = 0; i < n; i++) result[i] = bf16CodeOfBits(bits[i]);
       return result;
     }
     for (let i = 0; i < n; i++) result[i] = f32ToBf16Bits(values[i]);
@@ -92,6 +86,33 @@ export function toHalfBits(
   }
   for (let i = 0; i < n; i++) result[i] = f32ToF16Bits(values[i]);
   return result;
+}
+
+/** The bf16 code of a float32 given by its bits: round to nearest even; a NaN stays a quiet NaN. */
+function bf16CodeOfBits(b: number): number {
+  return (b & 0x7fffffff) > 0x7f800000
+    ? ((b >>> 16) | 0x40) & 0xffff
+    : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/**
+ * out[i] = table[the 16-bit code of values[i]] (rounded as toHalfBits rounds), without the codes
+ * array: one pass for bf16. A per-code table (e.g. each code's nearest LUT entry) applied to
+ * billions of weights.
+ */
+export function lookupByHalfCode(
+  values: Float32Array,
+  dtype: HalfDtype,
+  table: Uint8Array,
+  out: Uint8Array,
+): void {
+  const n = values.length;
+  if (dtype === 'bf16') {
+    const bits = new Uint32Array(values.buffer, values.byteOffset, n);
+    for (let i = 0; i < n; i++) out[i] = table[bf16CodeOfBits(bits[i])];
+    return;
+  }
+  for (let i = 0; i < n; i++) out[i] = table[f32ToF16Bits(values[i])];
 }
 
 /** 16-bit codes -> Float32Array of their exact values. */

@@ -7,6 +7,7 @@ import {
   f32ToF16Bits,
   fromHalfBits,
   halfValueTable,
+  lookupByHalfCode,
   roundToHalf,
   toHalfBits,
 } from '../src/half';
@@ -92,4 +93,29 @@ describe('bf16/fp16 conversions', () => {
       }),
     );
   });
+});
+
+describe('lookupByHalfCode', () => {
+  it.each(['bf16', 'fp16'] as const)(
+    '%s: table[toHalfBits(x)] for every value, NaN and ±Inf included',
+    (dtype) => {
+      const values = Float32Array.from(
+        { length: 5000 },
+        (_, i) => Math.sin(i * 12.9898) * 10 ** ((i % 9) - 5),
+      );
+      values.set(
+        [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0, -0, 1.00390625],
+        0,
+      );
+      const table = Uint8Array.from({ length: 65536 }, (_, c) => (c * 2654435761) >>> 24);
+      const out = new Uint8Array(values.length + 2);
+      lookupByHalfCode(values, dtype, table, out.subarray(1));
+      const codes = toHalfBits(values, dtype);
+      expect(out[0]).toBe(0);
+      expect(out[values.length + 1]).toBe(0);
+      expect(Array.from(out.subarray(1, values.length + 1))).toEqual(
+        Array.from(codes, (c) => table[c]),
+      );
+    },
+  );
 });

@@ -1,5 +1,6 @@
 import type { PaletteTensor } from '@edkm/codec';
 import {
+  type HalfDtype,
   InvalidArgumentError,
   NonFiniteError,
   ShapeError,
@@ -12,6 +13,7 @@ import {
   gatherAffineByCode,
   gatherByCode,
   gatherRows,
+  lookupByHalfCode,
   scatterAddByCode,
   scatterAddRows,
   softContract,
@@ -748,11 +750,16 @@ export class DkmTensor {
         scales.set(s, g.rowStart);
         normalised = normalised.map((x, i) => x / s[Math.floor(i / cols)]);
       }
-      const unique = uniquePoints(
-        toHalfBits(normalised, this.config.weightDtype),
-        d,
-        this.config.weightDtype,
-      );
+      const offset = (g.rowStart * cols) / d;
+      if (d === 1) {
+        // scalars: the nearest entry of each of the 65,536 codes, then one lookup per weight
+        // (one pass over the weight, no uniquify: a 7B model has 6.5 billion of them)
+        const table = nearestByCode(centroids, this.config.weightDtype);
+        lookupByHalfCode(normalised, this.config.weightDtype, table, indices.subarray(offset));
+        continue;
+      }
+      const codes = toHalfBits(normalised, this.config.weightDtype);
+      const unique = uniquePoints(codes, d, this.config.weightDtype);
       const nearest = new Uint8Array(unique.u);
       for (let u = 0; u < unique.u; u++) {
         let best = Number.POSITIVE_INFINITY;
@@ -766,7 +773,6 @@ export class DkmTensor {
           }
         }
       }
-      const offset = (g.rowStart * cols) / d;
       for (let i = 0; i < unique.rows.length; i++) indices[offset + i] = nearest[unique.rows[i]];
     }
     return {
@@ -947,4 +953,28 @@ function identityPoints(values: Float32Array, d: number) {
     rows: Int32Array.from({ length: m }, (_, i) => i),
     u: m,
   };
+}
+
+/**
+ * For every 16-bit code of `dtype`, the index of the nearest of the scalar `centroids` (the first
+ * on ties; 0 for NaN codes), as hard assignment picks it for a weight of that value.
+ */
+export function nearestByCode(centroids: Float32Array, dtype: HalfDtype): Uint8Array {
+  const values = fromHalfBits(
+    Uint16Array.from({ length: 65536 }, (_, c) => c),
+    dtype,
+  );
+  const table = new Uint8Array(65536);
+  const k = centroids.length;
+  for (let c = 0; c < 65536; c++) {
+    let best = Number.POSITIVE_INFINITY;
+    for (let j = 0; j < k; j++) {
+      const dist = (values[c] - centroids[j]) ** 2;
+      if (dist < best) {
+        best = dist;
+        table[c] = j;
+      }
+    }
+  }
+  return table;
 }

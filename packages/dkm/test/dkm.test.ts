@@ -6,6 +6,7 @@ import {
   NonFiniteError,
   ShapeError,
   StateError,
+  fromHalfBits,
   roundToHalf,
   tf,
   toHalfBits,
@@ -334,6 +335,37 @@ describe('DKM errors and state', () => {
     expect(maxRelError(dense, soft)).toBeLessThan(0.5);
     dkm.dispose();
   });
+
+  it.each([
+    ['one LUT', { bits: 3 }],
+    ['per-channel scales, groups of rows', { bits: 2, perChannelScale: true, groupSize: 4 }],
+    ['fp16 codes', { bits: 4, weightDtype: 'fp16' as const }],
+  ])(
+    'palettize (%s): every index is the nearest LUT entry to the rounded weight, first on ties',
+    async (_, config) => {
+      const shape: [number, number] = [16, 24];
+      const w = weights(...shape, 5);
+      w[7] = w[8]; // repeated values
+      const dkm = new DkmTensor(shape, config);
+      const wt = tf.tensor2d(w, shape);
+      await dkm.prepare(wt);
+      const p = await dkm.palettize(wt);
+      const k = 2 ** config.bits;
+      const lut = fromHalfBits(p.lut, 'fp16');
+      const dtype = 'weightDtype' in config ? config.weightDtype : 'bf16';
+      for (let i = 0; i < w.length; i++) {
+        const row = Math.floor(i / shape[1]);
+        const g = Math.floor(row / p.groupSize);
+        const normalised = Float32Array.of(p.scales ? w[i] / p.scales[row] : w[i]);
+        const x = fromHalfBits(toHalfBits(normalised, dtype), dtype)[0];
+        let best = 0;
+        for (let j = 1; j < k; j++)
+          if ((x - lut[g * k + j]) ** 2 < (x - lut[g * k + best]) ** 2) best = j;
+        expect(p.indices[i]).toBe(best);
+      }
+      dkm.dispose();
+    },
+  );
 
   it('getState/setState resume training bit for bit (through JSON), and reject a state of another shape', async () => {
     const shape: [number, number] = [8, 16];
