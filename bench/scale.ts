@@ -15,7 +15,7 @@ import { generate, loadLlama } from '@edkm/llama';
 import { loadPalettized } from '@edkm/palettized';
 import { finetune } from '../apps/edkm/src/finetune';
 import { parseBytes } from '../apps/edkm/src/memory-plan';
-import { silentProgress } from '../apps/edkm/src/progress';
+import { progressBar } from '../apps/edkm/src/progress';
 import { argNumber, argValue, median, printJson } from './util';
 
 const modelDir = argValue('model');
@@ -96,7 +96,7 @@ const result = await finetune(
   {
     backend: selection.plugin,
     resume: false,
-    progress: silentProgress,
+    progress: progressBar(), // on stderr: a run cut by a time limit shows where it was
     log,
     deviceMemory: argValue('device-memory') ? parseBytes(argValue('device-memory')!) : undefined,
     exportTo: exportDir,

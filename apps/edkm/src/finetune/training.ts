@@ -345,14 +345,18 @@ export class TrainingRun {
 
   /** The hard-assigned clustering of the weights as they are now, as `edkm export` writes it. */
   private async exportTo(dir: string): Promise<SizeReport> {
-    const { o, weights } = this;
+    const { o, weights, ctl } = this;
+    const t0 = performance.now();
+    const seconds = () => ((performance.now() - t0) / 1000).toFixed(1);
+    ctl.log(`export: hard-assigning ${this.palettizer.layers.size} palettized weights`);
     await this.palettizer.prepare(weights);
     const palettes = await this.palettizer.export(weights);
     const dense = new Map<string, DenseWeight>();
     for (const [name, v] of weights)
       if (!palettes.has(name))
         dense.set(name, { shape: v.shape, data: (await v.data()) as Float32Array });
-    return writePalettized(resolve(dir), dense, palettes, {
+    ctl.log(`export: assigned in ${seconds()} s; writing ${resolve(dir)}`);
+    const report = writePalettized(resolve(dir), dense, palettes, {
       copyFrom: o.model,
       metadata: {
         source: 'edkm finetune',
@@ -360,6 +364,8 @@ export class TrainingRun {
         palettize: JSON.stringify(o.palettize),
       },
     });
+    ctl.log(`export: written in ${seconds()} s`);
+    return report;
   }
 }
 
