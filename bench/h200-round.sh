@@ -18,16 +18,6 @@ step() {
   timeout "$limit" bash -c "$*" >>"$OUT/all.log" 2>&1
   echo "$name rc=$? $(($(date +%s) - t0))s" | tee -a "$OUT/steps.txt"
 }
-# recipe BITS [STEPS [NAME]]: the quality recipe through the app, then export and eval
-recipe() {
-  local d="/tmp/${3:-recipe$1}"
-  $R edkm finetune --model $M --data $T --bits "$1" --steps "${2:-400}" --batch 32 --seq 256 \
-    --lr 1e-4 --warmup 0 --min-lr-ratio 1 --clip 1 --train-embeddings --holdout-chars 20000 \
-    --out "$d" --backend webgpu --json &&
-    $R edkm export --model "$d" --out "$d/model" --backend webgpu &&
-    $R edkm eval --model "$d/model" --task ppl --data data/eval/shakespeare-val.txt --backend webgpu --json
-}
-export -f recipe
 run() {
   case $1 in
   tiny) step torch-tiny 120 python3 $A/torch_tiny_throughput.py $M cuda
@@ -38,19 +28,17 @@ run() {
     step ours-layer7b 150 $R layer7b --backend webgpu ;;
   generate) step ours-generate 200 $R generate --backend webgpu --models tiny16,tiny3,7b3
     step torch-generate7b 150 python3 bench/torch/generate_7b_ref.py ;;
-  recipe) step ours-recipe3 420 recipe 3
+  # the quality recipe through the app (bench/h200-quality.sh's lanes): ppl and seconds
+  recipe) step ours-recipe3 570 "LANES=dkm bash bench/h200-quality.sh 3"
     step torch-recipe3 120 python3 $A/torch_dkm_ablation.py $M $T 3 ;;
   conformance) step conformance 240 $R conformance --backend webgpu ;;
-  regress) step ours-recipe3-100 200 recipe 3 100 r100
-    step ours-recipe3-100-stock 200 "export EDKM_MATMUL_ROUTE=stock; recipe 3 100 r100s" ;;
-  # the same recipe built at another commit (.gpu/run-old.sh, its bundle packed beside ours), and
-  # each build's export of the other's run: where a difference between builds comes from
-  xcheck) step old-recipe3-100 200 "R='bash .gpu/run-old.sh'; recipe 3 100 o100"
-    step ours-recipe3-100 200 recipe 3 100 r100
-    step ours-export-of-old 100 "$R edkm export --model /tmp/o100 --out /tmp/o100/x --backend webgpu && $R edkm eval --model /tmp/o100/x --task ppl --data data/eval/shakespeare-val.txt --backend webgpu --json"
-    step old-export-of-ours 100 "bash .gpu/run-old.sh edkm export --model /tmp/r100 --out /tmp/r100/x --backend webgpu && $R edkm eval --model /tmp/r100/x --task ppl --data data/eval/shakespeare-val.txt --backend webgpu --json" ;;
-  recipe24) step ours-recipe2 420 recipe 2
-    step ours-recipe4 420 recipe 4 ;;
+  # issue 22: TinyLlama-1.1B-shaped eDKM fine-tuning beside PyTorch's (f32, bf16 autocast)
+  scale) step make-tinyllama 60 $R edkm make-model --preset tinyllama-1.1b --out /tmp/tl
+    step ours-tinyllama 200 "$R scale --model /tmp/tl --steps 12 --no-checkpointing --work /tmp/stl --device-memory 139GiB >$OUT/scale-tinyllama.json"
+    step torch-tinyllama 150 "python3 bench/torch/scale_torch.py /tmp/tl --steps 12 >$OUT/scale-tinyllama-torch.json" ;;
+  # issue 22: a Llama-2-7B-shaped model made, loaded, 20 steps of eDKM, exported, reloaded, generating
+  scale7b) step make-7b 90 $R edkm make-model --preset llama-2-7b --out /tmp/l7
+    step ours-7b 480 "$R scale --model /tmp/l7 --steps 20 --work /tmp/s7 --device-memory 139GiB >$OUT/scale-7b.json" ;;
   *) echo "unknown step $1" >&2 ;;
   esac
 }
