@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { getPlugin, useBackend } from '@edkm/core';
+import type { PalettizerConfig } from '@edkm/dkm';
 import { defaultModelDir } from '@edkm/llama';
 import { type SizeReport, formatSizeReport, loadModel } from '@edkm/palettized';
 import { describeSelection } from './backend';
@@ -25,6 +26,11 @@ export interface DemoRecipe {
   trainEmbeddings: boolean;
   pplChars: number;
   mc: number;
+  /**
+   * Also fine-tune without palettization (`--bits 16`), evaluate that, and k-means it after
+   * training: what train-time clustering is measured against (another training run).
+   */
+  ftBaseline: boolean;
 }
 
 /**
@@ -43,6 +49,7 @@ export const demoRecipes: Record<'cpu' | 'gpu', DemoRecipe> = {
     trainEmbeddings: false,
     pplChars: 2000,
     mc: 24,
+    ftBaseline: false,
   },
   gpu: {
     steps: 400,
@@ -54,6 +61,7 @@ export const demoRecipes: Record<'cpu' | 'gpu', DemoRecipe> = {
     trainEmbeddings: true,
     pplChars: 20_000,
     mc: 100,
+    ftBaseline: true,
   },
 };
 
@@ -170,31 +178,34 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
   log(
     `\n2. fine-tune with ${o.bits}-bit eDKM on Shakespeare: ${o.steps} steps of ${o.batch}×${o.seq} tokens`,
   );
+  const train = async (dir: string, palettize: PalettizerConfig) => {
+    if (existsSync(dir)) rmSync(dir, { recursive: true });
+    return finetune(
+      {
+        model: base,
+        data: repoData('tinyshakespeare', 'input.txt'),
+        out: dir,
+        palettize,
+        steps: o.steps,
+        batch: o.batch,
+        seq: o.seq,
+        gradAccum: 1,
+        lr: o.lr,
+        warmup: Math.min(o.warmup, o.steps),
+        minLrRatio: o.minLrRatio,
+        weightDecay: 0,
+        clip: 1,
+        seed: 0,
+        saveEvery: o.steps,
+        holdoutChars: 20_000, // the evaluation text is the last 20,000 characters
+        packing: false,
+        trainEmbeddings: o.trainEmbeddings,
+      },
+      { backend: o.backend, resume: false, progress: progressBar(), log: (s) => log(`  ${s}`) },
+    );
+  };
   const runDir = join(out, 'run');
-  if (existsSync(runDir)) rmSync(runDir, { recursive: true });
-  const trained = await finetune(
-    {
-      model: base,
-      data: repoData('tinyshakespeare', 'input.txt'),
-      out: runDir,
-      palettize: defaultPalettizeConfig(o.bits),
-      steps: o.steps,
-      batch: o.batch,
-      seq: o.seq,
-      gradAccum: 1,
-      lr: o.lr,
-      warmup: Math.min(o.warmup, o.steps),
-      minLrRatio: o.minLrRatio,
-      weightDecay: 0,
-      clip: 1,
-      seed: 0,
-      saveEvery: o.steps,
-      holdoutChars: 20_000, // the evaluation text is the last 20,000 characters
-      packing: false,
-      trainEmbeddings: o.trainEmbeddings,
-    },
-    { backend: o.backend, resume: false, progress: progressBar(), log: (s) => log(`  ${s}`) },
-  );
+  const trained = await train(runDir, defaultPalettizeConfig(o.bits));
   phase('fine-tune');
   log(
     `  ${trained.tokens.toLocaleString('en-US')} tokens in ${trained.seconds.toFixed(0)} s (${trained.tokensPerSecond.toFixed(0)} tokens/s); loss plot ${join(runDir, 'loss.svg')}`,
@@ -219,6 +230,38 @@ export async function runDemo(options: DemoOptions): Promise<{ rows: Row[]; summ
     exported.report!.bitsPerPalettizedWeight,
   );
   phase('eval eDKM');
+
+  if (o.ftBaseline) {
+    log(
+      `\n4b. the same fine-tuning without palettization (16-bit), then k-means at ${o.bits} bits`,
+    );
+    const ftDir = join(out, 'run-16bit');
+    await train(ftDir, defaultPalettizeConfig(16));
+    phase('fine-tune 16-bit');
+    const ftExport = join(out, 'finetuned-16bit');
+    await exportModel({
+      model: ftDir,
+      out: ftExport,
+      method: 'auto',
+      bits: 16,
+      backend: o.backend,
+    });
+    await evaluateModel('16-bit, fine-tuned', ftExport);
+    const kmDir = join(out, `finetuned-kmeans-${o.bits}bit`);
+    const km = await exportModel({
+      model: ftDir,
+      out: kmDir,
+      method: 'kmeans',
+      bits: o.bits,
+      backend: o.backend,
+    });
+    await evaluateModel(
+      `fine-tuned, then k-means ${o.bits}-bit`,
+      kmDir,
+      km.report!.bitsPerPalettizedWeight,
+    );
+    phase('eval 16-bit fine-tune');
+  }
 
   log('\n5. generate from the palettized model');
   process.stdout.write('  ROMEO:');

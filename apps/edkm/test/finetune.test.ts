@@ -58,6 +58,9 @@ const options = (out: string, steps: number): Options => ({
   trainEmbeddings: false,
 });
 const control = { backend: 'cpu', resume: false, progress: silentProgress, log: () => {} };
+/** A run's export at 3 bits with its dense weights in f32 (the fine-tuned values exactly). */
+const exportF32 = (model: string, out: string, method: 'auto' | 'kmeans' = 'auto') =>
+  exportModel({ model, out, method, bits: 3, denseDtype: 'f32', backend: 'cpu' });
 
 afterEach(() => {
   disk.fullAfterWrites = Number.POSITIVE_INFINITY;
@@ -170,14 +173,7 @@ describe('JLCM layers in the per-layer config', () => {
     await finetune({ ...jlcm, steps: 1 }, control);
     await finetune(jlcm, { ...control, resume: true });
     const out = join(work, 'jlcm-export');
-    const result = await exportModel({
-      model: run,
-      out,
-      method: 'auto',
-      bits: 3,
-      denseDtype: 'f32',
-      backend: 'cpu',
-    });
+    const result = await exportF32(run, out);
     expect(result.report!.permutationBytes).toBeGreaterThan(0);
     const exported = loadModel(out);
     // the trained model's own forward: checkpoint weights and variables, palettizer state, transform
@@ -240,14 +236,7 @@ describe('a 16-bit fine-tune (--bits 16) and its post-training baselines', () =>
     base.dispose();
 
     const out = join(work, 'dense-export');
-    const r = await exportModel({
-      model: run,
-      out,
-      method: 'auto',
-      bits: 3,
-      denseDtype: 'f32',
-      backend: 'cpu',
-    });
+    const r = await exportF32(run, out);
     expect(r.method).toBe('16-bit, no palettization');
     expect(r.report?.palettizedWeights).toBe(0);
     const exported = loadModel(out).model;
@@ -257,14 +246,7 @@ describe('a 16-bit fine-tune (--bits 16) and its post-training baselines', () =>
 
     // the run's k-means export = k-means of a model holding the run's weights
     const km = join(work, 'dense-kmeans');
-    await exportModel({
-      model: run,
-      out: km,
-      method: 'kmeans',
-      bits: 3,
-      denseDtype: 'f32',
-      backend: 'cpu',
-    });
+    await exportF32(run, km, 'kmeans');
     const { model } = loadLlama(join(root, 'models/edkm-tiny'));
     for (const [name, w] of ckpt.weights) {
       const t = tf.tensor(w.data, w.shape);

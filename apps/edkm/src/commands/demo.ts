@@ -26,6 +26,10 @@ export function registerDemo(program: Command, _io: CliIO): void {
       int('--ppl-chars'),
     )
     .option('--mc <n>', 'next-line multiple-choice items (24 / 100)', int('--mc'))
+    .option(
+      '--ft-baseline',
+      'also fine-tune at 16 bits and k-means that (another training run; on in the gpu recipe)',
+    )
     .option('--out <dir>', 'where to write runs and exports', 'runs/demo')
     .addOption(backendOption())
     .action(async (o) => {
@@ -37,6 +41,7 @@ export function registerDemo(program: Command, _io: CliIO): void {
         lr: o.lr,
         pplChars: o.pplChars,
         mc: o.mc,
+        ftBaseline: o.ftBaseline,
         out: o.out,
         backend: o.backend,
         recipe: o.recipe,
