@@ -10,7 +10,7 @@
 import '@edkm/backend-cpu';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import '@edkm/backend-webgpu';
+import { resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';
 import { packIndices } from '@edkm/codec';
 import {
   type HostWeight,
@@ -240,6 +240,7 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
   ids.dispose();
   flushBackend();
   const runs: { tokens: number; seconds: number }[] = [];
+  if (onGpu) resetWebGPUHostStats();
   for (let r = 0; r < 2; r++) {
     const times: number[] = [];
     await decoder.generate(prompts, {
@@ -252,6 +253,8 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
     });
     runs.push({ tokens: times.length - 1, seconds: (times[times.length - 1] - times[0]) / 1000 });
   }
+  // GPU dispatches per generated token (the prompt's pass spread over the new tokens)
+  const dispatchesPerToken = onGpu ? webgpuHostStats().dispatches / (2 * newTokens) : undefined;
   const best = runs.reduce((a, b) => (b.tokens / b.seconds > a.tokens / a.seconds ? b : a));
   const stepsPerSecond = best.tokens / best.seconds;
   // bytes one decode step reads: every weight once (one embedding row), and the KV cache so far
@@ -274,6 +277,7 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
     prefillTokensPerSecond: (batch * promptLength) / median(prefill),
     decodeTokensPerSecond: batch * stepsPerSecond,
     decodeStepMs: 1000 / stepsPerSecond,
+    dispatchesPerToken,
     bytesPerToken: bytesPerStep / batch,
     weightBytesPerStep: weightsRead,
     kvBytesPerStep: kvRead,

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { decodeReference, rmsNormRows } from './decode';
 import { DTypeError, InvalidArgumentError, ShapeError } from './errors';
 import { fromHalfBits } from './half';
 
@@ -15,17 +16,71 @@ export const LinearKernelNames = {
    * row's K/d indices (stored row s, vector v is element s·K/d + v at `bits` bits, as
    * packIndices packs them) read as 32-bit words; rows[s] = (output row of stored row s, its LUT
    * group); y[m, rows[s, 0]] = scales[s] · Σ_v Σ_e x[m, v·d + e] · lut[group, idx(s, v), e].
+   * With the LinearFusion attrs, also {g: [K]} (prologue rmsnorm) and {residual: [M, N]}.
    */
   PaletteMatMul: 'EdkmPaletteMatMul',
-  /** {x: [M, K] f32, w: [⌈N·K/2⌉] int32}, attrs {n} → [M, N]: W's bf16 bits, element i in half i mod 2 of word ⌊i/2⌋ (low half first). */
+  /** {x: [M, K] f32, w: [⌈N·K/2⌉] int32}, attrs {n} → [M, N]: W's bf16 bits, element i in half i mod 2 of word ⌊i/2⌋ (low half first). LinearFusion as PaletteMatMul. */
   Bf16MatMul: 'EdkmBf16MatMul',
   /** {table: [⌈U·K/2⌉] int32 (bf16 pairs as Bf16MatMul), ids: [N] int32}, attrs {k, u} (U rows) → [N, K] f32; out-of-range ids give zero rows. */
   Bf16GatherRows: 'EdkmBf16GatherRows',
 } as const;
 
-export interface PaletteMatMulAttrs {
+/**
+ * What a linear kernel may do around its product, to save a decode step's separate kernels:
+ * `prologue` 'rmsnorm' multiplies by the row's inverse RMS and the weight g first
+ * (x / √(mean(x²) + eps) · g, as DecodeKernelNames.RmsNorm); `residual` adds {residual: [M, N]}
+ * to y. (SwiGLU stays its own kernel: fused into the down projection it would be recomputed by
+ * every workgroup, an exp per weight.)
+ */
+export interface LinearFusion {
+  prologue?: 'rmsnorm';
+  /** rmsnorm's epsilon. */
+  eps?: number;
+  residual?: boolean;
+}
+
+export interface PaletteMatMulAttrs extends LinearFusion {
   bits: number;
   clusterDim: number;
+}
+
+export interface Bf16MatMulAttrs extends LinearFusion {
+  n: number;
+}
+
+/** The fused steps of one packedMatMul call (see LinearFusion). */
+export interface LinearFusionInputs {
+  /** RMSNorm of x's rows with this weight first (x [M, K]). */
+  rmsNorm?: { weight: tf.Tensor1D; eps: number };
+  /** Added to the product [M, N]. */
+  residual?: tf.Tensor2D;
+}
+
+/**
+ * A LinearFusion for kernels that compute on the host (cpu, wasm plugins): x after the prologue,
+ * computed as the separate RmsNorm kernel of the cpu plugin computes it (so fused and
+ * unfused agree bit for bit there), the product's K, and `finish(y)`, which adds the residual.
+ */
+export function hostLinearFusion(
+  x: Float32Array,
+  shape: number[],
+  attrs: LinearFusion,
+  g?: Float32Array,
+  residual?: Float32Array,
+): { x: Float32Array; k: number; finish(y: Float32Array): Float32Array } {
+  const k = shape[1];
+  return {
+    x:
+      attrs.prologue === 'rmsnorm'
+        ? decodeReference.rmsNorm(x, k, g as Float32Array, attrs.eps as number)
+        : x,
+    k,
+    finish(y) {
+      if (attrs.residual && residual)
+        for (let i = 0; i < y.length; i++) y[i] = Math.fround(y[i] + residual[i]);
+      return y;
+    },
+  };
 }
 
 /** A palettized weight in host memory, in the form the PaletteMatMul kernel reads. */
@@ -244,21 +299,57 @@ function checkX(op: string, x: tf.Tensor, k: number): void {
   if (x.dtype !== 'float32') throw new DTypeError(`${op}: x must be float32, got ${x.dtype}`);
 }
 
-/** y = x · Wᵀ [M, N] for x [M, K] and a packed weight [N, K] (not differentiable: inference). */
-export function packedMatMul(x: tf.Tensor2D, w: PackedWeight): tf.Tensor2D {
+/**
+ * y = x · Wᵀ [M, N] for x [M, K] and a packed weight [N, K] (not differentiable: inference), with
+ * the steps of `fuse` in the same kernel: RMSNorm of x first, a residual added to y.
+ */
+export function packedMatMul(
+  x: tf.Tensor2D,
+  w: PackedWeight,
+  fuse: LinearFusionInputs = {},
+): tf.Tensor2D {
   const op = 'packedMatMul';
-  checkX(op, x, w.shape[1]);
-  if (w.format === 'f32') return tf.matMul(x, w.weight, false, true);
-  if (w.format === 'bf16')
-    return tf.engine().runKernel(LinearKernelNames.Bf16MatMul, { x, w: w.data }, {
-      n: w.shape[0],
-    } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
-  const attrs: PaletteMatMulAttrs = { bits: w.bits, clusterDim: w.clusterDim };
+  const [n, k] = w.shape;
+  checkX(op, x, k);
+  if (fuse.rmsNorm && (fuse.rmsNorm.weight.rank !== 1 || fuse.rmsNorm.weight.shape[0] !== k))
+    throw new ShapeError(
+      `${op}: the RMSNorm weight must be [${k}], got [${fuse.rmsNorm.weight.shape}]`,
+    );
+  const m = x.shape[0];
+  if (
+    fuse.residual &&
+    (fuse.residual.rank !== 2 || fuse.residual.shape[0] !== m || fuse.residual.shape[1] !== n)
+  )
+    throw new ShapeError(`${op}: the residual must be [${m}, ${n}], got [${fuse.residual.shape}]`);
+  if (w.format === 'f32')
+    return tf.tidy((): tf.Tensor2D => {
+      const xp = fuse.rmsNorm ? rmsNormRows(x, fuse.rmsNorm.weight, fuse.rmsNorm.eps) : x;
+      const y = tf.matMul(xp, w.weight, false, true) as tf.Tensor2D;
+      return fuse.residual ? (tf.add(y, fuse.residual) as tf.Tensor2D) : y;
+    });
+  const fusion: LinearFusion = {
+    ...(fuse.rmsNorm ? { prologue: 'rmsnorm' as const, eps: fuse.rmsNorm.eps } : {}),
+    ...(fuse.residual ? { residual: true } : {}),
+  };
+  const extra: Record<string, tf.Tensor> = {};
+  if (fuse.rmsNorm) extra.g = fuse.rmsNorm.weight;
+  if (fuse.residual) extra.residual = fuse.residual;
+  if (w.format === 'bf16') {
+    const attrs: Bf16MatMulAttrs = { n, ...fusion };
+    return tf
+      .engine()
+      .runKernel(
+        LinearKernelNames.Bf16MatMul,
+        { x, w: w.data, ...extra },
+        attrs as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor2D;
+  }
+  const attrs: PaletteMatMulAttrs = { bits: w.bits, clusterDim: w.clusterDim, ...fusion };
   return tf
     .engine()
     .runKernel(
       LinearKernelNames.PaletteMatMul,
-      { x, codes: w.codes, lut: w.lut, rows: w.rows, scales: w.scales },
+      { x, codes: w.codes, lut: w.lut, rows: w.rows, scales: w.scales, ...extra },
       attrs as unknown as tf.NamedAttrMap,
     ) as tf.Tensor2D;
 }
@@ -306,6 +397,19 @@ export const linearReference = {
   },
   paletteMatMul(x: Float32Array, m: number, h: PaletteWeightHost): Float32Array {
     return linearReference.matMulT(x, m, linearReference.dequantize(h), h.shape[0], h.shape[1]);
+  },
+  /** x after a LinearFusion prologue, in float64 sums. */
+  prologue(x: Float32Array, m: number, attrs: LinearFusion, g?: Float32Array): Float32Array {
+    if (!attrs.prologue) return x;
+    const k = x.length / m;
+    const out = new Float32Array(m * k);
+    for (let r = 0; r < m; r++) {
+      let ss = 0;
+      for (let j = 0; j < k; j++) ss += x[r * k + j] ** 2;
+      const inv = 1 / Math.sqrt(ss / k + (attrs.eps as number));
+      for (let j = 0; j < k; j++) out[r * k + j] = x[r * k + j] * inv * (g as Float32Array)[j];
+    }
+    return out;
   },
   bf16MatMul(x: Float32Array, m: number, bits: Uint16Array, n: number, k: number): Float32Array {
     return linearReference.matMulT(x, m, fromHalfBits(bits, 'bf16'), n, k);

@@ -3,6 +3,7 @@ import {
   type DecodeAttrs,
   type HostWeight,
   InvalidArgumentError,
+  type LinearFusionInputs,
   type PackedWeight,
   ShapeError,
   bf16GatherRows,
@@ -206,16 +207,23 @@ export class Decoder {
     return this.pos;
   }
 
-  private matmul(x: tf.Tensor2D, lin: Linear): tf.Tensor2D {
-    if (lin.parts.length === 1) return packedMatMul(x, lin.parts[0]);
-    return tf.concat(
-      lin.parts.map((w) => packedMatMul(x, w)),
+  /**
+   * x · Wᵀ with the decode step's neighbours fused into the product's kernel (`fuse`: RMSNorm of
+   * x before, the residual after): one dispatch instead of two or three.
+   */
+  private matmul(x: tf.Tensor2D, lin: Linear, fuse: LinearFusionInputs = {}): tf.Tensor2D {
+    if (lin.parts.length === 1) return packedMatMul(x, lin.parts[0], fuse);
+    const { residual, ...prologue } = fuse;
+    const y = tf.concat(
+      lin.parts.map((w) => packedMatMul(x, w, prologue)),
       1,
     );
+    return residual ? y.add(residual) : y;
   }
 
-  private norm(x: tf.Tensor2D, w: tf.Tensor1D): tf.Tensor2D {
-    return rmsNormRows(x, w, this.config.rmsNormEps);
+  /** The RMSNorm prologue with one of the model's norm weights. */
+  private norm(weight: tf.Tensor1D): LinearFusionInputs {
+    return { rmsNorm: { weight, eps: this.config.rmsNormEps } };
   }
 
   /**
@@ -240,14 +248,15 @@ export class Decoder {
         this.embed.format === 'bf16'
           ? bf16GatherRows(this.embed, ids)
           : (tf.gather((this.embed as { weight: tf.Tensor2D }).weight, ids) as tf.Tensor2D);
+      // per layer: RMSNorm·QKV, KV write, attention, O + residual, RMSNorm·gate-up, SwiGLU,
+      // down + residual (7 dispatches)
       for (const layer of this.layers) {
-        const h = this.norm(x, layer.inputNorm);
-        const qkv = this.matmul(h, layer.qkv);
+        const qkv = this.matmul(x, layer.qkv, this.norm(layer.inputNorm));
         kvWrite(layer.cache, qkv, this.rope, this.starts, attrs).dispose();
         const attention = cachedAttention(qkv, layer.cache, this.rope, this.starts, attrs);
-        x = x.add(this.matmul(attention, layer.o));
-        const m = this.norm(x, layer.postNorm);
-        x = x.add(this.matmul(siluMul(this.matmul(m, layer.gateUp)), layer.down));
+        x = this.matmul(attention, layer.o, { residual: x });
+        const gateUp = this.matmul(x, layer.gateUp, this.norm(layer.postNorm));
+        x = this.matmul(siluMul(gateUp), layer.down, { residual: x });
       }
       const last =
         t === 1
@@ -259,7 +268,8 @@ export class Decoder {
                 'int32',
               ),
             ) as tf.Tensor2D);
-      return this.matmul(this.norm(last, this.finalNorm), this.head);
+      // the head's norm stays its own kernel: fused, each of the vocabulary's rows would redo it
+      return this.matmul(rmsNormRows(last, this.finalNorm, this.config.rmsNormEps), this.head);
     });
     this.pos += t;
     return logits;

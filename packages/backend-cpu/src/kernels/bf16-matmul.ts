@@ -1,4 +1,4 @@
-import type { tf } from '@edkm/core';
+import { type Bf16MatMulAttrs, hostLinearFusion, type tf } from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 let rowScratch = new Float32Array(0);
@@ -21,13 +21,16 @@ export function decodeBf16(
 /** y = x · Wᵀ with W [N, K] as bf16 pairs (LinearKernelNames.Bf16MatMul): one decoded row at a time. */
 export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
-  const { x, w } = inputs as Record<string, tf.TensorInfo>;
+  const { x, w, g, residual } = inputs as Record<string, tf.TensorInfo>;
   const get = (t: tf.TensorInfo) => cpu.data.get(t.dataId).values as tf.backend_util.TypedArray;
-  const [m, k] = x.shape;
+  const f32 = (t?: tf.TensorInfo) => (t ? (get(t) as Float32Array) : undefined);
+  const fused = attrs as unknown as Bf16MatMulAttrs;
+  const fusion = hostLinearFusion(get(x) as Float32Array, x.shape, fused, f32(g), f32(residual));
+  const { k, x: xv } = fusion;
+  const m = x.shape[0];
   const i32 = get(w) as Int32Array;
   const words = new Uint32Array(i32.buffer, i32.byteOffset, i32.length);
-  const { n } = attrs as unknown as { n: number };
-  const xv = get(x) as Float32Array;
+  const { n } = fused;
   if (rowScratch.length < k) rowScratch = new Float32Array(k);
   const row = rowScratch;
   const y = new Float32Array(m * n);
@@ -50,7 +53,7 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       y[i * n + r] = a0 + a1 + a2 + a3;
     }
   }
-  return cpu.makeTensorInfo([m, n], 'float32', y);
+  return cpu.makeTensorInfo([m, n], 'float32', fusion.finish(y));
 };
 
 /** Rows of a bf16 pair-packed table [U, K] by id → float32 [N, K] (zero rows out of range). */

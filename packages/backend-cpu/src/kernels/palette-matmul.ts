@@ -1,4 +1,4 @@
-import type { PaletteMatMulAttrs, tf } from '@edkm/core';
+import { type PaletteMatMulAttrs, hostLinearFusion, type tf } from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 let scratch = new Uint8Array(0);
@@ -54,12 +54,15 @@ export function decodeIndices(
  */
 export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
-  const { x, codes, lut, rows, scales } = inputs as Record<string, tf.TensorInfo>;
-  const { bits, clusterDim: d } = attrs as unknown as PaletteMatMulAttrs;
+  const { x, codes, lut, rows, scales, g, residual } = inputs as Record<string, tf.TensorInfo>;
+  const fused = attrs as unknown as PaletteMatMulAttrs;
+  const { bits, clusterDim: d } = fused;
   const get = (t: tf.TensorInfo) => cpu.data.get(t.dataId).values as tf.backend_util.TypedArray;
-  const [m, k] = x.shape;
+  const f32 = (t?: tf.TensorInfo) => (t ? (get(t) as Float32Array) : undefined);
+  const fusion = hostLinearFusion(get(x) as Float32Array, x.shape, fused, f32(g), f32(residual));
+  const { k, x: xv } = fusion;
+  const m = x.shape[0];
   const n = rows.shape[0];
-  const xv = get(x) as Float32Array;
   const i32 = get(codes) as Int32Array;
   const words = new Uint32Array(i32.buffer, i32.byteOffset, i32.length);
   const table = get(lut) as Float32Array;
@@ -101,5 +104,5 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       y[r * n + out] = c * acc;
     }
   }
-  return cpu.makeTensorInfo([m, n], 'float32', y);
+  return cpu.makeTensorInfo([m, n], 'float32', fusion.finish(y));
 };

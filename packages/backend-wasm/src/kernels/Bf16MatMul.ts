@@ -1,14 +1,16 @@
-import type { tf } from '@edkm/core';
+import type { Bf16MatMulAttrs, tf } from '@edkm/core';
 import { f32, i32, output, wasmOf } from '../heap';
 import { batchMatMul } from './BatchMatMul';
-import { DECODE_THEN_GEMM_ROWS, unpackBf16, wordsOf } from './packed';
+import { DECODE_THEN_GEMM_ROWS, unpackBf16, wasmLinearFusion, wordsOf } from './packed';
 
 /** y = x · Wᵀ with W [N, K] as bf16 pairs (LinearKernelNames.Bf16MatMul); see PaletteMatMul for the two paths. */
 export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = wasmOf(backend);
-  const { x, w } = inputs as Record<string, tf.TensorInfo>;
-  const { n } = attrs as unknown as { n: number };
-  const [m, k] = x.shape;
+  const { w } = inputs as Record<string, tf.TensorInfo>;
+  const fused = attrs as unknown as Bf16MatMulAttrs;
+  const { n } = fused;
+  const lf = wasmLinearFusion(wasm, inputs as Record<string, tf.TensorInfo>, fused);
+  const { x, m, k } = lf;
   if (m >= DECODE_THEN_GEMM_ROWS) {
     const dense = output(wasm, [n, k], 'float32');
     unpackBf16(wordsOf(i32(wasm, w)), 0, n * k, f32(wasm, dense));
@@ -18,7 +20,7 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       attrs: { transposeA: false, transposeB: true },
     }) as tf.TensorInfo;
     wasm.disposeData(dense.dataId);
-    return y;
+    return lf.finish(y);
   }
   const y = output(wasm, [m, n], 'float32');
   const out = f32(wasm, y);
@@ -33,5 +35,5 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       out[i * n + r] = acc;
     }
   }
-  return y;
+  return lf.finish(y);
 };

@@ -1,7 +1,7 @@
 import type { PaletteMatMulAttrs, tf } from '@edkm/core';
 import { f32, i32, output, wasmOf } from '../heap';
 import { batchMatMul } from './BatchMatMul';
-import { DECODE_THEN_GEMM_ROWS, unpackIndices, wordsOf } from './packed';
+import { DECODE_THEN_GEMM_ROWS, unpackIndices, wasmLinearFusion, wordsOf } from './packed';
 
 /**
  * y = x · Wᵀ with W read from its LUTs and packed indices (LinearKernelNames.PaletteMatMul). For a
@@ -10,9 +10,11 @@ import { DECODE_THEN_GEMM_ROWS, unpackIndices, wordsOf } from './packed';
  */
 export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = wasmOf(backend);
-  const { x, codes, lut, rows, scales } = inputs as Record<string, tf.TensorInfo>;
-  const { bits, clusterDim: d } = attrs as unknown as PaletteMatMulAttrs;
-  const [m, k] = x.shape;
+  const { codes, lut, rows, scales } = inputs as Record<string, tf.TensorInfo>;
+  const fused = attrs as unknown as PaletteMatMulAttrs;
+  const { bits, clusterDim: d } = fused;
+  const lf = wasmLinearFusion(wasm, inputs as Record<string, tf.TensorInfo>, fused);
+  const { x, m, k } = lf;
   const n = rows.shape[0];
   const v = k / d;
   const entries = (1 << bits) * d;
@@ -47,12 +49,12 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       out[r * n + row] = c * acc;
     }
   }
-  if (!gemm) return dense;
+  if (!gemm) return lf.finish(dense);
   const y = batchMatMul({
     inputs: { a: x, b: dense },
     backend,
     attrs: { transposeA: false, transposeB: true },
   }) as tf.TensorInfo;
   wasm.disposeData(dense.dataId);
-  return y;
+  return lf.finish(y);
 };

@@ -1,3 +1,7 @@
+import { type LinearFusion, hostLinearFusion, type tf } from '@edkm/core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { f32, output } from '../heap';
+
 /** Decoding helpers shared by the packed-weight kernels (PaletteMatMul, Bf16MatMul, Bf16GatherRows). */
 
 /** `count` indices of `bits` bits from element `start` of a little-endian packed stream. */
@@ -40,3 +44,33 @@ export function wordsOf(v: Int32Array): Uint32Array {
 
 /** Below this many rows of x a packed product is a direct loop; from it on W is decoded once and XNNPACK multiplies. */
 export const DECODE_THEN_GEMM_ROWS = 4;
+
+/**
+ * A LinearFusion (see @edkm/core) around a wasm linear kernel: `x` is the product's input after
+ * the prologue (a heap tensor of its own, or the input itself), [m, k] its shape, and
+ * `finish(y)` adds the residual in place and frees the prologue's tensor.
+ */
+export function wasmLinearFusion(
+  wasm: BackendWasm,
+  inputs: Record<string, tf.TensorInfo>,
+  attrs: LinearFusion,
+): { x: tf.TensorInfo; m: number; k: number; finish(y: tf.TensorInfo): tf.TensorInfo } {
+  const { x, g, residual } = inputs;
+  const m = x.shape[0];
+  const host = hostLinearFusion(f32(wasm, x), x.shape, attrs, g ? f32(wasm, g) : undefined);
+  const xt = attrs.prologue ? output(wasm, [m, host.k], 'float32', host.x) : x;
+  return {
+    x: xt,
+    m,
+    k: host.k,
+    finish(y) {
+      if (attrs.residual) {
+        const out = f32(wasm, y);
+        const r = f32(wasm, residual);
+        for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i] + r[i]);
+      }
+      if (xt !== x) wasm.disposeData(xt.dataId);
+      return y;
+    },
+  };
+}

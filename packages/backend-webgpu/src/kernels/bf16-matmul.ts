@@ -1,7 +1,17 @@
-import type { tf } from '@edkm/core';
+import type { Bf16MatMulAttrs, LinearFusion, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
-import { LINEAR_WG, linearGrid, linearShader, mTile, perRow } from './palette-matmul';
+import {
+  LINEAR_WG,
+  fusionBindings,
+  fusionInputs,
+  linearGrid,
+  linearInput,
+  linearShader,
+  linearUniforms,
+  mTile,
+  perRow,
+} from './palette-matmul';
 
 /**
  * y = x · Wᵀ with W's bf16 bits two to a 32-bit word (LinearKernelNames.Bf16MatMul; WebGPU
@@ -22,17 +32,22 @@ export class Bf16MatMulProgram extends EdkmProgram {
     n: number,
     k: number,
     private readonly mt: number,
+    private readonly fusion: LinearFusion = {},
   ) {
     super([m, n], linearGrid(n, m, mt).dispatch);
     const g = linearGrid(n, m, mt);
     this.passes = g.passes;
     this.grid = g.grid;
     this.aligned = k % 8 === 0;
-    if (this.aligned) this.variableComponents = [4, 4];
-    this.shaderKey = `edkm_bf16_matmul_${mt}_${this.aligned}`;
+    const extra = fusionBindings(fusion, this.aligned ? 4 : 1);
+    this.variableNames.push(...extra.names);
+    this.uniforms += extra.uniforms;
+    if (this.aligned) this.variableComponents = [4, 4, ...extra.components];
+    this.shaderKey = `edkm_bf16_matmul_${mt}_${this.aligned}_${extra.key}`;
   }
   getUserCode(): string {
     const mt = this.mt;
+    const input = linearInput(this.fusion, this.aligned ? 4 : 1);
     const body = this.aligned
       ? `
           let chunks = uniforms.k / 8;
@@ -42,30 +57,37 @@ export class Bf16MatMulProgram extends EdkmProgram {
                                bitcast<f32>(q.y << 16u), bitcast<f32>(q.y & 0xffff0000u));
             let hi = vec4<f32>(bitcast<f32>(q.z << 16u), bitcast<f32>(q.z & 0xffff0000u),
                                bitcast<f32>(q.w << 16u), bitcast<f32>(q.w & 0xffff0000u));
-            ${perRow(mt, (r) => `acc${r} = acc${r} + dot(x[xRow${r} + 2 * c], lo) + dot(x[xRow${r} + 2 * c + 1], hi);`)}
+            ${perRow(mt, (r) => `acc${r} = acc${r} + dot(${input.at(`xRow${r}`, '2 * c')}, lo) + dot(${input.at(`xRow${r}`, '2 * c + 1')}, hi);`)}
           }`
       : `
           for (var j = tid; j < uniforms.k; j = j + ${LINEAR_WG}) {
             let e = s * uniforms.k + j;
             let word = bitcast<u32>(w[e / 2]);
             let v = bitcast<f32>(select(word << 16u, word & 0xffff0000u, (e & 1) == 1));
-            ${perRow(mt, (r) => `acc${r} = acc${r} + x[xRow${r} + j] * v;`)}
+            ${perRow(mt, (r) => `acc${r} = acc${r} + ${input.at(`xRow${r}`, 'j')} * v;`)}
           }`;
-    return linearShader({ mt, xDiv: this.aligned ? 4 : 1, body, col: 's', value: () => 'RED' });
+    return linearShader({
+      mt,
+      xDiv: this.aligned ? 4 : 1,
+      body,
+      col: 's',
+      value: () => 'RED',
+      fusion: this.fusion,
+    });
   }
 }
 
 export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
-  const { x, w } = inputs as Record<string, tf.TensorInfo>;
-  const { n } = attrs as unknown as { n: number };
-  const [m, k] = x.shape;
-  const program = new Bf16MatMulProgram(m, n, k, mTile(m));
-  return gpu.runWebGPUProgram(program, [x, w], 'float32', [
-    { type: 'int32', data: [m] },
-    { type: 'int32', data: [n] },
-    { type: 'int32', data: [k] },
-    { type: 'int32', data: [program.grid] },
-    { type: 'int32', data: [program.passes] },
-  ]);
+  const { x, w, g, residual } = inputs as Record<string, tf.TensorInfo>;
+  const fusion = attrs as unknown as Bf16MatMulAttrs;
+  const m = x.shape[0];
+  const k = x.shape[1];
+  const program = new Bf16MatMulProgram(m, fusion.n, k, mTile(m), fusion);
+  return gpu.runWebGPUProgram(
+    program,
+    [x, w, ...fusionInputs(fusion, g, residual)],
+    'float32',
+    linearUniforms(m, fusion.n, k, program, fusion),
+  );
 };

@@ -1,4 +1,4 @@
-import type { PaletteMatMulAttrs, tf } from '@edkm/core';
+import type { LinearFusion, PaletteMatMulAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
 
@@ -28,9 +28,49 @@ export function perRow(mt: number, line: (r: number) => string): string {
 }
 
 /**
+ * How a linear kernel reads x under a LinearFusion prologue (see @edkm/core): `at(off, col)` is
+ * the WGSL expression of x' at column `col` (in x's units: vec4 when xDiv is 4) of the row that
+ * starts at `off`; `width` is x's row length in those units. rmsnorm multiplies by g here and by
+ * the row's inverse RMS at the end.
+ */
+export function linearInput(fusion: LinearFusion, xDiv: number) {
+  const kx = `(uniforms.k / ${xDiv})`;
+  return {
+    width: kx,
+    at(off: string, col: string): string {
+      const v = `x[${off} + ${col}]`;
+      if (fusion.prologue === 'rmsnorm') return `(${v} * g[${col}])`;
+      return v;
+    },
+  };
+}
+
+/** The variables, components and uniforms a LinearFusion adds to a linear program. */
+export function fusionBindings(fusion: LinearFusion, xComponents: number) {
+  const names: string[] = [];
+  const components: number[] = [];
+  if (fusion.prologue === 'rmsnorm') {
+    names.push('g');
+    components.push(xComponents);
+  }
+  if (fusion.residual) {
+    names.push('residual');
+    components.push(1);
+  }
+  return {
+    names,
+    components,
+    uniforms: fusion.prologue === 'rmsnorm' ? ' eps : f32,' : '',
+    key: `${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+  };
+}
+
+/**
  * The shared part of the linear kernels: xRow{r} (offset of x row m0 + r, clamped), acc{r}, one
  * weight row s per pass, the workgroup-wide sums (uniform control flow: the barriers are outside
- * every branch) and the write of out{r} at column `col`.
+ * every branch) and the write of out{r} at column `col`. With a LinearFusion: the inverse RMS of
+ * each x row first (rmsnorm; its own workgroup sum, once for all passes), the residual added at
+ * the write.
  */
 export function linearShader(opts: {
   mt: number;
@@ -38,15 +78,45 @@ export function linearShader(opts: {
   body: string;
   col: string;
   value: (r: number) => string;
+  fusion?: LinearFusion;
 }): string {
   const { mt, xDiv, body, col, value } = opts;
+  const fusion = opts.fusion ?? {};
+  const input = linearInput(fusion, xDiv);
   const red = (r: number, at: string) => `red[${r * LINEAR_WG} + ${at}]`;
+  const tree = (line: (r: number) => string) => `
+        workgroupBarrier();
+        for (var stride = ${LINEAR_WG / 2}; stride > 0; stride = stride / 2) {
+          if (tid < stride) {
+            ${perRow(mt, line)}
+          }
+          workgroupBarrier();
+        }`;
+  const sumLine = (r: number) => `${red(r, 'tid')} = ${red(r, 'tid')} + ${red(r, 'tid + stride')};`;
+  const norm =
+    fusion.prologue === 'rmsnorm'
+      ? `
+        ${perRow(mt, (r) => `var ss${r} = 0.0;`)}
+        for (var c = tid; c < ${input.width}; c = c + ${LINEAR_WG}) {
+          ${perRow(mt, (r) => `let v${r} = x[xRow${r} + c]; ss${r} = ss${r} + ${xDiv === 4 ? `dot(v${r}, v${r})` : `v${r} * v${r}`};`)}
+        }
+        ${perRow(mt, (r) => `${red(r, 'tid')} = ss${r};`)}
+        ${tree(sumLine)}
+        if (tid < ${mt}) {
+          invs[tid] = inverseSqrt(red[tid * ${LINEAR_WG}] / f32(uniforms.k) + uniforms.eps);
+        }
+        workgroupBarrier();`
+      : '';
+  const scaled = (v: string) => (fusion.prologue === 'rmsnorm' ? `(${v}) * invs[tid]` : v);
+  const written = (v: string) => (fusion.residual ? `${v} + residual[oi]` : v);
   return `
       var<workgroup> red : array<f32, ${LINEAR_WG * mt}>;
+      ${fusion.prologue === 'rmsnorm' ? `var<workgroup> invs : array<f32, ${mt}>;` : ''}
       fn main(index : i32) {
         let tid = i32(localIndex);
         let m0 = i32(workgroupId.y) * ${mt};
-        ${perRow(mt, (r) => `let xRow${r} = min(m0 + ${r}, uniforms.m - 1) * uniforms.k / ${xDiv};`)}
+        ${perRow(mt, (r) => `let xRow${r} = min(m0 + ${r}, uniforms.m - 1) * ${input.width};`)}
+        ${norm}
         for (var it = 0; it < uniforms.passes; it++) {
           let s = i32(workgroupId.x) + it * uniforms.grid;
           ${perRow(mt, (r) => `var acc${r} = 0.0;`)}
@@ -54,15 +124,10 @@ export function linearShader(opts: {
             ${body}
           }
           ${perRow(mt, (r) => `${red(r, 'tid')} = acc${r};`)}
-          workgroupBarrier();
-          for (var stride = ${LINEAR_WG / 2}; stride > 0; stride = stride / 2) {
-            if (tid < stride) {
-              ${perRow(mt, (r) => `${red(r, 'tid')} = ${red(r, 'tid')} + ${red(r, 'tid + stride')};`)}
-            }
-            workgroupBarrier();
-          }
+          ${tree(sumLine)}
           if (s < uniforms.n && tid < ${mt} && m0 + tid < uniforms.m) {
-            setOutputAtIndex((m0 + tid) * uniforms.n + ${col}, ${value(0).replace('RED', `red[tid * ${LINEAR_WG}]`)});
+            let oi = (m0 + tid) * uniforms.n + ${col};
+            setOutputAtIndex(oi, ${written(scaled(value(0).replace('RED', `red[tid * ${LINEAR_WG}]`)))});
           }
           workgroupBarrier();
         }
@@ -101,14 +166,22 @@ export class PaletteMatMulProgram extends EdkmProgram {
     private readonly bits: number,
     private readonly d: number,
     private readonly mt: number,
+    private readonly fusion: LinearFusion = {},
   ) {
     super([m, n], linearGrid(n, m, mt).dispatch);
     const g = linearGrid(n, m, mt);
     this.passes = g.passes;
     this.grid = g.grid;
     this.aligned = d === 1 && k % 32 === 0;
-    if (this.aligned) this.variableComponents = [4, 1, 1, 1, 1];
-    this.shaderKey = `edkm_palette_matmul_${bits}_${d}_${mt}_${this.aligned}`;
+    const extra = fusionBindings(fusion, this.aligned ? 4 : 1);
+    this.variableNames.push(...extra.names);
+    this.uniforms += extra.uniforms;
+    if (this.aligned) this.variableComponents = [4, 1, 1, 1, 1, ...extra.components];
+    this.shaderKey = `edkm_palette_matmul_${bits}_${d}_${mt}_${this.aligned}_${extra.key}`;
+  }
+
+  private get input() {
+    return linearInput(this.fusion, this.aligned ? 4 : 1);
   }
 
   private alignedChunk(): string {
@@ -129,7 +202,10 @@ export class PaletteMatMulProgram extends EdkmProgram {
     for (let q = 0; q < 8; q++) {
       lines.push(`let lv${q} = vec4<f32>(l${4 * q}, l${4 * q + 1}, l${4 * q + 2}, l${4 * q + 3});`);
       lines.push(
-        perRow(this.mt, (r) => `acc${r} = acc${r} + dot(x[xRow${r} + c * 8 + ${q}], lv${q});`),
+        perRow(
+          this.mt,
+          (r) => `acc${r} = acc${r} + dot(${this.input.at(`xRow${r}`, `c * 8 + ${q}`)}, lv${q});`,
+        ),
       );
     }
     return lines.join('\n            ');
@@ -158,7 +234,7 @@ export class PaletteMatMulProgram extends EdkmProgram {
             let at = base + i32(q & ${(1 << bits) - 1}u) * ${d};
             for (var e = 0; e < ${d}; e++) {
               let l = lut[at + e];
-              ${perRow(mt, (r) => `acc${r} = acc${r} + x[xRow${r} + j * ${d} + e] * l;`)}
+              ${perRow(mt, (r) => `acc${r} = acc${r} + ${this.input.at(`xRow${r}`, `j * ${d} + e`)} * l;`)}
             }
           }`;
     return linearShader({
@@ -167,22 +243,54 @@ export class PaletteMatMulProgram extends EdkmProgram {
       body,
       col: 'rows[2 * s]',
       value: () => 'scales[s] * RED',
+      fusion: this.fusion,
     });
   }
 }
 
 export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
-  const { x, codes, lut, rows, scales } = inputs as Record<string, tf.TensorInfo>;
-  const { bits, clusterDim } = attrs as unknown as PaletteMatMulAttrs;
-  const [m, k] = x.shape;
+  const { x, codes, lut, rows, scales, g, residual } = inputs as Record<string, tf.TensorInfo>;
+  const fusion = attrs as unknown as PaletteMatMulAttrs;
+  const { bits, clusterDim } = fusion;
+  const m = x.shape[0];
+  const k = x.shape[1];
   const n = rows.shape[0];
-  const program = new PaletteMatMulProgram(m, n, k, bits, clusterDim, mTile(m));
-  return gpu.runWebGPUProgram(program, [x, codes, lut, rows, scales], 'float32', [
+  const program = new PaletteMatMulProgram(m, n, k, bits, clusterDim, mTile(m), fusion);
+  return gpu.runWebGPUProgram(
+    program,
+    [x, codes, lut, rows, scales, ...fusionInputs(fusion, g, residual)],
+    'float32',
+    linearUniforms(m, n, k, program, fusion),
+  );
+};
+
+/** The inputs a LinearFusion adds, in fusionBindings' order. */
+export function fusionInputs(
+  fusion: LinearFusion,
+  g?: tf.TensorInfo,
+  residual?: tf.TensorInfo,
+): tf.TensorInfo[] {
+  return [
+    ...(fusion.prologue === 'rmsnorm' ? [g as tf.TensorInfo] : []),
+    ...(fusion.residual ? [residual as tf.TensorInfo] : []),
+  ];
+}
+
+/** The uniforms of a linear program: m, n, k, grid, passes (and rmsnorm's eps). */
+export function linearUniforms(
+  m: number,
+  n: number,
+  k: number,
+  program: { grid: number; passes: number },
+  fusion: LinearFusion,
+) {
+  return [
     { type: 'int32', data: [m] },
     { type: 'int32', data: [n] },
     { type: 'int32', data: [k] },
     { type: 'int32', data: [program.grid] },
     { type: 'int32', data: [program.passes] },
-  ]);
-};
+    ...(fusion.prologue === 'rmsnorm' ? [{ type: 'float32', data: [fusion.eps as number] }] : []),
+  ];
+}

@@ -1,5 +1,6 @@
 import {
   DecodeKernelNames,
+  type LinearFusion,
   LinearKernelNames,
   type PaletteWeightHost,
   bf16GatherRows,
@@ -135,6 +136,96 @@ export function linearCases(): ConformanceCase[] {
         disposePackedWeight(w);
         const expected = linearReference.bf16MatMul(x, s.m, bits, s.n, s.k);
         return { actual, expected, tolerance: tolerance(expected, s.k) };
+      },
+    });
+  });
+  // fused prologues and residual (the decode step's RMSNorm / SwiGLU / residual add in the product)
+  const fusedCases: (PaletteCase & { weight: 'palette' | 'bf16'; fusion: LinearFusion })[] = [
+    {
+      weight: 'palette',
+      m: 3,
+      n: 40,
+      k: 96,
+      bits: 3,
+      scales: true,
+      permute: true,
+      fusion: { prologue: 'rmsnorm', eps: 1e-5, residual: true },
+    },
+    { weight: 'palette', m: 1, n: 19, k: 64, bits: 4, fusion: { residual: true } },
+    { weight: 'palette', m: 9, n: 12, k: 64, bits: 2, fusion: { prologue: 'rmsnorm', eps: 1e-6 } },
+    {
+      weight: 'palette',
+      m: 2,
+      n: 13,
+      k: 20,
+      bits: 3,
+      groups: [5, 8],
+      fusion: { prologue: 'rmsnorm', eps: 1e-2 },
+    },
+    {
+      weight: 'palette',
+      m: 1,
+      n: 6,
+      k: 24,
+      bits: 5,
+      d: 2,
+      scales: true,
+      fusion: { residual: true },
+    },
+    {
+      weight: 'bf16',
+      m: 1,
+      n: 17,
+      k: 64,
+      bits: 16,
+      fusion: { prologue: 'rmsnorm', eps: 1e-5, residual: true },
+    },
+    { weight: 'bf16', m: 5, n: 9, k: 40, bits: 16, fusion: { residual: true } },
+    { weight: 'bf16', m: 1, n: 7, k: 13, bits: 16, fusion: { prologue: 'rmsnorm', eps: 1e-5 } },
+    { weight: 'bf16', m: 2, n: 7, k: 13, bits: 16, fusion: { residual: true } },
+  ];
+  fusedCases.forEach((c, i) => {
+    const f = c.fusion;
+    cases.push({
+      kernelName:
+        c.weight === 'palette' ? LinearKernelNames.PaletteMatMul : LinearKernelNames.Bf16MatMul,
+      name: `${c.weight === 'palette' ? 'paletteMatMul' : 'bf16MatMul'} fused ${[f.prologue, f.residual ? 'residual' : ''].filter(Boolean).join(' + ')} m=${c.m} n=${c.n} k=${c.k}${c.d ? ` d=${c.d}` : ''}`,
+      run: async () => {
+        const rnd = seededRandom(7400 + i);
+        const xw = c.k;
+        const x = Float32Array.from({ length: c.m * xw }, () => rnd() * 4 - 2);
+        const g = Float32Array.from({ length: c.k }, () => 0.5 + rnd());
+        const residual = Float32Array.from({ length: c.m * c.n }, () => rnd() * 2 - 1);
+        let w: ReturnType<typeof uploadBf16Weight>;
+        let product: (xp: Float32Array) => Float32Array;
+        if (c.weight === 'palette') {
+          const h = randomPalette(c, 7500 + i);
+          w = uploadPaletteWeight(h);
+          product = (xp) => linearReference.paletteMatMul(xp, c.m, h);
+        } else {
+          const bits = toHalfBits(
+            Float32Array.from({ length: c.n * c.k }, () => rnd() * 2 - 1),
+            'bf16',
+          );
+          w = uploadBf16Weight([c.n, c.k], bits);
+          product = (xp) => linearReference.bf16MatMul(xp, c.m, bits, c.n, c.k);
+        }
+        const [xt, gt, rt] = [
+          tf.tensor2d(x, [c.m, xw]),
+          tf.tensor1d(g),
+          tf.tensor2d(residual, [c.m, c.n]),
+        ];
+        const actual = await read(
+          packedMatMul(xt, w, {
+            rmsNorm: f.prologue === 'rmsnorm' ? { weight: gt, eps: f.eps as number } : undefined,
+            residual: f.residual ? rt : undefined,
+          }),
+        );
+        tf.dispose([xt, gt, rt]);
+        disposePackedWeight(w);
+        const expected = product(linearReference.prologue(x, c.m, f, g));
+        if (f.residual) for (let j = 0; j < expected.length; j++) expected[j] += residual[j];
+        return { actual, expected, tolerance: tolerance(expected, c.k) };
       },
     });
   });
