@@ -1,7 +1,7 @@
 // Tokens/s of training (forward + backward + gradient clip + AdamW, as the app trains) and of
 // greedy generation for the shipped model.
 // Usage: tsx llama.ts [--backend cpu|wasm|webgpu|auto] [--batch 8] [--seq 256] [--steps 5] [--new 64]
-//        [--optimizer adamw|none] [--profile] [--no-generate]
+//        [--optimizer adamw|none] [--bits N] [--profile] [--no-generate]
 // --profile adds, per training step, what the WebGPU backend did on the host (dispatches,
 // submits, uniform writes, bind groups, read-backs, uploads, host ms to enqueue the step and per
 // dispatch) and the GPU kernel time from timestamp queries (null where the adapter has none).
@@ -10,6 +10,7 @@ import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
 import { getWebGPUDeviceInfo, resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';
 import { tf, useBackend } from '@edkm/core';
+import { Palettizer } from '@edkm/dkm';
 import { defaultModelDir, generate, loadLlama } from '@edkm/llama';
 import { argNumber, argValue, median, printJson } from './util';
 
@@ -20,6 +21,9 @@ const steps = argNumber('steps', 5);
 const newTokens = argNumber('new', 64);
 const optimizerName = argValue('optimizer') ?? 'adamw';
 const profile = process.argv.includes('--profile');
+// --bits N: the decoder linears palettized by eDKM at N bits, prepared every step (the quality
+// recipe's step, as the app runs it; hostMs includes the prepare); without it, a 16-bit step
+const bits = argValue('bits') === undefined ? undefined : argNumber('bits', 3);
 const { model, tokenizer } = loadLlama(argValue('model') ?? defaultModelDir());
 const ids = Array.from({ length: batch }, (_, b) =>
   Array.from({ length: seq }, (_, t) => 3 + ((b * 131 + t * 17) % 4000)),
@@ -30,6 +34,19 @@ const variables = new Map(model.getWeights());
 const names = [...variables.keys()];
 const vars = names.map((n) => variables.get(n)!);
 const optimizer = optimizerName === 'adamw' ? new AdamW({ weightDecay: 0 }) : undefined;
+const palettizer =
+  bits === undefined
+    ? undefined
+    : new Palettizer(
+        new Map(
+          model
+            .linearWeightNames()
+            .filter((n) => n !== 'lm_head.weight')
+            .map((n) => [n, variables.get(n)!.shape as [number, number]]),
+        ),
+        { global: { bits } },
+      );
+if (palettizer) model.setLinear(palettizer.linear);
 
 /**
  * One training step as the app runs it, queued without any read-back: loss, gradients, the global
@@ -55,6 +72,7 @@ const profiles: object[] = [];
 for (let s = 0; s <= steps; s++) {
   if (webgpu) resetWebGPUHostStats();
   const t0 = performance.now();
+  await palettizer?.prepare(variables); // eDKM: the centroids for this step's weights
   const loss = step();
   const hostMs = performance.now() - t0;
   await loss.data();
@@ -88,6 +106,7 @@ for (let s = 0; s <= steps; s++) {
 // (one pass each), so this step is measured apart from the timed ones above
 let gpuKernelMs: number | null = null;
 if (profile && webgpu && getWebGPUDeviceInfo()?.features.includes('timestamp-query')) {
+  await palettizer?.prepare(variables);
   const info = await tf.time(() => {
     step().dispose();
   });
@@ -111,6 +130,7 @@ printJson({
     batch,
     seq,
     optimizer: optimizerName,
+    palettized: bits === undefined ? null : `eDKM ${bits}-bit, ${palettizer?.layers.size} linears`,
     stepMs: median(trainTimes),
     tokensPerSecond: (batch * seq) / (median(trainTimes) / 1000),
   },
