@@ -24,7 +24,12 @@ import { gatherAffineByCode } from './kernels/gather-affine-by-code';
 import { gatherByCode } from './kernels/gather-by-code';
 import { gatherRows } from './kernels/gather-rows';
 import { kvWrite } from './kernels/kv-write';
-import { paletteMatMul, setLinearMTileCap } from './kernels/palette-matmul';
+import {
+  paletteMatMul,
+  setLinearMTileCap,
+  setLinearRoute,
+  setLinearSoftware,
+} from './kernels/palette-matmul';
 import { rmsNorm } from './kernels/rms-norm';
 import { rmsNormGrad } from './kernels/rms-norm-grad';
 import { scatterAddByCode } from './kernels/scatter-add-by-code';
@@ -88,6 +93,7 @@ export {
   setMatMulRoute,
 } from './kernels/batch-matmul';
 export type { GemmTile } from './gemm-program';
+export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
 
 /** What the adapter reported once the plugin started. */
 export interface WebGPUDeviceInfo {
@@ -167,6 +173,7 @@ async function init(): Promise<boolean> {
       ),
   };
   setLinearMTileCap(deviceInfo.software ? 2 : 8);
+  setLinearSoftware(deviceInfo.software);
   setGemmSoftware(deviceInfo.software);
   // EDKM_MATMUL_ROUTE=stock|gemm|auto: where float32 BatchMatMul goes (A/B comparisons)
   const route = typeof process !== 'undefined' ? process.env?.EDKM_MATMUL_ROUTE : undefined;
@@ -176,6 +183,15 @@ async function init(): Promise<boolean> {
         `EDKM_MATMUL_ROUTE must be auto, gemm or stock, got '${route}'`,
       );
     setMatMulRoute(route);
+  }
+  // EDKM_LINEAR_ROUTE=reduce|serial|auto: the shape of the palettized/bf16 linear kernels (A/B)
+  const linear = typeof process !== 'undefined' ? process.env?.EDKM_LINEAR_ROUTE : undefined;
+  if (linear) {
+    if (linear !== 'auto' && linear !== 'reduce' && linear !== 'serial')
+      throw new InvalidArgumentError(
+        `EDKM_LINEAR_ROUTE must be auto, reduce or serial, got '${linear}'`,
+      );
+    setLinearRoute(linear);
   }
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU

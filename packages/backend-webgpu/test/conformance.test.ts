@@ -1,8 +1,13 @@
 import '../src/index';
-import { BackendError, type tf } from '@edkm/core';
-import { runConformance, testBackends } from '@edkm/core/testing';
+import { BackendError, LinearKernelNames, type tf } from '@edkm/core';
+import { conformanceCases, runConformance, testBackends } from '@edkm/core/testing';
 import { describe, expect, it } from 'vitest';
-import { getWebGPUDeviceInfo, setMatMulRoute, withBindingCheck } from '../src/index';
+import {
+  getWebGPUDeviceInfo,
+  setLinearRoute,
+  setMatMulRoute,
+  withBindingCheck,
+} from '../src/index';
 
 const backends = await testBackends();
 
@@ -24,6 +29,25 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
       setMatMulRoute('auto');
     }
   }, 300_000);
+
+  // the suite above takes the adapter's own shape ('auto'): run the linear kernels in both
+  it.each(['reduce', 'serial'] as const)(
+    'passes the linear kernels in the %s shape',
+    async (route) => {
+      const linear: string[] = [LinearKernelNames.PaletteMatMul, LinearKernelNames.Bf16MatMul];
+      const cases = conformanceCases().filter((c) => linear.includes(c.kernelName));
+      setLinearRoute(route);
+      try {
+        const report = await runConformance('webgpu', cases);
+        expect(report.results.length).toBe(cases.length);
+        expect(cases.length).toBeGreaterThan(10);
+        expect(report.failures).toEqual([]);
+      } finally {
+        setLinearRoute('auto');
+      }
+    },
+    300_000,
+  );
 });
 
 describe('webgpu plugin: tensors over the device storage-binding limit', () => {

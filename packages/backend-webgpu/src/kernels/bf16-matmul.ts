@@ -11,6 +11,10 @@ import {
   linearUniforms,
   mTile,
   perRow,
+  serialGrid,
+  serialLinear,
+  serialLinearShader,
+  serialMTile,
 } from './palette-matmul';
 
 /**
@@ -33,8 +37,9 @@ export class Bf16MatMulProgram extends EdkmProgram {
     k: number,
     private readonly mt: number,
     private readonly fusion: LinearFusion = {},
+    private readonly serial = false,
   ) {
-    super([m, n], linearGrid(n, m, mt).dispatch);
+    super([m, n], serial ? serialGrid(n, m, mt) : linearGrid(n, m, mt).dispatch);
     const g = linearGrid(n, m, mt);
     this.passes = g.passes;
     this.grid = g.grid;
@@ -43,15 +48,17 @@ export class Bf16MatMulProgram extends EdkmProgram {
     this.variableNames.push(...extra.names);
     this.uniforms += extra.uniforms;
     if (this.aligned) this.variableComponents = [4, 4, ...extra.components];
-    this.shaderKey = `edkm_bf16_matmul_${mt}_${this.aligned}_${extra.key}`;
+    this.shaderKey = `edkm_bf16_matmul_${mt}_${this.aligned}_${extra.key}_${serial ? 'serial' : 'reduce'}`;
   }
   getUserCode(): string {
-    const mt = this.mt;
-    const input = linearInput(this.fusion, this.aligned ? 4 : 1);
+    const { mt, serial, fusion } = this;
+    const input = linearInput(fusion, this.aligned ? 4 : 1);
+    // reduce: the workgroup's threads split K; serial: one invocation walks all of it
+    const [from, step] = serial ? ['0', '1'] : ['tid', `${LINEAR_WG}`];
     const body = this.aligned
       ? `
           let chunks = uniforms.k / 8;
-          for (var c = tid; c < chunks; c = c + ${LINEAR_WG}) {
+          for (var c = ${from}; c < chunks; c = c + ${step}) {
             let q = bitcast<vec4<u32>>(w[s * chunks + c]);
             let lo = vec4<f32>(bitcast<f32>(q.x << 16u), bitcast<f32>(q.x & 0xffff0000u),
                                bitcast<f32>(q.y << 16u), bitcast<f32>(q.y & 0xffff0000u));
@@ -60,20 +67,15 @@ export class Bf16MatMulProgram extends EdkmProgram {
             ${perRow(mt, (r) => `acc${r} = acc${r} + dot(${input.at(`xRow${r}`, '2 * c')}, lo) + dot(${input.at(`xRow${r}`, '2 * c + 1')}, hi);`)}
           }`
       : `
-          for (var j = tid; j < uniforms.k; j = j + ${LINEAR_WG}) {
+          for (var j = ${from}; j < uniforms.k; j = j + ${step}) {
             let e = s * uniforms.k + j;
             let word = bitcast<u32>(w[e / 2]);
             let v = bitcast<f32>(select(word << 16u, word & 0xffff0000u, (e & 1) == 1));
             ${perRow(mt, (r) => `acc${r} = acc${r} + ${input.at(`xRow${r}`, 'j')} * v;`)}
           }`;
-    return linearShader({
-      mt,
-      xDiv: this.aligned ? 4 : 1,
-      body,
-      col: 's',
-      value: () => 'RED',
-      fusion: this.fusion,
-    });
+    const xDiv = this.aligned ? 4 : 1;
+    if (serial) return serialLinearShader({ mt, xDiv, body, col: 's', value: 'ACC', fusion });
+    return linearShader({ mt, xDiv, body, col: 's', value: () => 'RED', fusion });
   }
 }
 
@@ -83,7 +85,9 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const fusion = attrs as unknown as Bf16MatMulAttrs;
   const m = x.shape[0];
   const k = x.shape[1];
-  const program = new Bf16MatMulProgram(m, fusion.n, k, mTile(m), fusion);
+  const serial = serialLinear();
+  const mt = serial ? serialMTile(m) : mTile(m);
+  const program = new Bf16MatMulProgram(m, fusion.n, k, mt, fusion, serial);
   return gpu.runWebGPUProgram(
     program,
     [x, w, ...fusionInputs(fusion, g, residual)],

@@ -134,6 +134,98 @@ export function linearShader(opts: {
       }`;
 }
 
+/**
+ * How the linear kernels (PaletteMatMul, Bf16MatMul) are shaped. 'reduce': one workgroup per
+ * weight row, its threads splitting K and summing in workgroup memory (a GPU's way: many rows in
+ * flight, coalesced reads). 'serial': one invocation per weight row, looping over K alone, 64 rows
+ * to a workgroup and no barriers in the loop (a CPU rasteriser's way: SwiftShader and lavapipe run
+ * a workgroup's invocations as SIMD lanes and pay for every barrier and every workgroup, so the
+ * reduce shape made the tiny model's 15-token prefill ~124k workgroups of mostly idle threads).
+ * 'auto': serial on a software adapter, reduce elsewhere.
+ */
+export type LinearRoute = 'reduce' | 'serial' | 'auto';
+let linearRoute: LinearRoute = 'auto';
+let softwareAdapter = false;
+export function setLinearRoute(route: LinearRoute): void {
+  linearRoute = route;
+}
+export function setLinearSoftware(software: boolean): void {
+  softwareAdapter = software;
+}
+/** Whether the linear kernels take the serial shape now. */
+export function serialLinear(): boolean {
+  return linearRoute === 'serial' || (linearRoute === 'auto' && softwareAdapter);
+}
+
+/** Rows of x per invocation of a serial linear kernel (unrolled: scalar accumulators). */
+export const SERIAL_MT = 4;
+export function serialMTile(m: number): number {
+  return m >= 4 ? SERIAL_MT : m >= 2 ? 2 : 1;
+}
+
+/**
+ * The serial linear kernels: invocation s of the grid takes weight row s for mt rows of x
+ * (xRow{r}, clamped; acc{r}), runs `body` over all of K, and writes out{r} at column `col`
+ * (`value` with ACC for acc{r}). With a LinearFusion: the first mt invocations of the workgroup
+ * each sum one x row's squares into its inverse RMS (the one barrier), the residual is added at
+ * the write.
+ */
+export function serialLinearShader(opts: {
+  mt: number;
+  xDiv: number;
+  body: string;
+  col: string;
+  value: string;
+  fusion?: LinearFusion;
+}): string {
+  const { mt, xDiv, body, col, value } = opts;
+  const fusion = opts.fusion ?? {};
+  const input = linearInput(fusion, xDiv);
+  const rms = fusion.prologue === 'rmsnorm';
+  const norm = rms
+    ? `
+        if (i32(localIndex) < ${mt}) {
+          let row = min(m0 + i32(localIndex), uniforms.m - 1) * ${input.width};
+          var ss = 0.0;
+          for (var c = 0; c < ${input.width}; c++) {
+            let v = x[row + c];
+            ss = ss + ${xDiv === 4 ? 'dot(v, v)' : 'v * v'};
+          }
+          invs[localIndex] = inverseSqrt(ss / f32(uniforms.k) + uniforms.eps);
+        }
+        workgroupBarrier();`
+    : '';
+  const out = (r: number) => {
+    const v = value.replace('ACC', `acc${r}`);
+    const scaled = rms ? `(${v}) * invs[${r}]` : v;
+    return fusion.residual ? `${scaled} + residual[oi]` : scaled;
+  };
+  return `
+      ${rms ? `var<workgroup> invs : array<f32, ${mt}>;` : ''}
+      fn main(index : i32) {
+        let s = i32(workgroupId.x) * ${LINEAR_WG} + i32(localIndex);
+        let m0 = i32(workgroupId.y) * ${mt};
+        ${perRow(mt, (r) => `let xRow${r} = min(m0 + ${r}, uniforms.m - 1) * ${input.width};`)}
+        ${norm}
+        if (s >= uniforms.n) { return; }
+        ${perRow(mt, (r) => `var acc${r} = 0.0;`)}
+        ${body}
+        let col = ${col};
+        ${perRow(
+          mt,
+          (r) => `if (m0 + ${r} < uniforms.m) {
+          let oi = (m0 + ${r}) * uniforms.n + col;
+          setOutputAtIndex(oi, ${out(r)});
+        }`,
+        )}
+      }`;
+}
+
+/** Dispatch of a serial linear kernel: [⌈n/64⌉, ⌈m/mt⌉]. */
+export function serialGrid(n: number, m: number, mt: number): [number, number, number] {
+  return [Math.ceil(n / LINEAR_WG), Math.ceil(m / mt), 1];
+}
+
 /** Dispatch of a linear kernel over n weight rows and m rows of x: [grid, ⌈m/mt⌉], `passes` rows per workgroup. */
 export function linearGrid(n: number, m: number, mt: number) {
   const grid = Math.min(n, 32768);
@@ -167,8 +259,9 @@ export class PaletteMatMulProgram extends EdkmProgram {
     private readonly d: number,
     private readonly mt: number,
     private readonly fusion: LinearFusion = {},
+    private readonly serial = false,
   ) {
-    super([m, n], linearGrid(n, m, mt).dispatch);
+    super([m, n], serial ? serialGrid(n, m, mt) : linearGrid(n, m, mt).dispatch);
     const g = linearGrid(n, m, mt);
     this.passes = g.passes;
     this.grid = g.grid;
@@ -177,7 +270,7 @@ export class PaletteMatMulProgram extends EdkmProgram {
     this.variableNames.push(...extra.names);
     this.uniforms += extra.uniforms;
     if (this.aligned) this.variableComponents = [4, 1, 1, 1, 1, ...extra.components];
-    this.shaderKey = `edkm_palette_matmul_${bits}_${d}_${mt}_${this.aligned}_${extra.key}`;
+    this.shaderKey = `edkm_palette_matmul_${bits}_${d}_${mt}_${this.aligned}_${extra.key}_${serial ? 'serial' : 'reduce'}`;
   }
 
   private get input() {
@@ -212,20 +305,22 @@ export class PaletteMatMulProgram extends EdkmProgram {
   }
 
   getUserCode(): string {
-    const { bits, d, mt } = this;
+    const { bits, d, mt, serial } = this;
     const entries = (1 << bits) * d;
+    // reduce: the workgroup's threads split K; serial: one invocation walks all of it
+    const [from, step] = serial ? ['0', '1'] : ['tid', `${LINEAR_WG}`];
     const body = this.aligned
       ? `
           let base = rows[2 * s + 1] * ${entries};
           let chunks = uniforms.k / 32;
-          for (var c = tid; c < chunks; c = c + ${LINEAR_WG}) {
+          for (var c = ${from}; c < chunks; c = c + ${step}) {
             let w0 = (s * chunks + c) * ${bits};
             ${this.alignedChunk()}
           }`
       : `
           let base = rows[2 * s + 1] * ${entries};
           let v = uniforms.k / ${d};
-          for (var j = tid; j < v; j = j + ${LINEAR_WG}) {
+          for (var j = ${from}; j < v; j = j + ${step}) {
             let bit = u32(s * v + j) * ${bits}u;
             let w = i32(bit >> 5u);
             let sh = bit & 31u;
@@ -237,14 +332,14 @@ export class PaletteMatMulProgram extends EdkmProgram {
               ${perRow(mt, (r) => `acc${r} = acc${r} + ${this.input.at(`xRow${r}`, `j * ${d} + e`)} * l;`)}
             }
           }`;
-    return linearShader({
-      mt,
-      xDiv: this.aligned ? 4 : 1,
-      body,
-      col: 'rows[2 * s]',
-      value: () => 'scales[s] * RED',
-      fusion: this.fusion,
-    });
+    const xDiv = this.aligned ? 4 : 1;
+    const { fusion } = this;
+    if (serial) {
+      const value = 'scales[s] * ACC';
+      return serialLinearShader({ mt, xDiv, body, col: 'rows[2 * s]', value, fusion });
+    }
+    const value = () => 'scales[s] * RED';
+    return linearShader({ mt, xDiv, body, col: 'rows[2 * s]', value, fusion });
   }
 }
 
@@ -256,7 +351,9 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const m = x.shape[0];
   const k = x.shape[1];
   const n = rows.shape[0];
-  const program = new PaletteMatMulProgram(m, n, k, bits, clusterDim, mTile(m), fusion);
+  const serial = serialLinear();
+  const mt = serial ? serialMTile(m) : mTile(m);
+  const program = new PaletteMatMulProgram(m, n, k, bits, clusterDim, mt, fusion, serial);
   return gpu.runWebGPUProgram(
     program,
     [x, codes, lut, rows, scales, ...fusionInputs(fusion, g, residual)],

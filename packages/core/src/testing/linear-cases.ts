@@ -85,6 +85,8 @@ const paletteCases: PaletteCase[] = [
   { m: 11, n: 9, k: 32, bits: 4, scales: true },
   { m: 2, n: 13, k: 20, bits: 3, groups: [5, 8], permute: true },
   { m: 1, n: 6, k: 24, bits: 5, d: 2, scales: true },
+  // more than one 64-wide workgroup of weight rows, and a partial tile of x rows
+  { m: 6, n: 70, k: 64, bits: 3, groups: [33, 37], scales: true, permute: true },
 ];
 
 export function linearCases(): ConformanceCase[] {
@@ -117,6 +119,7 @@ export function linearCases(): ConformanceCase[] {
     { m: 1, n: 17, k: 64 },
     { m: 5, n: 9, k: 40 },
     { m: 1, n: 7, k: 13 },
+    { m: 7, n: 70, k: 24 },
   ];
   bf16Shapes.forEach((s, i) => {
     cases.push({
@@ -183,6 +186,26 @@ export function linearCases(): ConformanceCase[] {
     { weight: 'bf16', m: 5, n: 9, k: 40, bits: 16, fusion: { residual: true } },
     { weight: 'bf16', m: 1, n: 7, k: 13, bits: 16, fusion: { prologue: 'rmsnorm', eps: 1e-5 } },
     { weight: 'bf16', m: 2, n: 7, k: 13, bits: 16, fusion: { residual: true } },
+    // more than one 64-wide workgroup of weight rows, and a partial tile of x rows
+    {
+      weight: 'palette',
+      m: 6,
+      n: 70,
+      k: 64,
+      bits: 3,
+      groups: [33, 37],
+      scales: true,
+      permute: true,
+      fusion: { prologue: 'rmsnorm', eps: 1e-5, residual: true },
+    },
+    {
+      weight: 'bf16',
+      m: 7,
+      n: 70,
+      k: 24,
+      bits: 16,
+      fusion: { prologue: 'rmsnorm', eps: 1e-5, residual: true },
+    },
   ];
   fusedCases.forEach((c, i) => {
     const f = c.fusion;
