@@ -2,7 +2,7 @@
 // picks), generate with streaming output on WebGPU (the cpu plugin, with a notice, where the
 // browser has no WebGPU), and show tokens/s, the backend and the size report.
 import '@edkm/backend-cpu';
-import '@edkm/backend-webgpu';
+import { type LinearRoute, setLinearRoute } from '@edkm/backend-webgpu';
 import { useBackend } from '@edkm/core';
 import { formatSizeReport } from '@edkm/palettized';
 import {
@@ -13,6 +13,7 @@ import {
   filesReader,
   generateText,
   openModel,
+  prepareModel,
   urlReader,
 } from './model';
 
@@ -44,21 +45,32 @@ async function open(read: FileReader, label: string): Promise<OpenedModel> {
   if (model) closeModel(model);
   model = undefined;
   $('size').textContent = '';
+  let opened: OpenedModel;
   try {
-    model = await openModel(read);
+    opened = await openModel(read);
   } catch (err) {
     status(`cannot open ${label}: ${(err as Error).message}`, true);
     throw err;
   }
-  $('size').textContent = formatSizeReport(model.size);
-  status(`${label}: ready (${backend})`);
+  $('size').textContent = formatSizeReport(opened.size);
+  // the Decoder and its kernels now, not at the first press of generate (which waits for this)
+  status(`${label}: preparing the decoder …`);
+  try {
+    const ms = await prepareModel(opened);
+    status(`${label}: ready (${backend}; decoder prepared in ${ms.toFixed(0)} ms)`);
+  } catch (err) {
+    closeModel(opened);
+    status(`cannot prepare ${label}: ${(err as Error).message}`, true);
+    throw err;
+  }
+  model = opened;
   return model;
 }
 
 async function generate(
   prompt: string,
   opts: { maxNewTokens?: number; temperature?: number; seed?: number } = {},
-): Promise<GenerateResult & { backend: string }> {
+): Promise<GenerateResult & { backend: string; prepareMs?: number }> {
   if (!model) throw new Error('no model is open');
   $('output').textContent = prompt;
   status('generating …');
@@ -72,7 +84,7 @@ async function generate(
   $('stats').textContent =
     `${result.ids.length} tokens · first after ${result.firstTokenMs.toFixed(0)} ms · ${result.tokensPerSecond.toFixed(1)} tokens/s · ${backend}`;
   status('done');
-  return { ...result, backend };
+  return { ...result, backend, prepareMs: model.prepareMs };
 }
 
 async function onGenerate() {
@@ -112,5 +124,7 @@ Object.assign(globalThis, {
     open: (url: string) => open(urlReader(url), url).then(() => undefined),
     generate,
     backend: () => backend,
+    // the shape of the linear kernels on WebGPU ('auto': serial on a software adapter), to compare
+    linearRoute: (route: LinearRoute) => setLinearRoute(route),
   },
 });

@@ -18,8 +18,10 @@ export interface OpenedModel {
   tokenizer: Tokenizer;
   file: PalettizedFile;
   size: SizeReport;
-  /** Made at the first generation and kept: the weights go to the device once. */
+  /** Made once (by prepareModel or the first generation) and kept: the weights go to the device once. */
   decoder?: Decoder;
+  /** Milliseconds prepareModel took (undefined before it ran). */
+  prepareMs?: number;
 }
 
 /** Positions the page's KV cache holds (prompt + new tokens), at most the model's own limit. */
@@ -87,11 +89,38 @@ export async function openModel(read: FileReader): Promise<OpenedModel> {
   return { config, tokenizer, file, size: file.sizeReport() };
 }
 
+function decoderOf(model: OpenedModel): Decoder {
+  model.decoder ??= new Decoder(model.config, palettizedSourceOf(model.file), {
+    maxLength: Math.min(model.config.maxPositionEmbeddings, MAX_LENGTH),
+  });
+  return model.decoder;
+}
+
+/**
+ * Makes the model's Decoder (its weights to the device) and runs one short greedy generation (a
+ * 4-token prompt, 2 new tokens: the prefill's row tile and the one-row decode step), so that the
+ * kernels a generation needs are compiled before the first press of generate. On SwiftShader
+ * compiling them is most of a first generation's time (about 1 s of 1.3 s for the tiny export).
+ */
+export async function prepareModel(model: OpenedModel): Promise<number> {
+  const t0 = performance.now();
+  const decoder = decoderOf(model);
+  const id = model.tokenizer.bosId ?? 0;
+  await decoder.generate([[id, id, id, id]], { maxNewTokens: 2, greedy: true, eosIds: [] });
+  model.prepareMs = performance.now() - t0;
+  return model.prepareMs;
+}
+
 export interface GenerateResult {
   ids: number[];
   text: string;
-  /** Milliseconds from the call to the first new token. */
+  /**
+   * Milliseconds from the call to the first new token: on a model's first generation this
+   * includes making its Decoder (weights to the device) and compiling the kernels.
+   */
   firstTokenMs: number;
+  /** Of which making the Decoder (0 when this model's Decoder was already made). */
+  decoderMs: number;
   /** New tokens per second after the first. */
   tokensPerSecond: number;
 }
@@ -103,18 +132,16 @@ export async function generateText(
   opts: Omit<GenerateOptions, 'onToken'> & { onText?: (text: string) => void } = {},
 ): Promise<GenerateResult> {
   const { onText, ...sampling } = opts;
+  const t0 = performance.now();
   const promptIds = model.tokenizer.encode(prompt);
-  model.decoder ??= new Decoder(model.config, palettizedSourceOf(model.file), {
-    maxLength: Math.min(model.config.maxPositionEmbeddings, MAX_LENGTH),
-  });
-  const decoder = model.decoder;
+  const decoder = decoderOf(model);
+  const decoderMs = performance.now() - t0;
   if (promptIds.length >= decoder.maxLength)
     throw new Error(
       `the prompt has ${promptIds.length} tokens; this page decodes at most ${decoder.maxLength}`,
     );
   const stream = textStream(model.tokenizer, onText);
   const times: number[] = [];
-  const t0 = performance.now();
   await decoder.generate([promptIds], {
     ...sampling,
     onToken: (id) => {
@@ -128,6 +155,7 @@ export async function generateText(
     ids: stream.ids,
     text,
     firstTokenMs: times.length ? times[0] - t0 : Number.NaN,
+    decoderMs,
     tokensPerSecond: span > 0 ? (times.length - 1) / span : Number.NaN,
   };
 }
