@@ -77,9 +77,13 @@ async function run(route: LinearRoute, rows: number, reps = 5): Promise<Record<s
   const ms: Record<string, number> = {};
   ms.rmsNorm = await time(() => rmsNormRows(x, norm, c.rmsNormEps), reps);
   ms.qkv = await time(() => packedMatMul(x, qkvW), reps);
+  // as the Decoder runs them: the RMSNorm fused into q/k/v, the residual add into o
+  const rmsNorm = { weight: norm, eps: c.rmsNormEps };
+  ms.qkvWithNorm = await time(() => packedMatMul(x, qkvW, { rmsNorm }), reps);
   ms.kvWrite = await time(() => kvWrite(cache, qkv, rope, starts, attrs), reps);
   ms.attention = await time(() => cachedAttention(qkv, cache, rope, starts, attrs), reps);
   ms.o = await time(() => packedMatMul(x, oW), reps);
+  ms.oWithResidual = await time(() => packedMatMul(x, oW, { residual: x }), reps);
   ms.gateUp = await time(() => packedMatMul(x, guW), reps);
   ms.siluMul = await time(() => siluMul(gu), reps);
   ms.down = await time(() => packedMatMul(h, downW), reps);
