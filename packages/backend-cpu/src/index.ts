@@ -20,6 +20,7 @@ import { gatherByCode } from './kernels/gather-by-code';
 import { gatherRows } from './kernels/gather-rows';
 import { kvWrite } from './kernels/kv-write';
 import { batchMatMul } from './kernels/matmul';
+import { nearestEntry } from './kernels/nearest-entry';
 import { paletteMatMul } from './kernels/palette-matmul';
 import { rmsNorm } from './kernels/rms-norm';
 import { rmsNormGrad } from './kernels/rms-norm-grad';
@@ -56,6 +57,7 @@ const kernels: KernelTable = {
   [K.RmsNormGrad]: rmsNormGrad,
   [K.RmsNorm]: rmsNorm,
   [K.SiluMul]: siluMul,
+  [K.NearestEntry]: nearestEntry,
 };
 
 /** The kernels this plugin registers, exported so that tests (and other CPU-like backends) can reuse them. */

@@ -24,6 +24,7 @@ import { gatherRows } from './kernels/GatherRows';
 import { gatherV2 } from './kernels/GatherV2';
 import { cast, identity } from './kernels/Identity';
 import { kvWrite } from './kernels/KvWrite';
+import { nearestEntry } from './kernels/NearestEntry';
 import { paletteMatMul } from './kernels/PaletteMatMul';
 import { rmsNorm } from './kernels/RmsNorm';
 import { rmsNormGrad } from './kernels/RmsNormGrad';
@@ -59,6 +60,7 @@ const kernels: KernelTable = {
   [K.RmsNorm]: rmsNorm,
   [K.RmsNormGrad]: rmsNormGrad,
   [K.SiluMul]: siluMul,
+  [K.NearestEntry]: nearestEntry,
   [K.SumSquares]: sumSquares,
   [K.ClipScale]: clipScale,
   [K.AdamW]: adamw,

@@ -24,6 +24,7 @@ import { gatherAffineByCode } from './kernels/gather-affine-by-code';
 import { gatherByCode } from './kernels/gather-by-code';
 import { gatherRows } from './kernels/gather-rows';
 import { kvWrite } from './kernels/kv-write';
+import { nearestEntry } from './kernels/nearest-entry';
 import {
   paletteMatMul,
   setLinearMTileCap,
@@ -68,6 +69,7 @@ const kernels: KernelTable = {
   [K.RmsNormGrad]: rmsNormGrad,
   [K.RmsNorm]: rmsNorm,
   [K.SiluMul]: siluMul,
+  [K.NearestEntry]: nearestEntry,
 };
 
 /** The table above plus tfjs's BatchMatMul (the tiled GEMM), each behind the binding-size check. */

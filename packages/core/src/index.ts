@@ -13,6 +13,7 @@ export * from './random';
 export * from './kernels';
 export * from './optim';
 export * from './norm';
+export * from './nearest';
 export * from './table';
 export * from './linear';
 export * from './decode';

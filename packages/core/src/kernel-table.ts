@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { DecodeKernelNames } from './decode';
 import { KernelNames } from './kernels';
 import { LinearKernelNames } from './linear';
+import { NearestKernelNames } from './nearest';
 import { NormKernelNames } from './norm';
 import { OptimKernelNames } from './optim';
 import type { PluginKernel } from './plugins';
@@ -10,7 +11,7 @@ import { TableKernelNames } from './table';
 /**
  * Every custom kernel a backend plugin must implement, by name: the union of the per-area name
  * tables (KernelNames, TableKernelNames, LinearKernelNames, DecodeKernelNames, NormKernelNames,
- * OptimKernelNames). docs/plugins.md lists each one's contract.
+ * OptimKernelNames, NearestKernelNames). docs/plugins.md lists each one's contract.
  */
 export const PluginKernelNames = {
   ...KernelNames,
@@ -19,6 +20,7 @@ export const PluginKernelNames = {
   ...DecodeKernelNames,
   ...NormKernelNames,
   ...OptimKernelNames,
+  ...NearestKernelNames,
 } as const;
 
 /** The name of a kernel every plugin must implement. */

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { codeCases } from './code-cases';
 import { decodeCases, linearCases } from './linear-cases';
 import { matMulCases } from './matmul';
+import { nearestCases } from './nearest';
 import { normCases } from './norm';
 import { optimCases } from './optim';
 import { rowCases } from './row-cases';
@@ -40,6 +41,7 @@ export function conformanceCases(): ConformanceCase[] {
     ...decodeCases(),
     ...optimCases(),
     ...normCases(),
+    ...nearestCases(),
     ...matMulCases(seededRandom(21)),
   ];
 }
