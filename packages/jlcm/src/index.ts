@@ -6,6 +6,7 @@ export { type JlcmConfig, type JlcmGrouping, defaultJlcmConfig, resolveJlcmConfi
 export { type RowGroups, groupRows } from './grouping';
 export { type JlcmDescription, type JlcmGroupInfo, type JlcmState, JlcmTensor } from './layer';
 export { type CodebookLayout, type Mapping, fitCodebooks, mapWeights } from './mapping';
+export { type DeviceMapping, mapWeightsOnDevice } from './device-mapping';
 
 /** A Palettizer layer config that uses JLCM: `{ method: 'jlcm', bits: 2, codebooks: 4 }`. */
 export type JlcmLayerConfig = Partial<JlcmConfig> & { method: 'jlcm' };

@@ -9,6 +9,7 @@ import {
   tf,
 } from '@edkm/core';
 import { type JlcmConfig, resolveJlcmConfig } from './config';
+import { hasNonFinite, mapWeightsOnDevice } from './device-mapping';
 import { type RowGroups, groupRows } from './grouping';
 import { type CodebookLayout, fitCodebooks, mapWeights } from './mapping';
 
@@ -83,8 +84,9 @@ export class JlcmTensor {
   private groups: RowGroups | undefined;
   private tau: number[] | undefined;
   private state: StepState | undefined;
-  private lastIndex: Int32Array | undefined;
-  private changed = 0;
+  /** The mapping of the last prepare() and the count of its changes (tensors on the backend). */
+  private lastIndex: tf.Tensor1D | undefined;
+  private changedCount: tf.Scalar | undefined;
 
   constructor(shape: [number, number], config: Partial<JlcmConfig> = {}) {
     this.config = resolveJlcmConfig(config);
@@ -168,7 +170,7 @@ export class JlcmTensor {
       };
     } else this.groups = undefined;
     this.tau = state.tau ? [...state.tau] : undefined;
-    this.lastIndex = undefined;
+    this.disposeMapping();
     this.disposeState();
   }
 
@@ -183,63 +185,96 @@ export class JlcmTensor {
   }
 
   /**
-   * Reads the weight, the codebooks and the scales (asynchronously). The first call groups the
-   * rows and fits codebooks and scales to the weight (post-training initialisation); every call
-   * recomputes the hard mapping and the soft mapping's Jacobian.
+   * The first call reads the weight, groups the rows and fits codebooks and scales to it
+   * (post-training initialisation), and maps it on the host in float64. Every later call maps the
+   * weight where it lives (core's NearestEntry kernel: the hard mapping and the soft mapping's
+   * Jacobian in one pass); only a finiteness flag of the weight, the codebooks and the scales
+   * come back (asynchronously), never the weight.
    */
   async prepare(w: tf.Tensor): Promise<void> {
     this.checkShape(w);
     const [rows, cols] = this.shape;
-    const data = (await w.data()) as Float32Array;
+    const d = this.config.clusterDim;
+    let index: tf.Tensor1D;
+    let jacobian: tf.Tensor;
+    let parameters: Awaited<ReturnType<JlcmTensor['roundedParameters']>>;
+    if (!this.groups || !this.tau) {
+      // first prepare (or after setState without temperatures): on the host, in float64
+      const data = (await w.data()) as Float32Array;
+      this.checkFinite(data);
+      if (!this.groups) {
+        const { codebooks, grouping, perChannelScale, initIters, init, seed } = this.config;
+        this.groups = groupRows(data, rows, cols, codebooks, grouping, {
+          normalise: perChannelScale,
+          minRows: this.minRows(cols),
+          seed,
+        });
+        const fit = fitCodebooks(data, this.layout, codebooks, {
+          perChannelScale,
+          iterations: initIters,
+          init,
+          seed,
+        });
+        tf.tidy(() => {
+          this.codebooks.assign(tf.tensor(fit.codebooks, this.codebooks.shape));
+          if (this.scales && fit.scales) this.scales.assign(tf.tensor2d(fit.scales, [rows, 1]));
+        });
+      }
+      parameters = await this.roundedParameters();
+      const { codebooks, scales } = parameters;
+      if (!this.tau) {
+        const { tau, tauScale } = this.config;
+        const m = mapWeights(data, this.layout, codebooks, scales, null);
+        this.tau = Array.from(m.vectors, (n, g) =>
+          tau === 'auto' ? tauScale * Math.max(m.nearestSqDistance[g] / n, 1e-12) : tau,
+        );
+      }
+      const host = mapWeights(data, this.layout, codebooks, scales, this.tau);
+      index = tf.tensor1d(host.index, 'int32');
+      jacobian =
+        d === 1
+          ? tf.tensor2d(host.jacobian!, [rows, cols])
+          : tf.tensor3d(host.jacobian!, [host.index.length, d, d]);
+    } else {
+      // every later step: on the weight's backend; only a finiteness flag, the codebooks and the
+      // scales (G·K·d + rows numbers) come back, never the weight
+      const [nonFinite, rounded] = await Promise.all([hasNonFinite(w), this.roundedParameters()]);
+      if (nonFinite) this.checkFinite((await w.data()) as Float32Array);
+      parameters = rounded;
+      ({ index, jacobian } = mapWeightsOnDevice(
+        w as tf.Tensor2D,
+        this.layout,
+        rounded.codebooks,
+        rounded.scales,
+        this.tau,
+      ));
+    }
+    const { codebooks, scales, rawCodebooks, rawScales } = parameters;
+    // the fraction of the mapping that changed: counted on the backend, read by describe()
+    this.changedCount?.dispose();
+    this.changedCount = this.lastIndex
+      ? tf.tidy(() => tf.notEqual(index, this.lastIndex!).cast('float32').sum() as tf.Scalar)
+      : undefined;
+    this.lastIndex?.dispose();
+    this.lastIndex = index.clone();
+    this.disposeState();
+    this.state = {
+      index,
+      jacobian,
+      codebookRounding: tf.tensor2d(difference(codebooks, rawCodebooks), [codebooks.length / d, d]),
+      scaleRounding: scales ? tf.tensor2d(difference(scales, rawScales!), [rows, 1]) : null,
+      preparedFor: this.dataIds(w),
+    };
+  }
+
+  /** NonFiniteError naming the first NaN/Inf weight. */
+  private checkFinite(data: Float32Array): void {
+    const cols = this.shape[1];
     for (let i = 0; i < data.length; i++)
       if (!Number.isFinite(data[i]))
         throw new NonFiniteError(
           `weight [${Math.floor(i / cols)}, ${i % cols}] is ${data[i]}: JLCM cannot palettize it`,
         );
-    if (!this.groups) {
-      const { codebooks, grouping, perChannelScale, initIters, init, seed } = this.config;
-      this.groups = groupRows(data, rows, cols, codebooks, grouping, {
-        normalise: perChannelScale,
-        minRows: this.minRows(cols),
-        seed,
-      });
-      const fit = fitCodebooks(data, this.layout, codebooks, {
-        perChannelScale,
-        iterations: initIters,
-        init,
-        seed,
-      });
-      tf.tidy(() => {
-        this.codebooks.assign(tf.tensor(fit.codebooks, this.codebooks.shape));
-        if (this.scales && fit.scales) this.scales.assign(tf.tensor2d(fit.scales, [rows, 1]));
-      });
-    }
-    const { codebooks, scales, rawCodebooks, rawScales } = await this.roundedParameters();
-    if (!this.tau) {
-      const { tau, tauScale } = this.config;
-      const m = mapWeights(data, this.layout, codebooks, scales, null);
-      this.tau = Array.from(m.vectors, (n, g) =>
-        tau === 'auto' ? tauScale * Math.max(m.nearestSqDistance[g] / n, 1e-12) : tau,
-      );
-    }
-    const { index, jacobian } = mapWeights(data, this.layout, codebooks, scales, this.tau);
-    this.changed = 0;
-    if (this.lastIndex)
-      for (let i = 0; i < index.length; i++) if (index[i] !== this.lastIndex[i]) this.changed++;
-    this.changed /= index.length;
-    this.lastIndex = index;
-    this.disposeState();
-    const d = this.config.clusterDim;
-    this.state = {
-      index: tf.tensor1d(index, 'int32'),
-      jacobian:
-        d === 1
-          ? tf.tensor2d(jacobian!, [rows, cols])
-          : tf.tensor3d(jacobian!, [index.length, d, d]),
-      codebookRounding: tf.tensor2d(difference(codebooks, rawCodebooks), [codebooks.length / d, d]),
-      scaleRounding: scales ? tf.tensor2d(difference(scales, rawScales!), [rows, 1]) : null,
-      preparedFor: this.dataIds(w),
-    };
   }
 
   /** The codebooks and scales as the forward uses them (fp16-rounded), and as stored. */
@@ -303,9 +338,9 @@ export class JlcmTensor {
 
   /**
    * The export: fp16 LUTs [codebooks, K, d], the index of every vector and the fp16 scales in
-   * stored row order, the permutation (when not the identity) and the rows per codebook. The
-   * mapping is recomputed from w and the current codebooks and scales, so that right after
-   * prepare(w) it dequantizes to exactly apply(w).
+   * stored row order, the permutation (when not the identity) and the rows per codebook. Right
+   * after prepare(w) the mapping is that prepare's (it dequantizes to exactly apply(w));
+   * otherwise it is recomputed on the host from w and the current codebooks and scales.
    */
   async palettize(w: tf.Tensor): Promise<PaletteTensor> {
     if (!this.groups) throw new StateError('JlcmTensor.palettize: call await prepare(w) first');
@@ -313,9 +348,14 @@ export class JlcmTensor {
     const [rows, cols] = this.shape;
     const { clusterDim: d, bits } = this.config;
     const k = this.k;
-    const data = (await w.data()) as Float32Array;
     const { codebooks, scales } = await this.roundedParameters();
-    const { index } = mapWeights(data, this.layout, codebooks, scales, null);
+    // the step's mapping when w, codebooks and scales are those of the last prepare(), so that
+    // the export is exactly the trained forward; otherwise the host mapping of w
+    const state = this.state;
+    const index =
+      state && this.dataIds(w).every((id, i) => id === state.preparedFor[i])
+        ? ((await state.index.data()) as Int32Array)
+        : mapWeights((await w.data()) as Float32Array, this.layout, codebooks, scales, null).index;
     const { permutation, groupRows } = this.groups;
     const perRow = cols / d;
     const indices = new Uint8Array(rows * perRow);
@@ -354,13 +394,23 @@ export class JlcmTensor {
         codebook: codebooks.slice(g * entries, (g + 1) * entries),
       })),
       scales,
-      changedAssignments: this.changed,
+      changedAssignments: this.changedCount
+        ? (await this.changedCount.data())[0] / this.lastIndex!.size
+        : 0,
     };
   }
 
   dispose(): void {
+    this.disposeMapping();
     this.disposeState();
     for (const v of this.variables()) v.dispose();
+  }
+
+  private disposeMapping(): void {
+    this.lastIndex?.dispose();
+    this.changedCount?.dispose();
+    this.lastIndex = undefined;
+    this.changedCount = undefined;
   }
 
   private disposeState(): void {

@@ -10,6 +10,7 @@ import {
   NonFiniteError,
   ShapeError,
   StateError,
+  roundToHalf,
   tf,
   useBackend,
 } from '@edkm/core';
@@ -17,7 +18,14 @@ import { seededRandom, testBackends } from '@edkm/core/testing';
 import { Palettizer, parsePalettizerConfig } from '@edkm/dkm';
 import { PalettizedFile, writePalettized } from '@edkm/palettized';
 import { describe, expect, it } from 'vitest';
-import { type JlcmConfig, JlcmTensor, groupRows, resolveJlcmConfig } from '../src/index';
+import {
+  type JlcmConfig,
+  JlcmTensor,
+  groupRows,
+  mapWeights,
+  mapWeightsOnDevice,
+  resolveJlcmConfig,
+} from '../src/index';
 import {
   type ReferenceLayout,
   finiteDifferences,
@@ -210,14 +218,26 @@ for (const backend of backends) {
       });
     }
 
-    for (const clusterDim of [1, 2]) {
-      it(`gradients of codebooks, scales and the straight-through mapping match finite differences (d = ${clusterDim})`, async () => {
+    for (const [clusterDim, onBackend] of [
+      [1, false],
+      [2, false],
+      [1, true],
+      [2, true],
+    ] as const) {
+      it(`gradients of codebooks, scales and the straight-through mapping match finite differences (d = ${clusterDim}, ${onBackend ? 'a later prepare: mapping and J on the backend' : 'first prepare: on the host'})`, async () => {
         await useBackend(backend);
         const shape: [number, number] = [8, 12];
-        const data = neurons(shape[0], shape[1], 11);
+        let data = neurons(shape[0], shape[1], 11);
         const w = tf.variable(tf.tensor2d(data, shape));
         const jlcm = new JlcmTensor(shape, { bits: 2, codebooks: 2, clusterDim, tauScale: 4 });
         await jlcm.prepare(w);
+        if (onBackend) {
+          // an update of the weight and the codebooks, then the step's prepare (NearestEntry)
+          data = data.map((x, i) => x + 0.004 * Math.sin(5 * i));
+          w.assign(tf.tensor2d(data, shape));
+          jlcm.codebooks.assign(jlcm.codebooks.mul(1.01));
+          await jlcm.prepare(w);
+        }
         const probe = Float64Array.from(neurons(shape[0], shape[1], 12), (x) => x * 50);
         const r = tf.tensor2d(Float32Array.from(probe), shape);
         // L = Σ R ⊙ W̃ + ½ Σ W̃²: quadratic in codebooks and scales, so central differences are exact
@@ -253,6 +273,48 @@ for (const backend of backends) {
         expect(Math.max(...fdWeight.map(Math.abs))).toBeGreaterThan(0);
         tf.dispose([w, r, ...Object.values(grads)]);
         jlcm.dispose();
+      });
+    }
+
+    for (const { rows, cols, d, k, groups, scaled } of [
+      { rows: 24, cols: 32, d: 1, k: 4, groups: 3, scaled: true },
+      { rows: 10, cols: 16, d: 2, k: 8, groups: 2, scaled: true },
+      { rows: 12, cols: 48, d: 1, k: 16, groups: 4, scaled: false },
+      { rows: 6, cols: 24, d: 4, k: 4, groups: 1, scaled: true },
+    ]) {
+      it(`the mapping and J on the backend equal the host's float64 mapWeights (d = ${d}, K = ${k}, ${groups} codebooks${scaled ? ', a zero scale' : ', no scales'})`, async () => {
+        await useBackend(backend);
+        const rnd = seededRandom(rows * cols + d * 7 + k);
+        const weights = neurons(rows, cols, rows + k);
+        // fp16-valued codebooks and scales, as the forward uses them
+        const codebooks = roundToHalf(
+          Float32Array.from({ length: groups * k * d }, () => 0.08 * (rnd() * 2 - 1)),
+          'fp16',
+        );
+        const scales = scaled
+          ? roundToHalf(
+              Float32Array.from({ length: rows }, () => 0.5 + rnd()),
+              'fp16',
+            )
+          : null;
+        if (scales) scales[3] = 0; // x = 0 in that row
+        const groupOf = Int32Array.from({ length: rows }, (_, r) => (r * 7) % groups);
+        const tau = Array.from({ length: groups }, () => 1e-4 * (0.5 + rnd()));
+        const layout = { rows, cols, d, k, groupOf };
+        const host = mapWeights(weights, layout, codebooks, scales, tau);
+        const w = tf.tensor2d(weights, [rows, cols]);
+        const tensorsBefore = tf.memory().numTensors;
+        const device = mapWeightsOnDevice(w, layout, codebooks, scales, tau);
+        expect(device.index.dtype).toBe('int32');
+        expect(device.jacobian.shape).toEqual(d === 1 ? [rows, cols] : [(rows * cols) / d, d, d]);
+        expect(Array.from(await device.index.data())).toEqual(Array.from(host.index));
+        const jacobian = (await device.jacobian.data()) as Float32Array;
+        expect(maxRelError(jacobian, host.jacobian!)).toBeLessThan(1e-5);
+        // the soft assignment is not degenerate: J varies and is positive somewhere
+        expect(Math.max(...host.jacobian!)).toBeGreaterThan(0);
+        tf.dispose([device.index, device.jacobian]);
+        expect(tf.memory().numTensors).toBe(tensorsBefore);
+        w.dispose();
       });
     }
 
