@@ -2,8 +2,9 @@
 // 1. loads it once and reports the host's peak RSS above the baseline (the loader streams tensor
 //    by tensor), 2. fine-tunes N steps of eDKM (all decoder linears, default 3 bits) with
 //    gradient checkpointing per layer, reporting step time, tokens/s and peak device memory,
-//    3. writes the palettized export from memory, reloads it and generates 16 tokens, reporting
-//    the export's size. Prints one JSON object.
+//    3. writes the palettized export from memory, reloads it into the Decoder (as `edkm generate`
+//    does: LUTs and packed indices on the device) and generates 16 greedy tokens, reporting the
+//    export's size and the resident bytes. Prints one JSON object.
 // Usage: tsx scale.ts --model DIR [--steps 20] [--batch 1] [--seq 512] [--bits 3] [--backend webgpu]
 //   [--device-memory 139GiB] [--work /tmp/edkm-scale] [--data FILE] [--no-checkpointing] [--new 16]
 import '@edkm/backend-cpu';
@@ -11,8 +12,8 @@ import '@edkm/backend-webgpu';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { backendBytes, tf, useBackend } from '@edkm/core';
-import { generate, loadLlama } from '@edkm/llama';
-import { loadPalettized } from '@edkm/palettized';
+import { Decoder, loadLlama, readLlamaFolder } from '@edkm/llama';
+import { decoderSource } from '@edkm/palettized';
 import { finetune } from '../apps/edkm/src/finetune';
 import { parseBytes } from '../apps/edkm/src/memory-plan';
 import { progressBar } from '../apps/edkm/src/progress';
@@ -112,16 +113,21 @@ const stepSeconds = stepLines.map((l, i) => l.seconds - (i ? stepLines[i - 1].se
 const steady = stepSeconds.slice(1); // the first step compiles the kernels
 const stepTime = steady.length ? median(steady) : stepSeconds[0];
 
-// 3. reload the export, generate
+// 3. reload the export as `edkm generate` runs it (the Decoder: LUTs and packed indices on the
+// device, no dense copy of a palettized weight), generate greedily
 t0 = performance.now();
-const reloaded = loadPalettized(exportDir);
+const { config: exported, tokenizer } = readLlamaFolder(exportDir);
+const source = decoderSource(exportDir);
+const prompt = tokenizer.encode('ROMEO:');
+const decoder = new Decoder(exported, source, { maxLength: prompt.length + newTokens });
+source.close();
 const reloadSeconds = (performance.now() - t0) / 1000;
-const prompt = reloaded.tokenizer.encode('ROMEO:');
-await generate(reloaded.model, prompt, { maxNewTokens: 2, eosIds: [] });
+const residentBytes = decoder.memory();
+await decoder.generate([prompt], { maxNewTokens: 2, eosIds: [] }); // compiles the kernels
 t0 = performance.now();
-const ids = await generate(reloaded.model, prompt, { maxNewTokens: newTokens, eosIds: [] });
+const [ids] = await decoder.generate([prompt], { maxNewTokens: newTokens, eosIds: [] });
 const genSeconds = (performance.now() - t0) / 1000;
-reloaded.model.dispose();
+decoder.dispose();
 const exportBytes = statSync(join(exportDir, 'model.safetensors')).size;
 
 printJson({
@@ -164,6 +170,7 @@ printJson({
     GB: exportBytes / 1e9,
     report: result.exportReport,
     reloadSeconds,
+    residentBytes,
   },
   generate: {
     newTokens,
