@@ -1,32 +1,14 @@
-// Builds the page into dist/: the bundle (esbuild, for browsers) and index.html. Node's built-in
-// modules are replaced by a stub whose functions throw: the code paths the page runs never call
-// them (the model comes in as bytes), and a call by mistake fails loudly, naming the function.
+// Builds the page into dist/: the bundle (esbuild, for browsers, Node's built-ins stubbed out by
+// node-stub.mjs) and index.html.
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { nodeStub } from './node-stub.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, 'dist');
 mkdirSync(out, { recursive: true });
-
-const nodeStub = {
-  name: 'node-builtins-stub',
-  setup(b) {
-    // the `webgpu` package is Dawn for Node: the browser has navigator.gpu
-    b.onResolve(
-      { filter: /^(node:.*|fs|path|os|url|crypto|child_process|worker_threads|module|webgpu)$/ },
-      (a) => ({
-        path: a.path,
-        namespace: 'node-stub',
-      }),
-    );
-    b.onLoad({ filter: /.*/, namespace: 'node-stub' }, (a) => ({
-      contents: `module.exports = new Proxy({}, { get: (_, k) => k === '__esModule' ? false : () => { throw new Error(${JSON.stringify(a.path)} + '.' + String(k) + ' is not available in a browser'); } });`,
-      loader: 'js',
-    }));
-  },
-};
 
 const result = await build({
   entryPoints: [join(here, 'src/main.ts')],

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import puppeteer from 'puppeteer-core';
+import { nodeStub } from '../node-stub.mjs';
 import { ensureTinyExport, serveStatic } from '../serve.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -21,23 +22,6 @@ const reps = Number(arg('reps', '5'));
 const chromium = process.env.EDKM_CHROMIUM ?? '/usr/bin/chromium';
 
 const root = mkdtempSync(join(tmpdir(), 'edkm-web-kernels-'));
-const stub = {
-  name: 'node-builtins-stub',
-  setup(b) {
-    b.onResolve(
-      { filter: /^(node:.*|fs|path|os|url|crypto|child_process|worker_threads|module|webgpu)$/ },
-      (a) => ({
-        path: a.path,
-        namespace: 'node-stub',
-      }),
-    );
-    b.onLoad({ filter: /.*/, namespace: 'node-stub' }, () => ({
-      contents:
-        'module.exports = new Proxy({}, { get: (_, k) => k === "__esModule" ? false : () => { throw new Error("not in a browser"); } });',
-      loader: 'js',
-    }));
-  },
-};
 await build({
   entryPoints: [join(here, 'kernels.ts')],
   bundle: true,
@@ -45,7 +29,7 @@ await build({
   platform: 'browser',
   target: 'es2022',
   outfile: join(root, 'kernels.js'),
-  plugins: [stub],
+  plugins: [nodeStub],
   define: { 'process.env.NODE_ENV': '"production"' },
   logLevel: 'warning',
 });
