@@ -1,4 +1,4 @@
-import { InvalidArgumentError, ShapeError, assertIntInRange } from '@edkm/core';
+import { InvalidArgumentError, ShapeError, assertIntInRange, decodeIndices } from '@edkm/core';
 import { LITTLE_ENDIAN, checkArrayLike, checkKind } from './check';
 
 /*
@@ -120,24 +120,16 @@ export function unpackIndices(
   const mask = (1 << bits) - 1;
   let i = 0;
   if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) {
+    // whole blocks of 32 indices are `bits` whole words: the word-stream decoder of the kernels
     const blocks = Math.floor(n / 32);
-    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, blocks * bits);
-    for (let b = 0, w = 0; b < blocks; b++) {
-      let acc = 0;
-      let avail = 0;
-      for (const end = i + 32; i < end; i++) {
-        if (avail >= bits) {
-          out[i] = acc & mask;
-          acc >>>= bits;
-          avail -= bits;
-        } else {
-          const next = words[w++];
-          out[i] = (acc | (next << avail)) & mask;
-          acc = next >>> (bits - avail);
-          avail += 32 - bits;
-        }
-      }
-    }
+    decodeIndices(
+      new Uint32Array(bytes.buffer, bytes.byteOffset, blocks * bits),
+      bits,
+      0,
+      blocks * 32,
+      out,
+    );
+    i = blocks * 32;
   }
   let acc = 0;
   let avail = 0;

@@ -168,6 +168,44 @@ export function paletteWeightHost(p: PaletteParts): PaletteWeightHost {
   };
 }
 
+/**
+ * The `count` indices from element `start` of a packed stream into out[0..count): 32 at a time
+ * from `bits` whole words when the start is word-aligned (every row of a K that is a multiple of
+ * 32), else index by index.
+ */
+export function decodeIndices(
+  codes: Uint32Array,
+  bits: number,
+  start: number,
+  count: number,
+  out: Uint8Array,
+): void {
+  const mask = (1 << bits) - 1;
+  let i = 0;
+  const bit = start * bits;
+  if ((bit & 31) === 0) {
+    let w = bit >>> 5;
+    const blocks = count >>> 5;
+    for (let b = 0; b < blocks; b++) {
+      let acc = 0;
+      let avail = 0;
+      for (const end = i + 32; i < end; i++) {
+        if (avail >= bits) {
+          out[i] = acc & mask;
+          acc >>>= bits;
+          avail -= bits;
+        } else {
+          const next = codes[w++];
+          out[i] = (acc | (next << avail)) & mask;
+          acc = next >>> (bits - avail);
+          avail += 32 - bits;
+        }
+      }
+    }
+  }
+  for (; i < count; i++) out[i] = packedIndexAt(codes, bits, start + i);
+}
+
 /** Index `i` of a packed stream read as 32-bit words. */
 export function packedIndexAt(codes: Uint32Array, bits: number, i: number): number {
   const bit = i * bits;

@@ -1,52 +1,7 @@
-import { type PaletteMatMulAttrs, hostLinearFusion, type tf } from '@edkm/core';
+import { type PaletteMatMulAttrs, decodeIndices, hostLinearFusion, type tf } from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 let scratch = new Uint8Array(0);
-
-/**
- * The `count` indices from element `start` of a packed stream into out[0..count): 32 at a time
- * from `bits` whole words when the start is word-aligned (every row of a K that is a multiple of
- * 32), else index by index.
- */
-export function decodeIndices(
-  codes: Uint32Array,
-  bits: number,
-  start: number,
-  count: number,
-  out: Uint8Array,
-): void {
-  const mask = (1 << bits) - 1;
-  let i = 0;
-  let bit = start * bits;
-  if ((bit & 31) === 0) {
-    let w = bit >>> 5;
-    const blocks = count >>> 5;
-    for (let b = 0; b < blocks; b++) {
-      let acc = 0;
-      let avail = 0;
-      for (const end = i + 32; i < end; i++) {
-        if (avail >= bits) {
-          out[i] = acc & mask;
-          acc >>>= bits;
-          avail -= bits;
-        } else {
-          const next = codes[w++];
-          out[i] = (acc | (next << avail)) & mask;
-          acc = next >>> (bits - avail);
-          avail += 32 - bits;
-        }
-      }
-    }
-    bit += blocks * 32 * bits;
-  }
-  for (; i < count; i++, bit += bits) {
-    const w = bit >>> 5;
-    const sh = bit & 31;
-    let v = codes[w] >>> sh;
-    if (sh + bits > 32) v |= codes[w + 1] << (32 - sh);
-    out[i] = v & mask;
-  }
-}
 
 /**
  * y = x · Wᵀ with W read from its LUTs and packed indices (see LinearKernelNames.PaletteMatMul):

@@ -1,7 +1,7 @@
-import type { PaletteMatMulAttrs, tf } from '@edkm/core';
+import { type PaletteMatMulAttrs, decodeIndices, type tf } from '@edkm/core';
 import { f32, i32, output, wasmOf } from '../heap';
 import { batchMatMul } from './BatchMatMul';
-import { DECODE_THEN_GEMM_ROWS, unpackIndices, wasmLinearFusion, wordsOf } from './packed';
+import { DECODE_THEN_GEMM_ROWS, wasmLinearFusion, wordsOf } from './packed';
 
 /**
  * y = x · Wᵀ with W read from its LUTs and packed indices (LinearKernelNames.PaletteMatMul). For a
@@ -28,7 +28,7 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const meta = i32(wasm, rows);
   const scale = f32(wasm, scales);
   for (let s = 0; s < n; s++) {
-    unpackIndices(words, bits, s * v, v, idx);
+    decodeIndices(words, bits, s * v, v, idx);
     const row = meta[2 * s];
     const base = meta[2 * s + 1] * entries;
     const c = scale[s];

@@ -4,24 +4,6 @@ import { f32, output } from '../heap';
 
 /** Decoding helpers shared by the packed-weight kernels (PaletteMatMul, Bf16MatMul, Bf16GatherRows). */
 
-/** `count` indices of `bits` bits from element `start` of a little-endian packed stream. */
-export function unpackIndices(
-  words: Uint32Array,
-  bits: number,
-  start: number,
-  count: number,
-  out: Uint8Array,
-): void {
-  const mask = (1 << bits) - 1;
-  for (let i = 0, bit = start * bits; i < count; i++, bit += bits) {
-    const w = bit >>> 5;
-    const sh = bit & 31;
-    let v = words[w] >>> sh;
-    if (sh + bits > 32) v |= words[w + 1] << (32 - sh);
-    out[i] = v & mask;
-  }
-}
-
 /** float32 values of `count` bf16 elements from element `start` of a pair-packed table. */
 export function unpackBf16(
   words: Uint32Array,
