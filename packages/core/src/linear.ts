@@ -277,6 +277,21 @@ export function packBf16Pairs(bits: Uint16Array): Int32Array {
   return out;
 }
 
+/** The float32 values of `count` bf16 elements from element `start` of packBf16Pairs' words. */
+export function decodeBf16Pairs(
+  words: Uint32Array,
+  start: number,
+  count: number,
+  out: Float32Array,
+): void {
+  const bitsOut = new Uint32Array(out.buffer, out.byteOffset, count);
+  for (let i = 0; i < count; i++) {
+    const e = start + i;
+    const w = words[e >>> 1];
+    bitsOut[i] = e & 1 ? w & 0xffff0000 : w << 16;
+  }
+}
+
 /** A linear weight [N, K] on the active backend, in the form the inference kernels read. */
 export type PackedWeight =
   | {

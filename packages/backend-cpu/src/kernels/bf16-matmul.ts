@@ -1,22 +1,7 @@
-import { type Bf16MatMulAttrs, hostLinearFusion, type tf } from '@edkm/core';
+import { type Bf16MatMulAttrs, decodeBf16Pairs, hostLinearFusion, type tf } from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 let rowScratch = new Float32Array(0);
-
-/** The float32 values of `count` bf16 elements from element `start` of a pair-packed table. */
-export function decodeBf16(
-  words: Uint32Array,
-  start: number,
-  count: number,
-  out: Float32Array,
-): void {
-  const bitsOut = new Uint32Array(out.buffer, out.byteOffset, count);
-  for (let i = 0; i < count; i++) {
-    const e = start + i;
-    const w = words[e >>> 1];
-    bitsOut[i] = e & 1 ? w & 0xffff0000 : w << 16;
-  }
-}
 
 /** y = x · Wᵀ with W [N, K] as bf16 pairs (LinearKernelNames.Bf16MatMul): one decoded row at a time. */
 export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -35,7 +20,7 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const row = rowScratch;
   const y = new Float32Array(m * n);
   for (let r = 0; r < n; r++) {
-    decodeBf16(words, r * k, k, row);
+    decodeBf16Pairs(words, r * k, k, row);
     for (let i = 0; i < m; i++) {
       const xo = i * k;
       let a0 = 0;
@@ -67,6 +52,7 @@ export const bf16GatherRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const id = get(ids) as Int32Array;
   const out = new Float32Array(id.length * k);
   for (let i = 0; i < id.length; i++)
-    if (id[i] >= 0 && id[i] < u) decodeBf16(words, id[i] * k, k, out.subarray(i * k, i * k + k));
+    if (id[i] >= 0 && id[i] < u)
+      decodeBf16Pairs(words, id[i] * k, k, out.subarray(i * k, i * k + k));
   return cpu.makeTensorInfo([id.length, k], 'float32', out);
 };

@@ -1,6 +1,6 @@
-import type { tf } from '@edkm/core';
+import { decodeBf16Pairs, type tf } from '@edkm/core';
 import { f32, i32, output, wasmOf } from '../heap';
-import { unpackBf16, wordsOf } from './packed';
+import { wordsOf } from './packed';
 
 /** Rows of a bf16 pair-packed table [U, K] by id → float32 [N, K], zero rows out of range. */
 export const bf16GatherRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -13,7 +13,8 @@ export const bf16GatherRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const words = wordsOf(i32(wasm, table));
   const id = i32(wasm, ids);
   for (let i = 0; i < n; i++)
-    if (id[i] >= 0 && id[i] < u) unpackBf16(words, id[i] * k, k, out.subarray(i * k, i * k + k));
+    if (id[i] >= 0 && id[i] < u)
+      decodeBf16Pairs(words, id[i] * k, k, out.subarray(i * k, i * k + k));
     else out.fill(0, i * k, i * k + k);
   return y;
 };

@@ -1,7 +1,7 @@
-import type { Bf16MatMulAttrs, tf } from '@edkm/core';
+import { type Bf16MatMulAttrs, decodeBf16Pairs, type tf } from '@edkm/core';
 import { f32, i32, output, wasmOf } from '../heap';
 import { batchMatMul } from './BatchMatMul';
-import { DECODE_THEN_GEMM_ROWS, unpackBf16, wasmLinearFusion, wordsOf } from './packed';
+import { DECODE_THEN_GEMM_ROWS, wasmLinearFusion, wordsOf } from './packed';
 
 /** y = x · Wᵀ with W [N, K] as bf16 pairs (LinearKernelNames.Bf16MatMul); see PaletteMatMul for the two paths. */
 export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -13,7 +13,7 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, m, k } = lf;
   if (m >= DECODE_THEN_GEMM_ROWS) {
     const dense = output(wasm, [n, k], 'float32');
-    unpackBf16(wordsOf(i32(wasm, w)), 0, n * k, f32(wasm, dense));
+    decodeBf16Pairs(wordsOf(i32(wasm, w)), 0, n * k, f32(wasm, dense));
     const y = batchMatMul({
       inputs: { a: x, b: dense },
       backend,
@@ -28,7 +28,7 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const words = wordsOf(i32(wasm, w));
   const row = new Float32Array(k);
   for (let r = 0; r < n; r++) {
-    unpackBf16(words, r * k, k, row);
+    decodeBf16Pairs(words, r * k, k, row);
     for (let i = 0; i < m; i++) {
       let acc = 0;
       for (let j = 0; j < k; j++) acc += xv[i * k + j] * row[j];

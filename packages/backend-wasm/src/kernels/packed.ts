@@ -2,22 +2,7 @@ import { type LinearFusion, hostLinearFusion, type tf } from '@edkm/core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { f32, output } from '../heap';
 
-/** Decoding helpers shared by the packed-weight kernels (PaletteMatMul, Bf16MatMul, Bf16GatherRows). */
-
-/** float32 values of `count` bf16 elements from element `start` of a pair-packed table. */
-export function unpackBf16(
-  words: Uint32Array,
-  start: number,
-  count: number,
-  out: Float32Array,
-): void {
-  const bits = new Uint32Array(out.buffer, out.byteOffset, count);
-  for (let i = 0; i < count; i++) {
-    const e = start + i;
-    const w = words[e >>> 1];
-    bits[i] = e & 1 ? w & 0xffff0000 : w << 16;
-  }
-}
+/** Helpers shared by the packed-weight kernels (PaletteMatMul, Bf16MatMul, Bf16GatherRows); the decoders are core's. */
 
 /** A heap int32 array read as unsigned words. */
 export function wordsOf(v: Int32Array): Uint32Array {
