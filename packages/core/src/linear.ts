@@ -57,25 +57,22 @@ export interface LinearFusionInputs {
 }
 
 /**
- * A LinearFusion for kernels that compute on the host (cpu, wasm plugins): x after the prologue,
- * computed as the separate RmsNorm kernel of the cpu plugin computes it (so fused and
- * unfused agree bit for bit there), the product's K, and `finish(y)`, which adds the residual.
+ * A LinearFusion for kernels that compute on the host (cpu, wasm plugins): x [M, k] after the
+ * prologue, computed as the separate RmsNorm kernel of the cpu plugin computes it (so fused and
+ * unfused agree bit for bit there), and `finish(y, residual)`, which adds the residual in place.
  */
 export function hostLinearFusion(
   x: Float32Array,
-  shape: number[],
+  k: number,
   attrs: LinearFusion,
   g?: Float32Array,
-  residual?: Float32Array,
-): { x: Float32Array; k: number; finish(y: Float32Array): Float32Array } {
-  const k = shape[1];
+): { x: Float32Array; finish(y: Float32Array, residual?: Float32Array): Float32Array } {
   return {
     x:
       attrs.prologue === 'rmsnorm'
         ? decodeReference.rmsNorm(x, k, g as Float32Array, attrs.eps as number)
         : x,
-    k,
-    finish(y) {
+    finish(y, residual) {
       if (attrs.residual && residual)
         for (let i = 0; i < y.length; i++) y[i] = Math.fround(y[i] + residual[i]);
       return y;

@@ -10,9 +10,9 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const get = (t: tf.TensorInfo) => cpu.data.get(t.dataId).values as tf.backend_util.TypedArray;
   const f32 = (t?: tf.TensorInfo) => (t ? (get(t) as Float32Array) : undefined);
   const fused = attrs as unknown as Bf16MatMulAttrs;
-  const fusion = hostLinearFusion(get(x) as Float32Array, x.shape, fused, f32(g), f32(residual));
-  const { k, x: xv } = fusion;
-  const m = x.shape[0];
+  const [m, k] = x.shape;
+  const fusion = hostLinearFusion(get(x) as Float32Array, k, fused, f32(g));
+  const xv = fusion.x;
   const i32 = get(w) as Int32Array;
   const words = new Uint32Array(i32.buffer, i32.byteOffset, i32.length);
   const { n } = fused;
@@ -38,7 +38,7 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       y[i * n + r] = a0 + a1 + a2 + a3;
     }
   }
-  return cpu.makeTensorInfo([m, n], 'float32', fusion.finish(y));
+  return cpu.makeTensorInfo([m, n], 'float32', fusion.finish(y, f32(residual)));
 };
 
 /** Rows of a bf16 pair-packed table [U, K] by id → float32 [N, K] (zero rows out of range). */

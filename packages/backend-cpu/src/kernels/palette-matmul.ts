@@ -14,9 +14,9 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { bits, clusterDim: d } = fused;
   const get = (t: tf.TensorInfo) => cpu.data.get(t.dataId).values as tf.backend_util.TypedArray;
   const f32 = (t?: tf.TensorInfo) => (t ? (get(t) as Float32Array) : undefined);
-  const fusion = hostLinearFusion(get(x) as Float32Array, x.shape, fused, f32(g), f32(residual));
-  const { k, x: xv } = fusion;
-  const m = x.shape[0];
+  const [m, k] = x.shape;
+  const fusion = hostLinearFusion(get(x) as Float32Array, k, fused, f32(g));
+  const xv = fusion.x;
   const n = rows.shape[0];
   const i32 = get(codes) as Int32Array;
   const words = new Uint32Array(i32.buffer, i32.byteOffset, i32.length);
@@ -59,5 +59,5 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       y[r * n + out] = c * acc;
     }
   }
-  return cpu.makeTensorInfo([m, n], 'float32', fusion.finish(y));
+  return cpu.makeTensorInfo([m, n], 'float32', fusion.finish(y, f32(residual)));
 };

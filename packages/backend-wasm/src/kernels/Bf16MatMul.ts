@@ -10,7 +10,8 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const fused = attrs as unknown as Bf16MatMulAttrs;
   const { n } = fused;
   const lf = wasmLinearFusion(wasm, inputs as Record<string, tf.TensorInfo>, fused);
-  const { x, m, k } = lf;
+  const { x } = lf;
+  const [m, k] = x.shape;
   if (m >= DECODE_THEN_GEMM_ROWS) {
     const dense = output(wasm, [n, k], 'float32');
     decodeBf16Pairs(wordsOf(i32(wasm, w)), 0, n * k, f32(wasm, dense));

@@ -14,7 +14,8 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const fused = attrs as unknown as PaletteMatMulAttrs;
   const { bits, clusterDim: d } = fused;
   const lf = wasmLinearFusion(wasm, inputs as Record<string, tf.TensorInfo>, fused);
-  const { x, m, k } = lf;
+  const { x } = lf;
+  const [m, k] = x.shape;
   const n = rows.shape[0];
   const v = k / d;
   const entries = (1 << bits) * d;

@@ -14,28 +14,22 @@ export const DECODE_THEN_GEMM_ROWS = 4;
 
 /**
  * A LinearFusion (see @edkm/core) around a wasm linear kernel: `x` is the product's input after
- * the prologue (a heap tensor of its own, or the input itself), [m, k] its shape, and
- * `finish(y)` adds the residual in place and frees the prologue's tensor.
+ * the prologue (a heap tensor of its own, or the input itself), and `finish(y)` adds the residual
+ * in place and frees the prologue's tensor.
  */
 export function wasmLinearFusion(
   wasm: BackendWasm,
   inputs: Record<string, tf.TensorInfo>,
   attrs: LinearFusion,
-): { x: tf.TensorInfo; m: number; k: number; finish(y: tf.TensorInfo): tf.TensorInfo } {
+): { x: tf.TensorInfo; finish(y: tf.TensorInfo): tf.TensorInfo } {
   const { x, g, residual } = inputs;
-  const m = x.shape[0];
-  const host = hostLinearFusion(f32(wasm, x), x.shape, attrs, g ? f32(wasm, g) : undefined);
-  const xt = attrs.prologue ? output(wasm, [m, host.k], 'float32', host.x) : x;
+  const host = hostLinearFusion(f32(wasm, x), x.shape[1], attrs, g ? f32(wasm, g) : undefined);
+  const xt = attrs.prologue ? output(wasm, x.shape, 'float32', host.x) : x;
   return {
     x: xt,
-    m,
-    k: host.k,
     finish(y) {
-      if (attrs.residual) {
-        const out = f32(wasm, y);
-        const r = f32(wasm, residual);
-        for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i] + r[i]);
-      }
+      // heap views are taken now: allocations since may have moved the heap
+      host.finish(f32(wasm, y), residual ? f32(wasm, residual) : undefined);
       if (xt !== x) wasm.disposeData(xt.dataId);
       return y;
     },
