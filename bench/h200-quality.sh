@@ -21,18 +21,18 @@ E="bash .gpu/run.sh edkm"
 export PYTHONUNBUFFERED=1
 RECIPE="--data $T --steps ${STEPS:-400} --batch ${BATCH:-32} --seq ${SEQ:-256} --lr 1e-4 --warmup 0 --min-lr-ratio 1 --clip 1 --train-embeddings --holdout-chars 20000 --backend webgpu --json"
 
-# row NAME LOG T0 EXPORT_DIR: one summary line from the last eval in LOG
+# row NAME LOG T0 RC: one summary line from the last eval in LOG
 row() {
   local bpw ppl
   ppl=$(grep -ho '"ppl":[0-9.]*' "$2" | tail -1 | cut -d: -f2)
   bpw=$(grep -ho '"bitsPerPalettizedWeight":[0-9.]*' "$2" | tail -1 | cut -d: -f2)
   [ "${bpw:-0}" = 0 ] && bpw=16 # a dense (16-bit) model
-  echo "$1 rc=$5 $(($(date +%s) - $3))s bpw=$bpw ppl=${ppl:-none}" >>"$OUT/summary.txt"
+  echo "$1 rc=$4 $(($(date +%s) - $3))s bpw=$bpw ppl=${ppl:-none}" >>"$OUT/summary.txt"
 }
 # evalrow NAME DIR LOG T0: evaluate an export and record its row
 evalrow() {
   $E eval --model "$2" --task ppl --data $V --backend webgpu --json >>"$3" 2>&1
-  row "$1" "$3" "$4" "$2" $?
+  row "$1" "$3" "$4" $?
 }
 # train NAME FLAGS...: fine-tune with the recipe, export, evaluate
 train() {
@@ -41,7 +41,7 @@ train() {
   t0=$(date +%s)
   $E finetune --model $M $RECIPE --out $d ${RESUME:+--resume} "$@" >"$log" 2>&1 &&
     $E export --model $d --out $d/model --backend webgpu --json >>"$log" 2>&1 &&
-    evalrow "$name" $d/model "$log" "$t0" || row "$name" "$log" "$t0" - fail
+    evalrow "$name" $d/model "$log" "$t0" || row "$name" "$log" "$t0" fail
   [ "$name" = ft16 ] || return 0
   for b in $BITS; do # fine-tune, then post-training k-means
     t0=$(date +%s)

@@ -959,7 +959,7 @@ function identityPoints(values: Float32Array, d: number) {
  * For every 16-bit code of `dtype`, the index of the nearest of the scalar `centroids` (the first
  * on ties; 0 for NaN codes), as hard assignment picks it for a weight of that value.
  */
-export function nearestByCode(centroids: Float32Array, dtype: HalfDtype): Uint8Array {
+function nearestByCode(centroids: Float32Array, dtype: HalfDtype): Uint8Array {
   const values = fromHalfBits(
     Uint16Array.from({ length: 65536 }, (_, c) => c),
     dtype,
