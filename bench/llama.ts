@@ -5,7 +5,7 @@
 // --profile adds, per training step, what the WebGPU backend did on the host (dispatches,
 // submits, uniform writes, bind groups, read-backs, uploads, host ms to enqueue the step and per
 // dispatch) and the GPU kernel time from timestamp queries (null where the adapter has none).
-import { AdamW, globalNormAndClip } from '@edkm/app';
+import { AdamW, defaultPalettizeConfig, globalNormAndClip } from '@edkm/app';
 import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
 import { getWebGPUDeviceInfo, resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';
@@ -34,17 +34,15 @@ const variables = new Map(model.getWeights());
 const names = [...variables.keys()];
 const vars = names.map((n) => variables.get(n)!);
 const optimizer = optimizerName === 'adamw' ? new AdamW({ weightDecay: 0 }) : undefined;
+// the app's default config: every decoder linear at `bits`, the LM head 16-bit
 const palettizer =
   bits === undefined
     ? undefined
     : new Palettizer(
         new Map(
-          model
-            .linearWeightNames()
-            .filter((n) => n !== 'lm_head.weight')
-            .map((n) => [n, variables.get(n)!.shape as [number, number]]),
+          model.linearWeightNames().map((n) => [n, variables.get(n)!.shape as [number, number]]),
         ),
-        { global: { bits } },
+        defaultPalettizeConfig(bits),
       );
 if (palettizer) model.setLinear(palettizer.linear);
 
