@@ -9,7 +9,7 @@ import { getWebGPUDeviceInfo, setMatMulRoute } from '@edkm/backend-webgpu';
 import { seededRandom, tf, useBackend } from '@edkm/core';
 import { runConformance } from '@edkm/core/testing';
 import { defaultModelDir, loadLlama } from '@edkm/llama';
-import { argNumber, argValue, printJson } from './util';
+import { type Form, argNumber, argValue, gemmSides, printJson } from './util';
 
 const selection = await useBackend(argValue('backend') ?? 'auto');
 const report = await runConformance(selection.plugin);
@@ -17,28 +17,18 @@ process.stderr.write(
   `conformance: ${report.results.length - report.failures.length}/${report.results.length} passed\n`,
 );
 
-type Form = 'NN' | 'NT' | 'TN' | 'TT';
 /** Largest |ours − float64| over 256 sampled entries, relative to the entries' scale √k. */
 async function gemmCheck(m: number, k: number, n: number, form: Form) {
   const rnd = seededRandom(m * 7 + k * 3 + n);
   const av = Float32Array.from({ length: m * k }, () => rnd() * 2 - 1);
   const bv = Float32Array.from({ length: k * n }, () => rnd() * 2 - 1);
-  const tA = form[0] === 'T';
-  const tB = form[1] === 'T';
-  const a = tf.tensor2d(av, tA ? [k, m] : [m, k]);
-  const b = tf.tensor2d(bv, tB ? [n, k] : [k, n]);
-  const c = tf.matMul(a, b, tA, tB);
-  const got = (await c.data()) as Float32Array;
-  tf.dispose([a, b, c]);
+  const { got, ref } = await gemmSides(av, bv, m, k, n, form);
   let worst = 0;
   for (let s = 0; s < 256; s++) {
     // the corners and edges of tiles are where a bad bound or a race shows first
     const i = s < 4 ? [0, m - 1, 0, m - 1][s] : Math.floor(rnd() * m);
     const j = s < 4 ? [0, 0, n - 1, n - 1][s] : Math.floor(rnd() * n);
-    let ref = 0;
-    for (let p = 0; p < k; p++)
-      ref += av[tA ? p * m + i : i * k + p] * bv[tB ? j * k + p : p * n + j];
-    worst = Math.max(worst, Math.abs(got[i * n + j] - ref) / Math.sqrt(k));
+    worst = Math.max(worst, Math.abs(got[i * n + j] - ref(i, j)) / Math.sqrt(k));
   }
   return worst;
 }

@@ -15,9 +15,7 @@ import {
 } from '@edkm/backend-webgpu';
 import { seededRandom, tf, useBackend } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { argNumber, argValue, printJson, sync } from './util';
-
-type Form = 'NN' | 'NT' | 'TN' | 'TT';
+import { type Form, argNumber, argValue, gemmSides, printJson, sync } from './util';
 
 const LLAMA_SHAPES = ['4096x4096x4096', '2048x4096x4096', '2048x4096x11008', '2048x11008x4096'];
 // the weight gradients of a LLaMA-7B layer's linears over 2048 tokens (TN)
@@ -142,22 +140,11 @@ async function accuracy(m: number, k: number, n: number) {
   const av = Float32Array.from({ length: m * k }, () => rnd() * 2 - 1);
   const bv = Float32Array.from({ length: k * n }, () => rnd() * 2 - 1);
   for (const form of ['NN', 'NT', 'TN', 'TT'] as Form[]) {
-    const tA = form[0] === 'T';
-    const tB = form[1] === 'T';
-    const a = tf.tensor2d(av, tA ? [k, m] : [m, k]);
-    const b = tf.tensor2d(bv, tB ? [n, k] : [k, n]);
-    const c = tf.matMul(a, b, tA, tB);
-    const got = (await c.data()) as Float32Array;
+    const { got, ref } = await gemmSides(av, bv, m, k, n, form);
     let err = 0;
     for (let i = 0; i < m; i++)
-      for (let j = 0; j < n; j++) {
-        let s = 0;
-        for (let p = 0; p < k; p++)
-          s += av[tA ? p * m + i : i * k + p] * bv[tB ? j * k + p : p * n + j];
-        err = Math.max(err, Math.abs(got[i * n + j] - s));
-      }
+      for (let j = 0; j < n; j++) err = Math.max(err, Math.abs(got[i * n + j] - ref(i, j)));
     out[form] = err;
-    tf.dispose([a, b, c]);
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { roundToHalf } from '@edkm/core';
+import { roundToHalf, tf } from '@edkm/core';
 
 /** Shared helpers of the bench scripts: flags and one JSON object on stdout. */
 export function argValue(name: string): string | undefined {
@@ -84,4 +84,36 @@ export async function resident(t: {
   const touched = t.add(0);
   await sync(touched);
   touched.dispose();
+}
+
+/** A matrix product's transposed form: N or T for each of A and B. */
+export type Form = 'NN' | 'NT' | 'TN' | 'TT';
+
+/**
+ * A GEMM check's two sides for A [m, k] and B [k, n] stored as `form` says (row-major values av,
+ * bv): `got`, tf.matMul's product [m, n] on the active backend, and `ref(i, j)`, its entry as a
+ * float64 sum.
+ */
+export async function gemmSides(
+  av: Float32Array,
+  bv: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  form: Form,
+): Promise<{ got: Float32Array; ref: (i: number, j: number) => number }> {
+  const tA = form[0] === 'T';
+  const tB = form[1] === 'T';
+  const a = tf.tensor2d(av, tA ? [k, m] : [m, k]);
+  const b = tf.tensor2d(bv, tB ? [n, k] : [k, n]);
+  const c = tf.matMul(a, b, tA, tB);
+  const got = (await c.data()) as Float32Array;
+  tf.dispose([a, b, c]);
+  const ref = (i: number, j: number) => {
+    let s = 0;
+    for (let p = 0; p < k; p++)
+      s += av[tA ? p * m + i : i * k + p] * bv[tB ? j * k + p : p * n + j];
+    return s;
+  };
+  return { got, ref };
 }
