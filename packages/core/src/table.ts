@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DTypeError, ShapeError } from './errors';
+import { type HalfDtype, fromHalfBits } from './half';
 
 /**
  * eDKM's table math for scalar clustering (d = 1) on the U distinct values: `tableIterate` runs
@@ -380,6 +381,36 @@ export const tableReference = {
       }
     }
     return Float32Array.from(acc);
+  },
+
+  /**
+   * SoftContract for host kernels (the cpu and wasm plugins): every term depends on a weight only
+   * through its 16-bit code, so the upstream gradient is summed per code first (O(N), float64) and
+   * the attention is computed once per present code (≤ 65,536 × K), not once per weight.
+   */
+  softContractByCode(
+    codes: Uint16Array,
+    g: Float32Array,
+    last: Float32Array,
+    k: number,
+    dtype: HalfDtype,
+    tau: number,
+  ): Float32Array {
+    const gByCode = new Float64Array(65536);
+    const present = new Uint8Array(65536);
+    for (let i = 0; i < codes.length; i++) {
+      gByCode[codes[i]] += g[i];
+      present[codes[i]] = 1;
+    }
+    const presentCodes: number[] = [];
+    for (let c = 0; c < 65536; c++) if (present[c]) presentCodes.push(c);
+    return tableReference.softContract(
+      fromHalfBits(Uint16Array.from(presentCodes), dtype),
+      Float64Array.from(presentCodes, (c) => gByCode[c]),
+      last,
+      k,
+      tau,
+    );
   },
 
   /** The TableBackward reference: [U, 4] = J, h, 0, 0. */
