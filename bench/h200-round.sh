@@ -38,7 +38,7 @@ run() {
     step torch-tinyllama 150 "python3 bench/torch/scale_torch.py /tmp/tl --steps 12 >$OUT/scale-tinyllama-torch.json" ;;
   # issue 22: a Llama-2-7B-shaped model made, loaded, 20 steps of eDKM, exported, reloaded, generating
   scale7b) step make-7b 90 $R edkm make-model --preset llama-2-7b --out /tmp/l7
-    step ours-7b 480 "$R scale --model /tmp/l7 --steps 20 --work /tmp/s7 --device-memory 139GiB >$OUT/scale-7b.json" ;;
+    step ours-7b ${LIMIT7B:-480} "$R scale --model /tmp/l7 --steps 20 --work /tmp/s7 --device-memory 139GiB ${SCALE7B_FLAGS:-} >$OUT/scale-7b.json" ;;
   *) echo "unknown step $1" >&2 ;;
   esac
 }
