@@ -39,6 +39,13 @@ run() {
   # issue 22: a Llama-2-7B-shaped model made, loaded, 20 steps of eDKM, exported, reloaded, generating
   scale7b) step make-7b 90 $R edkm make-model --preset llama-2-7b --out /tmp/l7
     step ours-7b ${LIMIT7B:-480} "$R scale --model /tmp/l7 --steps 20 --work /tmp/s7 --device-memory 139GiB ${SCALE7B_FLAGS:-} >$OUT/scale-7b.json" ;;
+  # issue 22: a tiny 3-bit run exported both ways; transformers loads the HF folder (sharded) and
+  # its logits are compared with ours on that folder and on the palettized export (bf16 weights:
+  # the fp16 LUT entries rounded to bf16; the f32 folder holds the LUT entries exactly)
+  hfcheck) step hf-finetune 150 "$R edkm finetune --model $M --data $T --steps 30 --batch 8 --seq 128 --bits 3 --backend webgpu --out /tmp/hfrun"
+    step hf-export 60 "$R edkm export --model /tmp/hfrun --out /tmp/hfrun/edkm --backend webgpu && $R edkm export --model /tmp/hfrun --out /tmp/hfrun/hf --format hf --shard-mb 8 --backend webgpu && $R edkm export --model /tmp/hfrun --out /tmp/hfrun/hf32 --format hf --hf-dtype f32 --backend webgpu && ls -l /tmp/hfrun/hf"
+    step hf-logits 90 "$R hf-logits --model /tmp/hfrun/hf --backend webgpu --out /tmp/hfrun/ours-hf.json && $R hf-logits --model /tmp/hfrun/edkm --backend webgpu --out /tmp/hfrun/ours-edkm.json"
+    step hf-transformers 90 "python3 bench/torch/check_hf_export.py /tmp/hfrun/hf /tmp/hfrun/ours-hf.json /tmp/hfrun/ours-edkm.json --tol 1e-2 | tee $OUT/hf-check.json; python3 bench/torch/check_hf_export.py /tmp/hfrun/hf32 /tmp/hfrun/ours-edkm.json --tol 1e-2 | tee $OUT/hf32-check.json" ;;
   *) echo "unknown step $1" >&2 ;;
   esac
 }
