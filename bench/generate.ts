@@ -254,7 +254,17 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
     runs.push({ tokens: times.length - 1, seconds: (times[times.length - 1] - times[0]) / 1000 });
   }
   // GPU dispatches per generated token (the prompt's pass spread over the new tokens)
-  const dispatchesPerToken = onGpu ? webgpuHostStats().dispatches / (2 * newTokens) : undefined;
+  const host = onGpu ? webgpuHostStats() : undefined;
+  const perToken = (n: number | undefined) => (n === undefined ? undefined : n / (2 * newTokens));
+  const dispatchesPerToken = perToken(host?.dispatches);
+  // host work per token besides the dispatches: new bind groups and uniform writes (cache
+  // misses), queue submissions, read-backs
+  const hostPerToken = host && {
+    bindGroups: perToken(host.bindGroups),
+    uniformWrites: perToken(host.uniformWrites),
+    submits: perToken(host.submits),
+    readbacks: perToken(host.readbacks),
+  };
   const best = runs.reduce((a, b) => (b.tokens / b.seconds > a.tokens / a.seconds ? b : a));
   const stepsPerSecond = best.tokens / best.seconds;
   // bytes one decode step reads: every weight once (one embedding row), and the KV cache so far
@@ -278,6 +288,7 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
     decodeTokensPerSecond: batch * stepsPerSecond,
     decodeStepMs: 1000 / stepsPerSecond,
     dispatchesPerToken,
+    hostPerToken,
     bytesPerToken: bytesPerStep / batch,
     weightBytesPerStep: weightsRead,
     kvBytesPerStep: kvRead,

@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   eval: () => import('./eval'),
   scale: () => import('./scale'),
   'hf-logits': () => import('./hf-logits'),
+  dispatch: () => import('./dispatch'),
   gemm: () => import('./gemm'),
   conformance: () => import('./conformance'),
   // the app's command line: `run.sh edkm demo --backend webgpu …`, `run.sh edkm finetune …`

@@ -46,6 +46,10 @@ run() {
     step hf-export 60 "$R edkm export --model /tmp/hfrun --out /tmp/hfrun/edkm --backend webgpu && $R edkm export --model /tmp/hfrun --out /tmp/hfrun/hf --format hf --shard-mb 8 --backend webgpu && $R edkm export --model /tmp/hfrun --out /tmp/hfrun/hf32 --format hf --hf-dtype f32 --backend webgpu && ls -l /tmp/hfrun/hf"
     step hf-logits 90 "$R hf-logits --model /tmp/hfrun/hf --backend webgpu --out /tmp/hfrun/ours-hf.json && $R hf-logits --model /tmp/hfrun/edkm --backend webgpu --out /tmp/hfrun/ours-edkm.json"
     step hf-transformers 90 "python3 bench/torch/check_hf_export.py /tmp/hfrun/hf /tmp/hfrun/ours-hf.json /tmp/hfrun/ours-edkm.json --tol 1e-2 | tee $OUT/hf-check.json; python3 bench/torch/check_hf_export.py /tmp/hfrun/hf32 /tmp/hfrun/ours-edkm.json --tol 1e-2 | tee $OUT/hf32-check.json" ;;
+  # microseconds per small dispatch: raw Dawn (one submit, every 15, encode only) and tfjs ops
+  dispatch) step ours-dispatch 60 "$R dispatch >$OUT/dispatch.json" ;;
+  # decode on the tiny model only (16-bit and 3-bit), with host work per token
+  generate-tiny) step ours-generate-tiny 120 "$R generate --backend webgpu --models tiny16,tiny3 >$OUT/generate-tiny.json" ;;
   *) echo "unknown step $1" >&2 ;;
   esac
 }
