@@ -11,6 +11,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   scale: () => import('./scale'),
   'hf-logits': () => import('./hf-logits'),
   dispatch: () => import('./dispatch'),
+  'decode-ops': () => import('./decode-ops'),
   gemm: () => import('./gemm'),
   conformance: () => import('./conformance'),
   // the app's command line: `run.sh edkm demo --backend webgpu …`, `run.sh edkm finetune …`

@@ -50,6 +50,9 @@ run() {
   dispatch) step ours-dispatch 60 "$R dispatch >$OUT/dispatch.json" ;;
   # decode on the tiny model only (16-bit and 3-bit), with host work per token
   generate-tiny) step ours-generate-tiny 120 "$R generate --backend webgpu --models tiny16,tiny3 >$OUT/generate-tiny.json" ;;
+  # each op of a 7B-shaped decoder layer timed alone (3-bit linears, batch 1)
+  decode-ops) step ours-decode-ops 90 "$R decode-ops >$OUT/decode-ops.json" ;;
+  generate-7b) step ours-generate-7b 150 "$R generate --backend webgpu --models 7b3 >$OUT/generate-7b.json" ;;
   *) echo "unknown step $1" >&2 ;;
   esac
 }

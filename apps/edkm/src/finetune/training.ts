@@ -310,7 +310,8 @@ export class TrainingRun {
       const seconds = this.elapsedSeconds();
       appendFileSync(
         this.logPath,
-        `${JSON.stringify({ event: 'step', ...record, gradNorm, seconds, bytes: backendBytes() })}\n`,
+        // bytes: allocated at the step's end; peakBytes: the highest allocation within the step
+        `${JSON.stringify({ event: 'step', ...record, gradNorm, seconds, bytes: backendBytes(), peakBytes: p.stepStart + p.peakExtraBytes })}\n`,
       );
       ctl.progress.update(p.step, {
         loss: this.lastLoss,

@@ -1,0 +1,127 @@
+// Where a decode step's time goes: each op of one Llama-2-7B-shaped decoder layer (3-bit
+// palettized linears, batch 1, one new position) and the bf16 LM head, run `--reps` times in a
+// row with one read-back at the end, so that a GPU-bound op shows its kernel time and a
+// host-bound one its dispatch cost (bench/dispatch.ts measures that alone). Prints one JSON object:
+// microseconds per op, the bytes each reads and the GB/s that implies.
+// Usage: tsx decode-ops.ts [--reps 200] [--pos 160] [--bits 3] [--hidden 4096 --intermediate 11008
+//   --heads 32 --kv-heads 32 --vocab 32000]
+import '@edkm/backend-cpu';
+import '@edkm/backend-webgpu';
+import {
+  type DecodeAttrs,
+  type PackedWeight,
+  cachedAttention,
+  kvWrite,
+  packedMatMul,
+  rmsNormRows,
+  ropeTable,
+  siluMul,
+  tf,
+  uploadHostWeight,
+  useBackend,
+} from '@edkm/core';
+import { randomBf16, randomPalette } from './random-weights';
+import { argNumber, argValue, printJson } from './util';
+
+const reps = argNumber('reps', 200);
+const pos = argNumber('pos', 160);
+const bits = argNumber('bits', 3);
+const H = argNumber('hidden', 4096);
+const I = argNumber('intermediate', 11008);
+const heads = argNumber('heads', 32);
+const kvHeads = argNumber('kv-heads', heads);
+const vocab = argNumber('vocab', 32000);
+const D = H / heads;
+const maxLength = Math.max(512, pos + 1);
+const selection = await useBackend(argValue('backend') ?? 'webgpu');
+
+const palette = (n: number, k: number, seed: number) =>
+  uploadHostWeight(randomPalette(n, k, bits, seed));
+const weights = {
+  qkv: palette(H + 2 * kvHeads * D, H, 1),
+  o: palette(H, H, 2),
+  gateUp: palette(2 * I, H, 3),
+  down: palette(H, I, 4),
+  head: uploadHostWeight(randomBf16(vocab, H, 5)),
+};
+const bytesOf = (n: number, k: number, b: number) => (n * k * b) / 8;
+const x = tf.randomNormal([1, H]) as tf.Tensor2D;
+const h = tf.randomNormal([1, I]) as tf.Tensor2D;
+const gu = tf.randomNormal([1, 2 * I]) as tf.Tensor2D;
+const g = tf.ones([H]) as tf.Tensor1D;
+const qkv = tf.randomNormal([1, H + 2 * kvHeads * D]) as tf.Tensor2D;
+const cache = tf.randomNormal([2, 1, kvHeads, maxLength, D]);
+const invFreq = Float32Array.from({ length: D / 2 }, (_, i) => 10000 ** ((-2 * i) / D));
+const rope = tf.tensor2d(ropeTable(maxLength, invFreq), [maxLength, D]);
+const starts = tf.zeros([1], 'int32') as tf.Tensor1D;
+const attrs: DecodeAttrs = { heads, kvHeads, pos };
+const rms = { rmsNorm: { weight: g, eps: 1e-5 } };
+
+async function time(f: () => tf.Tensor): Promise<number> {
+  const warm = f();
+  await warm.data();
+  warm.dispose();
+  const t0 = performance.now();
+  let last: tf.Tensor | undefined;
+  for (let i = 0; i < reps; i++) {
+    last?.dispose();
+    last = f();
+  }
+  await last!.data();
+  last!.dispose();
+  return ((performance.now() - t0) * 1000) / reps;
+}
+
+const ops: { op: string; f: () => tf.Tensor; bytes: number }[] = [
+  {
+    op: 'qkv (rmsnorm fused)',
+    f: () => packedMatMul(x, weights.qkv, rms),
+    bytes: bytesOf(3 * H, H, bits),
+  },
+  {
+    op: 'qkv (no prologue)',
+    f: () => packedMatMul(x, weights.qkv),
+    bytes: bytesOf(3 * H, H, bits),
+  },
+  { op: 'kv write', f: () => kvWrite(cache, qkv, rope, starts, attrs), bytes: 2 * kvHeads * D * 4 },
+  {
+    op: `attention (${pos + 1} positions)`,
+    f: () => cachedAttention(qkv, cache, rope, starts, attrs),
+    bytes: 2 * kvHeads * (pos + 1) * D * 4,
+  },
+  {
+    op: 'o (residual fused)',
+    f: () => packedMatMul(x, weights.o, { residual: x }),
+    bytes: bytesOf(H, H, bits),
+  },
+  {
+    op: 'gate-up (rmsnorm fused)',
+    f: () => packedMatMul(x, weights.gateUp, rms),
+    bytes: bytesOf(2 * I, H, bits),
+  },
+  { op: 'silu·mul', f: () => siluMul(gu), bytes: 3 * I * 4 },
+  {
+    op: 'down (residual fused)',
+    f: () => packedMatMul(h, weights.down, { residual: x }),
+    bytes: bytesOf(H, I, bits),
+  },
+  { op: 'final rmsnorm', f: () => rmsNormRows(x, g, 1e-5), bytes: H * 8 },
+  { op: 'LM head (bf16)', f: () => packedMatMul(x, weights.head), bytes: vocab * H * 2 },
+];
+const rows: { op: string; microseconds: number; bytes: number; GBps: number }[] = [];
+for (const { op, f, bytes } of ops) {
+  const us = await time(f);
+  rows.push({ op, microseconds: us, bytes, GBps: bytes / us / 1e3 });
+}
+const layerOps = rows.filter((r) => !/no prologue|final|head/.test(r.op));
+const layerUs = layerOps.reduce((a, r) => a + r.microseconds, 0);
+const headUs = rows.filter((r) => /final|head/.test(r.op)).reduce((a, r) => a + r.microseconds, 0);
+printJson({
+  bench: 'decode-ops',
+  backend: selection.description,
+  shape: { hidden: H, intermediate: I, heads, kvHeads, vocab, bits, pos, reps },
+  ops: rows,
+  layerMicroseconds: layerUs,
+  // a 32-layer step estimated from the ops (the Decoder's real step adds embedding and sampling)
+  stepMillisecondsFor32Layers: (32 * layerUs + headUs) / 1000,
+});
