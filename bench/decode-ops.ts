@@ -1,9 +1,10 @@
 // Where a decode step's time goes: each op of one Llama-2-7B-shaped decoder layer (3-bit
-// palettized linears, batch 1, one new position) and the bf16 LM head, run `--reps` times in a
-// row with one read-back at the end, so that a GPU-bound op shows its kernel time and a
-// host-bound one its dispatch cost (bench/dispatch.ts measures that alone). Prints one JSON object:
+// palettized linears, batch 1, one new position) and the bf16 LM head, run many times in a row
+// with one read-back at the end (the slope between two counts: the read-back's cost cancels), so
+// that a GPU-bound op shows its kernel time and a host-bound one its dispatch cost
+// (bench/dispatch.ts measures that alone). Prints one JSON object:
 // microseconds per op, the bytes each reads and the GB/s that implies.
-// Usage: tsx decode-ops.ts [--reps 200] [--pos 160] [--bits 3] [--hidden 4096 --intermediate 11008
+// Usage: tsx decode-ops.ts [--reps 50] [--pos 160] [--bits 3] [--hidden 4096 --intermediate 11008
 //   --heads 32 --kv-heads 32 --vocab 32000]
 import '@edkm/backend-cpu';
 import '@edkm/backend-webgpu';
@@ -23,7 +24,7 @@ import {
 import { randomBf16, randomPalette } from './random-weights';
 import { argNumber, argValue, printJson } from './util';
 
-const reps = argNumber('reps', 200);
+const reps = argNumber('reps', 50);
 const pos = argNumber('pos', 160);
 const bits = argNumber('bits', 3);
 const H = argNumber('hidden', 4096);
@@ -57,19 +58,29 @@ const starts = tf.zeros([1], 'int32') as tf.Tensor1D;
 const attrs: DecodeAttrs = { heads, kvHeads, pos };
 const rms = { rmsNorm: { weight: g, eps: 1e-5 } };
 
-async function time(f: () => tf.Tensor): Promise<number> {
-  const warm = f();
-  await warm.data();
-  warm.dispose();
+/** Milliseconds for n runs of f in a row and one read-back of the last output. */
+async function run(f: () => tf.Tensor, n: number): Promise<number> {
   const t0 = performance.now();
   let last: tf.Tensor | undefined;
-  for (let i = 0; i < reps; i++) {
+  for (let i = 0; i < n; i++) {
     last?.dispose();
     last = f();
   }
   await last!.data();
   last!.dispose();
-  return ((performance.now() - t0) * 1000) / reps;
+  return performance.now() - t0;
+}
+
+/**
+ * Microseconds per op: the slope between `reps` and 5·`reps` runs, so that the fixed cost of the
+ * one read-back (and of its output's size: kv write returns the whole cache) cancels out.
+ */
+async function time(f: () => tf.Tensor): Promise<{ us: number; fixedMs: number }> {
+  await run(f, 2); // compiles
+  const short = await run(f, reps);
+  const long = await run(f, 5 * reps);
+  const us = ((long - short) * 1000) / (4 * reps);
+  return { us, fixedMs: short - (us * reps) / 1000 };
 }
 
 const ops: { op: string; f: () => tf.Tensor; bytes: number }[] = [
@@ -108,10 +119,16 @@ const ops: { op: string; f: () => tf.Tensor; bytes: number }[] = [
   { op: 'final rmsnorm', f: () => rmsNormRows(x, g, 1e-5), bytes: H * 8 },
   { op: 'LM head (bf16)', f: () => packedMatMul(x, weights.head), bytes: vocab * H * 2 },
 ];
-const rows: { op: string; microseconds: number; bytes: number; GBps: number }[] = [];
+const rows: {
+  op: string;
+  microseconds: number;
+  bytes: number;
+  GBps: number;
+  readbackMs: number;
+}[] = [];
 for (const { op, f, bytes } of ops) {
-  const us = await time(f);
-  rows.push({ op, microseconds: us, bytes, GBps: bytes / us / 1e3 });
+  const { us, fixedMs } = await time(f);
+  rows.push({ op, microseconds: us, bytes, GBps: bytes / us / 1e3, readbackMs: fixedMs });
 }
 const layerOps = rows.filter((r) => !/no prologue|final|head/.test(r.op));
 const layerUs = layerOps.reduce((a, r) => a + r.microseconds, 0);

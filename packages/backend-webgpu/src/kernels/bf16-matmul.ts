@@ -52,7 +52,7 @@ export class Bf16MatMulProgram extends EdkmProgram {
   }
   getUserCode(): string {
     const { mt, serial, fusion } = this;
-    const input = linearInput(fusion, this.aligned ? 4 : 1);
+    const input = linearInput(fusion, this.aligned ? 4 : 1, !serial);
     // reduce: the workgroup's threads split K; serial: one invocation walks all of it
     const [from, step] = serial ? ['0', '1'] : ['tid', `${LINEAR_WG}`];
     const body = this.aligned
@@ -64,14 +64,21 @@ export class Bf16MatMulProgram extends EdkmProgram {
                                bitcast<f32>(q.y << 16u), bitcast<f32>(q.y & 0xffff0000u));
             let hi = vec4<f32>(bitcast<f32>(q.z << 16u), bitcast<f32>(q.z & 0xffff0000u),
                                bitcast<f32>(q.w << 16u), bitcast<f32>(q.w & 0xffff0000u));
-            ${perRow(mt, (r) => `acc${r} = acc${r} + dot(${input.at(`xRow${r}`, '2 * c')}, lo) + dot(${input.at(`xRow${r}`, '2 * c + 1')}, hi);`)}
+            ${perRow(mt, (r) => {
+              const a = input.read(r, '2 * c', `xa${r}`);
+              const b = input.read(r, '2 * c + 1', `xb${r}`);
+              return `${a.decl} ${b.decl} acc${r} = acc${r} + dot(${a.value}, lo) + dot(${b.value}, hi);`;
+            })}
           }`
       : `
           for (var j = ${from}; j < uniforms.k; j = j + ${step}) {
             let e = s * uniforms.k + j;
             let word = bitcast<u32>(w[e / 2]);
             let v = bitcast<f32>(select(word << 16u, word & 0xffff0000u, (e & 1) == 1));
-            ${perRow(mt, (r) => `acc${r} = acc${r} + ${input.at(`xRow${r}`, 'j')} * v;`)}
+            ${perRow(mt, (r) => {
+              const x = input.read(r, 'j', `x${r}`);
+              return `${x.decl} acc${r} = acc${r} + ${x.value} * v;`;
+            })}
           }`;
     const xDiv = this.aligned ? 4 : 1;
     if (serial) return serialLinearShader({ mt, xDiv, body, col: 's', value: 'ACC', fusion });

@@ -28,19 +28,23 @@ export function perRow(mt: number, line: (r: number) => string): string {
 }
 
 /**
- * How a linear kernel reads x under a LinearFusion prologue (see @edkm/core): `at(off, col)` is
- * the WGSL expression of x' at column `col` (in x's units: vec4 when xDiv is 4) of the row that
- * starts at `off`; `width` is x's row length in those units. rmsnorm multiplies by g here and by
- * the row's inverse RMS at the end.
+ * How a linear kernel reads x under a LinearFusion prologue (see @edkm/core): `read(r, col, name)`
+ * declares x row r (offset xRow{r}) at column `col` (in x's units: vec4 when xDiv is 4) as `name`
+ * and gives the expression the product uses (x·g under rmsnorm, which multiplies by the row's
+ * inverse RMS at the end); `width` is x's row length in those units. With `fold` (the reduce
+ * shape: a workgroup's threads together read each x row exactly once per weight row), the read
+ * also adds the square to ss{r}, so the RMS comes out of the product's own loop and reduction.
  */
-export function linearInput(fusion: LinearFusion, xDiv: number) {
-  const kx = `(uniforms.k / ${xDiv})`;
+export function linearInput(fusion: LinearFusion, xDiv: number, fold = false) {
+  const rms = fusion.prologue === 'rmsnorm';
   return {
-    width: kx,
-    at(off: string, col: string): string {
-      const v = `x[${off} + ${col}]`;
-      if (fusion.prologue === 'rmsnorm') return `(${v} * g[${col}])`;
-      return v;
+    width: `(uniforms.k / ${xDiv})`,
+    read(r: number, col: string, name: string): { decl: string; value: string } {
+      const square = xDiv === 4 ? `dot(${name}, ${name})` : `${name} * ${name}`;
+      return {
+        decl: `let ${name} = x[xRow${r} + ${col}];${rms && fold ? ` ss${r} = ss${r} + ${square};` : ''}`,
+        value: rms ? `(${name} * g[${col}])` : name,
+      };
     },
   };
 }
@@ -68,9 +72,10 @@ export function fusionBindings(fusion: LinearFusion, xComponents: number) {
 /**
  * The shared part of the linear kernels: xRow{r} (offset of x row m0 + r, clamped), acc{r}, one
  * weight row s per pass, the workgroup-wide sums (uniform control flow: the barriers are outside
- * every branch) and the write of out{r} at column `col`. With a LinearFusion: the inverse RMS of
- * each x row first (rmsnorm; its own workgroup sum, once for all passes), the residual added at
- * the write.
+ * every branch) and the write of out{r} at column `col`. `stage` runs first in each pass (it may
+ * fill workgroup memory declared in `shared`; a barrier follows it). With a LinearFusion: the
+ * body (reading x through linearInput's fold) sums each x row's squares into ss{r}, reduced with
+ * acc{r} in the same tree (no second pass over x); the residual is added at the write.
  */
 export function linearShader(opts: {
   mt: number;
@@ -79,55 +84,48 @@ export function linearShader(opts: {
   col: string;
   value: (r: number) => string;
   fusion?: LinearFusion;
+  shared?: string;
+  stage?: string;
 }): string {
-  const { mt, xDiv, body, col, value } = opts;
+  const { mt, body, col, value } = opts;
   const fusion = opts.fusion ?? {};
-  const input = linearInput(fusion, xDiv);
-  const red = (r: number, at: string) => `red[${r * LINEAR_WG} + ${at}]`;
-  const tree = (line: (r: number) => string) => `
-        workgroupBarrier();
-        for (var stride = ${LINEAR_WG / 2}; stride > 0; stride = stride / 2) {
-          if (tid < stride) {
-            ${perRow(mt, line)}
-          }
-          workgroupBarrier();
-        }`;
-  const sumLine = (r: number) => `${red(r, 'tid')} = ${red(r, 'tid')} + ${red(r, 'tid + stride')};`;
-  const norm =
-    fusion.prologue === 'rmsnorm'
-      ? `
-        ${perRow(mt, (r) => `var ss${r} = 0.0;`)}
-        for (var c = tid; c < ${input.width}; c = c + ${LINEAR_WG}) {
-          ${perRow(mt, (r) => `let v${r} = x[xRow${r} + c]; ss${r} = ss${r} + ${xDiv === 4 ? `dot(v${r}, v${r})` : `v${r} * v${r}`};`)}
-        }
-        ${perRow(mt, (r) => `${red(r, 'tid')} = ss${r};`)}
-        ${tree(sumLine)}
-        if (tid < ${mt}) {
-          invs[tid] = inverseSqrt(red[tid * ${LINEAR_WG}] / f32(uniforms.k) + uniforms.eps);
-        }
-        workgroupBarrier();`
-      : '';
-  const scaled = (v: string) => (fusion.prologue === 'rmsnorm' ? `(${v}) * invs[tid]` : v);
+  const rms = fusion.prologue === 'rmsnorm';
+  const sums = rms ? 2 * mt : mt; // acc{r} at r, ss{r} at mt + r
+  const red = (i: number | string, at: string) => `red[${i} * ${LINEAR_WG} + ${at}]`;
+  const sumLine = (i: number) => `${red(i, 'tid')} = ${red(i, 'tid')} + ${red(i, 'tid + stride')};`;
+  const scaled = (v: string) =>
+    rms ? `(${v}) * inverseSqrt(${red(`(${mt} + tid)`, '0')} / f32(uniforms.k) + uniforms.eps)` : v;
   const written = (v: string) => (fusion.residual ? `${v} + residual[oi]` : v);
   return `
-      var<workgroup> red : array<f32, ${LINEAR_WG * mt}>;
-      ${fusion.prologue === 'rmsnorm' ? `var<workgroup> invs : array<f32, ${mt}>;` : ''}
+      var<workgroup> red : array<f32, ${LINEAR_WG * sums}>;
+      ${opts.shared ?? ''}
       fn main(index : i32) {
         let tid = i32(localIndex);
         let m0 = i32(workgroupId.y) * ${mt};
-        ${perRow(mt, (r) => `let xRow${r} = min(m0 + ${r}, uniforms.m - 1) * ${input.width};`)}
-        ${norm}
+        ${perRow(mt, (r) => `let xRow${r} = min(m0 + ${r}, uniforms.m - 1) * (uniforms.k / ${opts.xDiv});`)}
         for (var it = 0; it < uniforms.passes; it++) {
           let s = i32(workgroupId.x) + it * uniforms.grid;
-          ${perRow(mt, (r) => `var acc${r} = 0.0;`)}
+          ${
+            opts.stage
+              ? `${opts.stage}
+          workgroupBarrier();`
+              : ''
+          }
+          ${perRow(mt, (r) => `var acc${r} = 0.0;${rms ? ` var ss${r} = 0.0;` : ''}`)}
           if (s < uniforms.n) {
             ${body}
           }
-          ${perRow(mt, (r) => `${red(r, 'tid')} = acc${r};`)}
-          ${tree(sumLine)}
+          ${perRow(mt, (r) => `${red(r, 'tid')} = acc${r};${rms ? ` ${red(mt + r, 'tid')} = ss${r};` : ''}`)}
+          workgroupBarrier();
+          for (var stride = ${LINEAR_WG / 2}; stride > 0; stride = stride / 2) {
+            if (tid < stride) {
+              ${Array.from({ length: sums }, (_, i) => sumLine(i)).join('\n              ')}
+            }
+            workgroupBarrier();
+          }
           if (s < uniforms.n && tid < ${mt} && m0 + tid < uniforms.m) {
             let oi = (m0 + tid) * uniforms.n + ${col};
-            setOutputAtIndex(oi, ${written(scaled(value(0).replace('RED', `red[tid * ${LINEAR_WG}]`)))});
+            setOutputAtIndex(oi, ${written(scaled(value(0).replace('RED', red('tid', '0'))))});
           }
           workgroupBarrier();
         }
@@ -274,7 +272,15 @@ export class PaletteMatMulProgram extends EdkmProgram {
   }
 
   private get input() {
-    return linearInput(this.fusion, this.aligned ? 4 : 1);
+    return linearInput(this.fusion, this.aligned ? 4 : 1, !this.serial);
+  }
+
+  /** The LUT as the body reads it: the reduce shape stages the row's LUT in workgroup memory. */
+  private get table(): { name: string; base: string } {
+    const entries = (1 << this.bits) * this.d;
+    return this.serial
+      ? { name: 'lut', base: `rows[2 * s + 1] * ${entries}` }
+      : { name: 'lutS', base: '0' };
   }
 
   private alignedChunk(): string {
@@ -290,15 +296,15 @@ export class PaletteMatMulProgram extends EdkmProgram {
         sh + bits <= 32
           ? `(cw${w} >> ${sh}u)`
           : `((cw${w} >> ${sh}u) | (cw${w + 1} << ${32 - sh}u))`;
-      lines.push(`let l${j} = lut[base + i32(${e} & ${mask}u)];`);
+      lines.push(`let l${j} = ${this.table.name}[base + i32(${e} & ${mask}u)];`);
     }
     for (let q = 0; q < 8; q++) {
       lines.push(`let lv${q} = vec4<f32>(l${4 * q}, l${4 * q + 1}, l${4 * q + 2}, l${4 * q + 3});`);
       lines.push(
-        perRow(
-          this.mt,
-          (r) => `acc${r} = acc${r} + dot(${this.input.at(`xRow${r}`, `c * 8 + ${q}`)}, lv${q});`,
-        ),
+        perRow(this.mt, (r) => {
+          const x = this.input.read(r, `c * 8 + ${q}`, `x${r}_${q}`);
+          return `${x.decl} acc${r} = acc${r} + dot(${x.value}, lv${q});`;
+        }),
       );
     }
     return lines.join('\n            ');
@@ -311,14 +317,14 @@ export class PaletteMatMulProgram extends EdkmProgram {
     const [from, step] = serial ? ['0', '1'] : ['tid', `${LINEAR_WG}`];
     const body = this.aligned
       ? `
-          let base = rows[2 * s + 1] * ${entries};
+          let base = ${this.table.base};
           let chunks = uniforms.k / 32;
           for (var c = ${from}; c < chunks; c = c + ${step}) {
             let w0 = (s * chunks + c) * ${bits};
             ${this.alignedChunk()}
           }`
       : `
-          let base = rows[2 * s + 1] * ${entries};
+          let base = ${this.table.base};
           let v = uniforms.k / ${d};
           for (var j = ${from}; j < v; j = j + ${step}) {
             let bit = u32(s * v + j) * ${bits}u;
@@ -328,8 +334,11 @@ export class PaletteMatMulProgram extends EdkmProgram {
             if (sh + ${bits}u > 32u) { q = q | (bitcast<u32>(codes[w + 1]) << (32u - sh)); }
             let at = base + i32(q & ${(1 << bits) - 1}u) * ${d};
             for (var e = 0; e < ${d}; e++) {
-              let l = lut[at + e];
-              ${perRow(mt, (r) => `acc${r} = acc${r} + ${this.input.at(`xRow${r}`, `j * ${d} + e`)} * l;`)}
+              let l = ${this.table.name}[at + e];
+              ${perRow(mt, (r) => {
+                const x = this.input.read(r, `j * ${d} + e`, `x${r}`);
+                return `${x.decl} acc${r} = acc${r} + ${x.value} * l;`;
+              })}
             }
           }`;
     const xDiv = this.aligned ? 4 : 1;
@@ -339,7 +348,13 @@ export class PaletteMatMulProgram extends EdkmProgram {
       return serialLinearShader({ mt, xDiv, body, col: 'rows[2 * s]', value, fusion });
     }
     const value = () => 'scales[s] * RED';
-    return linearShader({ mt, xDiv, body, col: 'rows[2 * s]', value, fusion });
+    // the row's LUT (its group's) in workgroup memory: 32 lookups per 32 weights stay on chip
+    const shared = `var<workgroup> lutS : array<f32, ${entries}>;`;
+    const stage = `if (s < uniforms.n) {
+            let lutAt = rows[2 * s + 1] * ${entries};
+            for (var e = tid; e < ${entries}; e = e + ${LINEAR_WG}) { lutS[e] = lut[lutAt + e]; }
+          }`;
+    return linearShader({ mt, xDiv, body, col: 'rows[2 * s]', value, fusion, shared, stage });
   }
 }
 
