@@ -26,8 +26,8 @@ run() {
     step ours-gemm 150 $R gemm ;;
   layer7b) step torch-layer7b 90 python3 bench/torch/torch_layer7b.py
     step ours-layer7b 150 $R layer7b --backend webgpu ;;
-  generate) step ours-generate 200 $R generate --backend webgpu --models tiny16,tiny3,7b3
-    step torch-generate7b 150 python3 bench/torch/generate_7b_ref.py ;;
+  generate) step ours-generate 200 "$R generate --backend webgpu --models tiny16,tiny3,7b3 >$OUT/generate.json"
+    step torch-generate7b 150 "python3 bench/torch/generate_7b_ref.py >$OUT/generate-torch7b.json" ;;
   # the quality recipe through the app (bench/h200-quality.sh's lanes): ppl and seconds
   recipe) step ours-recipe3 570 "LANES=dkm bash bench/h200-quality.sh 3"
     step torch-recipe3 120 python3 $A/torch_dkm_ablation.py $M $T 3 ;;
