@@ -85,7 +85,7 @@ for l in $LANES; do
     base) lane base ;;
     dkm) for b in $BITS; do lane train dkm$b --bits "$b"; done ;;
     ft16) lane train ft16 --bits 16 --save-every 400 ;;
-    jlcm) for b in $JLCM; do lane "train jlcm$b --save-every 400 --config \$(jlcmconfig $b)"; done ;;
+    jlcm) for b in $JLCM; do lane "train jlcm$b --save-every 100 --config \$(jlcmconfig $b)"; done ;;
     torch) lane torchref ;;
   esac
 done
