@@ -8,6 +8,7 @@
 //        [--prompt 32] [--new 128] [--max-length 512] [--temperature T --top-k K --top-p P]
 //        [--layers 32] (the 7B shape's layer count, for a quick smoke run)
 import '@edkm/backend-cpu';
+import '@edkm/backend-wasm';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';

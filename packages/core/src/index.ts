@@ -15,6 +15,7 @@ export * from './optim';
 export * from './norm';
 export * from './nearest';
 export * from './table';
+export * from './lookup-gemv';
 export * from './linear';
 export * from './decode';
 export * from './kernel-table';

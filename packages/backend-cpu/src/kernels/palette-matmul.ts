@@ -1,4 +1,11 @@
-import { type PaletteMatMulAttrs, decodeIndices, hostLinearFusion, type tf } from '@edkm/core';
+import {
+  type PaletteMatMulAttrs,
+  decodeIndices,
+  hostLinearFusion,
+  lookupGemv,
+  lookupPlan,
+  type tf,
+} from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 let scratch = new Uint8Array(0);
@@ -6,6 +13,7 @@ let scratch = new Uint8Array(0);
 /**
  * y = x · Wᵀ with W read from its LUTs and packed indices (see LinearKernelNames.PaletteMatMul):
  * each stored row's indices are decoded once into a reused scratch row and serve all M rows of x.
+ * Decoding (a few rows of x, 1–3 bits) goes by table lookup instead (core's lookupGemv).
  */
 export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
@@ -28,6 +36,19 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   if (scratch.length < v) scratch = new Uint8Array(v);
   const idx = scratch;
   const y = new Float32Array(m * n);
+  const shape: [number, number] = [n, k];
+  const host = { shape, bits, clusterDim: d, codes: words, lut: table, scales: scale };
+  const plan = lookupPlan(host, m, table.length / entries);
+  if (plan) {
+    const rowOut = new Int32Array(n);
+    const rowGroup = new Int32Array(n);
+    for (let s = 0; s < n; s++) {
+      rowOut[s] = meta[2 * s];
+      rowGroup[s] = meta[2 * s + 1];
+    }
+    lookupGemv(xv, m, { ...host, rowOut, rowGroup }, plan, y);
+    return cpu.makeTensorInfo([m, n], 'float32', fusion.finish(y, f32(residual)));
+  }
   for (let s = 0; s < n; s++) {
     decodeIndices(words, bits, s * v, v, idx);
     const out = meta[2 * s];

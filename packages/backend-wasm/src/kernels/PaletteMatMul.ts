@@ -1,4 +1,10 @@
-import { type PaletteMatMulAttrs, decodeIndices, type tf } from '@edkm/core';
+import {
+  type PaletteMatMulAttrs,
+  decodeIndices,
+  lookupGemv,
+  lookupPlan,
+  type tf,
+} from '@edkm/core';
 import { f32, i32, output, wasmOf } from '../heap';
 import { batchMatMul } from './BatchMatMul';
 import { DECODE_THEN_GEMM_ROWS, wasmLinearFusion, wordsOf } from './packed';
@@ -6,7 +12,8 @@ import { DECODE_THEN_GEMM_ROWS, wasmLinearFusion, wordsOf } from './packed';
 /**
  * y = x · Wᵀ with W read from its LUTs and packed indices (LinearKernelNames.PaletteMatMul). For a
  * few rows of x (decoding) each stored row is decoded once and dotted with every row of x; for more,
- * W is decoded once into a dense heap matrix and multiplied by XNNPACK.
+ * W is decoded once into a dense heap matrix and multiplied by XNNPACK. Decoding at 1–3 bits goes
+ * by table lookup (core's lookupGemv).
  */
 export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = wasmOf(backend);
@@ -28,6 +35,25 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const table = f32(wasm, lut);
   const meta = i32(wasm, rows);
   const scale = f32(wasm, scales);
+  const host = {
+    shape: [n, k] as [number, number],
+    bits,
+    clusterDim: d,
+    codes: words,
+    lut: table,
+    scales: scale,
+  };
+  const plan = gemm ? undefined : lookupPlan(host, m, table.length / entries);
+  if (plan) {
+    const rowOut = new Int32Array(n);
+    const rowGroup = new Int32Array(n);
+    for (let s = 0; s < n; s++) {
+      rowOut[s] = meta[2 * s];
+      rowGroup[s] = meta[2 * s + 1];
+    }
+    lookupGemv(xv, m, { ...host, rowOut, rowGroup }, plan, out);
+    return lf.finish(dense);
+  }
   for (let s = 0; s < n; s++) {
     decodeIndices(words, bits, s * v, v, idx);
     const row = meta[2 * s];

@@ -32,7 +32,7 @@ function pack(indices: number[], bits: number): Uint8Array {
   return out;
 }
 
-interface PaletteCase {
+export interface PaletteCase {
   m: number;
   n: number;
   k: number;
@@ -87,6 +87,9 @@ const paletteCases: PaletteCase[] = [
   { m: 1, n: 6, k: 24, bits: 5, d: 2, scales: true },
   // more than one 64-wide workgroup of weight rows, and a partial tile of x rows
   { m: 6, n: 70, k: 64, bits: 3, groups: [33, 37], scales: true, permute: true },
+  // enough rows for the host plugins' table-lookup GEMV (lookupPlan): pairs, triples
+  { m: 1, n: 300, k: 64, bits: 3 },
+  { m: 2, n: 600, k: 30, bits: 2, scales: true, permute: true },
 ];
 
 export function linearCases(): ConformanceCase[] {
