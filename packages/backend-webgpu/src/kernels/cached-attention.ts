@@ -4,30 +4,55 @@ import { EdkmProgram } from '../programs';
 import { ropeFunction } from './kv-write';
 
 const WG = 64;
+/** Workgroups the attention aims for before it splits the positions (flash-decoding). */
+const TARGET_WORKGROUPS = 256;
 
 /**
- * DecodeKernelNames.CachedAttention: one workgroup per (new position, query head). The roped query
- * waits in workgroup memory; keys go by in blocks of 64 (one score per thread), with the running
- * maximum and sum of an online softmax; each thread accumulates ⌈D/64⌉ output dimensions. Only the
- * slots up to the position are read: the loop bound is a uniform, not a shape.
+ * DecodeKernelNames.CachedAttention: one workgroup per (new position, query head, split of the
+ * cached positions). The roped query waits in workgroup memory; keys go by in blocks of 64 (one
+ * score per thread), with the running maximum and sum of an online softmax; each thread
+ * accumulates ⌈D/64⌉ output dimensions. Only the slots up to the position are read: the loop bound
+ * is a uniform, not a shape. With one split the workgroup writes the output; with several (few
+ * rows and heads, a long cache: batch-1 decoding would otherwise run one workgroup per head) each
+ * writes its unnormalised partial (max, sum, D values) and CachedAttentionCombineProgram merges
+ * them.
  */
 export class CachedAttentionProgram extends EdkmProgram {
   override workgroupSize: [number, number, number] = [WG, 1, 1];
   variableNames = ['qkv', 'cache', 'rope', 'starts'];
-  uniforms = 'b : i32, t : i32, h : i32, kv : i32, l : i32, d : i32, pos : i32, scale : f32,';
+  uniforms =
+    'b : i32, t : i32, h : i32, kv : i32, l : i32, d : i32, pos : i32, scale : f32, splits : i32, span : i32,';
   shaderKey: string;
   constructor(
     rows: number,
     heads: number,
     private readonly d: number,
+    private readonly splits: number,
   ) {
-    super([rows, heads * d], [rows * heads, 1, 1]);
-    this.shaderKey = `edkm_cached_attention_${d}`;
+    super(splits > 1 ? [rows * heads * splits * (d + 2)] : [rows, heads * d], [
+      rows * heads * splits,
+      1,
+      1,
+    ]);
+    this.shaderKey = `edkm_cached_attention_${d}_${splits > 1 ? 'partial' : 'whole'}`;
   }
   getUserCode(): string {
     const dp = Math.ceil(this.d / WG);
     const each = (f: (r: number) => string) =>
       Array.from({ length: dp }, (_, r) => f(r)).join('\n');
+    const write =
+      this.splits > 1
+        ? `
+        let at = i32(workgroupId.x) * (D + 2);
+        if (tid == 0) {
+          setOutputAtIndex(at, m);
+          setOutputAtIndex(at + 1, l);
+        }
+        ${each((r) => `if (tid + ${r * WG} < D) { setOutputAtIndex(at + 2 + tid + ${r * WG}, o${r}); }`)}`
+        : `
+        let inv = select(0.0, 1.0 / l, l > 0.0);
+        let to = bt * uniforms.h * D + hq * D + tid;
+        ${each((r) => `if (tid + ${r * WG} < D) { setOutputAtIndex(to + ${r * WG}, o${r} * inv); }`)}`;
     return `
       ${ropeFunction()}
       var<workgroup> qS : array<f32, ${this.d}>;
@@ -36,7 +61,8 @@ export class CachedAttentionProgram extends EdkmProgram {
       var<workgroup> startS : i32;
       fn main(index : i32) {
         let tid = i32(localIndex);
-        let g = i32(workgroupId.x);
+        let split = i32(workgroupId.x) % uniforms.splits;
+        let g = i32(workgroupId.x) / uniforms.splits;
         let hq = g % uniforms.h;
         let bt = g / uniforms.h;
         let b = bt / uniforms.t;
@@ -46,9 +72,11 @@ export class CachedAttentionProgram extends EdkmProgram {
         let kvh = hq / (uniforms.h / uniforms.kv);
         let row = bt * (uniforms.h + 2 * uniforms.kv) * D;
         for (var i = tid; i < D; i = i + ${WG}) { qS[i] = edkmRope(row + hq * D, i, p) * uniforms.scale; }
+        // this split's slots: [split·span, (split + 1)·span) within [start, len) (through
+        // workgroup memory: the loop bounds must be uniform, and workgroupId is not to WGSL)
         if (tid == 0) {
-          lenS = uniforms.pos + t + 1;
-          startS = starts[b];
+          lenS = min(uniforms.pos + t + 1, (split + 1) * uniforms.span);
+          startS = max(starts[b], split * uniforms.span);
         }
         let len = workgroupUniformLoad(&lenS);
         let start = workgroupUniformLoad(&startS);
@@ -89,11 +117,65 @@ export class CachedAttentionProgram extends EdkmProgram {
           m = bm;
           workgroupBarrier();
         }
-        let inv = select(0.0, 1.0 / l, l > 0.0);
-        let to = bt * uniforms.h * D + hq * D + tid;
+        ${write}
+      }`;
+  }
+}
+
+/**
+ * Merges the partials of a split CachedAttentionProgram: one workgroup per (position, head); the
+ * splits' sums rescaled to the largest maximum, the output divided by their total.
+ */
+export class CachedAttentionCombineProgram extends EdkmProgram {
+  override workgroupSize: [number, number, number] = [WG, 1, 1];
+  variableNames = ['part'];
+  uniforms = 'h : i32, d : i32, splits : i32,';
+  shaderKey: string;
+  constructor(
+    rows: number,
+    heads: number,
+    private readonly d: number,
+  ) {
+    super([rows, heads * d], [rows * heads, 1, 1]);
+    this.shaderKey = `edkm_cached_attention_combine_${d}`;
+  }
+  getUserCode(): string {
+    const dp = Math.ceil(this.d / WG);
+    const each = (f: (r: number) => string) =>
+      Array.from({ length: dp }, (_, r) => f(r)).join('\n');
+    return `
+      fn main(index : i32) {
+        let tid = i32(localIndex);
+        let g = i32(workgroupId.x);
+        let D = uniforms.d;
+        let stride = D + 2;
+        let base = g * uniforms.splits * stride;
+        var mx = -3.0e38;
+        for (var s = 0; s < uniforms.splits; s++) { mx = max(mx, part[base + s * stride]); }
+        var total = 0.0;
+        ${each((r) => `var o${r} = 0.0;`)}
+        for (var s = 0; s < uniforms.splits; s++) {
+          let at = base + s * stride;
+          let f = exp(part[at] - mx);
+          total = total + part[at + 1] * f;
+          ${each((r) => `if (tid + ${r * WG} < D) { o${r} = o${r} + part[at + 2 + tid + ${r * WG}] * f; }`)}
+        }
+        let inv = select(0.0, 1.0 / total, total > 0.0);
+        let to = g * D + tid;
         ${each((r) => `if (tid + ${r * WG} < D) { setOutputAtIndex(to + ${r * WG}, o${r} * inv); }`)}
       }`;
   }
+}
+
+/**
+ * How many splits of the cached positions: enough workgroups to fill the GPU (TARGET_WORKGROUPS),
+ * no more splits than blocks of 64 slots; `span` slots each (a multiple of 64).
+ */
+export function attentionSplits(groups: number, slots: number): { splits: number; span: number } {
+  const blocks = Math.max(1, Math.ceil(slots / WG));
+  const want = Math.min(blocks, Math.max(1, Math.ceil(TARGET_WORKGROUPS / groups)));
+  const span = Math.ceil(blocks / want) * WG;
+  return { splits: Math.ceil((blocks * WG) / span), span };
 }
 
 export const cachedAttention: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -103,20 +185,29 @@ export const cachedAttention: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const [, b, kv, l, d] = cache.shape;
   const rows = qkv.shape[0];
   const t = rows / b;
+  const { splits, span } = attentionSplits(rows * a.heads, a.pos + t);
   const int = (v: number) => ({ type: 'int32', data: [v] });
-  return gpu.runWebGPUProgram(
-    new CachedAttentionProgram(rows, a.heads, d),
-    [qkv, cache, rope, starts],
+  const uniforms = [
+    int(b),
+    int(t),
+    int(a.heads),
+    int(kv),
+    int(l),
+    int(d),
+    int(a.pos),
+    { type: 'float32', data: [1 / Math.sqrt(d)] },
+    int(splits),
+    int(span),
+  ];
+  const program = new CachedAttentionProgram(rows, a.heads, d, splits);
+  const out = gpu.runWebGPUProgram(program, [qkv, cache, rope, starts], 'float32', uniforms);
+  if (splits === 1) return out;
+  const merged = gpu.runWebGPUProgram(
+    new CachedAttentionCombineProgram(rows, a.heads, d),
+    [out],
     'float32',
-    [
-      int(b),
-      int(t),
-      int(a.heads),
-      int(kv),
-      int(l),
-      int(d),
-      int(a.pos),
-      { type: 'float32', data: [1 / Math.sqrt(d)] },
-    ],
+    [int(a.heads), int(d), int(splits)],
   );
+  gpu.disposeData(out.dataId);
+  return merged;
 };

@@ -284,6 +284,10 @@ const decodeShapes = [
   { b: 1, t: 1, h: 4, kv: 2, l: 9, d: 8, pos: 5, starts: [0] },
   { b: 2, t: 3, h: 6, kv: 2, l: 12, d: 96, pos: 4, starts: [0, 2] },
   { b: 1, t: 70, h: 2, kv: 1, l: 80, d: 4, pos: 3, starts: [1] },
+  // long caches for few heads: the webgpu kernel splits the positions (flash-decoding); a split
+  // wholly before a row's start, D over 64
+  { b: 1, t: 1, h: 4, kv: 2, l: 300, d: 16, pos: 250, starts: [0] },
+  { b: 2, t: 2, h: 2, kv: 1, l: 200, d: 130, pos: 150, starts: [0, 100] },
 ];
 
 /** Conformance of the decode kernels: KV writes in place, cached attention. */
