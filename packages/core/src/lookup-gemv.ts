@@ -54,13 +54,19 @@ function buildTables(
   out: Float32Array,
 ): void {
   const { g, p } = plan;
-  const mask = (1 << bits) - 1;
+  const q = 1 << bits;
   for (let run = 0, at = 0; run < k / g; run++, at += p) {
     const x0 = xo + run * g;
-    for (let code = 0; code < p; code++) {
-      let s = 0;
-      for (let i = 0, c = code; i < g; i++, c >>>= bits) s += lut[lo + (c & mask)] * x[x0 + i];
-      out[at + code] = s;
+    // level by level: codes of i+1 indices from those of i (code | c << i·bits) = sum + LUT[c]·x;
+    // c descending so that c = 0, which writes over the level below, comes last
+    for (let c = 0; c < q; c++) out[at + c] = lut[lo + c] * x[x0];
+    for (let i = 1, width = q; i < g; i++, width *= q) {
+      const xi = x[x0 + i];
+      for (let c = q - 1; c >= 0; c--) {
+        const v = lut[lo + c] * xi;
+        const to = at + c * width;
+        for (let low = 0; low < width; low++) out[to + low] = out[at + low] + v;
+      }
     }
   }
 }
@@ -96,8 +102,13 @@ export function lookupGemv(
         buildTables(x, r * k, k, lut, group << bits, bits, plan, t.subarray(r * perTable));
       tables.set(group, t);
     }
-    // the row's codes, gb bits each, from bit s·K·bits of the stream
     const bit = s * k * bits;
+    const out = rowOut[s];
+    if (m === 1 && gb === 6 && (bit & 31) === 0 && runs % 16 === 0) {
+      y[out] = scales[s] * sum6(codes, bit >>> 5, t, runs);
+      continue;
+    }
+    // the row's codes, gb bits each, from bit s·K·bits of the stream
     let word = bit >>> 5;
     const sh = bit & 31;
     let acc = codes[word++] >>> sh;
@@ -114,7 +125,6 @@ export function lookupGemv(
         avail += 32 - gb;
       }
     }
-    const out = rowOut[s];
     const c = scales[s];
     for (let r = 0; r < m; r++) {
       const base = r * perTable;
@@ -129,4 +139,27 @@ export function lookupGemv(
       y[r * n + out] = c * (a0 + a1);
     }
   }
+}
+
+/**
+ * One row's sum for 6-bit codes (3 bits in pairs, 2 bits in triples, 1 bit in sixes) from a
+ * word-aligned start: 16 codes from every 3 words at shifts fixed here, no branch per code.
+ */
+function sum6(codes: Uint32Array, w: number, t: Float32Array, runs: number): number {
+  let a = 0;
+  let b = 0;
+  for (let at = 0, end = runs * 64; at < end; at += 1024, w += 3) {
+    const w0 = codes[w];
+    const w1 = codes[w + 1];
+    const w2 = codes[w + 2];
+    a += t[at + (w0 & 63)] + t[at + 64 + ((w0 >>> 6) & 63)];
+    b += t[at + 128 + ((w0 >>> 12) & 63)] + t[at + 192 + ((w0 >>> 18) & 63)];
+    a += t[at + 256 + ((w0 >>> 24) & 63)] + t[at + 320 + (((w0 >>> 30) | (w1 << 2)) & 63)];
+    b += t[at + 384 + ((w1 >>> 4) & 63)] + t[at + 448 + ((w1 >>> 10) & 63)];
+    a += t[at + 512 + ((w1 >>> 16) & 63)] + t[at + 576 + ((w1 >>> 22) & 63)];
+    b += t[at + 640 + (((w1 >>> 28) | (w2 << 4)) & 63)] + t[at + 704 + ((w2 >>> 2) & 63)];
+    a += t[at + 768 + ((w2 >>> 8) & 63)] + t[at + 832 + ((w2 >>> 14) & 63)];
+    b += t[at + 896 + ((w2 >>> 20) & 63)] + t[at + 960 + (w2 >>> 26)];
+  }
+  return a + b;
 }

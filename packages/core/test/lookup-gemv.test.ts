@@ -5,7 +5,14 @@ import { type PaletteCase, randomPalette } from '../src/testing/linear-cases';
 // y = x · Wᵀ by table lookup (T-MAC style) against dequantize-then-multiply in float64
 describe('lookupGemv', () => {
   const cases: (PaletteCase & { why: string })[] = [
-    { m: 1, n: 300, k: 64, bits: 3, why: 'decode, 3 bits: pairs of indices' },
+    {
+      m: 1,
+      n: 300,
+      k: 64,
+      bits: 3,
+      why: 'decode, 3 bits: pairs of indices (16 codes per 3 words)',
+    },
+    { m: 1, n: 300, k: 96, bits: 1, why: '1 bit: runs of 6 (16 codes per 3 words)' },
     { m: 1, n: 300, k: 66, bits: 2, why: '2 bits: triples' },
     { m: 3, n: 200, k: 60, bits: 1, why: '1 bit: runs of 6, three x rows' },
     {
