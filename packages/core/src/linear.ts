@@ -282,10 +282,73 @@ export function decodeBf16Pairs(
   out: Float32Array,
 ): void {
   const bitsOut = new Uint32Array(out.buffer, out.byteOffset, count);
-  for (let i = 0; i < count; i++) {
-    const e = start + i;
-    const w = words[e >>> 1];
-    bitsOut[i] = e & 1 ? w & 0xffff0000 : w << 16;
+  let i = 0;
+  if ((start & 1) === 1 && count > 0) bitsOut[i++] = words[start >>> 1] & 0xffff0000;
+  // from an even element on: two per word, no branch
+  for (let w = (start + i) >>> 1; i + 1 < count; i += 2, w++) {
+    const v = words[w];
+    bitsOut[i] = v << 16;
+    bitsOut[i + 1] = v & 0xffff0000;
+  }
+  if (i < count) bitsOut[i] = words[(start + i) >>> 1] << 16;
+}
+
+let gemvRow = new Float32Array(0);
+let gemvRowBits = new Uint32Array(0);
+
+/**
+ * y[i, r] = Σⱼ x[i, j] · W[r, j] for i < m, W [N, K] stored as bf16 pairs (two to a 32-bit word,
+ * row-major): each row decoded once into a reused scratch row (two weights per word, no branch
+ * when the row starts on a word) and dotted with every row of x, four partial sums at a time.
+ */
+export function bf16Gemv(
+  words: Uint32Array,
+  x: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  y: Float32Array,
+): void {
+  if (gemvRow.length < k + 1) {
+    gemvRow = new Float32Array(k + 1);
+    gemvRowBits = new Uint32Array(gemvRow.buffer);
+  }
+  const row = gemvRow;
+  const bits = gemvRowBits;
+  for (let r = 0; r < n; r++) {
+    const start = r * k;
+    if ((start & 1) === 0) {
+      let w = start >>> 1;
+      let j = 0;
+      for (; j + 1 < k; j += 2, w++) {
+        const v = words[w];
+        bits[j] = v << 16;
+        bits[j + 1] = v & 0xffff0000;
+      }
+      if (j < k) bits[j] = words[w] << 16;
+    } else {
+      for (let j = 0; j < k; j++) {
+        const e = start + j;
+        const v = words[e >>> 1];
+        bits[j] = e & 1 ? v & 0xffff0000 : v << 16;
+      }
+    }
+    for (let i = 0; i < m; i++) {
+      const xo = i * k;
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      let j = 0;
+      for (; j + 3 < k; j += 4) {
+        a0 += x[xo + j] * row[j];
+        a1 += x[xo + j + 1] * row[j + 1];
+        a2 += x[xo + j + 2] * row[j + 2];
+        a3 += x[xo + j + 3] * row[j + 3];
+      }
+      for (; j < k; j++) a0 += x[xo + j] * row[j];
+      y[i * n + r] = a0 + a1 + a2 + a3;
+    }
   }
 }
 

@@ -1,9 +1,13 @@
-import { type Bf16MatMulAttrs, decodeBf16Pairs, hostLinearFusion, type tf } from '@edkm/core';
+import {
+  type Bf16MatMulAttrs,
+  bf16Gemv,
+  decodeBf16Pairs,
+  hostLinearFusion,
+  type tf,
+} from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
-let rowScratch = new Float32Array(0);
-
-/** y = x · Wᵀ with W [N, K] as bf16 pairs (LinearKernelNames.Bf16MatMul): one decoded row at a time. */
+/** y = x · Wᵀ with W [N, K] as bf16 pairs (LinearKernelNames.Bf16MatMul): core's bf16Gemv, one decoded row at a time. */
 export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
   const { x, w, g, residual } = inputs as Record<string, tf.TensorInfo>;
@@ -12,32 +16,11 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const fused = attrs as unknown as Bf16MatMulAttrs;
   const [m, k] = x.shape;
   const fusion = hostLinearFusion(get(x) as Float32Array, k, fused, f32(g));
-  const xv = fusion.x;
   const i32 = get(w) as Int32Array;
   const words = new Uint32Array(i32.buffer, i32.byteOffset, i32.length);
   const { n } = fused;
-  if (rowScratch.length < k) rowScratch = new Float32Array(k);
-  const row = rowScratch;
   const y = new Float32Array(m * n);
-  for (let r = 0; r < n; r++) {
-    decodeBf16Pairs(words, r * k, k, row);
-    for (let i = 0; i < m; i++) {
-      const xo = i * k;
-      let a0 = 0;
-      let a1 = 0;
-      let a2 = 0;
-      let a3 = 0;
-      let j = 0;
-      for (; j + 3 < k; j += 4) {
-        a0 += xv[xo + j] * row[j];
-        a1 += xv[xo + j + 1] * row[j + 1];
-        a2 += xv[xo + j + 2] * row[j + 2];
-        a3 += xv[xo + j + 3] * row[j + 3];
-      }
-      for (; j < k; j++) a0 += xv[xo + j] * row[j];
-      y[i * n + r] = a0 + a1 + a2 + a3;
-    }
-  }
+  bf16Gemv(words, fusion.x, m, n, k, y);
   return cpu.makeTensorInfo([m, n], 'float32', fusion.finish(y, f32(residual)));
 };
 

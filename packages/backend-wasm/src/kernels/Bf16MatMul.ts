@@ -1,4 +1,4 @@
-import { type Bf16MatMulAttrs, decodeBf16Pairs, type tf } from '@edkm/core';
+import { type Bf16MatMulAttrs, bf16Gemv, decodeBf16Pairs, type tf } from '@edkm/core';
 import { f32, i32, output, wasmOf } from '../heap';
 import { batchMatMul } from './BatchMatMul';
 import { DECODE_THEN_GEMM_ROWS, wasmLinearFusion, wordsOf } from './packed';
@@ -26,15 +26,6 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const y = output(wasm, [m, n], 'float32');
   const out = f32(wasm, y);
   const xv = f32(wasm, x);
-  const words = wordsOf(i32(wasm, w));
-  const row = new Float32Array(k);
-  for (let r = 0; r < n; r++) {
-    decodeBf16Pairs(words, r * k, k, row);
-    for (let i = 0; i < m; i++) {
-      let acc = 0;
-      for (let j = 0; j < k; j++) acc += xv[i * k + j] * row[j];
-      out[i * n + r] = acc;
-    }
-  }
+  bf16Gemv(wordsOf(i32(wasm, w)), xv, m, n, k, out);
   return lf.finish(y);
 };
