@@ -283,23 +283,42 @@ export class PaletteMatMulProgram extends EdkmProgram {
       : { name: 'lutS', base: '0' };
   }
 
+  /**
+   * The reduce shape at 1–4 bits (aligned rows) stages the LUT as pairs: entry (i₀ | i₁ << bits) =
+   * (LUT[i₀], LUT[i₁]), so two neighbouring weights cost one field extraction and one lookup.
+   */
+  private get pairs(): boolean {
+    return !this.serial && this.aligned && this.bits <= 4;
+  }
+
+  /** `bits`-wide fields of the 32 indices in words cw0..: field j of `width` bits as WGSL. */
+  private field(j: number, width: number): string {
+    const bit = j * width;
+    const w = bit >> 5;
+    const sh = bit & 31;
+    const e =
+      sh + width <= 32
+        ? `(cw${w} >> ${sh}u)`
+        : `((cw${w} >> ${sh}u) | (cw${w + 1} << ${32 - sh}u))`;
+    return `i32(${e} & ${(1 << width) - 1}u)`;
+  }
+
   private alignedChunk(): string {
     const bits = this.bits;
-    const mask = (1 << bits) - 1;
     const lines: string[] = [];
     for (let w = 0; w < bits; w++) lines.push(`let cw${w} = bitcast<u32>(codes[w0 + ${w}]);`);
-    for (let j = 0; j < 32; j++) {
-      const bit = j * bits;
-      const w = bit >> 5;
-      const sh = bit & 31;
-      const e =
-        sh + bits <= 32
-          ? `(cw${w} >> ${sh}u)`
-          : `((cw${w} >> ${sh}u) | (cw${w + 1} << ${32 - sh}u))`;
-      lines.push(`let l${j} = ${this.table.name}[base + i32(${e} & ${mask}u)];`);
+    if (this.pairs) {
+      for (let j = 0; j < 16; j++) lines.push(`let p${j} = lutS[${this.field(j, 2 * bits)}];`);
+      for (let q = 0; q < 8; q++) lines.push(`let lv${q} = vec4<f32>(p${2 * q}, p${2 * q + 1});`);
+    } else {
+      for (let j = 0; j < 32; j++)
+        lines.push(`let l${j} = ${this.table.name}[base + ${this.field(j, bits)}];`);
+      for (let q = 0; q < 8; q++)
+        lines.push(
+          `let lv${q} = vec4<f32>(l${4 * q}, l${4 * q + 1}, l${4 * q + 2}, l${4 * q + 3});`,
+        );
     }
     for (let q = 0; q < 8; q++) {
-      lines.push(`let lv${q} = vec4<f32>(l${4 * q}, l${4 * q + 1}, l${4 * q + 2}, l${4 * q + 3});`);
       lines.push(
         perRow(this.mt, (r) => {
           const x = this.input.read(r, `c * 8 + ${q}`, `x${r}_${q}`);
@@ -348,11 +367,22 @@ export class PaletteMatMulProgram extends EdkmProgram {
       return serialLinearShader({ mt, xDiv, body, col: 'rows[2 * s]', value, fusion });
     }
     const value = () => 'scales[s] * RED';
-    // the row's LUT (its group's) in workgroup memory: 32 lookups per 32 weights stay on chip
-    const shared = `var<workgroup> lutS : array<f32, ${entries}>;`;
+    // the row's LUT (its group's) in workgroup memory, as pairs where pairs pays (see `pairs`)
+    const mask = (1 << bits) - 1;
+    const [shared, fill] = this.pairs
+      ? [
+          `var<workgroup> lutS : array<vec2<f32>, ${1 << (2 * bits)}>;`,
+          `for (var e = tid; e < ${1 << (2 * bits)}; e = e + ${LINEAR_WG}) {
+              lutS[e] = vec2<f32>(lut[lutAt + (e & ${mask})], lut[lutAt + (e >> ${bits}u)]);
+            }`,
+        ]
+      : [
+          `var<workgroup> lutS : array<f32, ${entries}>;`,
+          `for (var e = tid; e < ${entries}; e = e + ${LINEAR_WG}) { lutS[e] = lut[lutAt + e]; }`,
+        ];
     const stage = `if (s < uniforms.n) {
             let lutAt = rows[2 * s + 1] * ${entries};
-            for (var e = tid; e < ${entries}; e = e + ${LINEAR_WG}) { lutS[e] = lut[lutAt + e]; }
+            ${fill}
           }`;
     return linearShader({ mt, xDiv, body, col: 'rows[2 * s]', value, fusion, shared, stage });
   }
