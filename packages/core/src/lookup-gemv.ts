@@ -163,3 +163,37 @@ function sum6(codes: Uint32Array, w: number, t: Float32Array, runs: number): num
   }
   return a + b;
 }
+
+/** A palettized weight as the PaletteMatMul kernels bind it: `rows` holds (output row, LUT group) pairs. */
+export interface PaletteKernelWeight {
+  shape: [number, number];
+  bits: number;
+  clusterDim: number;
+  codes: Uint32Array;
+  lut: Float32Array;
+  rows: Int32Array;
+  scales: Float32Array;
+}
+
+/**
+ * The host kernels' entry: lookupGemv into y when lookupPlan takes the product (true), else
+ * nothing is written (false: the caller's general path).
+ */
+export function tryLookupGemv(
+  x: Float32Array,
+  m: number,
+  w: PaletteKernelWeight,
+  y: Float32Array,
+): boolean {
+  const n = w.shape[0];
+  const plan = lookupPlan(w, m, w.lut.length / ((1 << w.bits) * w.clusterDim));
+  if (!plan) return false;
+  const rowOut = new Int32Array(n);
+  const rowGroup = new Int32Array(n);
+  for (let s = 0; s < n; s++) {
+    rowOut[s] = w.rows[2 * s];
+    rowGroup[s] = w.rows[2 * s + 1];
+  }
+  lookupGemv(x, m, { ...w, rowOut, rowGroup }, plan, y);
+  return true;
+}

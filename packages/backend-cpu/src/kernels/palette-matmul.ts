@@ -2,9 +2,8 @@ import {
   type PaletteMatMulAttrs,
   decodeIndices,
   hostLinearFusion,
-  lookupGemv,
-  lookupPlan,
   type tf,
+  tryLookupGemv,
 } from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
@@ -36,19 +35,17 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   if (scratch.length < v) scratch = new Uint8Array(v);
   const idx = scratch;
   const y = new Float32Array(m * n);
-  const shape: [number, number] = [n, k];
-  const host = { shape, bits, clusterDim: d, codes: words, lut: table, scales: scale };
-  const plan = lookupPlan(host, m, table.length / entries);
-  if (plan) {
-    const rowOut = new Int32Array(n);
-    const rowGroup = new Int32Array(n);
-    for (let s = 0; s < n; s++) {
-      rowOut[s] = meta[2 * s];
-      rowGroup[s] = meta[2 * s + 1];
-    }
-    lookupGemv(xv, m, { ...host, rowOut, rowGroup }, plan, y);
+  const weight = {
+    shape: [n, k] as [number, number],
+    bits,
+    clusterDim: d,
+    codes: words,
+    lut: table,
+    rows: meta,
+    scales: scale,
+  };
+  if (tryLookupGemv(xv, m, weight, y))
     return cpu.makeTensorInfo([m, n], 'float32', fusion.finish(y, f32(residual)));
-  }
   for (let s = 0; s < n; s++) {
     decodeIndices(words, bits, s * v, v, idx);
     const out = meta[2 * s];

@@ -1,10 +1,4 @@
-import {
-  type PaletteMatMulAttrs,
-  decodeIndices,
-  lookupGemv,
-  lookupPlan,
-  type tf,
-} from '@edkm/core';
+import { type PaletteMatMulAttrs, decodeIndices, type tf, tryLookupGemv } from '@edkm/core';
 import { f32, i32, output, wasmOf } from '../heap';
 import { batchMatMul } from './BatchMatMul';
 import { DECODE_THEN_GEMM_ROWS, wasmLinearFusion, wordsOf } from './packed';
@@ -35,25 +29,16 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const table = f32(wasm, lut);
   const meta = i32(wasm, rows);
   const scale = f32(wasm, scales);
-  const host = {
+  const weight = {
     shape: [n, k] as [number, number],
     bits,
     clusterDim: d,
     codes: words,
     lut: table,
+    rows: meta,
     scales: scale,
   };
-  const plan = gemm ? undefined : lookupPlan(host, m, table.length / entries);
-  if (plan) {
-    const rowOut = new Int32Array(n);
-    const rowGroup = new Int32Array(n);
-    for (let s = 0; s < n; s++) {
-      rowOut[s] = meta[2 * s];
-      rowGroup[s] = meta[2 * s + 1];
-    }
-    lookupGemv(xv, m, { ...host, rowOut, rowGroup }, plan, out);
-    return lf.finish(dense);
-  }
+  if (!gemm && tryLookupGemv(xv, m, weight, out)) return lf.finish(dense);
   for (let s = 0; s < n; s++) {
     decodeIndices(words, bits, s * v, v, idx);
     const row = meta[2 * s];
