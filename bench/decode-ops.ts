@@ -7,6 +7,7 @@
 // Usage: tsx decode-ops.ts [--reps 50] [--pos 160] [--bits 3] [--hidden 4096 --intermediate 11008
 //   --heads 32 --kv-heads 32 --vocab 32000]
 import '@edkm/backend-cpu';
+import '@edkm/backend-wasm';
 import '@edkm/backend-webgpu';
 import {
   type DecodeAttrs,

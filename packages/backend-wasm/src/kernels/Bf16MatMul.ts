@@ -1,5 +1,6 @@
 import { type Bf16MatMulAttrs, bf16Gemv, decodeBf16Pairs, type tf } from '@edkm/core';
 import { f32, i32, output, wasmOf } from '../heap';
+import { heapOffset, simdKernels } from '../simd';
 import { batchMatMul } from './BatchMatMul';
 import { DECODE_THEN_GEMM_ROWS, wasmLinearFusion, wordsOf } from './packed';
 
@@ -24,6 +25,11 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     return lf.finish(y);
   }
   const y = output(wasm, [m, n], 'float32');
+  const simd = m === 1 && k % 16 === 0 ? simdKernels(wasm) : undefined;
+  if (simd) {
+    simd.bf16Gemv(heapOffset(wasm, w), heapOffset(wasm, x), heapOffset(wasm, y), n, k);
+    return lf.finish(y);
+  }
   const out = f32(wasm, y);
   const xv = f32(wasm, x);
   bf16Gemv(wordsOf(i32(wasm, w)), xv, m, n, k, out);
