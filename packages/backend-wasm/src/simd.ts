@@ -3,7 +3,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { simdModules } from './simd-modules';
 
 /**
- * The plugin's own SIMD kernels (hand-written WebAssembly in `simd/*.wat`, assembled by
+ * The plugin's own wasm kernels (hand-written WebAssembly, SIMD where it pays in `simd/*.wat`, assembled by
  * scripts/build-simd.mjs), instantiated on the memory that tfjs-backend-wasm keeps its tensors in,
  * so that they read and write tensors in place by heap offset. Undefined where the runtime has no
  * wasm SIMD or the module's memory is not reachable; the kernels then take their JS paths.
@@ -11,6 +11,13 @@ import { simdModules } from './simd-modules';
 export interface SimdKernels {
   /** y[r] = Σⱼ x[j]·W[r, j], W [n, k] bf16 pairs, k a multiple of 16 (byte offsets). */
   bf16Gemv(w: number, x: number, y: number, n: number, k: number): void;
+  /**
+   * sums[s] = Σ_run tables[run·64 + code(s, run)] for s < n rows of 6-bit codes, 16 to every 3
+   * words, rows word-aligned and `runs` a multiple of 16 (core's lookupGemv; byte offsets).
+   */
+  lookup6Sums(codes: number, tables: number, sums: number, n: number, runs: number): void;
+  /** core's lookupTables for 3-bit pairs: 64 sums per run of two x values (byte offsets). */
+  tablesPairs3(x: number, lut: number, out: number, runs: number): void;
 }
 
 const cache = new WeakMap<object, SimdKernels | null>();
@@ -38,12 +45,17 @@ export function simdKernels(backend: BackendWasm): SimdKernels | undefined {
     try {
       const shared =
         typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-      const bytes = decode(simdModules['bf16-gemv'][shared ? 'shared' : 'plain']);
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-        env: { memory },
-      });
-      const f = instance.exports.bf16_gemv as SimdKernels['bf16Gemv'];
-      kernels = { bf16Gemv: (w, x, y, n, k) => f(w, x, y, n, k) };
+      const load = (name: string) =>
+        new WebAssembly.Instance(
+          new WebAssembly.Module(decode(simdModules[name][shared ? 'shared' : 'plain'])),
+          { env: { memory } },
+        ).exports;
+      const lookup = load('lookup6');
+      kernels = {
+        bf16Gemv: load('bf16-gemv').bf16_gemv as SimdKernels['bf16Gemv'],
+        lookup6Sums: lookup.lookup6_sums as SimdKernels['lookup6Sums'],
+        tablesPairs3: lookup.tables_pairs3 as SimdKernels['tablesPairs3'],
+      };
     } catch {
       kernels = null; // no SIMD in this runtime: the JS paths
     }

@@ -15,12 +15,11 @@ export interface LookupPlan {
   p: number;
 }
 
-/** Table entries at most per weight of W: above it, building the tables costs more than they save. */
-const MAX_TABLE_SHARE = 0.5;
-
 /**
  * The plan for a product of m rows of x with W, or undefined when lookups would not pay (4 bits
- * and up, vectors d > 1, K with no divisor in 2..6/bits, or tables as large as W itself).
+ * and up, vectors d > 1, K with no divisor in 2..6/bits, more than 8 rows of x, or tables that
+ * outnumber W's rows: each LUT group's tables take about P additions per run, built level by
+ * level, against one lookup per run for each of the N rows).
  */
 export function lookupPlan(
   w: Pick<PaletteWeightHost, 'shape' | 'bits' | 'clusterDim'>,
@@ -32,8 +31,7 @@ export function lookupPlan(
   for (let g = Math.floor(6 / w.bits); g >= 2; g--) {
     if (k % g !== 0) continue;
     const p = 2 ** (g * w.bits);
-    // tables: groups · K/g · P entries (each g multiply-adds); the lookups: N · K/g
-    if (groups * p * g > MAX_TABLE_SHARE * n) return undefined;
+    if (groups * p > n) return undefined;
     return { g, p };
   }
   return undefined;
@@ -43,7 +41,7 @@ export function lookupPlan(
  * The tables of one x row (`x` from `xo`, K values) for one LUT (`lut` from `lo`, 2^bits values):
  * out[run · P + code] = Σᵢ lut[code's i-th index] · x[g·run + i], codes' first index in the low bits.
  */
-function buildTables(
+export function lookupTables(
   x: Float32Array,
   xo: number,
   k: number,
@@ -99,7 +97,7 @@ export function lookupGemv(
     if (!t) {
       t = new Float32Array(m * perTable);
       for (let r = 0; r < m; r++)
-        buildTables(x, r * k, k, lut, group << bits, bits, plan, t.subarray(r * perTable));
+        lookupTables(x, r * k, k, lut, group << bits, bits, plan, t.subarray(r * perTable));
       tables.set(group, t);
     }
     const bit = s * k * bits;

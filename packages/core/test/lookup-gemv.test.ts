@@ -45,7 +45,7 @@ describe('lookupGemv', () => {
       expect(Math.abs(y[i] - expected[i])).toBeLessThan(1e-6 * c.k * max);
   });
 
-  it('is planned only where the tables pay: 1–3 bits, d = 1, few x rows, tables smaller than W', () => {
+  it('is planned only where the tables pay: 1–3 bits, d = 1, few x rows, fewer table entries than rows', () => {
     const w = (n: number, k: number, bits: number, clusterDim = 1) => ({
       shape: [n, k] as [number, number],
       bits,
@@ -57,7 +57,8 @@ describe('lookupGemv', () => {
     expect(lookupPlan(w(4096, 4096, 4), 1, 1)).toBeUndefined(); // 4 bits: a pair is 256 codes
     expect(lookupPlan(w(4096, 4096, 3, 2), 1, 1)).toBeUndefined(); // vectors
     expect(lookupPlan(w(4096, 4096, 3), 9, 1)).toBeUndefined(); // prefill: W decoded once is cheaper
-    expect(lookupPlan(w(64, 4096, 3), 1, 1)).toBeUndefined(); // tables as large as W
+    expect(lookupPlan(w(63, 4096, 3), 1, 1)).toBeUndefined(); // more table entries than rows
+    expect(lookupPlan(w(480, 288, 3), 1, 3)).toEqual({ g: 2, p: 64 }); // a stacked QKV: 3 LUTs
     expect(lookupPlan(w(4096, 4097, 3), 1, 1)).toBeUndefined(); // K prime to 2
   });
 });

@@ -90,6 +90,8 @@ const paletteCases: PaletteCase[] = [
   // enough rows for the host plugins' table-lookup GEMV (lookupPlan): pairs, triples
   { m: 1, n: 300, k: 64, bits: 3 },
   { m: 2, n: 600, k: 30, bits: 2, scales: true, permute: true },
+  { m: 1, n: 200, k: 64, bits: 3, groups: [120, 80], scales: true, permute: true },
+  { m: 1, n: 200, k: 96, bits: 2, groups: [50, 150] },
 ];
 
 export function linearCases(): ConformanceCase[] {
