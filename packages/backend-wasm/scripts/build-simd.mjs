@@ -27,9 +27,10 @@ for (const file of readdirSync(join(root, 'simd'))
     mod.validate({ simd: true, threads: true });
     return Buffer.from(mod.toBinary({}).buffer).toString('base64');
   };
-  lines.push(`  '${file.replace(/\.wat$/, '')}': {`);
-  lines.push(`    shared: '${build(true)}',`);
-  lines.push(`    plain: '${build(false)}',`);
+  const name = file.replace(/\.wat$/, '');
+  lines.push(`  ${/^[A-Za-z_$][\w$]*$/.test(name) ? name : `'${name}'`}: {`);
+  lines.push('    shared:', `      '${build(true)}',`);
+  lines.push('    plain:', `      '${build(false)}',`);
   lines.push('  },');
 }
 lines.push('};', '');
