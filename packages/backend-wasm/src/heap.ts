@@ -25,6 +25,11 @@ export function i32(backend: BackendWasm, t: tf.TensorInfo): Int32Array {
   return v;
 }
 
+/** A tensor's byte offset on the wasm heap (for the plugin's own wasm kernels). */
+export function heapOffset(backend: BackendWasm, t: tf.TensorInfo): number {
+  return (backend.dataIdMap.get(t.dataId) as { memoryOffset: number }).memoryOffset;
+}
+
 export function view(backend: BackendWasm, t: tf.TensorInfo): Values {
   return backend.typedArrayFromHeap(t) as Values;
 }

@@ -1,4 +1,3 @@
-import type { tf } from '@edkm/core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { simdModules } from './simd-modules';
 
@@ -62,9 +61,4 @@ export function simdKernels(backend: BackendWasm): SimdKernels | undefined {
   }
   cache.set(module, kernels);
   return kernels ?? undefined;
-}
-
-/** A tensor's byte offset on the wasm heap. */
-export function heapOffset(backend: BackendWasm, t: tf.TensorInfo): number {
-  return (backend.dataIdMap.get(t.dataId) as { memoryOffset: number }).memoryOffset;
 }

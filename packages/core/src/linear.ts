@@ -281,7 +281,16 @@ export function decodeBf16Pairs(
   count: number,
   out: Float32Array,
 ): void {
-  const bitsOut = new Uint32Array(out.buffer, out.byteOffset, count);
+  decodeBf16Bits(words, start, count, new Uint32Array(out.buffer, out.byteOffset, count));
+}
+
+/** decodeBf16Pairs into the bits of the float32 output (a Uint32Array view of it). */
+function decodeBf16Bits(
+  words: Uint32Array,
+  start: number,
+  count: number,
+  bitsOut: Uint32Array,
+): void {
   let i = 0;
   if ((start & 1) === 1 && count > 0) bitsOut[i++] = words[start >>> 1] & 0xffff0000;
   // from an even element on: two per word, no branch
@@ -298,8 +307,8 @@ let gemvRowBits = new Uint32Array(0);
 
 /**
  * y[i, r] = Σⱼ x[i, j] · W[r, j] for i < m, W [N, K] stored as bf16 pairs (two to a 32-bit word,
- * row-major): each row decoded once into a reused scratch row (two weights per word, no branch
- * when the row starts on a word) and dotted with every row of x, four partial sums at a time.
+ * row-major): each row decoded once into a reused scratch row (decodeBf16Pairs' loop, without a
+ * view per row) and dotted with every row of x, four partial sums at a time.
  */
 export function bf16Gemv(
   words: Uint32Array,
@@ -309,30 +318,14 @@ export function bf16Gemv(
   k: number,
   y: Float32Array,
 ): void {
-  if (gemvRow.length < k + 1) {
-    gemvRow = new Float32Array(k + 1);
+  if (gemvRow.length < k) {
+    gemvRow = new Float32Array(k);
     gemvRowBits = new Uint32Array(gemvRow.buffer);
   }
   const row = gemvRow;
   const bits = gemvRowBits;
   for (let r = 0; r < n; r++) {
-    const start = r * k;
-    if ((start & 1) === 0) {
-      let w = start >>> 1;
-      let j = 0;
-      for (; j + 1 < k; j += 2, w++) {
-        const v = words[w];
-        bits[j] = v << 16;
-        bits[j + 1] = v & 0xffff0000;
-      }
-      if (j < k) bits[j] = words[w] << 16;
-    } else {
-      for (let j = 0; j < k; j++) {
-        const e = start + j;
-        const v = words[e >>> 1];
-        bits[j] = e & 1 ? v & 0xffff0000 : v << 16;
-      }
-    }
+    decodeBf16Bits(words, r * k, k, bits);
     for (let i = 0; i < m; i++) {
       const xo = i * k;
       let a0 = 0;

@@ -1,4 +1,4 @@
-import type { PaletteWeightHost } from './linear';
+import { type PaletteWeightHost, decodeIndices } from './linear';
 
 /**
  * y = x · Wᵀ for a few rows of x and a palettized W of 1–3 bits (d = 1) by table lookup, the way
@@ -71,8 +71,7 @@ export function lookupTables(
 
 /**
  * y[r, rowOut[s]] = scales[s] · Σ W[s, :] · x[r, :] for r < m, by the plan's lookups (see
- * lookupPlan; `groups` is the number of LUT groups of w). Rows of W are read once; each x row has
- * its own tables.
+ * lookupPlan). Rows of W are read once; each x row has its own tables per LUT group.
  */
 export function lookupGemv(
   x: Float32Array,
@@ -86,7 +85,6 @@ export function lookupGemv(
   const { g, p } = plan;
   const runs = k / g;
   const gb = g * bits;
-  const gmask = (1 << gb) - 1;
   const perTable = runs * p;
   // tables per (LUT group, x row), built when a group's first row comes
   const tables = new Map<number, Float32Array>();
@@ -106,23 +104,8 @@ export function lookupGemv(
       y[out] = scales[s] * sum6(codes, bit >>> 5, t, runs);
       continue;
     }
-    // the row's codes, gb bits each, from bit s·K·bits of the stream
-    let word = bit >>> 5;
-    const sh = bit & 31;
-    let acc = codes[word++] >>> sh;
-    let avail = 32 - sh;
-    for (let run = 0; run < runs; run++) {
-      if (avail >= gb) {
-        codesOfRow[run] = acc & gmask;
-        acc >>>= gb;
-        avail -= gb;
-      } else {
-        const next = codes[word++];
-        codesOfRow[run] = (acc | (next << avail)) & gmask;
-        acc = next >>> (gb - avail);
-        avail += 32 - gb;
-      }
-    }
+    // the row's codes: a stream of gb-bit fields, runs of them to a row
+    decodeIndices(codes, gb, s * runs, runs, codesOfRow);
     const c = scales[s];
     for (let r = 0; r < m; r++) {
       const base = r * perTable;

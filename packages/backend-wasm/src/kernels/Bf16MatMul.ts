@@ -1,6 +1,6 @@
 import { type Bf16MatMulAttrs, bf16Gemv, decodeBf16Pairs, type tf } from '@edkm/core';
-import { f32, i32, output, wasmOf } from '../heap';
-import { heapOffset, simdKernels } from '../simd';
+import { f32, heapOffset, i32, output, wasmOf } from '../heap';
+import { simdKernels } from '../simd';
 import { batchMatMul } from './BatchMatMul';
 import { DECODE_THEN_GEMM_ROWS, wasmLinearFusion, wordsOf } from './packed';
 

@@ -6,8 +6,8 @@ import {
   type tf,
   tryLookupGemv,
 } from '@edkm/core';
-import { f32, i32, output, wasmOf } from '../heap';
-import { heapOffset, simdKernels } from '../simd';
+import { f32, heapOffset, i32, output, wasmOf } from '../heap';
+import { simdKernels } from '../simd';
 import { batchMatMul } from './BatchMatMul';
 import { DECODE_THEN_GEMM_ROWS, wasmLinearFusion, wordsOf } from './packed';
 
