@@ -8,7 +8,7 @@
 //   --heads 32 --kv-heads 32 --vocab 32000]
 import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
-import '@edkm/backend-webgpu';
+import { getWebGPUDeviceInfo } from '@edkm/backend-webgpu';
 import {
   type DecodeAttrs,
   type PackedWeight,
@@ -36,6 +36,7 @@ const vocab = argNumber('vocab', 32000);
 const D = H / heads;
 const maxLength = Math.max(512, pos + 1);
 const selection = await useBackend(argValue('backend') ?? 'webgpu');
+const timestamps = getWebGPUDeviceInfo()?.features.includes('timestamp-query') ?? false;
 
 const palette = (n: number, k: number, seed: number) =>
   uploadHostWeight(randomPalette(n, k, bits, seed));
@@ -59,7 +60,8 @@ const starts = tf.zeros([1], 'int32') as tf.Tensor1D;
 const attrs: DecodeAttrs = { heads, kvHeads, pos };
 const rms = { rmsNorm: { weight: g, eps: 1e-5 } };
 
-/** Milliseconds for n runs of f in a row and one read-back of the last output. */
+let hostMs = 0;
+/** Milliseconds for n runs of f in a row and one read-back of the last output (hostMs: the loop alone). */
 async function run(f: () => tf.Tensor, n: number): Promise<number> {
   const t0 = performance.now();
   let last: tf.Tensor | undefined;
@@ -67,21 +69,45 @@ async function run(f: () => tf.Tensor, n: number): Promise<number> {
     last?.dispose();
     last = f();
   }
+  hostMs = performance.now() - t0;
   await last!.data();
   last!.dispose();
   return performance.now() - t0;
 }
 
 /**
+ * The op's GPU time alone, from timestamp queries (tf.time's kernelMs; the median of 7), where
+ * the device has them; Dawn quantizes timestamps unless EDKM_DAWN_FLAGS has
+ * `disable-dawn-features=timestamp_quantization`.
+ */
+async function gpuMicroseconds(f: () => tf.Tensor): Promise<number | null> {
+  if (!timestamps) return null;
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    let out: tf.Tensor | undefined;
+    const info = await tf.time(() => {
+      out = f();
+    });
+    out?.dispose();
+    times.push((info.kernelMs as number) * 1000);
+  }
+  times.sort((a, b) => a - b);
+  return times[3];
+}
+
+/**
  * Microseconds per op: the slope between `reps` and 5·`reps` runs, so that the fixed cost of the
  * one read-back (and of its output's size: kv write returns the whole cache) cancels out.
  */
-async function time(f: () => tf.Tensor): Promise<{ us: number; fixedMs: number }> {
+async function time(
+  f: () => tf.Tensor,
+): Promise<{ us: number; fixedMs: number; hostUs: number; gpuUs: number | null }> {
   await run(f, 2); // compiles
   const short = await run(f, reps);
   const long = await run(f, 5 * reps);
+  const hostUs = (hostMs * 1000) / (5 * reps);
   const us = ((long - short) * 1000) / (4 * reps);
-  return { us, fixedMs: short - (us * reps) / 1000 };
+  return { us, fixedMs: short - (us * reps) / 1000, hostUs, gpuUs: await gpuMicroseconds(f) };
 }
 
 const ops: { op: string; f: () => tf.Tensor; bytes: number }[] = [
@@ -126,10 +152,22 @@ const rows: {
   bytes: number;
   GBps: number;
   readbackMs: number;
+  /** Host time to enqueue one op (the loop without its read-back). */
+  hostMicroseconds: number;
+  /** GPU time of the op's kernels alone (timestamp queries), null without them. */
+  gpuMicroseconds: number | null;
 }[] = [];
 for (const { op, f, bytes } of ops) {
-  const { us, fixedMs } = await time(f);
-  rows.push({ op, microseconds: us, bytes, GBps: bytes / us / 1e3, readbackMs: fixedMs });
+  const { us, fixedMs, hostUs, gpuUs } = await time(f);
+  rows.push({
+    op,
+    microseconds: us,
+    bytes,
+    GBps: bytes / us / 1e3,
+    readbackMs: fixedMs,
+    hostMicroseconds: hostUs,
+    gpuMicroseconds: gpuUs,
+  });
 }
 const layerOps = rows.filter((r) => !/no prologue|final|head/.test(r.op));
 const layerUs = layerOps.reduce((a, r) => a + r.microseconds, 0);
@@ -137,6 +175,7 @@ const headUs = rows.filter((r) => /final|head/.test(r.op)).reduce((a, r) => a + 
 printJson({
   bench: 'decode-ops',
   backend: selection.description,
+  dawnFlags: process.env.EDKM_DAWN_FLAGS ?? '',
   shape: { hidden: H, intermediate: I, heads, kvHeads, vocab, bits, pos, reps },
   ops: rows,
   layerMicroseconds: layerUs,

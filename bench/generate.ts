@@ -7,6 +7,7 @@
 // Usage: tsx generate.ts [--backend webgpu|cpu] [--models tiny16,tiny3,7b3] [--batch 1]
 //        [--prompt 32] [--new 128] [--max-length 512] [--temperature T --top-k K --top-p P]
 //        [--layers 32] (the 7B shape's layer count, for a quick smoke run)
+//        [--no-graph] (every step op by op through tfjs, not replayed as a recorded device graph)
 import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
 import { readFileSync } from 'node:fs';
@@ -41,6 +42,7 @@ const promptLength = argNumber('prompt', 32);
 const newTokens = argNumber('new', 128);
 const maxLength = argNumber('max-length', 512);
 const temperature = argValue('temperature');
+const graph = !process.argv.includes('--no-graph');
 const sampling = temperature
   ? {
       temperature: Number(temperature),
@@ -180,7 +182,7 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
     ),
   );
   // warm-up: compiles every pipeline (prefill tiles and the decode step)
-  await decoder.generate(prompts, { maxNewTokens: 4, eosIds: [], ...sampling });
+  await decoder.generate(prompts, { maxNewTokens: 4, eosIds: [], graph, ...sampling });
   // tfjs uploads on first use: the device holds everything now (weights, caches, pooled buffers)
   const resident = tf.memory() as tf.MemoryInfo & Record<string, number | undefined>;
   const prefill: number[] = [];
@@ -202,6 +204,7 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
     await decoder.generate(prompts, {
       maxNewTokens: newTokens,
       eosIds: [],
+      graph,
       ...sampling,
       onRowToken: (row) => {
         if (row === 0) times.push(performance.now());
@@ -239,6 +242,9 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
     batch,
     promptLength,
     newTokens,
+    // one-token steps replayed as a recorded device graph (Decoder.generate's default)
+    graph,
+    replayedSteps: host?.replays ?? 0,
     loadSeconds,
     prefillTokensPerSecond: (batch * promptLength) / median(prefill),
     decodeTokensPerSecond: batch * stepsPerSecond,

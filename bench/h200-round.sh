@@ -27,6 +27,7 @@ run() {
   layer7b) step torch-layer7b 90 python3 bench/torch/torch_layer7b.py
     step ours-layer7b 150 $R layer7b --backend webgpu ;;
   generate) step ours-generate 200 "$R generate --backend webgpu --models tiny16,tiny3,7b3 >$OUT/generate.json"
+    step ours-generate-nograph 200 "$R generate --backend webgpu --models tiny3,7b3 --no-graph >$OUT/generate-nograph.json"
     step torch-generate7b 150 "python3 bench/torch/generate_7b_ref.py >$OUT/generate-torch7b.json" ;;
   # the quality recipe through the app (bench/h200-quality.sh's lanes): ppl and seconds
   recipe) step ours-recipe3 570 "LANES=dkm bash bench/h200-quality.sh 3"
@@ -52,6 +53,12 @@ run() {
   generate-tiny) step ours-generate-tiny 120 "$R generate --backend webgpu --models tiny16,tiny3 >$OUT/generate-tiny.json" ;;
   # each op of a 7B-shaped decoder layer timed alone (3-bit linears, batch 1)
   decode-ops) step ours-decode-ops 90 "$R decode-ops >$OUT/decode-ops.json" ;;
+  # the same with each op's GPU time from unquantized timestamp queries, with Dawn's robustness on
+  # and off, and at edkm-tiny's shape: GPU time against time per op tells kernels from overhead
+  decode-ops-ts) export TSF=disable-dawn-features=timestamp_quantization
+    step ours-decode-ops-ts 90 "EDKM_DAWN_FLAGS=\$TSF $R decode-ops >$OUT/decode-ops-ts.json"
+    step ours-decode-ops-norobust 90 "EDKM_DAWN_FLAGS=\"\$TSF enable-dawn-features=disable_robustness\" $R decode-ops >$OUT/decode-ops-norobust.json"
+    step ours-decode-ops-tiny 90 "EDKM_DAWN_FLAGS=\$TSF $R decode-ops --hidden 288 --intermediate 768 --heads 6 --kv-heads 2 --vocab 4096 >$OUT/decode-ops-tiny.json" ;;
   generate-7b) step ours-generate-7b 150 "$R generate --backend webgpu --models 7b3 >$OUT/generate-7b.json" ;;
   *) echo "unknown step $1" >&2 ;;
   esac

@@ -13,6 +13,8 @@ export interface WebGPUHostStats {
   byProgram: Record<string, number>;
   /** queue.submit calls. */
   submits: number;
+  /** Replays of recorded device graphs (their dispatches count in `dispatches`, as DeviceGraph). */
+  replays: number;
   /** Uniform buffers written (a cached one reused is not counted). */
   uniformWrites: number;
   /** Bind groups created (a cached one reused is not counted). */
@@ -29,6 +31,7 @@ const zero = (): WebGPUHostStats => ({
   dispatches: 0,
   byProgram: {},
   submits: 0,
+  replays: 0,
   uniformWrites: 0,
   bindGroups: 0,
   readbacks: 0,
@@ -49,13 +52,59 @@ export function resetWebGPUHostStats(): void {
 }
 
 /** Counts one dispatch of `program` (the plugin's own kernels call it too). */
-export function countDispatch(program: string): void {
-  stats.dispatches++;
-  stats.byProgram[program] = (stats.byProgram[program] ?? 0) + 1;
+export function countDispatch(program: string, n = 1): void {
+  stats.dispatches += n;
+  stats.byProgram[program] = (stats.byProgram[program] ?? 0) + n;
+}
+
+/** Counts one replay of a recorded graph of n dispatches (one submission). */
+export function countReplay(n: number): void {
+  countDispatch('DeviceGraph', n);
+  stats.replays++;
+  stats.submits++;
 }
 
 export function countBindGroup(): void {
   stats.bindGroups++;
+}
+
+/** One recorded dispatch of a DeviceGraph. */
+export interface RecordedDispatch {
+  pipeline: GPUComputePipeline;
+  group: GPUBindGroup;
+  groups: [number, number, number];
+}
+
+/**
+ * What a capture collects (see graph.ts): the dispatches in order, every tensor bound (referenced
+ * once each so that its buffer outlives the step), the tensors written, the uniform buffers made
+ * for the graph alone, and why the step cannot be replayed, if it cannot.
+ */
+export interface Recorder {
+  dispatches: RecordedDispatch[];
+  bound: Set<object>;
+  written: Set<object>;
+  uniforms: GPUBuffer[];
+  broken?: string;
+}
+let recorder: Recorder | undefined;
+/** Starts (a Recorder) or stops (undefined) recording the dispatches encoded from now on. */
+export function setRecorder(r: Recorder | undefined): void {
+  recorder = r;
+}
+/** Notes tensors bound by a dispatch being recorded (`written`: its outputs). */
+export function noteBound(
+  b: { incRef(dataId: object): void },
+  inputs: { dataId: object }[],
+  outputs: { dataId: object }[],
+): void {
+  if (!recorder) return;
+  for (const t of [...inputs, ...outputs]) {
+    if (recorder.bound.has(t.dataId)) continue;
+    recorder.bound.add(t.dataId);
+    b.incRef(t.dataId);
+  }
+  for (const t of outputs) recorder.written.add(t.dataId);
 }
 
 type Uniform = { type: string; data: number[] };
@@ -84,6 +133,7 @@ interface Internals {
   submitQueue(): void;
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
+  incRef(dataId: object): void;
   uploadToGPU(dataId: object): void;
   getBufferData(buffer: GPUBuffer): Promise<ArrayBuffer>;
   makeUniforms(u: Uniform[]): GPUBufferBinding;
@@ -162,6 +212,16 @@ export class HostCache {
    * submission only.
    */
   uniform(bytes: ArrayBuffer, cache = true): GPUBuffer {
+    if (recorder && (!cache || this.uniforms.size >= MAX_CACHED_UNIFORMS)) {
+      // a graph replays its uniforms: one of its own, never pooled
+      const buffer = this.device.createBuffer({
+        size: bytes.byteLength,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      this.device.queue.writeBuffer(buffer, 0, bytes);
+      recorder.uniforms.push(buffer);
+      return buffer;
+    }
     if (this.transient && (!cache || this.uniforms.size >= MAX_CACHED_UNIFORMS)) {
       stats.uniformWrites++;
       return this.transient(bytes);
@@ -245,6 +305,7 @@ export function installHostPath(backend: WebGPUBackend, opts: { cache: boolean }
   };
   const submitQueue = b.submitQueue.bind(b);
   b.submitQueue = () => {
+    if (recorder && b.activeTimers != null) recorder.broken ??= 'tf.time is active';
     stats.submits++;
     submitQueue();
   };
@@ -258,6 +319,8 @@ export function installHostPath(backend: WebGPUBackend, opts: { cache: boolean }
       program.pixelsOpType != null ||
       program.pipeline instanceof Promise
     ) {
+      if (recorder)
+        recorder.broken ??= `${program.constructor.name} ran outside the cached host path`;
       stats.bindGroups++;
       stats.uniformWrites++;
       recordAndSubmit(program, output, inputs, programDefinedUniform);
@@ -283,6 +346,7 @@ export function installHostPath(backend: WebGPUBackend, opts: { cache: boolean }
     buffers.push(cache.uniform(uniformBytes(uniforms)));
     for (const t of inputs) b.commandQueueOwnedIds.add(t.dataId);
     b.commandQueueOwnedIds.add(output.dataId);
+    noteBound(b, inputs, [output]);
     const group = cache.bindGroup(program.pipeline as GPUComputePipeline, buffers);
     encode(b, program.pipeline as GPUComputePipeline, group, program.dispatch, batch());
   };
@@ -305,6 +369,7 @@ function encode(
   dispatch: [number, number, number],
   batch: number,
 ): void {
+  recorder?.dispatches.push({ pipeline, group, groups: dispatch });
   b.ensureCommandEncoderReady();
   if (!b.computePassEncoder) b.computePassEncoder = b.commandEncoder!.beginComputePass({});
   b.computePassEncoder.setPipeline(pipeline);

@@ -10,6 +10,7 @@ import {
 } from '@edkm/core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { withBindingCheck } from './binding-check';
+import { capture } from './graph';
 import { installHostPath, setBatchSource } from './host';
 import { adamw } from './kernels/adamw';
 import { batchMatMul, setGemmSoftware, setMatMulRoute } from './kernels/batch-matmul';
@@ -251,6 +252,7 @@ registerPlugin({
       gpu.submitQueue();
     }
   },
+  capture: (fn) => capture(tf.backend() as unknown as WebGPUBackend, fn),
   describe: () =>
     deviceInfo
       ? `webgpu: ${[deviceInfo.vendor, deviceInfo.architecture, deviceInfo.description || deviceInfo.device].filter(Boolean).join(' ')}`

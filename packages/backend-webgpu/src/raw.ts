@@ -1,6 +1,6 @@
 import type { tf } from '@edkm/core';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { HostCache, countDispatch, encodeDispatch, hostCache } from './host';
+import { HostCache, countDispatch, encodeDispatch, hostCache, noteBound } from './host';
 
 /**
  * The plugin's own compute kernels, outside tfjs's program machinery: plain WGSL with its own
@@ -32,6 +32,7 @@ interface Internals {
   commandQueueOwnedIds: WeakSet<object>;
   uploadToGPU(dataId: object): void;
   makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  incRef(dataId: object): void;
 }
 
 function pipeline(device: GPUDevice, key: string, wgsl: () => string): GPUComputePipeline {
@@ -119,6 +120,12 @@ export function runRaw(backend: WebGPUBackend, kernel: RawKernel): void {
   if (kernel.uniforms) buffers.push(cache.uniform(kernel.uniforms, kernel.cacheUniforms ?? true));
   const p = pipeline(b.device, kernel.key, kernel.wgsl);
   countDispatch(kernel.key.split(':')[0]);
+  const outs = written(kernel).filter((i) => i < kernel.tensors.length);
+  noteBound(
+    b,
+    kernel.tensors,
+    outs.map((i) => kernel.tensors[i]),
+  );
   encodeDispatch(backend, p, cache.bindGroup(p, buffers), kernel.groups);
   for (const i of written(kernel))
     if (i < kernel.tensors.length) markWritten(backend, kernel.tensors[i]);

@@ -12,11 +12,16 @@ import { InvalidArgumentError, ShapeError } from './errors';
  * Batch row b is left-padded by starts[b] slots: its keys before that slot are never attended to
  * and its RoPE positions count from it. `rope` [L, D]: cos(p·f_i) in columns i < D/2 and
  * sin(p·f_i) in columns D/2 + i (Hugging Face's rotate-half convention).
+ *
+ * Optionally the position comes from the device instead: `position`, an int32 [1] tensor, holds
+ * the cache slot of the first new position and the kernels read it there (attrs.pos is then only
+ * the caller's claim, checked against the cache's length). With it a step's kernels, uniforms and
+ * grids are the same at every position, so a recorded step can be replayed (see captureGraph).
  */
 export const DecodeKernelNames = {
-  /** {cache, qkv, rope, starts: [B] int32}, attrs → cache (written in place and returned). */
+  /** {cache, qkv, rope, starts: [B] int32, position?: [1] int32}, attrs → cache (written in place and returned). */
   KvWrite: 'EdkmKvWrite',
-  /** {qkv, cache, rope, starts}, attrs → [B·T, H·D]: causal attention over slots [starts[b], pos + t]. */
+  /** {qkv, cache, rope, starts, position?}, attrs → [B·T, H·D]: causal attention over slots [starts[b], pos + t]. */
   CachedAttention: 'EdkmCachedAttention',
   /** {x: [M, H], weight: [H]}, attrs {eps} → [M, H]: x / √(mean(x²) + eps) · weight (one pass per row). */
   RmsNorm: 'EdkmRmsNorm',
@@ -70,6 +75,7 @@ function check(
   rope: tf.Tensor,
   starts: tf.Tensor,
   a: DecodeAttrs,
+  position?: tf.Tensor,
 ): void {
   if (cache.rank !== 5 || cache.shape[0] !== 2)
     throw new ShapeError(`${op}: cache must be [2, B, KV, L, D], got [${cache.shape}]`);
@@ -91,6 +97,23 @@ function check(
     throw new ShapeError(
       `${op}: starts must be int32 [${b}], got ${starts.dtype} [${starts.shape}]`,
     );
+  if (position && (position.dtype !== 'int32' || position.rank !== 1 || position.shape[0] !== 1))
+    throw new ShapeError(
+      `${op}: position must be int32 [1], got ${position.dtype} [${position.shape}]`,
+    );
+}
+
+/** The inputs of a decode kernel, with the device position when there is one. */
+function decodeInputs<T extends Record<string, tf.Tensor>>(
+  inputs: T,
+  position?: tf.Tensor1D,
+): tf.NamedTensorMap {
+  return position ? { ...inputs, position } : inputs;
+}
+
+/** The position a decode kernel uses: the device's (read on the host: CPU plugins) or attrs.pos. */
+export function decodePosition(a: DecodeAttrs, position?: ArrayLike<number>): DecodeAttrs {
+  return position ? { ...a, pos: position[0] } : a;
 }
 
 /**
@@ -103,11 +126,14 @@ export function kvWrite(
   rope: tf.Tensor2D,
   starts: tf.Tensor1D,
   attrs: DecodeAttrs,
+  position?: tf.Tensor1D,
 ): tf.Tensor {
-  check('kvWrite', cache, qkv, rope, starts, attrs);
-  return tf.engine().runKernel(DecodeKernelNames.KvWrite, { cache, qkv, rope, starts }, {
-    ...attrs,
-  } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  check('kvWrite', cache, qkv, rope, starts, attrs, position);
+  return tf
+    .engine()
+    .runKernel(DecodeKernelNames.KvWrite, decodeInputs({ cache, qkv, rope, starts }, position), {
+      ...attrs,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /** Causal grouped-query attention of the new positions' queries over the cache → [B·T, H·D]. */
@@ -117,11 +143,16 @@ export function cachedAttention(
   rope: tf.Tensor2D,
   starts: tf.Tensor1D,
   attrs: DecodeAttrs,
+  position?: tf.Tensor1D,
 ): tf.Tensor2D {
-  check('cachedAttention', cache, qkv, rope, starts, attrs);
-  return tf.engine().runKernel(DecodeKernelNames.CachedAttention, { qkv, cache, rope, starts }, {
-    ...attrs,
-  } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  check('cachedAttention', cache, qkv, rope, starts, attrs, position);
+  return tf
+    .engine()
+    .runKernel(
+      DecodeKernelNames.CachedAttention,
+      decodeInputs({ qkv, cache, rope, starts }, position),
+      { ...attrs } as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor2D;
 }
 
 export interface DecodeShape {

@@ -43,6 +43,50 @@ export interface BackendPlugin {
    * the values of tf.tensor() in host memory until a kernel first reads them). See makeResident().
    */
   upload?: (t: tf.Tensor) => void;
+  /** Records `fn`'s device work as a replayable graph. See captureGraph(). */
+  capture?: (fn: () => void) => DeviceGraph | undefined;
+}
+
+/** What one replay of a DeviceGraph does besides its recorded dispatches. */
+export interface GraphRun {
+  /** Host values written into tensors first (int32/float32, at most the tensor's size). */
+  writes?: [tf.Tensor, Int32Array | Float32Array][];
+  /** Then device copies src → dst (same size), still before the dispatches. */
+  copies?: [tf.Tensor, tf.Tensor][];
+}
+
+/**
+ * A step of device work recorded once by captureGraph and run again with no host work per op: the
+ * same kernels on the same buffers, in queue order after everything already queued.
+ */
+export interface DeviceGraph {
+  /** Dispatches recorded. */
+  readonly dispatches: number;
+  /** Replays the step: `writes`, then `copies`, then the recorded dispatches (one submission). */
+  run(opts?: GraphRun): void;
+  /** A tensor that the graph writes, read from the device (not from a host copy of an earlier run). */
+  read(t: tf.Tensor): Promise<tf.backend_util.TypedArray>;
+  /** Releases the intermediates and buffers the graph keeps alive. */
+  dispose(): void;
+}
+
+/**
+ * Runs `fn` once (its results are real) while the active backend records its device work, and
+ * returns that work as a DeviceGraph to replay — CUDA graphs' idea on WebGPU: a decode step of
+ * hundreds of small dispatches then costs one submission instead of hundreds of trips through
+ * tfjs. Everything `fn` touches keeps its buffer for the graph's life, so a replay rewrites the
+ * same tensors. For a replay to be right, what changes between runs must live in tensors the
+ * caller rewrites through `GraphRun` (a position, the previous token): values baked into
+ * uniforms, shapes and host constants made inside `fn` are replayed as recorded. Returns
+ * undefined where the backend cannot record (the cpu and wasm backends: their host work is the
+ * computation) or where `fn` did work outside the recordable path; `fn`'s results stand either way.
+ */
+export function captureGraph(fn: () => void): DeviceGraph | undefined {
+  const name = tf.getBackend();
+  for (const plugin of plugins.values())
+    if (plugin.tfjsBackend === name && plugin.capture) return plugin.capture(fn);
+  fn();
+  return undefined;
 }
 
 /**

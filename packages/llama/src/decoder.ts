@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import {
   type DecodeAttrs,
+  type DeviceGraph,
   type HostWeight,
   InvalidArgumentError,
   type LinearFusionInputs,
@@ -8,6 +9,7 @@ import {
   ShapeError,
   bf16GatherRows,
   cachedAttention,
+  captureGraph,
   disposePackedWeight,
   flushBackend,
   fromHalfBits,
@@ -228,9 +230,11 @@ export class Decoder {
 
   /**
    * Runs T new positions per batch row (ids [B·T] int32, row-major) from the current position and
-   * returns the logits of each row's last one [B, V]. The caches advance by T.
+   * returns the logits of each row's last one [B, V]. The caches advance by T. With `position` (an
+   * int32 [1] tensor holding the current position) the attention kernels read the position from
+   * the device, so that the step can be recorded and replayed (generate's graph).
    */
-  forward(ids: tf.Tensor1D, t: number): tf.Tensor2D {
+  forward(ids: tf.Tensor1D, t: number, position?: tf.Tensor1D): tf.Tensor2D {
     const c = this.config;
     const B = this.batch;
     if (ids.shape[0] !== B * t) throw new ShapeError(`forward: ${ids.shape[0]} ids for ${B}×${t}`);
@@ -252,8 +256,15 @@ export class Decoder {
       // down + residual (7 dispatches)
       for (const layer of this.layers) {
         const qkv = this.matmul(x, layer.qkv, this.norm(layer.inputNorm));
-        kvWrite(layer.cache, qkv, this.rope, this.starts, attrs).dispose();
-        const attention = cachedAttention(qkv, layer.cache, this.rope, this.starts, attrs);
+        kvWrite(layer.cache, qkv, this.rope, this.starts, attrs, position).dispose();
+        const attention = cachedAttention(
+          qkv,
+          layer.cache,
+          this.rope,
+          this.starts,
+          attrs,
+          position,
+        );
         x = this.matmul(attention, layer.o, { residual: x });
         const gateUp = this.matmul(x, layer.gateUp, this.norm(layer.postNorm));
         x = this.matmul(siluMul(gateUp), layer.down, { residual: x });
@@ -318,18 +329,46 @@ export class Decoder {
     let tokens = sampler.sample(logits);
     logits.dispose();
     let pending = tokens.data() as Promise<Int32Array>;
+    // one-token steps after the first are replays of a recorded step (captureGraph) where the
+    // backend records and the sampler's choices live on the device: the position and the
+    // sampler's uniforms are written, the last tokens copied into the step's ids, one submission
+    const replay = (opts.graph ?? true) && sampler.replayable;
+    let graph: DeviceGraph | undefined;
+    let stepIds: tf.Tensor1D | undefined;
+    let stepOut: tf.Tensor1D | undefined;
+    let position: tf.Tensor1D | undefined;
     try {
       for (let i = 0; i < maxNew; i++) {
         // the next step is queued (from the tokens still on the device) before this one's read-back
         let next: tf.Tensor1D | undefined;
         if (i + 1 < maxNew) {
-          logits = this.forward(tokens, 1);
-          next = sampler.sample(logits);
-          logits.dispose();
+          if (graph && stepIds && stepOut && position) {
+            graph.run({
+              writes: [[position, Int32Array.of(this.pos)], ...sampler.replayWrites()],
+              copies: [[stepOut, stepIds]],
+            });
+            this.pos += 1;
+            next = stepOut;
+          } else if (replay && i === 0) {
+            stepIds = tokens.clone();
+            position = tf.tensor1d([this.pos], 'int32');
+            const ids = stepIds;
+            const at = position;
+            graph = captureGraph(() => {
+              const l = this.forward(ids, 1, at);
+              next = sampler.sample(l);
+              l.dispose();
+            });
+            if (graph) stepOut = next;
+          } else {
+            logits = this.forward(tokens, 1);
+            next = sampler.sample(logits);
+            logits.dispose();
+          }
           flushBackend();
         }
         const host = await pending;
-        tokens.dispose();
+        if (tokens !== stepOut) tokens.dispose();
         for (let b = 0; b < B; b++) {
           if (done[b]) continue;
           const id = host[b];
@@ -340,13 +379,15 @@ export class Decoder {
         }
         if (!next) break;
         tokens = next;
-        if (done.every(Boolean)) {
-          next.dispose();
-          break;
-        }
-        pending = tokens.data() as Promise<Int32Array>;
+        if (done.every(Boolean)) break;
+        pending = (
+          graph && tokens === stepOut ? graph.read(tokens) : tokens.data()
+        ) as Promise<Int32Array>;
       }
     } finally {
+      if (tokens !== stepOut) tokens.dispose();
+      graph?.dispose();
+      tf.dispose([stepIds, stepOut, position].filter((t): t is tf.Tensor1D => t !== undefined));
       sampler.dispose();
     }
     return out;
@@ -375,6 +416,8 @@ export class DeviceSampler {
   private readonly greedy: boolean;
   private readonly penalty: number;
   private readonly seenHost: number[][];
+  /** The uniforms of the last draw (kept: a replayed step draws into them). */
+  private u: tf.Tensor2D | undefined;
 
   constructor(
     private readonly vocab: number,
@@ -387,6 +430,25 @@ export class DeviceSampler {
     if (!this.greedy && !((opts.temperature ?? 1) > 0))
       throw new InvalidArgumentError(`temperature must be positive, got ${opts.temperature}`);
     this.seenHost = Array.from({ length: batch }, () => []);
+  }
+
+  /** Whether a recorded step that samples can be replayed (the presence mask changes shape-wise: no). */
+  get replayable(): boolean {
+    return this.penalty === 1;
+  }
+
+  /** New uniforms [B, 1] for one draw, kept as the sampler's last (outside any tidy). */
+  private draw(): tf.Tensor2D {
+    const values = Float32Array.from({ length: this.batch }, () => this.random());
+    this.u?.dispose();
+    this.u = tf.keep(tf.tensor2d(values, [this.batch, 1]));
+    return this.u;
+  }
+
+  /** What a replay of a recorded sampling step writes: the next draw's uniforms (none when greedy). */
+  replayWrites(): [tf.Tensor, Float32Array][] {
+    if (this.greedy || !this.u) return [];
+    return [[this.u, Float32Array.from({ length: this.batch }, () => this.random())]];
   }
 
   /** Marks a row's prompt tokens for the repetition penalty. */
@@ -433,10 +495,7 @@ export class DeviceSampler {
         probs = probs.mul(exclusive.less(topP).toFloat());
         probs = probs.div(probs.sum(1, true));
       }
-      const u = tf.tensor2d(
-        Float32Array.from({ length: this.batch }, () => this.random()),
-        [this.batch, 1],
-      );
+      const u = this.draw();
       const cdf = tf.cumsum(probs, 1);
       const choice = tf.minimum(cdf.lessEqual(u).toInt().sum(1), tf.scalar(k - 1, 'int32'));
       const picked = tf.gather(indices, choice.reshape([this.batch, 1]), 1, 1);
@@ -454,5 +513,6 @@ export class DeviceSampler {
 
   dispose(): void {
     this.presence?.dispose();
+    this.u?.dispose();
   }
 }

@@ -16,6 +16,11 @@ export interface GenerateOptions {
   eosIds?: number[];
   /** Called with every new token as soon as it is chosen. */
   onToken?: (id: number) => void;
+  /**
+   * Replay one-token steps as a recorded device graph where the backend can (WebGPU; default
+   * true): the same tokens with one submission per token instead of one trip through tfjs per op.
+   */
+  graph?: boolean;
 }
 
 /** Chooses the next token from one row of logits (modified in place). */

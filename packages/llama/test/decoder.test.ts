@@ -1,8 +1,8 @@
 import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
-import '@edkm/backend-webgpu';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';
 import { tf, useBackend } from '@edkm/core';
 import { testBackends } from '@edkm/core/testing';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import {
   defaultModelDir,
   generate,
   loadLlama,
+  readLlamaFolder,
   safetensorsSource,
   sampleToken,
 } from '../src/index';
@@ -55,6 +56,36 @@ describe.each(backends)('Decoder on %s', (backend) => {
     two.dispose();
     source.close();
     model.dispose();
+  }, 300_000);
+});
+
+describe.each(backends)('Decoder step replay on %s', (backend) => {
+  it('replayed steps (captureGraph) give the tokens of the op-by-op path, greedy and sampled', async () => {
+    await useBackend(backend);
+    const { config } = readLlamaFolder(dir);
+    const source = safetensorsSource(dir);
+    const decoder = new Decoder(config, source, { maxLength: 64 });
+    const prompt = reference.prompts[0].input_ids;
+    const n = backend === 'cpu' ? 10 : 6;
+    const before = tf.memory().numTensors;
+    for (const opts of [{}, { temperature: 0.9, topK: 20, seed: 11 }]) {
+      const plain = await decoder.generate([prompt], {
+        ...opts,
+        maxNewTokens: n,
+        eosIds: [],
+        graph: false,
+      });
+      resetWebGPUHostStats();
+      const replayed = await decoder.generate([prompt], { ...opts, maxNewTokens: n, eosIds: [] });
+      expect(replayed).toEqual(plain);
+      // WebGPU records the first one-token step and replays the other n - 2; cpu and wasm cannot
+      const replays = webgpuHostStats().replays;
+      if (backend === 'webgpu') expect(replays).toBe(n - 2);
+      else expect(replays).toBe(0);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    decoder.dispose();
+    source.close();
   }, 300_000);
 });
 

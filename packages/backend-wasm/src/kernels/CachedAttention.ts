@@ -1,12 +1,15 @@
-import { type DecodeAttrs, decodeReference, type tf } from '@edkm/core';
+import { type DecodeAttrs, decodePosition, decodeReference, type tf } from '@edkm/core';
 import { f32, i32, output, wasmOf } from '../heap';
 
 /** DecodeKernelNames.CachedAttention: causal attention of the new queries over the cache. */
 export const cachedAttention: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = wasmOf(backend);
-  const { qkv, cache, rope, starts } = inputs as Record<string, tf.TensorInfo>;
+  const { qkv, cache, rope, starts, position } = inputs as Record<string, tf.TensorInfo>;
   const [, b, kv, l, d] = cache.shape;
-  const a = attrs as unknown as DecodeAttrs;
+  const a = decodePosition(
+    attrs as unknown as DecodeAttrs,
+    position ? i32(wasm, position) : undefined,
+  );
   const out = decodeReference.cachedAttention(
     f32(wasm, qkv),
     f32(wasm, cache),

@@ -1,7 +1,7 @@
 import type { DecodeAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
-import { ropeFunction } from './kv-write';
+import { positionOf, ropeFunction } from './kv-write';
 
 const WG = 64;
 /** Workgroups the attention aims for before it splits the positions (flash-decoding). */
@@ -28,13 +28,15 @@ export class CachedAttentionProgram extends EdkmProgram {
     heads: number,
     private readonly d: number,
     private readonly splits: number,
+    private readonly devicePosition = false,
   ) {
     super(splits > 1 ? [rows * heads * splits * (d + 2)] : [rows, heads * d], [
       rows * heads * splits,
       1,
       1,
     ]);
-    this.shaderKey = `edkm_cached_attention_${d}_${splits > 1 ? 'partial' : 'whole'}`;
+    if (devicePosition) this.variableNames.push('position');
+    this.shaderKey = `edkm_cached_attention_${d}_${splits > 1 ? 'partial' : 'whole'}_${devicePosition}`;
   }
   getUserCode(): string {
     const dp = Math.ceil(this.d / WG);
@@ -68,14 +70,15 @@ export class CachedAttentionProgram extends EdkmProgram {
         let b = bt / uniforms.t;
         let t = bt - b * uniforms.t;
         let D = uniforms.d;
-        let p = max(0, uniforms.pos + t - starts[b]);
+        let pos = ${positionOf(this.devicePosition)};
+        let p = max(0, pos + t - starts[b]);
         let kvh = hq / (uniforms.h / uniforms.kv);
         let row = bt * (uniforms.h + 2 * uniforms.kv) * D;
         for (var i = tid; i < D; i = i + ${WG}) { qS[i] = edkmRope(row + hq * D, i, p) * uniforms.scale; }
         // this split's slots: [split·span, (split + 1)·span) within [start, len) (through
         // workgroup memory: the loop bounds must be uniform, and workgroupId is not to WGSL)
         if (tid == 0) {
-          lenS = min(uniforms.pos + t + 1, (split + 1) * uniforms.span);
+          lenS = min(pos + t + 1, (split + 1) * uniforms.span);
           startS = max(starts[b], split * uniforms.span);
         }
         let len = workgroupUniformLoad(&lenS);
@@ -180,12 +183,14 @@ export function attentionSplits(groups: number, slots: number): { splits: number
 
 export const cachedAttention: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
-  const { qkv, cache, rope, starts } = inputs as Record<string, tf.TensorInfo>;
+  const { qkv, cache, rope, starts, position } = inputs as Record<string, tf.TensorInfo>;
   const a = attrs as unknown as DecodeAttrs;
   const [, b, kv, l, d] = cache.shape;
   const rows = qkv.shape[0];
   const t = rows / b;
-  const { splits, span } = attentionSplits(rows * a.heads, a.pos + t);
+  // with the position on the device: the grid and uniforms are those of the whole cache, the same
+  // at every step (splits past the position are empty)
+  const { splits, span } = attentionSplits(rows * a.heads, position ? l : a.pos + t);
   const int = (v: number) => ({ type: 'int32', data: [v] });
   const uniforms = [
     int(b),
@@ -194,13 +199,14 @@ export const cachedAttention: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     int(kv),
     int(l),
     int(d),
-    int(a.pos),
+    int(position ? 0 : a.pos),
     { type: 'float32', data: [1 / Math.sqrt(d)] },
     int(splits),
     int(span),
   ];
-  const program = new CachedAttentionProgram(rows, a.heads, d, splits);
-  const out = gpu.runWebGPUProgram(program, [qkv, cache, rope, starts], 'float32', uniforms);
+  const program = new CachedAttentionProgram(rows, a.heads, d, splits, !!position);
+  const inputsOf = position ? [qkv, cache, rope, starts, position] : [qkv, cache, rope, starts];
+  const out = gpu.runWebGPUProgram(program, inputsOf, 'float32', uniforms);
   if (splits === 1) return out;
   const merged = gpu.runWebGPUProgram(
     new CachedAttentionCombineProgram(rows, a.heads, d),

@@ -17,6 +17,11 @@ export function ropeFunction(): string {
       }`;
 }
 
+/** WGSL: the first new position's slot, from the `position` input or the `pos` uniform. */
+export function positionOf(device: boolean): string {
+  return device ? 'position[0]' : 'uniforms.pos';
+}
+
 /**
  * DecodeKernelNames.KvWrite: one invocation per new key/value element; the output is the cache
  * itself (bound read-write), so nothing is allocated and no shape changes from step to step.
@@ -25,16 +30,23 @@ export class KvWriteProgram extends EdkmProgram {
   override workgroupSize: [number, number, number] = [64, 1, 1];
   variableNames = ['qkv', 'rope', 'starts'];
   uniforms = 'b : i32, t : i32, h : i32, kv : i32, l : i32, d : i32, pos : i32, count : i32,';
-  shaderKey = 'edkm_kv_write';
-  constructor(cacheShape: number[], count: number) {
+  shaderKey: string;
+  constructor(
+    cacheShape: number[],
+    count: number,
+    private readonly devicePosition = false,
+  ) {
     const layout = webgpu_util.flatDispatchLayout([count]);
     super(cacheShape, webgpu_util.computeDispatch(layout, [count], [64, 1, 1]), layout);
+    if (devicePosition) this.variableNames.push('position');
+    this.shaderKey = `edkm_kv_write_${devicePosition}`;
   }
   getUserCode(): string {
     return `
       ${ropeFunction()}
       fn main(index : i32) {
         if (index >= uniforms.count) { return; }
+        let pos = ${positionOf(this.devicePosition)};
         let i = index % uniforms.d;
         let rest = index / uniforms.d;
         let hk = rest % uniforms.kv;
@@ -42,8 +54,8 @@ export class KvWriteProgram extends EdkmProgram {
         let b = bt / uniforms.t;
         let t = bt - b * uniforms.t;
         let row = bt * (uniforms.h + 2 * uniforms.kv) * uniforms.d;
-        let p = max(0, uniforms.pos + t - starts[b]);
-        let slot = uniforms.pos + t;
+        let p = max(0, pos + t - starts[b]);
+        let slot = pos + t;
         let kAt = ((b * uniforms.kv + hk) * uniforms.l + slot) * uniforms.d + i;
         let vAt = (((uniforms.b + b) * uniforms.kv + hk) * uniforms.l + slot) * uniforms.d + i;
         result[kAt] = edkmRope(row + (uniforms.h + hk) * uniforms.d, i, p);
@@ -54,16 +66,18 @@ export class KvWriteProgram extends EdkmProgram {
 
 export const kvWrite: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
-  const { cache, qkv, rope, starts } = inputs as Record<string, tf.TensorInfo>;
+  const { cache, qkv, rope, starts, position } = inputs as Record<string, tf.TensorInfo>;
   const a = attrs as unknown as DecodeAttrs;
   const [, b, kv, l, d] = cache.shape;
   const t = qkv.shape[0] / b;
   const count = b * t * kv * d;
+  // with the position on the device the uniforms are the same at every step (pos unused: 0)
+  const pos = position ? 0 : a.pos;
   return runProgramInto(
     gpu,
-    new KvWriteProgram(cache.shape, count),
-    [qkv, rope, starts],
-    [b, t, a.heads, kv, l, d, a.pos, count].map((v) => ({ type: 'int32', data: [v] })),
+    new KvWriteProgram(cache.shape, count, !!position),
+    position ? [qkv, rope, starts, position] : [qkv, rope, starts],
+    [b, t, a.heads, kv, l, d, pos, count].map((v) => ({ type: 'int32', data: [v] })),
     cache,
   );
 };

@@ -353,6 +353,67 @@ export function decodeCases(): ConformanceCase[] {
       },
     });
   });
+  // the position read from the device (a replayable step): attrs.pos claims 0, the tensor holds
+  // the real one, and the kernels must follow the tensor
+  for (const i of [0, 1, 3]) {
+    const s = decodeShapes[i];
+    const label = `b=${s.b} t=${s.t} l=${s.l} pos=${s.pos} (device position)`;
+    const make = () => {
+      const rnd = seededRandom(7700 + i);
+      const cache = Float32Array.from({ length: 2 * s.b * s.kv * s.l * s.d }, () => rnd() * 2 - 1);
+      const qkv = Float32Array.from(
+        { length: s.b * s.t * (s.h + 2 * s.kv) * s.d },
+        () => rnd() * 2 - 1,
+      );
+      const invFreq = Float32Array.from(
+        { length: s.d / 2 },
+        (_, j) => 1 / 10000 ** ((2 * j) / s.d),
+      );
+      const rope = ropeTable(s.l, invFreq);
+      return {
+        cache,
+        qkv,
+        rope,
+        attrs: { heads: s.h, kvHeads: s.kv, pos: s.pos },
+        shape: { b: s.b, kv: s.kv, l: s.l, d: s.d },
+        t: {
+          cache: tf.tensor(cache, [2, s.b, s.kv, s.l, s.d]),
+          qkv: tf.tensor2d(qkv, [s.b * s.t, (s.h + 2 * s.kv) * s.d]),
+          rope: tf.tensor2d(rope, [s.l, s.d]),
+          starts: tf.tensor1d(Int32Array.from(s.starts), 'int32'),
+          position: tf.tensor1d([s.pos], 'int32'),
+        },
+      };
+    };
+    const claim = { heads: s.h, kvHeads: s.kv, pos: 0 };
+    cases.push({
+      kernelName: DecodeKernelNames.KvWrite,
+      name: `kvWrite ${label}`,
+      run: async () => {
+        const { cache, qkv, rope, attrs, shape, t } = make();
+        kvWrite(t.cache, t.qkv, t.rope, t.starts, claim, t.position).dispose();
+        const actual = Float32Array.from((await t.cache.data()) as Float32Array);
+        tf.dispose(Object.values(t));
+        const expected = Float32Array.from(cache);
+        decodeReference.kvWrite(expected, shape, qkv, rope, Int32Array.from(s.starts), attrs);
+        return { actual, expected, tolerance: 1e-6 };
+      },
+    });
+    cases.push({
+      kernelName: DecodeKernelNames.CachedAttention,
+      name: `cachedAttention ${label}`,
+      run: async () => {
+        const { cache, qkv, rope, attrs, shape, t } = make();
+        const actual = await read(
+          cachedAttention(t.qkv, t.cache, t.rope, t.starts, claim, t.position),
+        );
+        tf.dispose(Object.values(t));
+        const starts = Int32Array.from(s.starts);
+        const expected = decodeReference.cachedAttention(qkv, cache, shape, rope, starts, attrs);
+        return { actual, expected, tolerance: 1e-5 };
+      },
+    });
+  }
   cases.push({
     kernelName: DecodeKernelNames.RmsNorm,
     name: 'rmsNorm m=3 h=100',

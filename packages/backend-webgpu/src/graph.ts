@@ -1,0 +1,123 @@
+import type { DeviceGraph, GraphRun, tf } from '@edkm/core';
+import { BackendError, ShapeError } from '@edkm/core';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { type Recorder, countReplay, setRecorder, webgpuHostStats } from './host';
+import { markWritten } from './raw';
+
+/** The members of tfjs's WebGPUBackend (4.22) that a graph reads. */
+interface Internals {
+  device: GPUDevice;
+  queue: GPUQueue;
+  tensorMap: {
+    get(id: object): { resource?: unknown; values?: unknown } | undefined;
+    has(id: object): boolean;
+  };
+  commandEncoder: GPUCommandEncoder | null;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+  uploadToGPU(dataId: object): void;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/** Submits what tfjs has encoded so far (queue order for what follows). */
+function submitPending(b: Internals): void {
+  if (!b.commandEncoder) return;
+  b.endComputePassEncoder();
+  b.submitQueue();
+}
+
+function bufferOf(b: Internals, t: tf.Tensor): GPUBuffer {
+  b.uploadToGPU(t.dataId);
+  const buffer = b.tensorMap.get(t.dataId)?.resource as GPUBuffer | undefined;
+  if (!buffer) throw new BackendError(`graph: a [${t.shape}] tensor has no device buffer`);
+  return buffer;
+}
+
+/**
+ * Records `fn`'s dispatches (see captureGraph in @edkm/core): the plugin's host path notes each
+ * dispatch's pipeline, bind group and grid, and references every tensor bound so that no buffer of
+ * the step goes back to tfjs's pool while the graph lives. Undefined when the step read back to the
+ * host or ran a program outside the cached host path (tf.time, textures).
+ */
+export function capture(backend: WebGPUBackend, fn: () => void): DeviceGraph | undefined {
+  const b = backend as unknown as Internals;
+  submitPending(b);
+  const rec: Recorder = { dispatches: [], bound: new Set(), written: new Set(), uniforms: [] };
+  const readsBefore = webgpuHostStats().readbacks;
+  setRecorder(rec);
+  try {
+    fn();
+  } finally {
+    setRecorder(undefined);
+  }
+  submitPending(b);
+  if (webgpuHostStats().readbacks !== readsBefore) rec.broken ??= 'the step read back to the host';
+  const graph = new WebGPUGraph(b, rec);
+  if (rec.broken || rec.dispatches.length === 0) {
+    graph.dispose();
+    return undefined;
+  }
+  return graph;
+}
+
+class WebGPUGraph implements DeviceGraph {
+  private disposed = false;
+  constructor(
+    private readonly b: Internals,
+    private readonly rec: Recorder,
+  ) {}
+
+  get dispatches(): number {
+    return this.rec.dispatches.length;
+  }
+
+  run(opts: GraphRun = {}): void {
+    if (this.disposed) throw new BackendError('graph: run after dispose');
+    const { b } = this;
+    submitPending(b);
+    for (const [t, values] of opts.writes ?? []) {
+      const buffer = bufferOf(b, t);
+      if (values.byteLength > t.size * 4)
+        throw new ShapeError(`graph: ${values.length} values for a [${t.shape}] tensor`);
+      b.queue.writeBuffer(buffer, 0, values.buffer, values.byteOffset, values.byteLength);
+      markWritten(b as unknown as WebGPUBackend, t);
+    }
+    const encoder = b.device.createCommandEncoder();
+    for (const [src, dst] of opts.copies ?? []) {
+      if (src.size !== dst.size)
+        throw new ShapeError(`graph: copy of [${src.shape}] into [${dst.shape}]`);
+      encoder.copyBufferToBuffer(bufferOf(b, src), 0, bufferOf(b, dst), 0, src.size * 4);
+      markWritten(b as unknown as WebGPUBackend, dst);
+    }
+    const pass = encoder.beginComputePass();
+    for (const d of this.rec.dispatches) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.group);
+      pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
+    }
+    pass.end();
+    b.queue.submit([encoder.finish()]);
+    countReplay(this.rec.dispatches.length);
+    for (const id of this.rec.written) {
+      const d = b.tensorMap.get(id);
+      if (d) d.values = null;
+    }
+  }
+
+  read(t: tf.Tensor): Promise<tf.backend_util.TypedArray> {
+    // tfjs caches a read's values on the host; a replay has written the buffer since
+    markWritten(this.b as unknown as WebGPUBackend, t);
+    return t.data();
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    submitPending(this.b);
+    for (const id of this.rec.bound) if (this.b.tensorMap.has(id)) this.b.disposeData(id);
+    // the uniform buffers may still be read by queued work: WebGPU keeps a destroyed buffer's
+    // memory until that work completes
+    for (const u of this.rec.uniforms) u.destroy();
+    this.rec.dispatches.length = 0;
+  }
+}
