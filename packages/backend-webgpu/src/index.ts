@@ -187,12 +187,12 @@ async function init(): Promise<boolean> {
       );
     setMatMulRoute(route);
   }
-  // EDKM_LINEAR_ROUTE=reduce|serial|auto: the shape of the palettized/bf16 linear kernels (A/B)
+  // EDKM_LINEAR_ROUTE=reduce|rows|serial|auto: the shape of the palettized/bf16 linear kernels (A/B)
   const linear = typeof process !== 'undefined' ? process.env?.EDKM_LINEAR_ROUTE : undefined;
   if (linear) {
-    if (linear !== 'auto' && linear !== 'reduce' && linear !== 'serial')
+    if (linear !== 'auto' && linear !== 'reduce' && linear !== 'serial' && linear !== 'rows')
       throw new InvalidArgumentError(
-        `EDKM_LINEAR_ROUTE must be auto, reduce or serial, got '${linear}'`,
+        `EDKM_LINEAR_ROUTE must be auto, reduce, rows or serial, got '${linear}'`,
       );
     setLinearRoute(linear);
   }

@@ -31,7 +31,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
   }, 300_000);
 
   // the suite above takes the adapter's own shape ('auto'): run the linear kernels in both
-  it.each(['reduce', 'serial'] as const)(
+  it.each(['reduce', 'rows', 'serial'] as const)(
     'passes the linear kernels in the %s shape',
     async (route) => {
       const linear: string[] = [LinearKernelNames.PaletteMatMul, LinearKernelNames.Bf16MatMul];

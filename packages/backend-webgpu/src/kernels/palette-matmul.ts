@@ -1,6 +1,7 @@
 import type { LinearFusion, PaletteMatMulAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
+import { PaletteRowsProgram } from './palette-rows';
 
 /** Threads per workgroup of the linear kernels: one workgroup reduces one weight row. */
 export const LINEAR_WG = 64;
@@ -139,9 +140,11 @@ export function linearShader(opts: {
  * to a workgroup and no barriers in the loop (a CPU rasteriser's way: SwiftShader and lavapipe run
  * a workgroup's invocations as SIMD lanes and pay for every barrier and every workgroup, so the
  * reduce shape made the tiny model's 15-token prefill ~124k workgroups of mostly idle threads).
- * 'auto': serial on a software adapter, reduce elsewhere.
+ * 'rows' (PaletteMatMul on word-aligned rows): eight weight rows to a workgroup, 32 lanes each
+ * (PaletteRowsProgram). 'auto': serial on a software adapter, else rows where the rows align and
+ * reduce where they do not.
  */
-export type LinearRoute = 'reduce' | 'serial' | 'auto';
+export type LinearRoute = 'reduce' | 'serial' | 'rows' | 'auto';
 let linearRoute: LinearRoute = 'auto';
 let softwareAdapter = false;
 export function setLinearRoute(route: LinearRoute): void {
@@ -153,6 +156,10 @@ export function setLinearSoftware(software: boolean): void {
 /** Whether the linear kernels take the serial shape now. */
 export function serialLinear(): boolean {
   return linearRoute === 'serial' || (linearRoute === 'auto' && softwareAdapter);
+}
+/** Whether PaletteMatMul takes the rows shape now (for rows that start on a word). */
+export function rowsLinear(): boolean {
+  return linearRoute === 'rows' || (linearRoute === 'auto' && !softwareAdapter);
 }
 
 /** Rows of x per invocation of a serial linear kernel (unrolled: scalar accumulators). */
@@ -398,7 +405,10 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const n = rows.shape[0];
   const serial = serialLinear();
   const mt = serial ? serialMTile(m) : mTile(m);
-  const program = new PaletteMatMulProgram(m, n, k, bits, clusterDim, mt, fusion, serial);
+  const program =
+    !serial && rowsLinear() && clusterDim === 1 && k % 32 === 0
+      ? new PaletteRowsProgram(m, n, bits, mt, fusion)
+      : new PaletteMatMulProgram(m, n, k, bits, clusterDim, mt, fusion, serial);
   return gpu.runWebGPUProgram(
     program,
     [x, codes, lut, rows, scales, ...fusionInputs(fusion, g, residual)],

@@ -1,0 +1,152 @@
+import type { LinearFusion } from '@edkm/core';
+import { EdkmProgram } from '../programs';
+import { fusionBindings, linearInput, perRow } from './palette-matmul';
+
+/** Threads per workgroup of the rows shape: ROWS weight rows, 32 lanes each. */
+const WG = 256;
+const LANES = 32;
+const ROWS = WG / LANES;
+
+/** `width`-bit field j of the words cw0.. (32 fields of a chunk), as WGSL. */
+export function chunkField(j: number, width: number): string {
+  const bit = j * width;
+  const w = bit >> 5;
+  const sh = bit & 31;
+  const e =
+    sh + width <= 32 ? `(cw${w} >> ${sh}u)` : `((cw${w} >> ${sh}u) | (cw${w + 1} << ${32 - sh}u))`;
+  return `i32(${e} & ${(1 << width) - 1}u)`;
+}
+
+/** Dispatch of the rows shape over n weight rows and m rows of x. */
+export function rowsGrid(n: number, m: number, mt: number) {
+  const blocks = Math.ceil(n / ROWS);
+  const grid = Math.min(blocks, 32768);
+  return {
+    grid,
+    passes: Math.ceil(blocks / grid),
+    dispatch: [grid, Math.ceil(m / mt), 1] as [number, number, number],
+  };
+}
+
+/**
+ * PaletteMatMul for few rows of x (decoding, small batches) on rows whose indices start on a word
+ * (d = 1, K a multiple of 32): a workgroup takes ROWS (8) weight rows, 32 lanes to a row. Each
+ * lane walks the row's chunks of 32 indices (`bits` words) 32 chunks apart, so the row's words
+ * stream through the group in order; the rows' LUTs wait in workgroup memory (as pairs at 1–3
+ * bits: one field extraction and one lookup per two weights). Two barriers and a five-step tree
+ * per eight rows, where the one-row-per-workgroup shape paid a staging barrier and a six-step
+ * tree for every row. With an RMSNorm prologue each group's lanes read each x row once, so the
+ * sum of squares comes out of the same loop and tree.
+ */
+export class PaletteRowsProgram extends EdkmProgram {
+  override workgroupSize: [number, number, number] = [WG, 1, 1];
+  variableNames = ['x', 'codes', 'lut', 'rows', 'scales'];
+  variableComponents: number[];
+  uniforms = 'm : i32, n : i32, k : i32, grid : i32, passes : i32,';
+  shaderKey: string;
+  readonly passes: number;
+  readonly grid: number;
+  constructor(
+    m: number,
+    n: number,
+    private readonly bits: number,
+    private readonly mt: number,
+    private readonly fusion: LinearFusion = {},
+  ) {
+    super([m, n], rowsGrid(n, m, mt).dispatch);
+    const g = rowsGrid(n, m, mt);
+    this.passes = g.passes;
+    this.grid = g.grid;
+    const extra = fusionBindings(fusion, 4);
+    this.variableNames.push(...extra.names);
+    this.uniforms += extra.uniforms;
+    this.variableComponents = [4, 1, 1, 1, 1, ...extra.components];
+    this.shaderKey = `edkm_palette_rows_${bits}_${mt}_${extra.key}`;
+  }
+
+  /** Pairs at 1–3 bits (≤ 64 pairs a row); single entries above. */
+  private get pairs(): boolean {
+    return this.bits <= 3;
+  }
+
+  getUserCode(): string {
+    const { bits, mt, fusion } = this;
+    const rms = fusion.prologue === 'rmsnorm';
+    const input = linearInput(fusion, 4, true);
+    const entries = 1 << bits;
+    const per = this.pairs ? 1 << (2 * bits) : entries; // LUT slots a row
+    const mask = entries - 1;
+    const lines: string[] = [];
+    for (let w = 0; w < bits; w++) lines.push(`let cw${w} = bitcast<u32>(codes[w0 + ${w}]);`);
+    if (this.pairs) {
+      for (let j = 0; j < 16; j++) lines.push(`let p${j} = lutS[lb + ${chunkField(j, 2 * bits)}];`);
+      for (let q = 0; q < 8; q++) lines.push(`let lv${q} = vec4<f32>(p${2 * q}, p${2 * q + 1});`);
+    } else {
+      for (let j = 0; j < 32; j++) lines.push(`let l${j} = lutS[lb + ${chunkField(j, bits)}];`);
+      for (let q = 0; q < 8; q++)
+        lines.push(
+          `let lv${q} = vec4<f32>(l${4 * q}, l${4 * q + 1}, l${4 * q + 2}, l${4 * q + 3});`,
+        );
+    }
+    for (let q = 0; q < 8; q++)
+      lines.push(
+        perRow(mt, (r) => {
+          const x = input.read(r, `c * 8 + ${q}`, `x${r}_${q}`);
+          return `${x.decl} acc${r} = acc${r} + dot(${x.value}, lv${q});`;
+        }),
+      );
+    const sums = rms ? 2 * mt : mt; // acc{r} at r, ss{r} at mt + r
+    const red = (i: number | string, at: string) => `red[${i} * ${WG} + ${at}]`;
+    const fill = this.pairs
+      ? `lutS[e] = vec2<f32>(lut[at + i32(j & ${mask}u)], lut[at + i32(j >> ${bits}u)]);`
+      : 'lutS[e] = lut[at + i32(j)];';
+    const scaled = (v: string) =>
+      rms
+        ? `(${v}) * inverseSqrt(${red(`(${mt} + lane)`, 'base')} / f32(uniforms.k) + uniforms.eps)`
+        : v;
+    const value = `scales[s] * ${scaled(red('lane', 'base'))}`;
+    return `
+      var<workgroup> red : array<f32, ${WG * sums}>;
+      var<workgroup> lutS : array<${this.pairs ? 'vec2<f32>' : 'f32'}, ${ROWS * per}>;
+      fn main(index : i32) {
+        let tid = i32(localIndex);
+        let lane = tid % ${LANES};
+        let slot = tid / ${LANES};
+        let base = slot * ${LANES};
+        let lb = slot * ${per};
+        let m0 = i32(workgroupId.y) * ${mt};
+        let chunks = uniforms.k / 32;
+        ${perRow(mt, (r) => `let xRow${r} = min(m0 + ${r}, uniforms.m - 1) * (uniforms.k / 4);`)}
+        for (var it = 0; it < uniforms.passes; it++) {
+          let first = (i32(workgroupId.x) + it * uniforms.grid) * ${ROWS};
+          let s = first + slot;
+          for (var e = tid; e < ${ROWS * per}; e = e + ${WG}) {
+            let at = rows[2 * min(first + e / ${per}, uniforms.n - 1) + 1] * ${entries};
+            let j = u32(e % ${per});
+            ${fill}
+          }
+          workgroupBarrier();
+          ${perRow(mt, (r) => `var acc${r} = 0.0;${rms ? ` var ss${r} = 0.0;` : ''}`)}
+          if (s < uniforms.n) {
+            for (var c = lane; c < chunks; c = c + ${LANES}) {
+              let w0 = (s * chunks + c) * ${bits};
+              ${lines.join('\n              ')}
+            }
+          }
+          ${perRow(mt, (r) => `${red(r, 'tid')} = acc${r};${rms ? ` ${red(mt + r, 'tid')} = ss${r};` : ''}`)}
+          workgroupBarrier();
+          for (var stride = ${LANES / 2}; stride > 0; stride = stride / 2) {
+            if (lane < stride) {
+              ${Array.from({ length: sums }, (_, i) => `${red(i, 'tid')} = ${red(i, 'tid')} + ${red(i, 'tid + stride')};`).join('\n              ')}
+            }
+            workgroupBarrier();
+          }
+          if (s < uniforms.n && lane < ${mt} && m0 + lane < uniforms.m) {
+            let oi = (m0 + lane) * uniforms.n + rows[2 * s];
+            setOutputAtIndex(oi, ${fusion.residual ? `${value} + residual[oi]` : value});
+          }
+          workgroupBarrier();
+        }
+      }`;
+  }
+}
