@@ -29,14 +29,15 @@ export function rowsGrid(n: number, m: number, mt: number) {
 }
 
 /**
- * PaletteMatMul for few rows of x (decoding, small batches) on rows whose indices start on a word
- * (d = 1, K a multiple of 32): a workgroup takes ROWS (8) weight rows, 32 lanes to a row. Each
- * lane walks the row's chunks of 32 indices (`bits` words) 32 chunks apart, so the row's words
- * stream through the group in order; the rows' LUTs wait in workgroup memory (as pairs at 1–3
- * bits: one field extraction and one lookup per two weights). Two barriers and a five-step tree
- * per eight rows, where the one-row-per-workgroup shape paid a staging barrier and a six-step
- * tree for every row. With an RMSNorm prologue each group's lanes read each x row once, so the
- * sum of squares comes out of the same loop and tree.
+ * PaletteMatMul on rows whose indices start on a word (d = 1, K a multiple of 32): a workgroup
+ * takes ROWS (8) weight rows, 32 lanes to a row. At 1–4 bits lane j takes weights 8j..8j+7 of
+ * each 256: the 32 lanes read neighbouring x values and neighbouring index words (coalesced),
+ * and the lane's 8·bits index bits come out of one funnel shift. (The one-row-per-workgroup shape
+ * gave each thread a chunk of 32 weights: its x reads were 128 bytes apart across threads, one
+ * cache line per thread per load.) Above 4 bits each lane takes chunks of 32 (`bits` words). The
+ * rows' LUTs wait in workgroup memory (pairs at 1–3 bits: one lookup per two weights); two
+ * barriers and a five-step tree per eight rows. With an RMSNorm prologue each group's lanes read
+ * each x row once, so the sum of squares comes out of the same loop and tree.
  */
 export class PaletteRowsProgram extends EdkmProgram {
   override workgroupSize: [number, number, number] = [WG, 1, 1];
@@ -69,6 +70,11 @@ export class PaletteRowsProgram extends EdkmProgram {
     return this.bits <= 3;
   }
 
+  /** At 1–4 bits eight neighbouring weights fit one funnel-shifted word (the contiguous loop). */
+  private get contiguous(): boolean {
+    return this.bits <= 4;
+  }
+
   getUserCode(): string {
     const { bits, mt, fusion } = this;
     const rms = fusion.prologue === 'rmsnorm';
@@ -77,24 +83,61 @@ export class PaletteRowsProgram extends EdkmProgram {
     const per = this.pairs ? 1 << (2 * bits) : entries; // LUT slots a row
     const mask = entries - 1;
     const lines: string[] = [];
-    for (let w = 0; w < bits; w++) lines.push(`let cw${w} = bitcast<u32>(codes[w0 + ${w}]);`);
-    if (this.pairs) {
-      for (let j = 0; j < 16; j++) lines.push(`let p${j} = lutS[lb + ${chunkField(j, 2 * bits)}];`);
-      for (let q = 0; q < 8; q++) lines.push(`let lv${q} = vec4<f32>(p${2 * q}, p${2 * q + 1});`);
+    // the inner loop: at 1–4 bits each lane takes 8 neighbouring weights per step (the lanes'
+    // x reads and index words side by side in memory), above 4 bits a chunk of 32 (bits words)
+    let loop: string;
+    if (this.contiguous) {
+      const width = this.pairs ? 2 * bits : bits;
+      const fields = this.pairs ? 4 : 8;
+      for (let j = 0; j < fields; j++)
+        lines.push(`let f${j} = lutS[lb + i32((v >> ${j * width}u) & ${(1 << width) - 1}u)];`);
+      const lv = this.pairs
+        ? ['vec4<f32>(f0, f1)', 'vec4<f32>(f2, f3)']
+        : ['vec4<f32>(f0, f1, f2, f3)', 'vec4<f32>(f4, f5, f6, f7)'];
+      lv.forEach((e, q) => lines.push(`let lv${q} = ${e};`));
+      for (let q = 0; q < 2; q++)
+        lines.push(
+          perRow(mt, (r) => {
+            const x = input.read(r, `o / 4 + ${q}`, `x${r}_${q}`);
+            return `${x.decl} acc${r} = acc${r} + dot(${x.value}, lv${q});`;
+          }),
+        );
+      loop = `
+            let rowWord = s * (uniforms.k / 32) * ${bits};
+            for (var o = lane * 8; o < uniforms.k; o = o + ${LANES * 8}) {
+              let bit = u32(o * ${bits});
+              let w = rowWord + i32(bit >> 5u);
+              let sh = bit & 31u;
+              let w0 = bitcast<u32>(codes[w]);
+              ${
+                bits === 3 // 24 bits from a shift of 0, 8, 16 or 24: two words
+                  ? `let w1 = bitcast<u32>(codes[w + 1]);
+              let v = select((w0 >> sh) | (w1 << (32u - sh)), w0, sh == 0u);`
+                  : 'let v = w0 >> sh;'
+              }
+              ${lines.join('\n              ')}
+            }`;
     } else {
+      for (let w = 0; w < bits; w++) lines.push(`let cw${w} = bitcast<u32>(codes[w0 + ${w}]);`);
       for (let j = 0; j < 32; j++) lines.push(`let l${j} = lutS[lb + ${chunkField(j, bits)}];`);
       for (let q = 0; q < 8; q++)
         lines.push(
           `let lv${q} = vec4<f32>(l${4 * q}, l${4 * q + 1}, l${4 * q + 2}, l${4 * q + 3});`,
         );
+      for (let q = 0; q < 8; q++)
+        lines.push(
+          perRow(mt, (r) => {
+            const x = input.read(r, `c * 8 + ${q}`, `x${r}_${q}`);
+            return `${x.decl} acc${r} = acc${r} + dot(${x.value}, lv${q});`;
+          }),
+        );
+      loop = `
+            let chunks = uniforms.k / 32;
+            for (var c = lane; c < chunks; c = c + ${LANES}) {
+              let w0 = (s * chunks + c) * ${bits};
+              ${lines.join('\n              ')}
+            }`;
     }
-    for (let q = 0; q < 8; q++)
-      lines.push(
-        perRow(mt, (r) => {
-          const x = input.read(r, `c * 8 + ${q}`, `x${r}_${q}`);
-          return `${x.decl} acc${r} = acc${r} + dot(${x.value}, lv${q});`;
-        }),
-      );
     const sums = rms ? 2 * mt : mt; // acc{r} at r, ss{r} at mt + r
     const red = (i: number | string, at: string) => `red[${i} * ${WG} + ${at}]`;
     const fill = this.pairs
@@ -115,7 +158,6 @@ export class PaletteRowsProgram extends EdkmProgram {
         let base = slot * ${LANES};
         let lb = slot * ${per};
         let m0 = i32(workgroupId.y) * ${mt};
-        let chunks = uniforms.k / 32;
         ${perRow(mt, (r) => `let xRow${r} = min(m0 + ${r}, uniforms.m - 1) * (uniforms.k / 4);`)}
         for (var it = 0; it < uniforms.passes; it++) {
           let first = (i32(workgroupId.x) + it * uniforms.grid) * ${ROWS};
@@ -127,11 +169,7 @@ export class PaletteRowsProgram extends EdkmProgram {
           }
           workgroupBarrier();
           ${perRow(mt, (r) => `var acc${r} = 0.0;${rms ? ` var ss${r} = 0.0;` : ''}`)}
-          if (s < uniforms.n) {
-            for (var c = lane; c < chunks; c = c + ${LANES}) {
-              let w0 = (s * chunks + c) * ${bits};
-              ${lines.join('\n              ')}
-            }
+          if (s < uniforms.n) {${loop}
           }
           ${perRow(mt, (r) => `${red(r, 'tid')} = acc${r};${rms ? ` ${red(mt + r, 'tid')} = ss${r};` : ''}`)}
           workgroupBarrier();

@@ -92,6 +92,9 @@ const paletteCases: PaletteCase[] = [
   { m: 2, n: 600, k: 30, bits: 2, scales: true, permute: true },
   { m: 1, n: 200, k: 64, bits: 3, groups: [120, 80], scales: true, permute: true },
   { m: 1, n: 200, k: 96, bits: 2, groups: [50, 150] },
+  // rows longer than one step of the GPU rows shape's 32 lanes × 8 weights, at 1–4 bits
+  ...[1, 2, 3, 4].map((bits) => ({ m: 2, n: 21, k: 544, bits, scales: true })),
+  { m: 1, n: 17, k: 1024, bits: 3, groups: [9, 8], permute: true },
 ];
 
 export function linearCases(): ConformanceCase[] {
