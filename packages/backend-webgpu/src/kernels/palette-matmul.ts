@@ -1,7 +1,7 @@
 import type { LinearFusion, PaletteMatMulAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
-import { PaletteRowsProgram } from './palette-rows';
+import { PaletteRowsProgram, chunkField } from './palette-rows';
 
 /** Threads per workgroup of the linear kernels: one workgroup reduces one weight row. */
 export const LINEAR_WG = 64;
@@ -298,28 +298,16 @@ export class PaletteMatMulProgram extends EdkmProgram {
     return !this.serial && this.aligned && this.bits <= 4;
   }
 
-  /** `bits`-wide fields of the 32 indices in words cw0..: field j of `width` bits as WGSL. */
-  private field(j: number, width: number): string {
-    const bit = j * width;
-    const w = bit >> 5;
-    const sh = bit & 31;
-    const e =
-      sh + width <= 32
-        ? `(cw${w} >> ${sh}u)`
-        : `((cw${w} >> ${sh}u) | (cw${w + 1} << ${32 - sh}u))`;
-    return `i32(${e} & ${(1 << width) - 1}u)`;
-  }
-
   private alignedChunk(): string {
     const bits = this.bits;
     const lines: string[] = [];
     for (let w = 0; w < bits; w++) lines.push(`let cw${w} = bitcast<u32>(codes[w0 + ${w}]);`);
     if (this.pairs) {
-      for (let j = 0; j < 16; j++) lines.push(`let p${j} = lutS[${this.field(j, 2 * bits)}];`);
+      for (let j = 0; j < 16; j++) lines.push(`let p${j} = lutS[${chunkField(j, 2 * bits)}];`);
       for (let q = 0; q < 8; q++) lines.push(`let lv${q} = vec4<f32>(p${2 * q}, p${2 * q + 1});`);
     } else {
       for (let j = 0; j < 32; j++)
-        lines.push(`let l${j} = ${this.table.name}[base + ${this.field(j, bits)}];`);
+        lines.push(`let l${j} = ${this.table.name}[base + ${chunkField(j, bits)}];`);
       for (let q = 0; q < 8; q++)
         lines.push(
           `let lv${q} = vec4<f32>(l${4 * q}, l${4 * q + 1}, l${4 * q + 2}, l${4 * q + 3});`,

@@ -1,6 +1,6 @@
 import type { LinearFusion } from '@edkm/core';
 import { EdkmProgram } from '../programs';
-import { fusionBindings, linearInput, perRow } from './palette-matmul';
+import { fusionBindings, linearGrid, linearInput, perRow } from './palette-matmul';
 
 /** Threads per workgroup of the rows shape: ROWS weight rows, 32 lanes each. */
 const WG = 256;
@@ -17,15 +17,9 @@ export function chunkField(j: number, width: number): string {
   return `i32(${e} & ${(1 << width) - 1}u)`;
 }
 
-/** Dispatch of the rows shape over n weight rows and m rows of x. */
+/** Dispatch of the rows shape over n weight rows and m rows of x: linearGrid over blocks of ROWS. */
 export function rowsGrid(n: number, m: number, mt: number) {
-  const blocks = Math.ceil(n / ROWS);
-  const grid = Math.min(blocks, 32768);
-  return {
-    grid,
-    passes: Math.ceil(blocks / grid),
-    dispatch: [grid, Math.ceil(m / mt), 1] as [number, number, number],
-  };
+  return linearGrid(Math.ceil(n / ROWS), m, mt);
 }
 
 /**

@@ -295,33 +295,34 @@ const decodeShapes = [
   { b: 2, t: 2, h: 2, kv: 1, l: 200, d: 130, pos: 150, starts: [0, 100] },
 ];
 
+/** A decode case's inputs (seeded), and its tensors (with the device position when asked). */
+function decodeData(s: (typeof decodeShapes)[number], seed: number) {
+  const rnd = seededRandom(seed);
+  const cache = Float32Array.from({ length: 2 * s.b * s.kv * s.l * s.d }, () => rnd() * 2 - 1);
+  const qkv = Float32Array.from(
+    { length: s.b * s.t * (s.h + 2 * s.kv) * s.d },
+    () => rnd() * 2 - 1,
+  );
+  const invFreq = Float32Array.from({ length: s.d / 2 }, (_, j) => 1 / 10000 ** ((2 * j) / s.d));
+  const rope = ropeTable(s.l, invFreq);
+  const attrs = { heads: s.h, kvHeads: s.kv, pos: s.pos };
+  const shape = { b: s.b, kv: s.kv, l: s.l, d: s.d };
+  const tensors = (position = false) => ({
+    cache: tf.tensor(cache, [2, s.b, s.kv, s.l, s.d]),
+    qkv: tf.tensor2d(qkv, [s.b * s.t, (s.h + 2 * s.kv) * s.d]),
+    rope: tf.tensor2d(rope, [s.l, s.d]),
+    starts: tf.tensor1d(Int32Array.from(s.starts), 'int32'),
+    ...(position ? { position: tf.tensor1d([s.pos], 'int32') } : {}),
+  });
+  return { cache, qkv, rope, attrs, shape, tensors };
+}
+
 /** Conformance of the decode kernels: KV writes in place, cached attention. */
 export function decodeCases(): ConformanceCase[] {
   const cases: ConformanceCase[] = [];
   decodeShapes.forEach((s, i) => {
     const label = `b=${s.b} t=${s.t} h=${s.h} kv=${s.kv} l=${s.l} d=${s.d} pos=${s.pos} starts=[${s.starts}]`;
-    const make = () => {
-      const rnd = seededRandom(7400 + i);
-      const cache = Float32Array.from({ length: 2 * s.b * s.kv * s.l * s.d }, () => rnd() * 2 - 1);
-      const qkv = Float32Array.from(
-        { length: s.b * s.t * (s.h + 2 * s.kv) * s.d },
-        () => rnd() * 2 - 1,
-      );
-      const invFreq = Float32Array.from(
-        { length: s.d / 2 },
-        (_, j) => 1 / 10000 ** ((2 * j) / s.d),
-      );
-      const rope = ropeTable(s.l, invFreq);
-      const attrs = { heads: s.h, kvHeads: s.kv, pos: s.pos };
-      const shape = { b: s.b, kv: s.kv, l: s.l, d: s.d };
-      const tensors = () => ({
-        cache: tf.tensor(cache, [2, s.b, s.kv, s.l, s.d]),
-        qkv: tf.tensor2d(qkv, [s.b * s.t, (s.h + 2 * s.kv) * s.d]),
-        rope: tf.tensor2d(rope, [s.l, s.d]),
-        starts: tf.tensor1d(Int32Array.from(s.starts), 'int32'),
-      });
-      return { cache, qkv, rope, attrs, shape, tensors };
-    };
+    const make = () => decodeData(s, 7400 + i);
     cases.push({
       kernelName: DecodeKernelNames.KvWrite,
       name: `kvWrite ${label}`,
@@ -362,31 +363,8 @@ export function decodeCases(): ConformanceCase[] {
     const s = decodeShapes[i];
     const label = `b=${s.b} t=${s.t} l=${s.l} pos=${s.pos} (device position)`;
     const make = () => {
-      const rnd = seededRandom(7700 + i);
-      const cache = Float32Array.from({ length: 2 * s.b * s.kv * s.l * s.d }, () => rnd() * 2 - 1);
-      const qkv = Float32Array.from(
-        { length: s.b * s.t * (s.h + 2 * s.kv) * s.d },
-        () => rnd() * 2 - 1,
-      );
-      const invFreq = Float32Array.from(
-        { length: s.d / 2 },
-        (_, j) => 1 / 10000 ** ((2 * j) / s.d),
-      );
-      const rope = ropeTable(s.l, invFreq);
-      return {
-        cache,
-        qkv,
-        rope,
-        attrs: { heads: s.h, kvHeads: s.kv, pos: s.pos },
-        shape: { b: s.b, kv: s.kv, l: s.l, d: s.d },
-        t: {
-          cache: tf.tensor(cache, [2, s.b, s.kv, s.l, s.d]),
-          qkv: tf.tensor2d(qkv, [s.b * s.t, (s.h + 2 * s.kv) * s.d]),
-          rope: tf.tensor2d(rope, [s.l, s.d]),
-          starts: tf.tensor1d(Int32Array.from(s.starts), 'int32'),
-          position: tf.tensor1d([s.pos], 'int32'),
-        },
-      };
+      const d = decodeData(s, 7700 + i);
+      return { ...d, t: d.tensors(true) };
     };
     const claim = { heads: s.h, kvHeads: s.kv, pos: 0 };
     cases.push({
