@@ -6,6 +6,8 @@ import { fusionBindings, linearGrid, linearInput, perRow } from './palette-matmu
 const WG = 256;
 const LANES = 32;
 const ROWS = WG / LANES;
+/** Steps of the contiguous loop per iteration (independent loads in flight together). */
+const UNROLL = 4;
 
 /** `width`-bit field j of the words cw0.. (32 fields of a chunk), as WGSL. */
 export function chunkField(j: number, width: number): string {
@@ -83,33 +85,52 @@ export class PaletteRowsProgram extends EdkmProgram {
     if (this.contiguous) {
       const width = this.pairs ? 2 * bits : bits;
       const fields = this.pairs ? 4 : 8;
-      for (let j = 0; j < fields; j++)
-        lines.push(`let f${j} = lutS[lb + i32((v >> ${j * width}u) & ${(1 << width) - 1}u)];`);
-      const lv = this.pairs
-        ? ['vec4<f32>(f0, f1)', 'vec4<f32>(f2, f3)']
-        : ['vec4<f32>(f0, f1, f2, f3)', 'vec4<f32>(f4, f5, f6, f7)'];
-      lv.forEach((e, q) => lines.push(`let lv${q} = ${e};`));
-      for (let q = 0; q < 2; q++)
-        lines.push(
-          perRow(mt, (r) => {
-            const x = input.read(r, `o / 4 + ${q}`, `x${r}_${q}`);
-            return `${x.decl} acc${r} = acc${r} + dot(${x.value}, lv${q});`;
-          }),
-        );
+      /** One step of a lane at weight offset `at` (names suffixed `_u`): 8 weights. */
+      const step = (u: number, at: string): string => {
+        const out: string[] = [
+          `let bit_${u} = u32((${at}) * ${bits});`,
+          `let w_${u} = rowWord + i32(bit_${u} >> 5u);`,
+          `let sh_${u} = bit_${u} & 31u;`,
+          `let w0_${u} = bitcast<u32>(codes[w_${u}]);`,
+        ];
+        // 24 bits from a shift of 0, 8, 16 or 24 may span two words; 8, 16, 32 bits never do
+        if (bits === 3)
+          out.push(
+            `let w1_${u} = bitcast<u32>(codes[w_${u} + 1]);`,
+            `let v_${u} = select((w0_${u} >> sh_${u}) | (w1_${u} << (32u - sh_${u})), w0_${u}, sh_${u} == 0u);`,
+          );
+        else out.push(`let v_${u} = w0_${u} >> sh_${u};`);
+        for (let j = 0; j < fields; j++)
+          out.push(
+            `let f${j}_${u} = lutS[lb + i32((v_${u} >> ${j * width}u) & ${(1 << width) - 1}u)];`,
+          );
+        const lv = this.pairs
+          ? [`vec4<f32>(f0_${u}, f1_${u})`, `vec4<f32>(f2_${u}, f3_${u})`]
+          : [
+              `vec4<f32>(f0_${u}, f1_${u}, f2_${u}, f3_${u})`,
+              `vec4<f32>(f4_${u}, f5_${u}, f6_${u}, f7_${u})`,
+            ];
+        lv.forEach((e, q) => out.push(`let lv${q}_${u} = ${e};`));
+        for (let q = 0; q < 2; q++)
+          out.push(
+            perRow(mt, (r) => {
+              const x = input.read(r, `(${at}) / 4 + ${q}`, `x${r}_${q}_${u}`);
+              return `${x.decl} acc${r} = acc${r} + dot(${x.value}, lv${q}_${u});`;
+            }),
+          );
+        return out.join('\n              ');
+      };
+      const span = LANES * 8; // weights the 32 lanes take per step
+      // UNROLL independent steps per iteration: their loads are in flight together (one step
+      // alone waits on its index words and x before the next can start)
       loop = `
             let rowWord = s * (uniforms.k / 32) * ${bits};
-            for (var o = lane * 8; o < uniforms.k; o = o + ${LANES * 8}) {
-              let bit = u32(o * ${bits});
-              let w = rowWord + i32(bit >> 5u);
-              let sh = bit & 31u;
-              let w0 = bitcast<u32>(codes[w]);
-              ${
-                bits === 3 // 24 bits from a shift of 0, 8, 16 or 24: two words
-                  ? `let w1 = bitcast<u32>(codes[w + 1]);
-              let v = select((w0 >> sh) | (w1 << (32u - sh)), w0, sh == 0u);`
-                  : 'let v = w0 >> sh;'
-              }
-              ${lines.join('\n              ')}
+            var o = lane * 8;
+            for (; o + ${(UNROLL - 1) * span} < uniforms.k; o = o + ${UNROLL * span}) {
+              ${Array.from({ length: UNROLL }, (_, u) => step(u, `o + ${u * span}`)).join('\n              ')}
+            }
+            for (; o < uniforms.k; o = o + ${span}) {
+              ${step(0, 'o')}
             }`;
     } else {
       for (let w = 0; w < bits; w++) lines.push(`let cw${w} = bitcast<u32>(codes[w0 + ${w}]);`);

@@ -95,6 +95,7 @@ const paletteCases: PaletteCase[] = [
   // rows longer than one step of the GPU rows shape's 32 lanes × 8 weights, at 1–4 bits
   ...[1, 2, 3, 4].map((bits) => ({ m: 2, n: 21, k: 544, bits, scales: true })),
   { m: 1, n: 17, k: 1024, bits: 3, groups: [9, 8], permute: true },
+  { m: 3, n: 11, k: 1312, bits: 2, scales: true },
 ];
 
 export function linearCases(): ConformanceCase[] {
@@ -163,6 +164,16 @@ export function linearCases(): ConformanceCase[] {
       fusion: { prologue: 'rmsnorm', eps: 1e-5, residual: true },
     },
     { weight: 'palette', m: 1, n: 19, k: 64, bits: 4, fusion: { residual: true } },
+    // long rows: the GPU rows shape's unrolled steps and its remainder, under the RMS fold
+    {
+      weight: 'palette',
+      m: 2,
+      n: 13,
+      k: 1312,
+      bits: 3,
+      scales: true,
+      fusion: { prologue: 'rmsnorm', eps: 1e-5, residual: true },
+    },
     { weight: 'palette', m: 9, n: 12, k: 64, bits: 2, fusion: { prologue: 'rmsnorm', eps: 1e-6 } },
     {
       weight: 'palette',
