@@ -11,7 +11,9 @@ const TARGET_WORKGROUPS = 256;
  * DecodeKernelNames.CachedAttention: one workgroup per (new position, query head, split of the
  * cached positions). The roped query waits in workgroup memory; keys go by in blocks of 64 (one
  * score per thread), with the running maximum and sum of an online softmax; each thread
- * accumulates ⌈D/64⌉ output dimensions. Only the slots up to the position are read: the loop bound
+ * accumulates ⌈D/64⌉ output dimensions (with D a multiple of 4: keys and values read as vec4s,
+ * a thread's key as D/4 of them and, in the value pass, thread i < D/4 taking dims 4i..4i+3 — a
+ * quarter of the load instructions of reading them as floats). Only the slots up to the position are read: the loop bound
  * is a uniform, not a shape. With one split the workgroup writes the output; with several (few
  * rows and heads, a long cache: batch-1 decoding would otherwise run one workgroup per head) each
  * writes its unnormalised partial (max, sum, D values) and CachedAttentionCombineProgram merges
@@ -36,12 +38,36 @@ export class CachedAttentionProgram extends EdkmProgram {
       1,
     ]);
     if (devicePosition) this.variableNames.push('position');
+    // keys and values as vec4 when D allows: a quarter of the load instructions, and the value
+    // pass reads each cached row as D/4 neighbouring vec4s
+    if (d % 4 === 0) this.variableComponents = [1, 4, 1, 1, ...(devicePosition ? [1] : [])];
     this.shaderKey = `edkm_cached_attention_${d}_${splits > 1 ? 'partial' : 'whole'}_${devicePosition}`;
   }
+  variableComponents?: number[];
   getUserCode(): string {
-    const dp = Math.ceil(this.d / WG);
+    // with D a multiple of 4 the query, keys and values go as vec4s (n of them a row): thread j
+    // reads its key as n vec4s, and in the value pass thread i (< n) accumulates dims 4i..4i+3
+    const vec = this.d % 4 === 0;
+    const n = vec ? this.d / 4 : this.d;
+    const type = vec ? 'vec4<f32>' : 'f32';
+    const dp = Math.ceil(n / WG);
     const each = (f: (r: number) => string) =>
       Array.from({ length: dp }, (_, r) => f(r)).join('\n');
+    const rope = (e: string) => `edkmRope(row + hq * D, ${e}, p)`;
+    const query = vec
+      ? `vec4<f32>(${[0, 1, 2, 3].map((c) => rope(`4 * i + ${c}`)).join(', ')})`
+      : rope('i');
+    const score = vec ? 'dot(qS[i], cache[at + i])' : 'qS[i] * cache[at + i]';
+    // output element of thread tid's r-th value slot (vec: its 4 dims) at base `at`, scaled
+    const put = (r: number, at: string, scale: string) => {
+      const i = `(tid + ${r * WG})`;
+      const body = vec
+        ? [0, 1, 2, 3]
+            .map((c) => `setOutputAtIndex(${at} + 4 * ${i} + ${c}, o${r}[${c}]${scale});`)
+            .join(' ')
+        : `setOutputAtIndex(${at} + ${i}, o${r}${scale});`;
+      return `if (${i} < ${n}) { ${body} }`;
+    };
     const write =
       this.splits > 1
         ? `
@@ -50,14 +76,14 @@ export class CachedAttentionProgram extends EdkmProgram {
           setOutputAtIndex(at, m);
           setOutputAtIndex(at + 1, l);
         }
-        ${each((r) => `if (tid + ${r * WG} < D) { setOutputAtIndex(at + 2 + tid + ${r * WG}, o${r}); }`)}`
+        ${each((r) => put(r, 'at + 2', ''))}`
         : `
         let inv = select(0.0, 1.0 / l, l > 0.0);
-        let to = bt * uniforms.h * D + hq * D + tid;
-        ${each((r) => `if (tid + ${r * WG} < D) { setOutputAtIndex(to + ${r * WG}, o${r} * inv); }`)}`;
+        let to = bt * uniforms.h * D + hq * D;
+        ${each((r) => put(r, 'to', ' * inv'))}`;
     return `
       ${ropeFunction()}
-      var<workgroup> qS : array<f32, ${this.d}>;
+      var<workgroup> qS : array<${type}, ${n}>;
       var<workgroup> sc : array<f32, ${WG}>;
       var<workgroup> lenS : i32;
       var<workgroup> startS : i32;
@@ -74,7 +100,7 @@ export class CachedAttentionProgram extends EdkmProgram {
         let p = max(0, pos + t - starts[b]);
         let kvh = hq / (uniforms.h / uniforms.kv);
         let row = bt * (uniforms.h + 2 * uniforms.kv) * D;
-        for (var i = tid; i < D; i = i + ${WG}) { qS[i] = edkmRope(row + hq * D, i, p) * uniforms.scale; }
+        for (var i = tid; i < ${n}; i = i + ${WG}) { qS[i] = ${query} * uniforms.scale; }
         // this split's slots: [split·span, (split + 1)·span) within [start, len) (through
         // workgroup memory: the loop bounds must be uniform, and workgroupId is not to WGSL)
         if (tid == 0) {
@@ -87,14 +113,14 @@ export class CachedAttentionProgram extends EdkmProgram {
         let vBase = ((uniforms.b + b) * uniforms.kv + kvh) * uniforms.l;
         var m = -3.0e38;
         var l = 0.0;
-        ${each((r) => `var o${r} = 0.0;`)}
+        ${each((r) => `var o${r} = ${type}(0.0);`)}
         for (var j0 = start; j0 < len; j0 = j0 + ${WG}) {
           let j = j0 + tid;
           var sj = -3.0e38;
           if (j < len) {
-            let at = (kBase + j) * D;
+            let at = (kBase + j) * ${n};
             var acc = 0.0;
-            for (var i = 0; i < D; i++) { acc = acc + qS[i] * cache[at + i]; }
+            for (var i = 0; i < ${n}; i++) { acc = acc + ${score}; }
             sj = acc;
           }
           sc[tid] = sj;
@@ -113,8 +139,8 @@ export class CachedAttentionProgram extends EdkmProgram {
           for (var u = 0; u < count; u++) {
             let pu = sc[u];
             bs = bs + pu;
-            let at = (vBase + j0 + u) * D + tid;
-            ${each((r) => `if (tid + ${r * WG} < D) { o${r} = o${r} + pu * cache[at + ${r * WG}]; }`)}
+            let at = (vBase + j0 + u) * ${n} + tid;
+            ${each((r) => `if (tid + ${r * WG} < ${n}) { o${r} = o${r} + pu * cache[at + ${r * WG}]; }`)}
           }
           l = l * corr + bs;
           m = bm;
