@@ -328,83 +328,66 @@ function decodeData(s: (typeof decodeShapes)[number], seed: number) {
   return { cache, qkv, rope, attrs, shape, tensors };
 }
 
+/**
+ * kvWrite and cachedAttention on one decode shape against the references. With `device`, the
+ * position comes from an int32 [1] tensor while attrs.pos claims 0: the kernels must follow the
+ * tensor (a replayable step's form).
+ */
+function decodeKernelCases(
+  s: (typeof decodeShapes)[number],
+  seed: number,
+  label: string,
+  device: boolean,
+): ConformanceCase[] {
+  const make = () => {
+    const d = decodeData(s, seed);
+    const t = d.tensors(device);
+    const claim = device ? { ...d.attrs, pos: 0 } : d.attrs;
+    return { ...d, t, claim };
+  };
+  const starts = Int32Array.from(s.starts);
+  return [
+    {
+      kernelName: DecodeKernelNames.KvWrite,
+      name: `kvWrite ${label}`,
+      run: async () => {
+        const { cache, qkv, rope, attrs, shape, t, claim } = make();
+        kvWrite(t.cache, t.qkv, t.rope, t.starts, claim, t.position).dispose();
+        const actual = Float32Array.from((await t.cache.data()) as Float32Array);
+        tf.dispose(Object.values(t));
+        const expected = Float32Array.from(cache);
+        decodeReference.kvWrite(expected, shape, qkv, rope, starts, attrs);
+        return { actual, expected, tolerance: 1e-6 };
+      },
+    },
+    {
+      kernelName: DecodeKernelNames.CachedAttention,
+      name: `cachedAttention ${label}`,
+      run: async () => {
+        const { cache, qkv, rope, attrs, shape, t, claim } = make();
+        const actual = await read(
+          cachedAttention(t.qkv, t.cache, t.rope, t.starts, claim, t.position),
+        );
+        tf.dispose(Object.values(t));
+        const expected = decodeReference.cachedAttention(qkv, cache, shape, rope, starts, attrs);
+        return { actual, expected, tolerance: 1e-5 };
+      },
+    },
+  ];
+}
+
 /** Conformance of the decode kernels: KV writes in place, cached attention. */
 export function decodeCases(): ConformanceCase[] {
   const cases: ConformanceCase[] = [];
   decodeShapes.forEach((s, i) => {
     const label = `b=${s.b} t=${s.t} h=${s.h} kv=${s.kv} l=${s.l} d=${s.d} pos=${s.pos} starts=[${s.starts}]`;
-    const make = () => decodeData(s, 7400 + i);
-    cases.push({
-      kernelName: DecodeKernelNames.KvWrite,
-      name: `kvWrite ${label}`,
-      run: async () => {
-        const { cache, qkv, rope, attrs, shape, tensors } = make();
-        const t = tensors();
-        kvWrite(t.cache, t.qkv, t.rope, t.starts, attrs).dispose();
-        const actual = Float32Array.from((await t.cache.data()) as Float32Array);
-        tf.dispose(Object.values(t));
-        const expected = Float32Array.from(cache);
-        decodeReference.kvWrite(expected, shape, qkv, rope, Int32Array.from(s.starts), attrs);
-        return { actual, expected, tolerance: 1e-6 };
-      },
-    });
-    cases.push({
-      kernelName: DecodeKernelNames.CachedAttention,
-      name: `cachedAttention ${label}`,
-      run: async () => {
-        const { cache, qkv, rope, attrs, shape, tensors } = make();
-        const t = tensors();
-        const actual = await read(cachedAttention(t.qkv, t.cache, t.rope, t.starts, attrs));
-        tf.dispose(Object.values(t));
-        const expected = decodeReference.cachedAttention(
-          qkv,
-          cache,
-          shape,
-          rope,
-          Int32Array.from(s.starts),
-          attrs,
-        );
-        return { actual, expected, tolerance: 1e-5 };
-      },
-    });
+    cases.push(...decodeKernelCases(s, 7400 + i, label, false));
   });
-  // the position read from the device (a replayable step): attrs.pos claims 0, the tensor holds
-  // the real one, and the kernels must follow the tensor
+  // the position read from the device (a replayable step)
   for (const i of [0, 1, 3]) {
     const s = decodeShapes[i];
     const label = `b=${s.b} t=${s.t} l=${s.l} pos=${s.pos} (device position)`;
-    const make = () => {
-      const d = decodeData(s, 7700 + i);
-      return { ...d, t: d.tensors(true) };
-    };
-    const claim = { heads: s.h, kvHeads: s.kv, pos: 0 };
-    cases.push({
-      kernelName: DecodeKernelNames.KvWrite,
-      name: `kvWrite ${label}`,
-      run: async () => {
-        const { cache, qkv, rope, attrs, shape, t } = make();
-        kvWrite(t.cache, t.qkv, t.rope, t.starts, claim, t.position).dispose();
-        const actual = Float32Array.from((await t.cache.data()) as Float32Array);
-        tf.dispose(Object.values(t));
-        const expected = Float32Array.from(cache);
-        decodeReference.kvWrite(expected, shape, qkv, rope, Int32Array.from(s.starts), attrs);
-        return { actual, expected, tolerance: 1e-6 };
-      },
-    });
-    cases.push({
-      kernelName: DecodeKernelNames.CachedAttention,
-      name: `cachedAttention ${label}`,
-      run: async () => {
-        const { cache, qkv, rope, attrs, shape, t } = make();
-        const actual = await read(
-          cachedAttention(t.qkv, t.cache, t.rope, t.starts, claim, t.position),
-        );
-        tf.dispose(Object.values(t));
-        const starts = Int32Array.from(s.starts);
-        const expected = decodeReference.cachedAttention(qkv, cache, shape, rope, starts, attrs);
-        return { actual, expected, tolerance: 1e-5 };
-      },
-    });
+    cases.push(...decodeKernelCases(s, 7700 + i, label, true));
   }
   cases.push({
     kernelName: DecodeKernelNames.RmsNorm,
