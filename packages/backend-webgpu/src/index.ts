@@ -32,6 +32,7 @@ import {
   setLinearRoute,
   setLinearSoftware,
 } from './kernels/palette-matmul';
+import { setPaletteLut } from './kernels/palette-rows';
 import { rmsNorm } from './kernels/rms-norm';
 import { rmsNormGrad } from './kernels/rms-norm-grad';
 import { scatterAddByCode } from './kernels/scatter-add-by-code';
@@ -97,6 +98,7 @@ export {
 } from './kernels/batch-matmul';
 export type { GemmTile } from './gemm-program';
 export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
+export { type PaletteLut, setPaletteLut } from './kernels/palette-rows';
 
 /** What the adapter reported once the plugin started. */
 export interface WebGPUDeviceInfo {
@@ -195,6 +197,13 @@ async function init(): Promise<boolean> {
         `EDKM_LINEAR_ROUTE must be auto, reduce, rows or serial, got '${linear}'`,
       );
     setLinearRoute(linear);
+  }
+  // EDKM_PALETTE_LUT=pairs|lanes: how the rows shape holds its LUTs at 1–3 bits (A/B)
+  const lut = typeof process !== 'undefined' ? process.env?.EDKM_PALETTE_LUT : undefined;
+  if (lut) {
+    if (lut !== 'pairs' && lut !== 'lanes')
+      throw new InvalidArgumentError(`EDKM_PALETTE_LUT must be pairs or lanes, got '${lut}'`);
+    setPaletteLut(lut);
   }
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU

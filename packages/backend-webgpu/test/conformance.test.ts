@@ -6,6 +6,7 @@ import {
   getWebGPUDeviceInfo,
   setLinearRoute,
   setMatMulRoute,
+  setPaletteLut,
   withBindingCheck,
 } from '../src/index';
 
@@ -31,12 +32,14 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
   }, 300_000);
 
   // the suite above takes the adapter's own shape ('auto'): run the linear kernels in both
-  it.each(['reduce', 'rows', 'serial'] as const)(
+  it.each(['reduce', 'rows', 'rows+lanes', 'serial'] as const)(
     'passes the linear kernels in the %s shape',
-    async (route) => {
+    async (shape) => {
       const linear: string[] = [LinearKernelNames.PaletteMatMul, LinearKernelNames.Bf16MatMul];
       const cases = conformanceCases().filter((c) => linear.includes(c.kernelName));
+      const route = shape === 'rows+lanes' ? 'rows' : shape;
       setLinearRoute(route);
+      setPaletteLut(shape === 'rows+lanes' ? 'lanes' : 'pairs');
       try {
         const report = await runConformance('webgpu', cases);
         expect(report.results.length).toBe(cases.length);
@@ -44,6 +47,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
         expect(report.failures).toEqual([]);
       } finally {
         setLinearRoute('auto');
+        setPaletteLut('pairs');
       }
     },
     300_000,

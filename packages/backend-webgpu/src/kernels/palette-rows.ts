@@ -7,6 +7,13 @@ const WG = 256;
 const LANES = 32;
 const ROWS = WG / LANES;
 
+/** How the rows shape keeps its LUTs in workgroup memory at 1–3 bits (see PaletteRowsProgram.lanes). */
+export type PaletteLut = 'pairs' | 'lanes';
+let paletteLut: PaletteLut = 'pairs';
+export function setPaletteLut(mode: PaletteLut): void {
+  paletteLut = mode;
+}
+
 /** `width`-bit field j of the words cw0.. (32 fields of a chunk), as WGSL. */
 export function chunkField(j: number, width: number): string {
   const bit = j * width;
@@ -56,12 +63,20 @@ export class PaletteRowsProgram extends EdkmProgram {
     this.variableNames.push(...extra.names);
     this.uniforms += extra.uniforms;
     this.variableComponents = [4, 1, 1, 1, 1, ...extra.components];
-    this.shaderKey = `edkm_palette_rows_${bits}_${mt}_${extra.key}`;
+    this.shaderKey = `edkm_palette_rows_${bits}_${mt}_${extra.key}_${paletteLut}`;
   }
 
-  /** Pairs at 1–3 bits (≤ 64 pairs a row); single entries above. */
+  /** Pairs at 1–3 bits (≤ 64 pairs a row) unless the LUT is laid out per lane; single entries above. */
   private get pairs(): boolean {
-    return this.bits <= 3;
+    return this.bits <= 3 && !this.lanes;
+  }
+
+  /**
+   * 'lanes' (1–3 bits): each entry stored 32 times, lane l reading copy l, so that the 32 lanes'
+   * lookups fall in 32 different banks (random indices into one small table collide in a few).
+   */
+  private get lanes(): boolean {
+    return this.bits <= 3 && paletteLut === 'lanes';
   }
 
   /** At 1–4 bits eight neighbouring weights fit one funnel-shifted word (the contiguous loop). */
@@ -75,6 +90,9 @@ export class PaletteRowsProgram extends EdkmProgram {
     const input = linearInput(fusion, 4, true);
     const entries = 1 << bits;
     const per = this.pairs ? 1 << (2 * bits) : entries; // LUT slots a row
+    const copies = this.lanes ? LANES : 1;
+    const look = (field: string) =>
+      this.lanes ? `lutS[(lb + ${field}) * ${LANES} + lane]` : `lutS[lb + ${field}]`;
     const mask = entries - 1;
     const lines: string[] = [];
     // the inner loop: at 1–4 bits each lane takes 8 neighbouring weights per step (the lanes'
@@ -100,7 +118,7 @@ export class PaletteRowsProgram extends EdkmProgram {
         else out.push(`let v_${u} = w0_${u} >> sh_${u};`);
         for (let j = 0; j < fields; j++)
           out.push(
-            `let f${j}_${u} = lutS[lb + i32((v_${u} >> ${j * width}u) & ${(1 << width) - 1}u)];`,
+            `let f${j}_${u} = ${look(`i32((v_${u} >> ${j * width}u) & ${(1 << width) - 1}u)`)};`,
           );
         const lv = this.pairs
           ? [`vec4<f32>(f0_${u}, f1_${u})`, `vec4<f32>(f2_${u}, f3_${u})`]
@@ -158,7 +176,7 @@ export class PaletteRowsProgram extends EdkmProgram {
     const value = `scales[s] * ${scaled(red('lane', 'base'))}`;
     return `
       var<workgroup> red : array<f32, ${WG * sums}>;
-      var<workgroup> lutS : array<${this.pairs ? 'vec2<f32>' : 'f32'}, ${ROWS * per}>;
+      var<workgroup> lutS : array<${this.pairs ? 'vec2<f32>' : 'f32'}, ${ROWS * per * copies}>;
       fn main(index : i32) {
         let tid = i32(localIndex);
         let lane = tid % ${LANES};
@@ -170,9 +188,9 @@ export class PaletteRowsProgram extends EdkmProgram {
         for (var it = 0; it < uniforms.passes; it++) {
           let first = (i32(workgroupId.x) + it * uniforms.grid) * ${ROWS};
           let s = first + slot;
-          for (var e = tid; e < ${ROWS * per}; e = e + ${WG}) {
-            let at = rows[2 * min(first + e / ${per}, uniforms.n - 1) + 1] * ${entries};
-            let j = u32(e % ${per});
+          for (var e = tid; e < ${ROWS * per * copies}; e = e + ${WG}) {
+            let at = rows[2 * min(first + e / ${per * copies}, uniforms.n - 1) + 1] * ${entries};
+            let j = u32((e / ${copies}) % ${per});
             ${fill}
           }
           workgroupBarrier();
