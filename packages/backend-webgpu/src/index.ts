@@ -198,7 +198,7 @@ async function init(): Promise<boolean> {
       );
     setLinearRoute(linear);
   }
-  // EDKM_PALETTE_LUT=pairs|lanes: how the rows shape holds its LUTs at 1–3 bits (A/B)
+  // EDKM_PALETTE_LUT=lanes|pairs: how the rows shape holds its LUTs at 1–3 bits (A/B; default lanes)
   const lut = typeof process !== 'undefined' ? process.env?.EDKM_PALETTE_LUT : undefined;
   if (lut) {
     if (lut !== 'pairs' && lut !== 'lanes')

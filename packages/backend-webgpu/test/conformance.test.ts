@@ -32,14 +32,14 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
   }, 300_000);
 
   // the suite above takes the adapter's own shape ('auto'): run the linear kernels in both
-  it.each(['reduce', 'rows', 'rows+lanes', 'serial'] as const)(
+  it.each(['reduce', 'rows', 'rows+pairs', 'serial'] as const)(
     'passes the linear kernels in the %s shape',
     async (shape) => {
       const linear: string[] = [LinearKernelNames.PaletteMatMul, LinearKernelNames.Bf16MatMul];
       const cases = conformanceCases().filter((c) => linear.includes(c.kernelName));
-      const route = shape === 'rows+lanes' ? 'rows' : shape;
+      const route = shape === 'rows+pairs' ? 'rows' : shape;
       setLinearRoute(route);
-      setPaletteLut(shape === 'rows+lanes' ? 'lanes' : 'pairs');
+      setPaletteLut(shape === 'rows+pairs' ? 'pairs' : 'lanes');
       try {
         const report = await runConformance('webgpu', cases);
         expect(report.results.length).toBe(cases.length);
@@ -47,7 +47,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
         expect(report.failures).toEqual([]);
       } finally {
         setLinearRoute('auto');
-        setPaletteLut('pairs');
+        setPaletteLut('lanes');
       }
     },
     300_000,
