@@ -7,6 +7,7 @@ import {
   setLinearRoute,
   setMatMulRoute,
   setPaletteLut,
+  setPaletteRowsLoop,
   withBindingCheck,
 } from '../src/index';
 
@@ -32,14 +33,15 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
   }, 300_000);
 
   // the suite above takes the adapter's own shape ('auto'): run the linear kernels in both
-  it.each(['reduce', 'rows', 'rows+pairs', 'serial'] as const)(
+  it.each(['reduce', 'rows', 'rows+pairs', 'rows+tile', 'rows+tile+pairs', 'serial'] as const)(
     'passes the linear kernels in the %s shape',
     async (shape) => {
       const linear: string[] = [LinearKernelNames.PaletteMatMul, LinearKernelNames.Bf16MatMul];
       const cases = conformanceCases().filter((c) => linear.includes(c.kernelName));
-      const route = shape === 'rows+pairs' ? 'rows' : shape;
+      const route = shape.startsWith('rows') ? 'rows' : (shape as 'reduce' | 'serial');
       setLinearRoute(route);
-      setPaletteLut(shape === 'rows+pairs' ? 'pairs' : 'lanes');
+      setPaletteLut(shape.includes('pairs') ? 'pairs' : 'lanes');
+      setPaletteRowsLoop(shape.includes('tile') ? 'tile' : 'contiguous');
       try {
         const report = await runConformance('webgpu', cases);
         expect(report.results.length).toBe(cases.length);
@@ -48,6 +50,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
       } finally {
         setLinearRoute('auto');
         setPaletteLut('lanes');
+        setPaletteRowsLoop('contiguous');
       }
     },
     300_000,
