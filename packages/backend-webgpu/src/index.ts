@@ -32,7 +32,7 @@ import {
   setLinearRoute,
   setLinearSoftware,
 } from './kernels/palette-matmul';
-import { setPaletteLut, setPaletteRowsLoop } from './kernels/palette-rows';
+import { setPaletteLut } from './kernels/palette-rows';
 import { rmsNorm } from './kernels/rms-norm';
 import { rmsNormGrad } from './kernels/rms-norm-grad';
 import { scatterAddByCode } from './kernels/scatter-add-by-code';
@@ -98,12 +98,7 @@ export {
 } from './kernels/batch-matmul';
 export type { GemmTile } from './gemm-program';
 export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
-export {
-  type PaletteLut,
-  type PaletteRowsLoop,
-  setPaletteLut,
-  setPaletteRowsLoop,
-} from './kernels/palette-rows';
+export { type PaletteLut, setPaletteLut } from './kernels/palette-rows';
 
 /** What the adapter reported once the plugin started. */
 export interface WebGPUDeviceInfo {
@@ -209,15 +204,6 @@ async function init(): Promise<boolean> {
     if (lut !== 'pairs' && lut !== 'lanes')
       throw new InvalidArgumentError(`EDKM_PALETTE_LUT must be pairs or lanes, got '${lut}'`);
     setPaletteLut(lut);
-  }
-  // EDKM_PALETTE_ROWS=contiguous|tile: the rows shape's loop for one or two rows of x (A/B)
-  const rowsMode = typeof process !== 'undefined' ? process.env?.EDKM_PALETTE_ROWS : undefined;
-  if (rowsMode) {
-    if (rowsMode !== 'contiguous' && rowsMode !== 'tile')
-      throw new InvalidArgumentError(
-        `EDKM_PALETTE_ROWS must be contiguous or tile, got '${rowsMode}'`,
-      );
-    setPaletteRowsLoop(rowsMode);
   }
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU

@@ -14,21 +14,6 @@ export function setPaletteLut(mode: PaletteLut): void {
   paletteLut = mode;
 }
 
-/**
- * How the rows shape walks a row for one or two rows of x (decoding): 'contiguous' (8 neighbouring
- * weights per lane per step, x from memory) or 'tile' (x staged in workgroup memory 1,024 values at
- * a time, each lane a chunk of 32 weights: its index words in one go, x read conflict-free).
- */
-export type PaletteRowsLoop = 'contiguous' | 'tile';
-let rowsLoop: PaletteRowsLoop = 'contiguous';
-export function setPaletteRowsLoop(mode: PaletteRowsLoop): void {
-  rowsLoop = mode;
-}
-
-/** x values staged per tile (32 lanes × a chunk of 32), and a row's stride in xS (one pad per 32). */
-const TILE = 1024;
-const TILE_STRIDE = TILE + TILE / 32;
-
 /** `width`-bit field j of the words cw0.. (32 fields of a chunk), as WGSL. */
 export function chunkField(j: number, width: number): string {
   const bit = j * width;
@@ -78,7 +63,7 @@ export class PaletteRowsProgram extends EdkmProgram {
     this.variableNames.push(...extra.names);
     this.uniforms += extra.uniforms;
     this.variableComponents = [4, 1, 1, 1, 1, ...extra.components];
-    this.shaderKey = `edkm_palette_rows_${bits}_${mt}_${extra.key}_${paletteLut}_${this.tile}`;
+    this.shaderKey = `edkm_palette_rows_${bits}_${mt}_${extra.key}_${paletteLut}`;
   }
 
   /** Pairs at 1–3 bits (≤ 64 pairs a row) unless the LUT is laid out per lane; single entries above. */
@@ -98,12 +83,7 @@ export class PaletteRowsProgram extends EdkmProgram {
 
   /** At 1–4 bits eight neighbouring weights fit one funnel-shifted word (the contiguous loop). */
   private get contiguous(): boolean {
-    return this.bits <= 4 && !this.tile;
-  }
-
-  /** The tile loop (rowsLoop 'tile', one or two rows of x). */
-  private get tile(): boolean {
-    return rowsLoop === 'tile' && this.mt <= 2;
+    return this.bits <= 4;
   }
 
   getUserCode(): string {
@@ -120,47 +100,7 @@ export class PaletteRowsProgram extends EdkmProgram {
     // the inner loop: at 1–4 bits each lane takes 8 neighbouring weights per step (the lanes'
     // x reads and index words side by side in memory), above 4 bits a chunk of 32 (bits words)
     let loop: string;
-    if (this.tile) {
-      for (let w = 0; w < bits; w++) lines.push(`let cw${w} = bitcast<u32>(codes[w0 + ${w}]);`);
-      if (this.pairs)
-        for (let j = 0; j < 16; j++)
-          lines.push(
-            `let p${j} = ${look(chunkField(j, 2 * bits))}; let l${2 * j} = p${j}.x; let l${2 * j + 1} = p${j}.y;`,
-          );
-      else for (let j = 0; j < 32; j++) lines.push(`let l${j} = ${look(chunkField(j, bits))};`);
-      lines.push(
-        perRow(mt, (r) => {
-          const at = `${r * TILE_STRIDE} + lane * 33`;
-          const terms = Array.from({ length: 32 }, (_, j) => `xS[${at} + ${j}] * l${j}`);
-          return `acc${r} = acc${r} + ${terms.join(' + ')};`;
-        }),
-      );
-      const stage = perRow(mt, (r) => {
-        const gScale = rms ? ' * g[cc / 4][cc % 4]' : '';
-        return `{
-                let xv = select(0.0, x[xRow${r} + cc / 4][cc % 4], inK);${rms ? ` ss${r} = ss${r} + xv * xv;` : ''}
-                xS[${r * TILE_STRIDE} + e + e / 32] = xv${gScale};
-              }`;
-      });
-      // every thread walks the tiles (barriers in uniform control flow); rows past n only stage
-      loop = `
-          let chunks = uniforms.k / 32;
-          for (var tl = 0; tl < (chunks + 31) / 32; tl++) {
-            for (var e = tid; e < ${TILE}; e = e + ${WG}) {
-              let col = tl * ${TILE} + e;
-              let inK = col < uniforms.k;
-              let cc = min(col, uniforms.k - 1);
-              ${stage}
-            }
-            workgroupBarrier();
-            let c = tl * 32 + lane;
-            if (s < uniforms.n && c < chunks) {
-              let w0 = (s * chunks + c) * ${bits};
-              ${lines.join('\n              ')}
-            }
-            workgroupBarrier();
-          }`;
-    } else if (this.contiguous) {
+    if (this.contiguous) {
       const width = this.pairs ? 2 * bits : bits;
       const fields = this.pairs ? 4 : 8;
       /** One step of a lane at weight offset `at` (names suffixed `_u`): 8 weights. */
@@ -228,20 +168,17 @@ export class PaletteRowsProgram extends EdkmProgram {
             }`;
     }
     const sums = rms ? 2 * mt : mt; // acc{r} at r, ss{r} at mt + r
-    const wideSums = rms && this.tile; // ss over the whole workgroup, not per group of 32
-    const groupSums = wideSums ? mt : sums;
     const red = (i: number | string, at: string) => `red[${i} * ${WG} + ${at}]`;
     const fill = this.pairs
       ? `lutS[e] = vec2<f32>(lut[at + i32(j & ${mask}u)], lut[at + i32(j >> ${bits}u)]);`
       : 'lutS[e] = lut[at + i32(j)];';
     const scaled = (v: string) =>
       rms
-        ? `(${v}) * inverseSqrt(${red(`(${mt} + lane)`, wideSums ? '0' : 'base')} / f32(uniforms.k) + uniforms.eps)`
+        ? `(${v}) * inverseSqrt(${red(`(${mt} + lane)`, 'base')} / f32(uniforms.k) + uniforms.eps)`
         : v;
     const value = `scales[s] * ${scaled(red('lane', 'base'))}`;
     return `
       var<workgroup> red : array<f32, ${WG * sums}>;
-      ${this.tile ? `var<workgroup> xS : array<f32, ${mt * TILE_STRIDE}>;` : ''}
       var<workgroup> lutS : array<${this.pairs ? 'vec2<f32>' : 'f32'}, ${ROWS * per * copies}>;
       fn main(index : i32) {
         let tid = i32(localIndex);
@@ -261,30 +198,15 @@ export class PaletteRowsProgram extends EdkmProgram {
           }
           workgroupBarrier();
           ${perRow(mt, (r) => `var acc${r} = 0.0;${rms ? ` var ss${r} = 0.0;` : ''}`)}
-          ${
-            this.tile
-              ? loop
-              : `if (s < uniforms.n) {${loop}
-          }`
+          if (s < uniforms.n) {${loop}
           }
           ${perRow(mt, (r) => `${red(r, 'tid')} = acc${r};${rms ? ` ${red(mt + r, 'tid')} = ss${r};` : ''}`)}
           workgroupBarrier();
           for (var stride = ${LANES / 2}; stride > 0; stride = stride / 2) {
             if (lane < stride) {
-              ${Array.from({ length: groupSums }, (_, i) => `${red(i, 'tid')} = ${red(i, 'tid')} + ${red(i, 'tid + stride')};`).join('\n              ')}
+              ${Array.from({ length: sums }, (_, i) => `${red(i, 'tid')} = ${red(i, 'tid')} + ${red(i, 'tid + stride')};`).join('\n              ')}
             }
             workgroupBarrier();
-          }${
-            wideSums
-              ? `
-          // the tile loop's sums of squares are per staging thread: a tree over the workgroup
-          for (var stride = ${WG / 2}; stride > 0; stride = stride / 2) {
-            if (tid < stride) {
-              ${Array.from({ length: mt }, (_, r) => `${red(mt + r, 'tid')} = ${red(mt + r, 'tid')} + ${red(mt + r, 'tid + stride')};`).join('\n              ')}
-            }
-            workgroupBarrier();
-          }`
-              : ''
           }
           if (s < uniforms.n && lane < ${mt} && m0 + lane < uniforms.m) {
             let oi = (m0 + lane) * uniforms.n + rows[2 * s];
