@@ -19,3 +19,4 @@ export * from './lookup-gemv';
 export * from './linear';
 export * from './decode';
 export * from './kernel-table';
+export * from './breathe';

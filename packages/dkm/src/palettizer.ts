@@ -1,4 +1,4 @@
-import { InvalidArgumentError, tf } from '@edkm/core';
+import { InvalidArgumentError, breathe, tf } from '@edkm/core';
 import { type DkmConfig, resolveDkmConfig } from './config';
 import { type DkmRuntimeOptions, DkmTensor, type Palettized } from './layer';
 
@@ -233,6 +233,7 @@ export class Palettizer {
       while (next < queue.length) {
         const { layer, w } = queue[next++];
         await layer.prepare(w);
+        await breathe(); // a long prepare on the cpu backend yields the event loop now and then
       }
     };
     await Promise.all(
@@ -267,7 +268,10 @@ export class Palettizer {
   ): Promise<Map<string, Palettized>> {
     const get = typeof weights === 'function' ? weights : (n: string) => weights.get(n);
     const out = new Map<string, Palettized>();
-    for (const [name, layer] of this.layers) out.set(name, await layer.palettize(get(name)!));
+    for (const [name, layer] of this.layers) {
+      out.set(name, await layer.palettize(get(name)!));
+      await breathe();
+    }
     return out;
   }
 
