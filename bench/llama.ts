@@ -5,7 +5,7 @@
 // --profile adds, per training step, what the WebGPU backend did on the host (dispatches,
 // submits, uniform writes, bind groups, read-backs, uploads, host ms to enqueue the step and per
 // dispatch) and the GPU kernel time from timestamp queries (null where the adapter has none).
-import { AdamW, defaultPalettizeConfig, globalNormAndClip } from '@edkm/app';
+import { AdamW, TrainStep, defaultPalettizeConfig } from '@edkm/app';
 import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
 import { getWebGPUDeviceInfo, resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';
@@ -46,22 +46,34 @@ const palettizer =
       );
 if (palettizer) model.setLinear(palettizer.linear);
 
+const graphOn = !process.argv.includes('--no-graph') && optimizer !== undefined && !palettizer;
+const stepper = optimizer
+  ? new TrainStep(model, variables, optimizer, {
+      clip: 1.0,
+      graph: graphOn,
+      log: (line) => console.error(line),
+    })
+  : undefined;
+// tf.time below times programs op by op: a replayed graph has none
+const eagerStepper = optimizer
+  ? new TrainStep(model, variables, optimizer, { clip: 1.0, graph: false })
+  : undefined;
+const batch0 = { inputIds: ids, labels: ids, tokens: batch * seq };
+
 /**
  * One training step as the app runs it, queued without any read-back: loss, gradients, the global
  * norm clipped at 1.0 on the device, AdamW. Returns the loss (still on the device).
  */
-function step(): tf.Scalar {
-  const { value, grads } = tf.variableGrads(() => model.loss(ids, ids), vars);
-  const named: Record<string, tf.Tensor> = {};
-  names.forEach((n, i) => {
-    named[n] = grads[vars[i].name];
-  });
-  if (optimizer) {
-    const clip = globalNormAndClip(named, 1.0);
-    optimizer.apply(variables, named, 1e-4, clip);
+function step(eager = false): tf.Scalar {
+  const s = eager ? eagerStepper : stepper;
+  if (s) {
+    const { losses, clip } = s.run([batch0], 1e-4);
     clip.dispose();
+    return losses[0];
   }
-  tf.dispose(Object.values(named));
+  // --optimizer none: the forward and backward passes only
+  const { value, grads } = tf.variableGrads(() => model.loss(ids, ids), vars);
+  tf.dispose(Object.values(grads));
   return value;
 }
 
@@ -106,7 +118,7 @@ let gpuKernelMs: number | null = null;
 if (profile && webgpu && getWebGPUDeviceInfo()?.features.includes('timestamp-query')) {
   await palettizer?.prepare(variables);
   const info = await tf.time(() => {
-    step().dispose();
+    step(true).dispose();
   });
   gpuKernelMs = info.kernelMs as number;
 }
@@ -129,6 +141,8 @@ printJson({
     seq,
     optimizer: optimizerName,
     palettized: bits === undefined ? null : `eDKM ${bits}-bit, ${palettizer?.layers.size} linears`,
+    graph: stepper?.recorded ?? false,
+    replayedSteps: stepper?.replays ?? 0,
     stepMs: median(trainTimes),
     tokensPerSecond: (batch * seq) / (median(trainTimes) / 1000),
   },

@@ -19,6 +19,11 @@ export {
   finetune,
   readPalettizeConfig,
 } from './finetune';
+export {
+  type StepOutput,
+  TrainStep,
+  type TrainStepOptions,
+} from './finetune/step';
 export { type GenerateResult, type GenerateRunOptions, runGenerate } from './generate';
 export {
   AdamW,

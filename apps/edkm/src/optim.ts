@@ -1,4 +1,12 @@
-import { InvalidArgumentError, NonFiniteError, adamwUpdate, globalNormClip, tf } from '@edkm/core';
+import {
+  InvalidArgumentError,
+  NonFiniteError,
+  adamwSchedule,
+  adamwUpdate,
+  globalNormClip,
+  isCapturing,
+  tf,
+} from '@edkm/core';
 
 /** Linear warm-up then cosine decay to `minRatio` × lr. */
 export function learningRate(
@@ -47,6 +55,9 @@ export function globalNormAndClip(grads: Record<string, tf.Tensor>, maxNorm: num
 
 /** A variable's data is updated in place by AdamW: give it a buffer of its own if it shares one. */
 function ownData(w: tf.Variable): void {
+  // a step being recorded holds a reference to every tensor it bound (the count says nothing
+  // then); the step before a recording (TrainStep's warm-up) gave each variable its own buffer
+  if (isCapturing()) return;
   const backend = tf.engine().backend as unknown as { refCount(id: object): number };
   if (backend.refCount(w.dataId) <= 1) return;
   const copy = tf.tidy(() => w.add(tf.scalar(0)));
@@ -97,12 +108,26 @@ export class AdamW {
     this.step++;
   }
 
-  /** Updates the named variables with their gradients, at the step beginStep() started. */
+  /**
+   * The device schedule of a step at learning rate `lr` (core's adamwSchedule: lr, decay, bias
+   * corrections) for the step beginStep() started, or `ahead` steps later.
+   */
+  schedule(lr: number, ahead = 0): Float32Array {
+    const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0 } = this.opts;
+    return adamwSchedule({ lr, beta1, beta2, eps, weightDecay, step: this.step + ahead });
+  }
+
+  /**
+   * Updates the named variables with their gradients, at the step beginStep() started. `sched`:
+   * a device tensor holding schedule(lr), read by the kernels instead of lr and the step (a
+   * recorded step replays with it rewritten).
+   */
   update(
     variables: Map<string, tf.Variable>,
     grads: Record<string, tf.Tensor>,
     lr: number,
     clip?: tf.Tensor1D,
+    sched?: tf.Tensor1D,
   ): void {
     const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0 } = this.opts;
     const scale = clip ?? tf.tensor1d([0, 1]);
@@ -120,14 +145,22 @@ export class AdamW {
         this.v.set(name, zeros());
       }
       ownData(w);
-      adamwUpdate(w, g, this.m.get(name)!, this.v.get(name)!, scale, {
-        lr,
-        beta1,
-        beta2,
-        eps,
-        weightDecay,
-        step: this.step,
-      });
+      adamwUpdate(
+        w,
+        g,
+        this.m.get(name)!,
+        this.v.get(name)!,
+        scale,
+        {
+          lr,
+          beta1,
+          beta2,
+          eps,
+          weightDecay,
+          step: this.step,
+        },
+        sched,
+      );
     }
     if (!clip) scale.dispose();
   }

@@ -74,21 +74,30 @@ class WebGPUGraph implements DeviceGraph {
   run(opts: GraphRun = {}): void {
     if (this.disposed) throw new BackendError('graph: run after dispose');
     const { b } = this;
+    // a tensor's first upload is a copy that tfjs encodes in its own pending commands: all buffers
+    // first, then those commands submitted, then the writes and this graph's work in queue order
+    const buffers = new Map<tf.Tensor, GPUBuffer>();
+    const pairs = [...(opts.copies ?? []), ...(opts.after ?? [])].flat();
+    for (const t of [...(opts.writes ?? []).map(([t]) => t), ...pairs])
+      buffers.set(t, bufferOf(b, t));
     submitPending(b);
     for (const [t, values] of opts.writes ?? []) {
-      const buffer = bufferOf(b, t);
+      const buffer = buffers.get(t)!;
       if (values.byteLength > t.size * 4)
         throw new ShapeError(`graph: ${values.length} values for a [${t.shape}] tensor`);
       b.queue.writeBuffer(buffer, 0, values.buffer, values.byteOffset, values.byteLength);
       markWritten(b as unknown as WebGPUBackend, t);
     }
     const encoder = b.device.createCommandEncoder();
-    for (const [src, dst] of opts.copies ?? []) {
-      if (src.size !== dst.size)
-        throw new ShapeError(`graph: copy of [${src.shape}] into [${dst.shape}]`);
-      encoder.copyBufferToBuffer(bufferOf(b, src), 0, bufferOf(b, dst), 0, src.size * 4);
-      markWritten(b as unknown as WebGPUBackend, dst);
-    }
+    const copy = (pairs: [tf.Tensor, tf.Tensor][]) => {
+      for (const [src, dst] of pairs) {
+        if (src.size !== dst.size)
+          throw new ShapeError(`graph: copy of [${src.shape}] into [${dst.shape}]`);
+        encoder.copyBufferToBuffer(buffers.get(src)!, 0, buffers.get(dst)!, 0, src.size * 4);
+        markWritten(b as unknown as WebGPUBackend, dst);
+      }
+    };
+    copy(opts.copies ?? []);
     const pass = encoder.beginComputePass();
     for (const d of this.rec.dispatches) {
       pass.setPipeline(d.pipeline);
@@ -96,6 +105,7 @@ class WebGPUGraph implements DeviceGraph {
       pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
     }
     pass.end();
+    copy(opts.after ?? []);
     b.queue.submit([encoder.finish()]);
     countReplay(this.rec.dispatches.length);
     for (const id of this.rec.written) {

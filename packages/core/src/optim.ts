@@ -16,6 +16,9 @@ import { DTypeError, InvalidArgumentError, ShapeError } from './errors';
  *   step} — updates w, m, v in place with the gradient g·clip[1]:
  *   m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g², w ← w·(1 − lr·wd) − lr·(m/c1) / (√(v/c2) + eps),
  *   c1 = 1 − β1^step, c2 = 1 − β2^step; returns w (the same data).
+ *   An optional input {sched: [4] f32} = adamwSchedule(attrs) = [lr, 1 − lr·wd, c1, c2] overrides
+ *   lr, weightDecay and step: a step recorded once (captureGraph) then replays with the schedule
+ *   rewritten on the device instead of baked into the kernel's uniforms.
  */
 export const OptimKernelNames = {
   SumSquares: 'EdkmSumSquares',
@@ -36,6 +39,16 @@ export interface AdamWAttrs {
   eps: number;
   weightDecay: number;
   step: number;
+}
+
+/** The step-dependent values of an AdamW step, [lr, 1 − lr·wd, 1 − β1^step, 1 − β2^step]. */
+export function adamwSchedule(a: AdamWAttrs): Float32Array {
+  return Float32Array.from([
+    a.lr,
+    1 - a.lr * a.weightDecay,
+    1 - a.beta1 ** a.step,
+    1 - a.beta2 ** a.step,
+  ]);
 }
 
 /** How many partial sums SumSquares writes for an N-element tensor (≤ 64, ≥ 64Ki each). */
@@ -76,7 +89,8 @@ export function globalNormClip(grads: tf.Tensor[], maxNorm: number): tf.Tensor1D
 
 /**
  * One AdamW step of one parameter, in place: `w`, `m` and `v` (same shape, float32) are updated on
- * the device; `g` is scaled by clip[1] first (clip from globalNormClip, or [·, 1]).
+ * the device; `g` is scaled by clip[1] first (clip from globalNormClip, or [·, 1]). `sched`: a
+ * device tensor holding adamwSchedule(…) that replaces attrs' lr, weightDecay and step.
  */
 export function adamwUpdate(
   w: tf.Tensor,
@@ -85,6 +99,7 @@ export function adamwUpdate(
   v: tf.Tensor,
   clip: tf.Tensor1D,
   attrs: AdamWAttrs,
+  sched?: tf.Tensor1D,
 ): void {
   for (const [t, role] of [
     [g, 'g'],
@@ -97,6 +112,10 @@ export function adamwUpdate(
   }
   flat(w, 'adamwUpdate', 'w');
   if (clip.size !== 2) throw new ShapeError(`adamwUpdate: clip must be [2], got [${clip.shape}]`);
+  if (sched && (sched.size !== 4 || sched.dtype !== 'float32'))
+    throw new ShapeError(
+      `adamwUpdate: sched must be [4] float32, got [${sched.shape}] ${sched.dtype}`,
+    );
   if (!(Number.isInteger(attrs.step) && attrs.step >= 1))
     throw new InvalidArgumentError(`adamwUpdate: step must be an integer ≥ 1, got ${attrs.step}`);
   const out = tf.tidy(
@@ -105,7 +124,7 @@ export function adamwUpdate(
         .engine()
         .runKernel(
           OptimKernelNames.AdamW,
-          { w, g, m, v, clip },
+          sched ? { w, g, m, v, clip, sched } : { w, g, m, v, clip },
           attrs as unknown as tf.NamedAttrMap,
         ) as tf.Tensor,
   );
@@ -132,6 +151,7 @@ export const optimReference = {
     const scale = maxNorm > 0 && norm > maxNorm ? maxNorm / norm : Number.isNaN(norm) ? norm : 1;
     return Float32Array.from([norm, scale]);
   },
+  /** `sched` (adamwSchedule's layout) replaces a's lr, weightDecay and step, as the kernel's input. */
   adamw(
     w: Float32Array,
     g: Float32Array,
@@ -139,9 +159,12 @@ export const optimReference = {
     v: Float32Array,
     scale: number,
     a: AdamWAttrs,
+    sched?: ArrayLike<number>,
   ): { w: Float32Array; m: Float32Array; v: Float32Array } {
-    const c1 = 1 - a.beta1 ** a.step;
-    const c2 = 1 - a.beta2 ** a.step;
+    // float64 on the attrs path (adamwSchedule rounds to float32, as the kernels read it)
+    const [lr, decay, c1, c2] = sched
+      ? Array.from(sched)
+      : [a.lr, 1 - a.lr * a.weightDecay, 1 - a.beta1 ** a.step, 1 - a.beta2 ** a.step];
     const W = new Float32Array(w.length);
     const M = new Float32Array(w.length);
     const V = new Float32Array(w.length);
@@ -150,7 +173,7 @@ export const optimReference = {
       M[i] = a.beta1 * m[i] + (1 - a.beta1) * gi;
       V[i] = a.beta2 * v[i] + (1 - a.beta2) * gi * gi;
       const update = M[i] / c1 / (Math.sqrt(V[i] / c2) + a.eps);
-      W[i] = w[i] * (1 - a.lr * a.weightDecay) - a.lr * update;
+      W[i] = w[i] * decay - lr * update;
     }
     return { w: W, m: M, v: V };
   },

@@ -53,6 +53,11 @@ export interface GraphRun {
   writes?: [tf.Tensor, Int32Array | Float32Array][];
   /** Then device copies src → dst (same size), still before the dispatches. */
   copies?: [tf.Tensor, tf.Tensor][];
+  /**
+   * Device copies src → dst after the dispatches, in the same submission: results kept apart
+   * from the graph's buffers, which the next replay overwrites (a training step's loss).
+   */
+  after?: [tf.Tensor, tf.Tensor][];
 }
 
 /**
@@ -62,7 +67,7 @@ export interface GraphRun {
 export interface DeviceGraph {
   /** Dispatches recorded. */
   readonly dispatches: number;
-  /** Replays the step: `writes`, then `copies`, then the recorded dispatches (one submission). */
+  /** Replays the step: `writes`, `copies`, the recorded dispatches, `after` (one submission). */
   run(opts?: GraphRun): void;
   /** A tensor that the graph writes, read from the device (not from a host copy of an earlier run). */
   read(t: tf.Tensor): Promise<tf.backend_util.TypedArray>;
@@ -84,9 +89,26 @@ export interface DeviceGraph {
 export function captureGraph(fn: () => void): DeviceGraph | undefined {
   const name = tf.getBackend();
   for (const plugin of plugins.values())
-    if (plugin.tfjsBackend === name && plugin.capture) return plugin.capture(fn);
+    if (plugin.tfjsBackend === name && plugin.capture) {
+      const record = plugin.capture;
+      capturing++;
+      try {
+        return record(fn);
+      } finally {
+        capturing--;
+      }
+    }
   fn();
   return undefined;
+}
+
+let capturing = 0;
+/**
+ * Whether a captureGraph is recording now. While it records, every tensor bound by a kernel holds
+ * one more reference (the graph keeps its buffer): a reference count read then is inflated.
+ */
+export function isCapturing(): boolean {
+  return capturing > 0;
 }
 
 /**

@@ -534,14 +534,50 @@ export class LlamaModel {
     logits: tf.Tensor2D,
     t: { targets: Int32Array; weights: Float32Array; count: number },
   ): tf.Scalar {
+    return tf.tidy(() =>
+      this.weightedCrossEntropy(
+        logits,
+        tf.tensor1d(t.targets, 'int32'),
+        tf.tensor1d(t.weights.map((w) => w / t.count)),
+      ),
+    );
+  }
+
+  /** −Σ weights[i] · log softmax(logits[i])[targets[i]] (targets int32 [N], weights f32 [N]). */
+  private weightedCrossEntropy(
+    logits: tf.Tensor2D,
+    targets: tf.Tensor1D,
+    weights: tf.Tensor1D,
+  ): tf.Scalar {
     return tf.tidy(() => {
       const logp = tf.logSoftmax(logits);
-      const picked = tf.sum(
-        tf.mul(logp, tf.oneHot(tf.tensor1d(t.targets, 'int32'), this.config.vocabSize)),
-        1,
-      );
-      return tf.sum(tf.mul(picked, tf.tensor1d(t.weights))).div(-t.count) as tf.Scalar;
+      const picked = tf.sum(tf.mul(logp, tf.oneHot(targets, this.config.vocabSize)), 1);
+      return tf.neg(tf.sum(tf.mul(picked, weights))) as tf.Scalar;
     });
+  }
+
+  /**
+   * loss() with every per-batch input already a tensor: ids [B, T] int32, and lossTargets()'s
+   * targets [B·T] int32 and weights [B·T] float32 divided by its count (they sum to 1). Nothing
+   * of the batch is baked into the work, so a step recorded with captureGraph can be replayed on
+   * the next batch by rewriting these three tensors. Causal mask only (no padding, segments or
+   * position ids).
+   */
+  lossFromTensors(ids: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
+    const [B, T] = ids.shape;
+    if (ids.dtype !== 'int32' || targets.dtype !== 'int32' || weights.dtype !== 'float32')
+      throw new ShapeError('lossFromTensors: ids and targets must be int32, weights float32');
+    if (targets.size !== B * T || weights.size !== B * T)
+      throw new ShapeError(
+        `lossFromTensors: targets [${targets.shape}] and weights [${weights.shape}] must hold B·T = ${B * T} values`,
+      );
+    return tf.tidy(() =>
+      this.weightedCrossEntropy(
+        this.forward(ids).reshape([B * T, this.config.vocabSize]) as tf.Tensor2D,
+        targets,
+        weights,
+      ),
+    );
   }
 
   /** Releases the weights. */

@@ -87,6 +87,10 @@ export function registerFinetune(program: Command, { print, note }: CliIO): void
       '--device-memory <bytes>',
       'device memory to plan against, e.g. 139GiB (default: host memory on cpu; unchecked on webgpu)',
     )
+    .option(
+      '--no-step-graph',
+      'run every 16-bit step op by op instead of replaying the recorded step (webgpu)',
+    )
     .addOption(backendOption())
     .option('--resume', 'continue the run in --out from its checkpoint', false)
     .option('--json', 'print the result as JSON', false)
@@ -120,6 +124,7 @@ export function registerFinetune(program: Command, { print, note }: CliIO): void
       const result = await finetune(options, {
         deviceMemory: o.deviceMemory === undefined ? undefined : parseBytes(o.deviceMemory),
         exportTo: o.export,
+        stepGraph: o.stepGraph,
         backend: o.backend,
         resume: o.resume,
         progress: progressBar(),

@@ -64,6 +64,11 @@ export interface RunControl {
    * checkpoint needed: a 7B model's checkpoint with AdamW's moments is 80 GB).
    */
   exportTo?: string;
+  /**
+   * Record a 16-bit step once and replay it (see TrainStep; default true). Off: every step op by
+   * op. Results are the same either way.
+   */
+  stepGraph?: boolean;
 }
 
 export interface FinetuneResult {

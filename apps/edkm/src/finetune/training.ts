@@ -16,6 +16,7 @@ import {
   type RunControl,
   describeConfig,
 } from './options';
+import { TrainStep } from './step';
 
 /** One logged step, as the checkpoint keeps it. */
 export interface StepRecord {
@@ -57,6 +58,7 @@ export class TrainingRun {
   private readonly readEvery: number;
   private readonly pending: PendingStep[] = [];
   private readonly optimizer: AdamW;
+  private readonly stepper: TrainStep;
 
   private constructor(
     private readonly o: FinetuneOptions,
@@ -71,6 +73,12 @@ export class TrainingRun {
     this.logPath = join(o.out, 'log.jsonl');
     this.readEvery = Math.max(1, o.readEvery ?? DEFAULT_READ_EVERY);
     this.optimizer = new AdamW({ weightDecay: o.weightDecay });
+    // eDKM's tables change every step (prepare): only a 16-bit run's step can be replayed
+    this.stepper = new TrainStep(model, trainable, this.optimizer, {
+      clip: o.clip,
+      graph: ctl.stepGraph !== false && palettizer.layers.size === 0,
+      log: ctl.log,
+    });
   }
 
   /**
@@ -170,6 +178,7 @@ export class TrainingRun {
     } finally {
       ctl.progress.stop();
       this.model.setLinear(null);
+      this.stepper.dispose();
       this.palettizer.dispose();
       this.optimizer.dispose();
       this.model.dispose();
@@ -236,50 +245,9 @@ export class TrainingRun {
 
   /** `gradAccum` micro-batches, their mean gradient clipped by its global norm, one update. */
   private async accumulatedStep(lr: number): Promise<StepResult> {
-    const { o, trainable, model } = this;
-    const losses: tf.Scalar[] = [];
-    let tokens = 0;
-    let accumulated: Record<string, tf.Tensor> | undefined;
-    const names = [...trainable.keys()];
-    const vars = names.map((n) => trainable.get(n)!);
-    for (let micro = 0; micro < o.gradAccum; micro++) {
-      const b = this.data.next();
-      const { value, grads } = tf.variableGrads(
-        () =>
-          model.loss(b.inputIds, b.labels, {
-            attentionMask: b.attentionMask,
-            segmentIds: b.segmentIds,
-            positionIds: b.positionIds,
-          }),
-        vars,
-      );
-      const named: Record<string, tf.Tensor> = {};
-      names.forEach((n, i) => {
-        named[n] = grads[vars[i].name];
-      });
-      if (!accumulated) accumulated = named;
-      else {
-        for (const n of names) {
-          const sum = accumulated[n].add(named[n]);
-          tf.dispose([accumulated[n], named[n]]);
-          accumulated[n] = sum;
-        }
-      }
-      losses.push(value);
-      tokens += b.tokens;
-    }
-    const grads = accumulated!;
-    if (o.gradAccum > 1)
-      for (const n of names) {
-        const mean = grads[n].div(o.gradAccum);
-        grads[n].dispose();
-        grads[n] = mean;
-      }
-    // the global norm and the clip factor stay on the device (no read-back in the step)
-    const clip = globalNormAndClip(grads, o.clip);
-    this.optimizer.apply(trainable, grads, lr, clip);
-    tf.dispose(Object.values(grads));
-    return { losses, tokens, clip };
+    const batches = Array.from({ length: this.o.gradAccum }, () => this.data.next());
+    const { losses, clip } = this.stepper.run(batches, lr);
+    return { losses, tokens: batches.reduce((a, b) => a + b.tokens, 0), clip };
   }
 
   /**

@@ -5,21 +5,21 @@ import { forgetTransposed } from './BatchMatMul';
 /** EdkmAdamW: one AdamW step of one parameter; w, m and v are updated in place on the heap. */
 export const adamw: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = wasmOf(backend);
-  const { w, g, m, v, clip } = inputs as Record<string, tf.TensorInfo>;
+  const { w, g, m, v, clip, sched } = inputs as Record<string, tf.TensorInfo>;
   const a = attrs as unknown as AdamWAttrs;
+  // the schedule from a device tensor (adamwSchedule's layout) or from the attrs
+  const [lr, decay, c1, c2] = sched
+    ? Array.from(f32(wasmOf(backend), sched))
+    : [a.lr, 1 - a.lr * a.weightDecay, 1 - a.beta1 ** a.step, 1 - a.beta2 ** a.step];
   const [W, G, M, V] = [f32(wasm, w), f32(wasm, g), f32(wasm, m), f32(wasm, v)];
   const scale = f32(wasm, clip)[1];
-  const c1 = 1 - a.beta1 ** a.step;
-  const c2 = 1 - a.beta2 ** a.step;
-  const decay = 1 - a.lr * a.weightDecay;
   for (let i = 0; i < W.length; i++) {
     const gi = G[i] * scale;
     const mi = a.beta1 * M[i] + (1 - a.beta1) * gi;
     const vi = a.beta2 * V[i] + (1 - a.beta2) * gi * gi;
     M[i] = mi;
     V[i] = vi;
-    W[i] =
-      W[i] * decay - (a.lr * (Math.fround(mi) / c1)) / (Math.sqrt(Math.fround(vi) / c2) + a.eps);
+    W[i] = W[i] * decay - (lr * (Math.fround(mi) / c1)) / (Math.sqrt(Math.fround(vi) / c2) + a.eps);
   }
   forgetTransposed(wasm, w.dataId); // the weight changed in place: a cached transposed copy is stale
   wasm.incRef(w.dataId);

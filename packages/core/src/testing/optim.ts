@@ -1,6 +1,7 @@
 import {
   type AdamWAttrs,
   OptimKernelNames,
+  adamwSchedule,
   adamwUpdate,
   globalNormClip,
   optimReference,
@@ -67,14 +68,16 @@ export function optimCases(): ConformanceCase[] {
   }
   // readFirst: the tensors were read before the in-place update (a backend that keeps a host copy
   // of what it read must not return that stale copy afterwards: a checkpoint reads the weights)
-  for (const [n, readFirst] of [
-    [5, false],
-    [4099, false],
-    [4099, true],
+  // sched: the schedule from a device tensor (a replayed training step), attrs set to other values
+  for (const [n, readFirst, sched] of [
+    [5, false, false],
+    [4099, false, false],
+    [4099, true, false],
+    [4099, false, true],
   ] as const) {
     cases.push({
       kernelName: OptimKernelNames.AdamW,
-      name: `adamw n=${n}, step 3, weight decay, clipped gradient${readFirst ? ', read before the update' : ''}`,
+      name: `adamw n=${n}, step 3, weight decay, clipped gradient${readFirst ? ', read before the update' : ''}${sched ? ', schedule from a device tensor' : ''}`,
       run: async () => {
         const rnd = seededRandom(100 + n);
         const w = floats(n, rnd);
@@ -92,8 +95,11 @@ export function optimCases(): ConformanceCase[] {
         const ref = optimReference.adamw(w, g, m, v, 0.5, a);
         const [wt, gt, mt, vt] = [w, g, m, v].map((x) => tf.tensor1d(x.slice()));
         const clip = tf.tensor1d([2, 0.5]);
+        const st = sched ? tf.tensor1d(adamwSchedule(a)) : undefined;
         if (readFirst) await Promise.all([wt, mt, vt].map((t) => t.data()));
-        adamwUpdate(wt, gt, mt, vt, clip, a);
+        // with a schedule tensor, the attrs' lr, decay and step must be ignored
+        adamwUpdate(wt, gt, mt, vt, clip, sched ? { ...a, lr: 5, weightDecay: 3, step: 1 } : a, st);
+        st?.dispose();
         const read = async (t: tf.Tensor) => Float32Array.from(await t.data());
         const actual = new Float32Array(3 * n);
         actual.set(await read(wt), 0);

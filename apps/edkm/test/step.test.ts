@@ -1,0 +1,105 @@
+import '@edkm/backend-cpu';
+import '@edkm/backend-wasm';
+import '@edkm/backend-webgpu';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { seededRandom, tf, useBackend } from '@edkm/core';
+import { testBackends } from '@edkm/core/testing';
+import { defaultModelDir, loadLlama, makeRandomLlama } from '@edkm/llama';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AdamW, type TrainBatch, TrainStep, learningRate } from '../src/index';
+
+const root = mkdtempSync(join(tmpdir(), 'edkm-step-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const dir = join(root, 'm');
+makeRandomLlama(dir, {
+  preset: 'llama-3-8b',
+  layers: 2,
+  hidden: 32,
+  intermediate: 48,
+  heads: 4,
+  kvHeads: 2,
+  vocab: 4100,
+  seed: 5,
+  tokenizerFrom: defaultModelDir(),
+});
+
+/** Batch s of 2×12 tokens; step 3's second row ignores its first labels (−100). */
+function batchAt(s: number): TrainBatch {
+  const rnd = seededRandom(50 + s);
+  const inputIds = Array.from({ length: 2 }, () =>
+    Array.from({ length: 12 }, () => Math.floor(rnd() * 4100)),
+  );
+  const labels = inputIds.map((r, b) => r.map((y, t) => (s === 3 && b === 1 && t < 5 ? -100 : y)));
+  return { inputIds, labels, tokens: 24 };
+}
+
+/** Five steps (two micro-batches each) with or without the recorded graph. */
+async function train(graph: boolean) {
+  const { model } = loadLlama(dir);
+  const weights = model.getWeights();
+  const optimizer = new AdamW({ weightDecay: 0.1 });
+  const stepper = new TrainStep(model, weights, optimizer, { clip: 0.5, graph });
+  const losses: number[] = [];
+  const norms: number[] = [];
+  for (let s = 0; s < 5; s++) {
+    const lr = learningRate(s, { lr: 1e-2, warmupSteps: 2, totalSteps: 5 });
+    const out = stepper.run([batchAt(2 * s), batchAt(2 * s + 1)], lr);
+    for (const l of out.losses) losses.push((await l.data())[0]);
+    norms.push((await out.clip.data())[0]);
+    tf.dispose([...out.losses, out.clip]);
+  }
+  const final = new Map<string, Float32Array>();
+  for (const [name, w] of weights) final.set(name, Float32Array.from(await w.data()));
+  const { replays, recorded } = stepper;
+  stepper.dispose();
+  optimizer.dispose();
+  model.dispose();
+  return { losses, norms, final, replays, recorded };
+}
+
+describe.each(await testBackends())('TrainStep on %s', (backend) => {
+  it('replayed steps equal op-by-op steps: losses, norms, weights; masks fall back', async () => {
+    await useBackend(backend);
+    const before = tf.memory().numTensors;
+    const eager = await train(false);
+    const replayed = await train(true);
+    expect(tf.memory().numTensors).toBe(before);
+    // webgpu records the second step and replays the last three; cpu and wasm cannot record
+    expect(replayed.recorded).toBe(backend === 'webgpu');
+    expect(replayed.replays).toBe(backend === 'webgpu' ? 3 : 0);
+    expect(eager.replays).toBe(0);
+    // the losses move (the weights are trained), and both paths agree
+    expect(new Set(eager.losses.map((l) => l.toFixed(4))).size).toBeGreaterThan(5);
+    replayed.losses.forEach((l, i) => expect(l).toBeCloseTo(eager.losses[i], 4));
+    replayed.norms.forEach((n, i) => expect(n).toBeCloseTo(eager.norms[i], 4));
+    for (const [name, w] of eager.final) {
+      const r = replayed.final.get(name)!;
+      let worst = 0;
+      for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i] - r[i]));
+      expect(worst, name).toBeLessThan(1e-5);
+    }
+
+    // a batch with an attention mask turns the graph off and runs op by op
+    const { model } = loadLlama(dir);
+    const weights = model.getWeights();
+    const optimizer = new AdamW();
+    const logs: string[] = [];
+    const stepper = new TrainStep(model, weights, optimizer, {
+      clip: 1,
+      log: (l) => logs.push(l),
+    });
+    for (let s = 0; s < 3; s++) tf.dispose(Object.values(stepper.run([batchAt(s)], 1e-3)).flat());
+    const masked = { ...batchAt(4), attentionMask: batchAt(4).inputIds.map((r) => r.map(() => 1)) };
+    const out = stepper.run([masked], 1e-3);
+    expect(Number.isFinite((await out.losses[0].data())[0])).toBe(true);
+    tf.dispose([...out.losses, out.clip]);
+    expect(stepper.recorded).toBe(false);
+    if (backend === 'webgpu') expect(logs.join('\n')).toMatch(/step graph: off \(a batch has/);
+    stepper.dispose();
+    optimizer.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  }, 300_000);
+});
