@@ -46,12 +46,13 @@ const palettizer =
       );
 if (palettizer) model.setLinear(palettizer.linear);
 
-const graphOn = !process.argv.includes('--no-graph') && optimizer !== undefined && !palettizer;
+const graphOn = !process.argv.includes('--no-graph') && optimizer !== undefined;
 const stepper = optimizer
   ? new TrainStep(model, variables, optimizer, {
       clip: 1.0,
       graph: graphOn,
       log: (line) => console.error(line),
+      palettizer,
     })
   : undefined;
 // tf.time below times programs op by op: a replayed graph has none
@@ -64,14 +65,16 @@ const batch0 = { inputIds: ids, labels: ids, tokens: batch * seq };
  * One training step as the app runs it, queued without any read-back: loss, gradients, the global
  * norm clipped at 1.0 on the device, AdamW. Returns the loss (still on the device).
  */
-function step(eager = false): tf.Scalar {
+async function step(eager = false): Promise<tf.Scalar> {
   const s = eager ? eagerStepper : stepper;
   if (s) {
-    const { losses, clip } = s.run([batch0], 1e-4);
+    // the palettized layers are prepared by the step (on the device where it is recorded)
+    const { losses, clip } = await s.run([batch0], 1e-4);
     clip.dispose();
     return losses[0];
   }
   // --optimizer none: the forward and backward passes only
+  await palettizer?.prepare(variables);
   const { value, grads } = tf.variableGrads(() => model.loss(ids, ids), vars);
   tf.dispose(Object.values(grads));
   return value;
@@ -82,8 +85,7 @@ const profiles: object[] = [];
 for (let s = 0; s <= steps; s++) {
   if (webgpu) resetWebGPUHostStats();
   const t0 = performance.now();
-  await palettizer?.prepare(variables); // eDKM: the centroids for this step's weights
-  const loss = step();
+  const loss = await step();
   const hostMs = performance.now() - t0;
   await loss.data();
   loss.dispose();
@@ -117,9 +119,12 @@ for (let s = 0; s <= steps; s++) {
 let gpuKernelMs: number | null = null;
 if (profile && webgpu && getWebGPUDeviceInfo()?.features.includes('timestamp-query')) {
   await palettizer?.prepare(variables);
+  // without a palettizer of its own, the op-by-op step queues all its work synchronously
+  let pending: Promise<tf.Scalar> | undefined;
   const info = await tf.time(() => {
-    step(true).dispose();
+    pending = step(true);
   });
+  (await pending!).dispose();
   gpuKernelMs = info.kernelMs as number;
 }
 

@@ -6,9 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seededRandom, tf, useBackend } from '@edkm/core';
 import { testBackends } from '@edkm/core/testing';
+import { Palettizer } from '@edkm/dkm';
 import { defaultModelDir, loadLlama, makeRandomLlama } from '@edkm/llama';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AdamW, type TrainBatch, TrainStep, learningRate } from '../src/index';
+import {
+  AdamW,
+  type TrainBatch,
+  TrainStep,
+  defaultPalettizeConfig,
+  learningRate,
+} from '../src/index';
 
 const root = mkdtempSync(join(tmpdir(), 'edkm-step-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -35,17 +42,30 @@ function batchAt(s: number): TrainBatch {
   return { inputIds, labels, tokens: 24 };
 }
 
-/** Five steps (two micro-batches each) with or without the recorded graph. */
-async function train(graph: boolean) {
+/**
+ * Five steps (two micro-batches each) with or without the recorded graph; `bits`: the decoder
+ * linears palettized by eDKM (prepared on the device in the recorded steps).
+ */
+async function train(graph: boolean, bits?: number) {
   const { model } = loadLlama(dir);
   const weights = model.getWeights();
   const optimizer = new AdamW({ weightDecay: 0.1 });
-  const stepper = new TrainStep(model, weights, optimizer, { clip: 0.5, graph });
+  const palettizer =
+    bits === undefined
+      ? undefined
+      : new Palettizer(
+          new Map(
+            model.linearWeightNames().map((n) => [n, weights.get(n)!.shape as [number, number]]),
+          ),
+          defaultPalettizeConfig(bits),
+        );
+  if (palettizer) model.setLinear(palettizer.linear);
+  const stepper = new TrainStep(model, weights, optimizer, { clip: 0.5, graph, palettizer });
   const losses: number[] = [];
   const norms: number[] = [];
   for (let s = 0; s < 5; s++) {
     const lr = learningRate(s, { lr: 1e-2, warmupSteps: 2, totalSteps: 5 });
-    const out = stepper.run([batchAt(2 * s), batchAt(2 * s + 1)], lr);
+    const out = await stepper.run([batchAt(2 * s), batchAt(2 * s + 1)], lr);
     for (const l of out.losses) losses.push((await l.data())[0]);
     norms.push((await out.clip.data())[0]);
     tf.dispose([...out.losses, out.clip]);
@@ -54,6 +74,8 @@ async function train(graph: boolean) {
   for (const [name, w] of weights) final.set(name, Float32Array.from(await w.data()));
   const { replays, recorded } = stepper;
   stepper.dispose();
+  model.setLinear(null);
+  palettizer?.dispose();
   optimizer.dispose();
   model.dispose();
   return { losses, norms, final, replays, recorded };
@@ -90,9 +112,10 @@ describe.each(await testBackends())('TrainStep on %s', (backend) => {
       clip: 1,
       log: (l) => logs.push(l),
     });
-    for (let s = 0; s < 3; s++) tf.dispose(Object.values(stepper.run([batchAt(s)], 1e-3)).flat());
+    for (let s = 0; s < 3; s++)
+      tf.dispose(Object.values(await stepper.run([batchAt(s)], 1e-3)).flat());
     const masked = { ...batchAt(4), attentionMask: batchAt(4).inputIds.map((r) => r.map(() => 1)) };
-    const out = stepper.run([masked], 1e-3);
+    const out = await stepper.run([masked], 1e-3);
     expect(Number.isFinite((await out.losses[0].data())[0])).toBe(true);
     tf.dispose([...out.losses, out.clip]);
     expect(stepper.recorded).toBe(false);
@@ -102,4 +125,30 @@ describe.each(await testBackends())('TrainStep on %s', (backend) => {
     model.dispose();
     expect(tf.memory().numTensors).toBe(before);
   }, 300_000);
+
+  // only webgpu records (cpu and wasm would run the same op-by-op steps twice, slowly)
+  it.skipIf(backend !== 'webgpu')(
+    'eDKM 3-bit: replayed steps, each preparing the tables on the device, follow op-by-op steps',
+    async () => {
+      await useBackend(backend);
+      const before = tf.memory().numTensors;
+      const eager = await train(false, 3);
+      const replayed = await train(true, 3);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(replayed.replays).toBe(3);
+      // the recorded steps' tables cover all 65,536 codes (absent ones weigh 0), the op-by-op
+      // steps' the present codes: the same math up to float32 rounding
+      replayed.losses.forEach((l, i) => expect(Math.abs(l - eager.losses[i])).toBeLessThan(1e-4));
+      replayed.norms.forEach((n, i) => expect(Math.abs(n - eager.norms[i]) / n).toBeLessThan(1e-3));
+      for (const [name, w] of eager.final) {
+        const r = replayed.final.get(name)!;
+        let worst = 0;
+        for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i] - r[i]));
+        // AdamW's step is ~lr per weight whatever the gradient's size: a rounding-level gradient
+        // difference can move a weight whose gradient is near 0 by up to ~lr in a step
+        expect(worst, name).toBeLessThan(2e-2);
+      }
+    },
+    300_000,
+  );
 });

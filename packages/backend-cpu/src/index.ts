@@ -13,6 +13,7 @@ import { cachedAttention } from './kernels/cached-attention';
 import { clipScale } from './kernels/clip-scale';
 import { codeContract } from './kernels/code-contract';
 import { codeHistogram } from './kernels/code-histogram';
+import { copyInto } from './kernels/copy-into';
 import { elementwiseKernels } from './kernels/elementwise';
 import { gatherAffine } from './kernels/gather-affine';
 import { gatherAffineByCode } from './kernels/gather-affine-by-code';
@@ -54,6 +55,7 @@ const kernels: KernelTable = {
   [K.SumSquares]: sumSquares,
   [K.ClipScale]: clipScale,
   [K.AdamW]: adamw,
+  [K.CopyInto]: copyInto,
   [K.RmsNormGrad]: rmsNormGrad,
   [K.RmsNorm]: rmsNorm,
   [K.SiluMul]: siluMul,

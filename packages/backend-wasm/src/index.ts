@@ -17,6 +17,7 @@ import { clipScale } from './kernels/ClipScale';
 import { codeContract } from './kernels/CodeContract';
 import { codeHistogram } from './kernels/CodeHistogram';
 import { concat } from './kernels/Concat';
+import { copyInto } from './kernels/CopyInto';
 import { gatherAffine } from './kernels/GatherAffine';
 import { gatherAffineByCode } from './kernels/GatherAffineByCode';
 import { gatherByCode } from './kernels/GatherByCode';
@@ -64,6 +65,7 @@ const kernels: KernelTable = {
   [K.SumSquares]: sumSquares,
   [K.ClipScale]: clipScale,
   [K.AdamW]: adamw,
+  [K.CopyInto]: copyInto,
 };
 
 /** The kernels this plugin registers for tfjs's `wasm` backend: the table above, plus the tfjs kernels it replaces or adds. */

@@ -20,6 +20,7 @@ import { cachedAttention } from './kernels/cached-attention';
 import { clipScale } from './kernels/clip-scale';
 import { codeContract } from './kernels/code-contract';
 import { codeHistogram } from './kernels/code-histogram';
+import { copyInto } from './kernels/copy-into';
 import { gatherAffine } from './kernels/gather-affine';
 import { gatherAffineByCode } from './kernels/gather-affine-by-code';
 import { gatherByCode } from './kernels/gather-by-code';
@@ -68,6 +69,7 @@ const kernels: KernelTable = {
   [K.SumSquares]: sumSquares,
   [K.ClipScale]: clipScale,
   [K.AdamW]: adamw,
+  [K.CopyInto]: copyInto,
   [K.RmsNormGrad]: rmsNormGrad,
   [K.RmsNorm]: rmsNorm,
   [K.SiluMul]: siluMul,

@@ -19,11 +19,15 @@ import { DTypeError, InvalidArgumentError, ShapeError } from './errors';
  *   An optional input {sched: [4] f32} = adamwSchedule(attrs) = [lr, 1 − lr·wd, c1, c2] overrides
  *   lr, weightDecay and step: a step recorded once (captureGraph) then replays with the schedule
  *   rewritten on the device instead of baked into the kernel's uniforms.
+ * CopyInto: inputs {src, dst: same size f32} — dst's values become src's, in place; returns dst
+ *   (the same data). State carried from one step to the next (DKM's warm-start centroids) stays in
+ *   the same buffer, so a recorded step replays with it.
  */
 export const OptimKernelNames = {
   SumSquares: 'EdkmSumSquares',
   ClipScale: 'EdkmClipScale',
   AdamW: 'EdkmAdamW',
+  CopyInto: 'EdkmCopyInto',
 } as const;
 
 export interface SumSquaresAttrs {
@@ -128,6 +132,16 @@ export function adamwUpdate(
           attrs as unknown as tf.NamedAttrMap,
         ) as tf.Tensor,
   );
+  out.dispose();
+}
+
+/** Writes `src`'s values into `dst`'s own data on the device (same size, float32). */
+export function copyInto(src: tf.Tensor, dst: tf.Tensor): void {
+  flat(src, 'copyInto', 'src');
+  flat(dst, 'copyInto', 'dst');
+  if (src.size !== dst.size)
+    throw new ShapeError(`copyInto: src [${src.shape}] and dst [${dst.shape}] differ in size`);
+  const out = tf.engine().runKernel(OptimKernelNames.CopyInto, { src, dst }) as tf.Tensor;
   out.dispose();
 }
 

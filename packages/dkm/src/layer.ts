@@ -6,6 +6,7 @@ import {
   ShapeError,
   StateError,
   codeHistogram,
+  copyInto,
   f32ToF16Bits,
   flushBackend,
   fromHalfBits,
@@ -57,6 +58,11 @@ interface GroupState {
   /** Code tables: T on the device ([1], float), and, once `settled`, C_0, C_T and T on the host. */
   steps?: tf.Tensor1D;
   settled?: Promise<void>;
+  /**
+   * Prepared on the device alone (prepareOnDevice): the table rows are all 65,536 codes (absent
+   * ones weigh 0), no codeToRow, and T and C_T reach the host only through settled().
+   */
+  onDevice?: boolean;
   initial?: Float32Array;
   final?: Float32Array;
   iterationsRun?: number;
@@ -109,6 +115,12 @@ export class DkmTensor {
   readonly shape: [number, number];
   private groups: GroupState[] = [];
   private warm: Float32Array[] = [];
+  /** C_T of the last prepare per group, on the device ([1, K], updated in place: copyInto). */
+  private warmDevice: tf.Tensor2D[] = [];
+  /** All 65,536 codes' values [65536, 1] (non-finite codes as 0), for prepareOnDevice. */
+  private codePoints?: tf.Tensor2D;
+  /** 1 for finite codes, 0 for NaN/±Inf codes [65536, 1]. */
+  private finiteCodes?: tf.Tensor2D;
   private autoTau: number[] = [];
   private preparedFor: object | undefined;
   private step = 0;
@@ -166,7 +178,7 @@ export class DkmTensor {
    * round trip exactly), so a checkpoint can resume training bit for bit.
    */
   getState(): DkmState {
-    if (this.groups.some((g) => g.settled && g.iterationsRun === undefined))
+    if (this.groups.some((g) => (g.settled || g.onDevice) && g.iterationsRun === undefined))
       throw new StateError(
         "DkmTensor.getState: the last prepare()'s centroids are still on their way from the device; await dkm.settled() first",
       );
@@ -204,12 +216,22 @@ export class DkmTensor {
    */
   async settled(): Promise<void> {
     await Promise.all(this.groups.map((g) => g.settled));
+    // prepared on the device (maybe replayed since): T and C_T read now
+    await Promise.all(
+      this.groups.map(async (g, i) => {
+        if (!g.onDevice) return;
+        const [last, steps] = await Promise.all([g.lastCentroids!.data(), g.steps!.data()]);
+        g.final = (last as Float32Array).slice(this.k);
+        g.iterationsRun = steps[0];
+        this.warm[i] = g.final;
+      }),
+    );
   }
 
   /** Iterations the last prepare() ran, per group (after `await settled()`). */
   get iterations(): number[] {
     return this.groups.map((g) => {
-      if (!g.settled) return g.centroids.length - 1;
+      if (!g.settled && !g.onDevice) return g.centroids.length - 1;
       if (g.iterationsRun === undefined)
         throw new StateError('DkmTensor.iterations: await dkm.settled() first');
       return g.iterationsRun;
@@ -473,9 +495,12 @@ export class DkmTensor {
       state.outByCode = tf.tidy(() =>
         gatherRows(part(layout.output, u).reshape([u, 1]) as tf.Tensor2D, state.codeToRow!),
       );
+      this.keepWarmOnDevice(g, flat, layout.last + k);
       flat.dispose();
       state.initial = c0;
-      const pending = Promise.all([lastCentroids.data(), state.steps.data()]);
+      // own references for the read: a prepareOnDevice() may dispose the group before it lands
+      const reading = [lastCentroids.clone(), state.steps.clone()];
+      const pending = Promise.all(reading.map((t) => t.data())).finally(() => tf.dispose(reading));
       state.settled = pending.then(([last, steps]) => {
         state.final = (last as Float32Array).slice(k);
         state.iterationsRun = steps[0];
@@ -484,6 +509,140 @@ export class DkmTensor {
       this.groups.push(state);
       this.timings.hostMs += performance.now() - host;
     }
+  }
+
+  /** C_T (at `at` in TableIterate's flat result) into the group's device warm start, in place. */
+  private keepWarmOnDevice(g: number, flat: tf.Tensor1D, at: number): void {
+    const k = this.k;
+    if (!this.warmDevice[g]) this.warmDevice[g] = tf.zeros([1, k]) as tf.Tensor2D;
+    const final = tf.slice(flat, [at], [k]);
+    copyInto(final, this.warmDevice[g]);
+    final.dispose();
+  }
+
+  /**
+   * Whether prepareOnDevice can run: eDKM on code tables, a fixed temperature (a number, or a
+   * data-driven rule once the first prepare fixed it; no schedule), warm starts, and a previous
+   * prepare() whose centroids are on the device.
+   */
+  canPrepareOnDevice(): boolean {
+    const groups = this.shape[0] / (this.config.groupSize || this.shape[0]);
+    const tauFixed =
+      typeof this.config.tau === 'number' ||
+      Array.from({ length: groups }, (_, g) => this.autoTau[g]).every((t) => t !== undefined);
+    return (
+      this.usesCodeTables() &&
+      this.config.warmStart &&
+      !this.config.tauSchedule &&
+      tauFixed &&
+      this.warmDevice.length === groups
+    );
+  }
+
+  /**
+   * prepare() with nothing read back or computed on the host: the code histogram, the iterations
+   * (warm-started from the last C_T on the device) and the tables all on the device, for every
+   * one of the 65,536 codes (absent codes weigh 0: the same centroids and outputs as prepare()'s
+   * present codes, to rounding). Synchronous, so a training step that includes it can be recorded
+   * as a device graph and replayed. Needs canPrepareOnDevice(). Non-finite weights are not
+   * reported here (their codes weigh 0): a step that produced them has a non-finite gradient
+   * norm, which the trainer's divergence check reports.
+   */
+  prepareOnDevice(w: tf.Tensor): void {
+    this.checkShape(w);
+    if (!this.canPrepareOnDevice())
+      throw new StateError(
+        'DkmTensor.prepareOnDevice: needs code tables, a fixed temperature, warm starts and a first prepare() (see canPrepareOnDevice)',
+      );
+    const [rows, cols] = this.shape;
+    const groupSize = this.config.groupSize || rows;
+    const dtype = this.config.weightDtype;
+    const k = this.k;
+    const maxIters = this.config.maxIters;
+    const u = 65536;
+    this.disposeGroups();
+    const step = this.step++;
+    if (!this.codePoints) {
+      const codes = Uint16Array.from({ length: u }, (_, c) => c);
+      const values = fromHalfBits(codes, dtype);
+      const finite = values.map((v) => (Number.isFinite(v) ? 1 : 0));
+      this.codePoints = tf.tensor2d(
+        values.map((v) => (Number.isFinite(v) ? v : 0)),
+        [u, 1],
+      );
+      this.finiteCodes = tf.tensor2d(finite, [u, 1]);
+    }
+    for (let g = 0; g * groupSize < rows; g++) {
+      const rowStart = g * groupSize;
+      const rowsOf = () =>
+        groupSize === rows
+          ? (w as tf.Tensor2D)
+          : tf.slice(w as tf.Tensor2D, [rowStart, 0], [groupSize, cols]);
+      const scale = this.config.perChannelScale ? tf.tidy(() => this.rowScales(rowsOf())) : null;
+      const counts = tf.tidy(() => {
+        let x = rowsOf();
+        if (scale) x = x.div(scale);
+        const histogram = codeHistogram(x.reshape([-1]) as tf.Tensor1D, dtype);
+        return histogram.toFloat().reshape([u, 1]).mul(this.finiteCodes!) as tf.Tensor2D;
+      });
+      const tau = this.resolveTau(
+        g,
+        step,
+        new Float32Array(0),
+        new Float32Array(0),
+        new Float32Array(0),
+        1,
+      );
+      const layout = tableIterateLayout(u, k, maxIters);
+      // absent codes at 0: they weigh 0, but a huge code's (x − c)²/τ would overflow float32,
+      // and 0·NaN is NaN
+      const points = tf.tidy(() =>
+        tf.where(tf.greater(counts, 0), this.codePoints!, tf.zerosLike(counts)),
+      ) as tf.Tensor2D;
+      const flat = tableIterate(
+        points,
+        counts,
+        this.warmDevice[g],
+        tau,
+        maxIters,
+        this.config.epsilon,
+      );
+      const part = (at: number, size: number) => tf.slice(flat, [at], [size]);
+      const state: GroupState = {
+        rowStart,
+        rows: groupSize,
+        scale,
+        tau,
+        centroids: [],
+        distinct: u,
+        onDevice: true,
+        points,
+        counts,
+      };
+      const stack = part(layout.centroids, (maxIters + 1) * k);
+      state.centroidStack = stack.reshape([maxIters + 1, k]) as tf.Tensor2D;
+      stack.dispose();
+      state.steps = part(layout.steps, 1) as tf.Tensor1D;
+      const last = part(layout.last, 2 * k);
+      state.lastCentroids = last.reshape([2, k]) as tf.Tensor2D;
+      last.dispose();
+      const out = part(layout.output, u);
+      state.outByCode = out.reshape([u, 1]) as tf.Tensor2D;
+      out.dispose();
+      this.keepWarmOnDevice(g, flat, layout.last + k);
+      flat.dispose();
+      this.groups.push(state);
+    }
+    this.preparedFor = w.dataId;
+  }
+
+  /**
+   * A recorded step that included prepareOnDevice() was replayed: the step counter moves on and
+   * T and C_T must be read again (settled()) before getState().
+   */
+  replayedPrepare(): void {
+    this.step++;
+    for (const g of this.groups) if (g.onDevice) g.iterationsRun = undefined;
   }
 
   /** The soft-clustered weight (differentiable in `w`). `w` must be what prepare() saw. */
@@ -625,7 +784,8 @@ export class DkmTensor {
         g.tau,
         g.steps,
       );
-      return gatherRows(terms, g.codeToRow!);
+      // prepared on the device, the table rows are the codes themselves
+      return g.codeToRow ? gatherRows(terms, g.codeToRow) : terms;
     });
   }
 
@@ -644,7 +804,7 @@ export class DkmTensor {
     if (this.config.gradient === 'weight') return byCode;
     return tf.tidy(() => {
       const sums = scatterAddByCode(upstream.reshape([-1, 1]), weights, this.config.weightDtype);
-      const counts = gatherRows(g.counts!, g.codeToRow!);
+      const counts = g.codeToRow ? gatherRows(g.counts!, g.codeToRow) : g.counts!;
       const mean = sums.div(tf.maximum(counts, 1));
       const jacobian = byCode.slice([0, 0], [-1, 1]);
       const shared = byCode.slice([0, 1], [-1, 1]);
@@ -789,6 +949,10 @@ export class DkmTensor {
   dispose(): void {
     this.disposeGroups();
     this.warm = [];
+    tf.dispose([...this.warmDevice, this.codePoints ?? [], this.finiteCodes ?? []].flat());
+    this.warmDevice = [];
+    this.codePoints = undefined;
+    this.finiteCodes = undefined;
   }
 
   private disposeGroups(): void {

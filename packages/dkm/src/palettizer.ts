@@ -1,4 +1,4 @@
-import { InvalidArgumentError, breathe, tf } from '@edkm/core';
+import { InvalidArgumentError, StateError, breathe, tf } from '@edkm/core';
 import { type DkmConfig, resolveDkmConfig } from './config';
 import { type DkmRuntimeOptions, DkmTensor, type Palettized } from './layer';
 
@@ -24,6 +24,12 @@ export interface PalettizationLayer {
   settled?(): Promise<void>;
   /** Restores getState()'s output on a layer of the same shape and config. */
   setState?(state: unknown): void;
+  /** Whether prepareOnDevice() can run now (see DkmTensor). */
+  canPrepareOnDevice?(): boolean;
+  /** prepare() on the device alone, synchronously (a step that a device graph can record). */
+  prepareOnDevice?(w: tf.Tensor): void;
+  /** A recorded step that ran prepareOnDevice() was replayed (counters move on). */
+  replayedPrepare?(): void;
   dispose(): void;
 }
 
@@ -239,6 +245,40 @@ export class Palettizer {
     await Promise.all(
       Array.from({ length: Math.max(1, Math.min(concurrency, queue.length)) }, worker),
     );
+  }
+
+  /** Resolves once every layer's last prepare() has reached the host (see DkmTensor.settled). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.layers.values()].map((l) => l.settled?.()));
+  }
+
+  /** Whether every layer can prepare on the device alone now (see prepareOnDevice). */
+  canPrepareOnDevice(): boolean {
+    return [...this.layers.values()].every((l) => l.canPrepareOnDevice?.() ?? false);
+  }
+
+  /**
+   * prepare() with nothing read back: every layer's tables computed on the device, synchronously,
+   * so that a training step including it can be recorded (captureGraph) and replayed. Throws a
+   * StateError unless canPrepareOnDevice(); after a replay, call replayedPrepare().
+   */
+  prepareOnDevice(weights: Map<string, tf.Tensor> | ((name: string) => tf.Tensor)): void {
+    const get = typeof weights === 'function' ? weights : (n: string) => weights.get(n);
+    if (!this.canPrepareOnDevice())
+      throw new StateError(
+        'Palettizer.prepareOnDevice: a layer cannot prepare on the device now (canPrepareOnDevice)',
+      );
+    for (const [name, layer] of this.layers) {
+      const w = get(name);
+      if (!w)
+        throw new InvalidArgumentError(`Palettizer.prepareOnDevice: no weight named '${name}'`);
+      layer.prepareOnDevice!(w);
+    }
+  }
+
+  /** A recorded step that ran prepareOnDevice() was replayed: every layer's counters move on. */
+  replayedPrepare(): void {
+    for (const layer of this.layers.values()) layer.replayedPrepare?.();
   }
 
   /**

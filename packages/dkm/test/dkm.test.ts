@@ -508,3 +508,67 @@ describe.each(backends)('DkmTensor.linear (fused, W̃ not kept) on %s', (backend
     dkm.dispose();
   });
 });
+
+describe.each(backends)('DkmTensor.prepareOnDevice on %s', (backend) => {
+  beforeAll(async () => {
+    await useBackend(backend);
+  });
+
+  it('gives prepare()’s outputs, gradients, iterations and warm start, with nothing read back', async () => {
+    const shape: [number, number] = [24, 40];
+    const w0 = weights(...shape, 41);
+    // the second step's weights: moved a little, as after an optimizer step
+    const w1 = Float32Array.from(w0, (v, i) => v + 0.002 * Math.sin(i));
+    const x = tf.tensor2d(weights(6, 40, 42, 1), [6, 40]);
+    const probe = tf.tensor2d(weights(6, 24, 43, 1), [6, 24]);
+    for (const config of [
+      { bits: 3 },
+      { bits: 2, gradient: 'weight' as const, tau: 'auto' as const, groupSize: 12 },
+      { bits: 3, perChannelScale: true, epsilon: 0, maxIters: 4 },
+    ]) {
+      const results: { y: number[]; dx: number[]; dw: number[]; warm: number[][]; it: number[] }[] =
+        [];
+      for (const onDevice of [false, true]) {
+        const dkm = new DkmTensor(shape, config);
+        expect(dkm.canPrepareOnDevice()).toBe(false);
+        expect(() => dkm.prepareOnDevice(tf.zeros(shape))).toThrow(StateError);
+        const w = tf.variable(tf.tensor2d(w0, shape));
+        await dkm.prepare(w);
+        const next = tf.tensor2d(w1, shape);
+        w.assign(next);
+        next.dispose();
+        expect(dkm.canPrepareOnDevice()).toBe(true);
+        if (onDevice) dkm.prepareOnDevice(w);
+        else await dkm.prepare(w);
+        const loss = (a: tf.Tensor, b: tf.Tensor) =>
+          dkm
+            .linear(a as tf.Tensor2D, b as tf.Tensor2D)
+            .mul(probe)
+            .sum() as tf.Scalar;
+        const [dx, dw] = tf.grads(loss)([x, w]);
+        const y = dkm.linear(x, w);
+        await dkm.settled();
+        results.push({
+          y: Array.from(await y.data()),
+          dx: Array.from(await dx.data()),
+          dw: Array.from(await dw.data()),
+          warm: dkm.getState().warm,
+          it: dkm.iterations,
+        });
+        tf.dispose([dx, dw, y, w]);
+        dkm.dispose();
+      }
+      const [host, device] = results;
+      const close = (a: number[], b: number[], tol: number) => {
+        const scale = Math.max(1e-6, ...b.map(Math.abs));
+        a.forEach((v, i) => expect(Math.abs(v - b[i]) / scale).toBeLessThan(tol));
+      };
+      close(device.y, host.y, 1e-5);
+      close(device.dx, host.dx, 1e-5);
+      close(device.dw, host.dw, 1e-4);
+      device.warm.forEach((c, g) => close(c, host.warm[g], 1e-5));
+      expect(device.it).toEqual(host.it);
+    }
+    tf.dispose([x, probe]);
+  });
+});

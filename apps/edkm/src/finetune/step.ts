@@ -3,6 +3,7 @@
 // is recorded once and replayed, so that a step costs one submission instead of ~700 trips
 // through tfjs (edkm-tiny 8×256 on an H200: 112 ms of host work for 15 ms of GPU kernels).
 import { type DeviceGraph, InvalidArgumentError, captureGraph, tf } from '@edkm/core';
+import type { Palettizer } from '@edkm/dkm';
 import type { LlamaModel } from '@edkm/llama';
 import type { TrainBatch } from '../data';
 import { type AdamW, globalNormAndClip } from '../optim';
@@ -24,6 +25,13 @@ export interface TrainStepOptions {
   graph?: boolean;
   /** Told once what became of the graph (recorded, or why not). */
   log?: (line: string) => void;
+  /**
+   * The palettized layers, prepared from `weights` before every step (default: none). A step is
+   * recorded with its prepare where every layer prepares on the device alone (eDKM on code
+   * tables: Palettizer.canPrepareOnDevice); otherwise each step prepares on the host, op by op.
+   */
+  palettizer?: Palettizer;
+  weights?: Map<string, tf.Tensor>;
 }
 
 /** The device inputs a recorded step reads, rewritten before each replay. */
@@ -83,8 +91,11 @@ export class TrainStep {
     return this.graph !== undefined;
   }
 
-  /** One optimizer step over `batches` (the micro-batches) at learning rate `lr`. */
-  run(batches: TrainBatch[], lr: number): StepOutput {
+  /**
+   * One optimizer step over `batches` (the micro-batches) at learning rate `lr`, the palettized
+   * layers prepared first. Resolves once the step is queued (nothing is read back).
+   */
+  async run(batches: TrainBatch[], lr: number): Promise<StepOutput> {
     if (batches.length === 0) throw new InvalidArgumentError('a training step needs a batch');
     if (this.state === 'off') return this.eager(batches, lr);
     const encoded = this.encode(batches);
@@ -96,7 +107,15 @@ export class TrainStep {
       this.state = 'record';
       return this.eager(batches, lr);
     }
-    if (this.state === 'record') return this.record(encoded, lr);
+    if (this.state === 'record') {
+      const p = this.opts.palettizer;
+      if (p && p.layers.size > 0 && !p.canPrepareOnDevice()) {
+        this.stopGraph('a palettized layer prepares on the host');
+        return this.eager(batches, lr);
+      }
+      await p?.settled(); // the warm-up's reads land before the recording starts
+      return this.record(encoded, lr);
+    }
     const inputs = this.inputs!;
     if (
       encoded.length !== inputs.ids.length ||
@@ -122,7 +141,7 @@ export class TrainStep {
   }
 
   private stopGraph(why: string): void {
-    if (this.state !== 'off' && this.graph) this.opts.log?.(`step graph: off (${why})`);
+    if (this.state !== 'off') this.opts.log?.(`step graph: off (${why})`);
     this.dispose();
     this.state = 'off';
   }
@@ -145,8 +164,10 @@ export class TrainStep {
     });
   }
 
-  /** The step op by op: the model's loss on the host arrays. */
-  private eager(batches: TrainBatch[], lr: number): StepOutput {
+  /** The step op by op: the layers prepared on the host, the model's loss on the host arrays. */
+  private async eager(batches: TrainBatch[], lr: number): Promise<StepOutput> {
+    const { palettizer } = this.opts;
+    if (palettizer && palettizer.layers.size > 0) await palettizer.prepare(this.weightsMap());
     return this.accumulate(
       batches.map(
         (b) => () =>
@@ -209,7 +230,9 @@ export class TrainStep {
       sched: tf.tensor1d(this.optimizer.schedule(lr, 1)),
     };
     let out: StepOutput | undefined;
+    const { palettizer } = this.opts;
     const graph = captureGraph(() => {
+      if (palettizer && palettizer.layers.size > 0) palettizer.prepareOnDevice(this.weightsMap());
       out = this.accumulate(
         inputs.ids.map(
           (ids, i) => () => this.model.lossFromTensors(ids, inputs.targets[i], inputs.weights[i]),
@@ -221,7 +244,7 @@ export class TrainStep {
     if (!graph) {
       tf.dispose([...inputs.ids, ...inputs.targets, ...inputs.weights, inputs.sched]);
       this.state = 'off';
-      this.opts.log?.('step graph: this backend or this step cannot be recorded; op by op');
+      this.opts.log?.('step graph: off (this backend or this step cannot be recorded)');
       return out!;
     }
     this.graph = graph;
@@ -260,7 +283,13 @@ export class TrainStep {
       ],
     });
     this.replayCount++;
+    this.opts.palettizer?.replayedPrepare();
     return result;
+  }
+
+  /** The weights the palettizer prepares from (default: the trainables). */
+  private weightsMap(): Map<string, tf.Tensor> {
+    return this.opts.weights ?? this.trainable;
   }
 
   /** The recorded step's results, copied (the next replay overwrites the graph's own). */

@@ -73,11 +73,12 @@ export class TrainingRun {
     this.logPath = join(o.out, 'log.jsonl');
     this.readEvery = Math.max(1, o.readEvery ?? DEFAULT_READ_EVERY);
     this.optimizer = new AdamW({ weightDecay: o.weightDecay });
-    // eDKM's tables change every step (prepare): only a 16-bit run's step can be replayed
     this.stepper = new TrainStep(model, trainable, this.optimizer, {
       clip: o.clip,
-      graph: ctl.stepGraph !== false && palettizer.layers.size === 0,
+      graph: ctl.stepGraph !== false,
       log: ctl.log,
+      palettizer,
+      weights,
     });
   }
 
@@ -202,8 +203,11 @@ export class TrainingRun {
     // the true peak of the step (sampled after every kernel), not the bytes left after it
     const stepStart = backendBytes();
     const { result, peakExtraBytes } = await measurePeakBytes(async () => {
-      await this.palettizer.prepare(this.weights);
-      return o.checkpointing ? this.checkpointedStep(lr) : this.accumulatedStep(lr);
+      if (o.checkpointing) {
+        await this.palettizer.prepare(this.weights);
+        return this.checkpointedStep(lr);
+      }
+      return this.accumulatedStep(lr); // TrainStep prepares the palettized layers
     });
     this.pending.push({ step: step + 1, lr, ...result, stepStart, peakExtraBytes });
     const last = step + 1 === o.steps;
@@ -246,7 +250,7 @@ export class TrainingRun {
   /** `gradAccum` micro-batches, their mean gradient clipped by its global norm, one update. */
   private async accumulatedStep(lr: number): Promise<StepResult> {
     const batches = Array.from({ length: this.o.gradAccum }, () => this.data.next());
-    const { losses, clip } = this.stepper.run(batches, lr);
+    const { losses, clip } = await this.stepper.run(batches, lr);
     return { losses, tokens: batches.reduce((a, b) => a + b.tokens, 0), clip };
   }
 

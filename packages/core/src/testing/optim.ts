@@ -3,6 +3,7 @@ import {
   OptimKernelNames,
   adamwSchedule,
   adamwUpdate,
+  copyInto,
   globalNormClip,
   optimReference,
   seededRandom,
@@ -111,6 +112,28 @@ export function optimCases(): ConformanceCase[] {
         expected.set(ref.m, n);
         expected.set(ref.v, 2 * n);
         return { actual, expected, tolerance: 2e-5 };
+      },
+    });
+  }
+  for (const [n, readFirst] of [
+    [3, false],
+    [70_001, true],
+  ] as const) {
+    cases.push({
+      kernelName: OptimKernelNames.CopyInto,
+      name: `copyInto n=${n}${readFirst ? ', dst read before the copy' : ''}`,
+      run: async () => {
+        const rnd = seededRandom(900 + n);
+        const src = floats(n, rnd);
+        const st = tf.tensor1d(src);
+        const dt = tf.tensor1d(floats(n, rnd));
+        if (readFirst) await dt.data(); // a host copy of the old values must not be returned
+        copyInto(st, dt);
+        const actual = Float32Array.from(await dt.data());
+        const unchanged = Float32Array.from(await st.data());
+        tf.dispose([st, dt]);
+        if (unchanged.some((v, i) => v !== src[i])) throw new Error('copyInto changed src');
+        return { actual, expected: src, tolerance: 0 };
       },
     });
   }
