@@ -100,7 +100,9 @@ describe.each(await testBackends())('TrainStep on %s', (backend) => {
       const r = replayed.final.get(name)!;
       let worst = 0;
       for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i] - r[i]));
-      expect(worst, name).toBeLessThan(1e-5);
+      // tfjs-webgpu's embedding gradient adds with float atomics (run-to-run rounding): AdamW
+      // turns that into ≤ 1% of one lr step on weights whose gradient is near 0
+      expect(worst, name).toBeLessThan(1e-4);
     }
 
     // a batch with an attention mask turns the graph off and runs op by op

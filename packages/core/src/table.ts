@@ -11,7 +11,9 @@ import { type HalfDtype, fromHalfBits } from './half';
  *    table F [U, 2K] — Σ_i F[row(code(w_i)), :] · g_i — a deterministic reduction over N that
  *    replaces any per-value scatter-add of g;
  *  - `tableBackward`: the whole adjoint of the iterations on the U-row table, in one workgroup.
- * `points`/`counts`: [U, 1]; centroids stacked as [T + 1, K] (C_0 … C_T).
+ * `points`/`counts`: [U, 1]; centroids stacked as [T + 1, K] (C_0 … C_T). A row of count 0 weighs
+ * nothing (a table over all 65,536 codes, where absent codes have count 0: DkmTensor's
+ * prepareOnDevice): its own outputs (W̃, J, h) are unspecified, and a kernel may skip it.
  */
 export const TableKernelNames = {
   /**

@@ -498,9 +498,7 @@ export class DkmTensor {
       this.keepWarmOnDevice(g, flat, layout.last + k);
       flat.dispose();
       state.initial = c0;
-      // own references for the read: a prepareOnDevice() may dispose the group before it lands
-      const reading = [lastCentroids.clone(), state.steps.clone()];
-      const pending = Promise.all(reading.map((t) => t.data())).finally(() => tf.dispose(reading));
+      const pending = Promise.all([lastCentroids.data(), state.steps.data()]);
       state.settled = pending.then(([last, steps]) => {
         state.final = (last as Float32Array).slice(k);
         state.iterationsRun = steps[0];
@@ -967,10 +965,16 @@ export class DkmTensor {
       g.codeRows?.dispose();
       g.codeCounts?.dispose();
       g.codeToRow?.dispose();
-      g.lastCentroids?.dispose();
       g.outByCode?.dispose();
       g.centroidStack?.dispose();
-      g.steps?.dispose();
+      const reading = [g.lastCentroids, g.steps].filter((t) => t !== undefined);
+      // a read still on its way (prepareOnDevice does not wait for it): disposed once it lands
+      if (g.settled && g.iterationsRun === undefined && !g.onDevice)
+        void g.settled.then(
+          () => tf.dispose(reading),
+          () => tf.dispose(reading),
+        );
+      else tf.dispose(reading);
       for (const c of g.centroids) c.dispose();
     }
     this.groups = [];

@@ -5,7 +5,8 @@ import { reduceScratch, workgroupReduce } from './reduce';
  * eDKM's whole table backward (see @edkm/core table.ts) in one workgroup: phases over the U
  * values (one thread per value) and over the K centroids (one thread per centroid, looping over
  * the values), separated by barriers. Columns 2 and 3 of the output hold per-value scratch
- * (log-sum-exp, and the softmax-backward term r).
+ * (log-sum-exp, and the softmax-backward term r). Values of count 0 (absent codes of a table
+ * over all 65,536 codes) are skipped: their J and h are 0.
  */
 export class TableBackwardProgram extends EdkmProgram {
   variableNames: string[];
@@ -54,6 +55,7 @@ export class TableBackwardProgram extends EdkmProgram {
         var part : array<f32, KK>;
         // own-row Jacobian with the last iteration's attention (from C_{T-1})
         for (var u = tid; u < uniforms.u; u = u + 256) {
+          if (counts[u] == 0.0) { result[u * 4] = 0.0; result[u * 4 + 1] = 0.0; continue; }
           let v = points[u];
           let l = lse(v, T - 1);
           var o = 0.0;
@@ -77,6 +79,7 @@ export class TableBackwardProgram extends EdkmProgram {
           // centroid masses S_k under this iteration's attention
           for (var j = 0; j < KK; j = j + 1) { part[j] = 0.0; }
           for (var u = tid; u < uniforms.u; u = u + 256) {
+            if (counts[u] == 0.0) { continue; }
             let v = points[u];
             let l = lse(v, t - 1);
             result[u * 4 + 2] = l;
@@ -85,6 +88,7 @@ export class TableBackwardProgram extends EdkmProgram {
           ${reduce('part', 'dNum[j] = dC[j] / max(red[0], 1e-30);')}
           // per value: its share of the centroid path, and the softmax-backward term r
           for (var u = tid; u < uniforms.u; u = u + 256) {
+            if (counts[u] == 0.0) { continue; }
             let v = points[u];
             let l = result[u * 4 + 2];
             var r = 0.0;
@@ -101,6 +105,7 @@ export class TableBackwardProgram extends EdkmProgram {
           // dL/dC_{t-1}
           for (var j = 0; j < KK; j = j + 1) { part[j] = 0.0; }
           for (var u = tid; u < uniforms.u; u = u + 256) {
+            if (counts[u] == 0.0) { continue; }
             let v = points[u];
             let l = result[u * 4 + 2];
             let r = result[u * 4 + 3];

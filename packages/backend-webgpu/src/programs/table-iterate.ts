@@ -6,7 +6,8 @@ import { EdkmProgram } from './base';
  * mass and weighted sum over a 256/K-th of the points per thread, the partial sums added in a fixed
  * order (deterministic); (3) each point's output A(C_{t−1}) · C_t and the largest move, which stops
  * the loop at epsilon. T, C_{T−1}; C_T and the outputs stay on the device. Logits below e^-40 of
- * their row's largest are skipped, as in the float64 reference.
+ * their row's largest are skipped, as in the float64 reference. Points of count 0 (the absent
+ * codes of a table over all 65,536 codes) weigh nothing and are skipped: their output is 0.
  */
 export class TableIterateProgram extends EdkmProgram {
   variableNames = ['points', 'counts', 'c0'];
@@ -49,6 +50,7 @@ export class TableIterateProgram extends EdkmProgram {
         for (var t = 1; t <= II; t = t + 1) {
           let prev = (t - 1) * KK;
           for (var p = tid; p < U; p = p + 256) {
+            if (counts[p] == 0.0) { continue; } // an absent code (prepareOnDevice) weighs 0
             let v = points[p];
             var m = 3.0e38;
             for (var j = 0; j < KK; j = j + 1) { m = min(m, abs(v - result[prev + j])); }
@@ -68,6 +70,7 @@ export class TableIterateProgram extends EdkmProgram {
           if (slice < SLICES) {
             let c = result[prev + j];
             for (var p = slice; p < U; p = p + SLICES) {
+              if (counts[p] == 0.0) { continue; }
               let v = points[p];
               let l = logit(result[scratch + 2 * p], abs(v - c), invTau);
               if (l > -40.0) {
@@ -89,6 +92,7 @@ export class TableIterateProgram extends EdkmProgram {
           storageBarrier();
           // this update's output per point (overwritten by the next: at the end, A(C_{T-1}) C_T)
           for (var p = tid; p < U; p = p + 256) {
+            if (counts[p] == 0.0) { result[outAt + p] = 0.0; continue; }
             let v = points[p];
             let m = result[scratch + 2 * p];
             var o = 0.0;
