@@ -128,6 +128,10 @@ if (profile && webgpu && getWebGPUDeviceInfo()?.features.includes('timestamp-que
   gpuKernelMs = info.kernelMs as number;
 }
 
+// the recorded step replayed once more with every kernel timed (GPU µs per kernel name)
+const graphProfile =
+  profile && stepper?.recorded ? await stepper.profileStep([batch0], 1e-4) : undefined;
+
 let generation: object | undefined;
 if (!process.argv.includes('--no-generate')) {
   const prompt = tokenizer.encode('Once upon a time');
@@ -156,6 +160,12 @@ printJson({
         profile: {
           note: 'per training step (forward, backward, clip, AdamW, loss read); hostMs: time to queue the step; gpuKernelMs: one step, tfjs programs summed from timestamp queries, the plugin kernels not included (null without timestamp-query)',
           gpuKernelMs,
+          graph: graphProfile && {
+            note: 'one replay of the recorded step, each dispatch in its own timed pass',
+            dispatches: graphProfile.dispatches,
+            gpuMs: graphProfile.gpuMicroseconds / 1000,
+            topKernels: graphProfile.byKernel.slice(0, 20),
+          },
           steps: profiles,
         },
       }

@@ -1,4 +1,4 @@
-import type { DeviceGraph, GraphRun, tf } from '@edkm/core';
+import type { DeviceGraph, GraphProfile, GraphRun, tf } from '@edkm/core';
 import { BackendError, ShapeError } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { type Recorder, countReplay, setRecorder, webgpuHostStats } from './host';
@@ -72,6 +72,11 @@ class WebGPUGraph implements DeviceGraph {
   }
 
   run(opts: GraphRun = {}): void {
+    this.replay(opts, true);
+  }
+
+  /** A replay; without `dispatches`, only its writes and copies (profile() runs the dispatches). */
+  private replay(opts: GraphRun, dispatches: boolean): void {
     if (this.disposed) throw new BackendError('graph: run after dispose');
     const { b } = this;
     // a tensor's first upload is a copy that tfjs encodes in its own pending commands: all buffers
@@ -99,7 +104,7 @@ class WebGPUGraph implements DeviceGraph {
     };
     copy(opts.copies ?? []);
     const pass = encoder.beginComputePass();
-    for (const d of this.rec.dispatches) {
+    for (const d of dispatches ? this.rec.dispatches : []) {
       pass.setPipeline(d.pipeline);
       pass.setBindGroup(0, d.group);
       pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
@@ -107,11 +112,74 @@ class WebGPUGraph implements DeviceGraph {
     pass.end();
     copy(opts.after ?? []);
     b.queue.submit([encoder.finish()]);
-    countReplay(this.rec.dispatches.length);
+    if (dispatches) countReplay(this.rec.dispatches.length);
     for (const id of this.rec.written) {
       const d = b.tensorMap.get(id);
       if (d) d.values = null;
     }
+  }
+
+  async profile(opts: GraphRun = {}): Promise<GraphProfile | undefined> {
+    if (this.disposed) throw new BackendError('graph: profile after dispose');
+    const { b } = this;
+    if (!b.device.features.has('timestamp-query')) return undefined;
+    const dispatches = this.rec.dispatches;
+    // the writes and copies of a replay, then the dispatches one pass each with two timestamps
+    this.replay({ writes: opts.writes, copies: opts.copies }, false);
+    const perSet = 2048; // passes per query set (4096 queries)
+    const times = new Float64Array(dispatches.length);
+    for (let start = 0; start < dispatches.length; start += perSet) {
+      const part = dispatches.slice(start, start + perSet);
+      const querySet = b.device.createQuerySet({ type: 'timestamp', count: 2 * part.length });
+      const bytes = 16 * part.length;
+      const resolve = b.device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      });
+      const staging = b.device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      const encoder = b.device.createCommandEncoder();
+      part.forEach((d, i) => {
+        const pass = encoder.beginComputePass({
+          timestampWrites: {
+            querySet,
+            beginningOfPassWriteIndex: 2 * i,
+            endOfPassWriteIndex: 2 * i + 1,
+          },
+        });
+        pass.setPipeline(d.pipeline);
+        pass.setBindGroup(0, d.group);
+        pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
+        pass.end();
+      });
+      encoder.resolveQuerySet(querySet, 0, 2 * part.length, resolve, 0);
+      encoder.copyBufferToBuffer(resolve, 0, staging, 0, bytes);
+      b.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      const ns = new BigUint64Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      part.forEach((_, i) => {
+        times[start + i] = Number(ns[2 * i + 1] - ns[2 * i]) / 1000;
+      });
+      for (const o of [querySet, resolve, staging]) o.destroy();
+    }
+    countReplay(dispatches.length);
+    const by = new Map<string, { dispatches: number; microseconds: number }>();
+    dispatches.forEach((d, i) => {
+      const e = by.get(d.name) ?? { dispatches: 0, microseconds: 0 };
+      e.dispatches++;
+      e.microseconds += times[i];
+      by.set(d.name, e);
+    });
+    return {
+      dispatches: dispatches.length,
+      gpuMicroseconds: times.reduce((a, x) => a + x, 0),
+      byKernel: [...by]
+        .map(([name, e]) => ({ name, ...e }))
+        .sort((x, y) => y.microseconds - x.microseconds),
+    };
   }
 
   read(t: tf.Tensor): Promise<tf.backend_util.TypedArray> {

@@ -73,6 +73,8 @@ export interface RecordedDispatch {
   pipeline: GPUComputePipeline;
   group: GPUBindGroup;
   groups: [number, number, number];
+  /** The tfjs program class or the plugin kernel (for DeviceGraph.profile). */
+  name: string;
 }
 
 /**
@@ -348,7 +350,14 @@ export function installHostPath(backend: WebGPUBackend, opts: { cache: boolean }
     b.commandQueueOwnedIds.add(output.dataId);
     noteBound(b, inputs, [output]);
     const group = cache.bindGroup(program.pipeline as GPUComputePipeline, buffers);
-    encode(b, program.pipeline as GPUComputePipeline, group, program.dispatch, batch());
+    encode(
+      b,
+      program.pipeline as GPUComputePipeline,
+      group,
+      program.dispatch,
+      batch(),
+      program.constructor.name,
+    );
   };
 }
 
@@ -358,8 +367,9 @@ export function encodeDispatch(
   pipeline: GPUComputePipeline,
   group: GPUBindGroup,
   dispatch: [number, number, number],
+  name = 'raw',
 ): void {
-  encode(backend as unknown as Internals, pipeline, group, dispatch, tfEnvBatch());
+  encode(backend as unknown as Internals, pipeline, group, dispatch, tfEnvBatch(), name);
 }
 
 function encode(
@@ -368,8 +378,9 @@ function encode(
   group: GPUBindGroup,
   dispatch: [number, number, number],
   batch: number,
+  name: string,
 ): void {
-  recorder?.dispatches.push({ pipeline, group, groups: dispatch });
+  recorder?.dispatches.push({ pipeline, group, groups: dispatch, name });
   b.ensureCommandEncoderReady();
   if (!b.computePassEncoder) b.computePassEncoder = b.commandEncoder!.beginComputePass({});
   b.computePassEncoder.setPipeline(pipeline);

@@ -119,14 +119,15 @@ export function runRaw(backend: WebGPUBackend, kernel: RawKernel): void {
   });
   if (kernel.uniforms) buffers.push(cache.uniform(kernel.uniforms, kernel.cacheUniforms ?? true));
   const p = pipeline(b.device, kernel.key, kernel.wgsl);
-  countDispatch(kernel.key.split(':')[0]);
+  const name = kernel.key.split(':')[0];
+  countDispatch(name);
   const outs = written(kernel).filter((i) => i < kernel.tensors.length);
   noteBound(
     b,
     kernel.tensors,
     outs.map((i) => kernel.tensors[i]),
   );
-  encodeDispatch(backend, p, cache.bindGroup(p, buffers), kernel.groups);
+  encodeDispatch(backend, p, cache.bindGroup(p, buffers), kernel.groups, name);
   for (const i of written(kernel))
     if (i < kernel.tensors.length) markWritten(backend, kernel.tensors[i]);
 }

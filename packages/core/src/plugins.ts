@@ -47,6 +47,13 @@ export interface BackendPlugin {
   capture?: (fn: () => void) => DeviceGraph | undefined;
 }
 
+/** DeviceGraph.profile's result: total GPU time and time per kernel name. */
+export interface GraphProfile {
+  dispatches: number;
+  gpuMicroseconds: number;
+  byKernel: { name: string; dispatches: number; microseconds: number }[];
+}
+
 /** What one replay of a DeviceGraph does besides its recorded dispatches. */
 export interface GraphRun {
   /** Host values written into tensors first (int32/float32, at most the tensor's size). */
@@ -69,6 +76,12 @@ export interface DeviceGraph {
   readonly dispatches: number;
   /** Replays the step: `writes`, `copies`, the recorded dispatches, `after` (one submission). */
   run(opts?: GraphRun): void;
+  /**
+   * Replays the graph once with each dispatch timed on the device (timestamp queries, one pass per
+   * dispatch; undefined where the device has none): GPU microseconds per kernel name, most first.
+   * The replay is a real one (its writes land): run it where a step may run.
+   */
+  profile?(opts?: GraphRun): Promise<GraphProfile | undefined>;
   /** A tensor that the graph writes, read from the device (not from a host copy of an earlier run). */
   read(t: tf.Tensor): Promise<tf.backend_util.TypedArray>;
   /** Releases the intermediates and buffers the graph keeps alive. */

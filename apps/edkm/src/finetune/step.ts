@@ -2,7 +2,13 @@
 // recorded form: on a backend that records device graphs (webgpu), a step of plain causal batches
 // is recorded once and replayed, so that a step costs one submission instead of ~700 trips
 // through tfjs (edkm-tiny 8×256 on an H200: 112 ms of host work for 15 ms of GPU kernels).
-import { type DeviceGraph, InvalidArgumentError, captureGraph, tf } from '@edkm/core';
+import {
+  type DeviceGraph,
+  type GraphProfile,
+  InvalidArgumentError,
+  captureGraph,
+  tf,
+} from '@edkm/core';
 import type { Palettizer } from '@edkm/dkm';
 import type { LlamaModel } from '@edkm/llama';
 import type { TrainBatch } from '../data';
@@ -255,10 +261,26 @@ export class TrainStep {
     return this.copyOut();
   }
 
-  /** Rewrites the inputs, replays the step, copies its results out of the graph's buffers. */
-  private replay(encoded: EncodedBatch[], lr: number): StepOutput {
-    const { inputs } = this;
-    if (!inputs || !this.graph) throw new InvalidArgumentError('step graph: not recorded');
+  /**
+   * One more step, replayed with each kernel timed on the device (DeviceGraph.profile): GPU time
+   * per kernel. Undefined where no step is recorded or the device has no timestamp queries.
+   */
+  async profileStep(batches: TrainBatch[], lr: number): Promise<GraphProfile | undefined> {
+    const encoded = this.encode(batches);
+    if (!this.graph?.profile || !encoded) return undefined;
+    const writes = this.replayWrites(encoded, lr);
+    const profile = await this.graph.profile({ writes });
+    this.replayCount++;
+    this.opts.palettizer?.replayedPrepare();
+    return profile;
+  }
+
+  /** The writes of a replay: the AdamW schedule of a new optimizer step, then each batch. */
+  private replayWrites(
+    encoded: EncodedBatch[],
+    lr: number,
+  ): [tf.Tensor, Int32Array | Float32Array][] {
+    const inputs = this.inputs!;
     this.optimizer.beginStep();
     const writes: [tf.Tensor, Int32Array | Float32Array][] = [
       [inputs.sched, this.optimizer.schedule(lr)],
@@ -270,6 +292,14 @@ export class TrainStep {
         [inputs.weights[i], e.weights],
       );
     });
+    return writes;
+  }
+
+  /** Rewrites the inputs, replays the step, copies its results out of the graph's buffers. */
+  private replay(encoded: EncodedBatch[], lr: number): StepOutput {
+    const { inputs } = this;
+    if (!inputs || !this.graph) throw new InvalidArgumentError('step graph: not recorded');
+    const writes = this.replayWrites(encoded, lr);
     const result: StepOutput = {
       losses: encoded.map(() => tf.zeros([]) as tf.Scalar),
       clip: tf.zeros([2]) as tf.Tensor1D,
