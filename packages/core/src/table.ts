@@ -13,7 +13,9 @@ import { type HalfDtype, fromHalfBits } from './half';
  *  - `tableBackward`: the whole adjoint of the iterations on the U-row table, in one workgroup.
  * `points`/`counts`: [U, 1]; centroids stacked as [T + 1, K] (C_0 … C_T). A row of count 0 weighs
  * nothing (a table over all 65,536 codes, where absent codes have count 0: DkmTensor's
- * prepareOnDevice): its own outputs (W̃, J, h) are unspecified, and a kernel may skip it.
+ * prepareOnDevice): its own outputs (W̃, J, h) are unspecified, and a kernel may skip it. An
+ * optional input `rows` ([1], float32) says that every row at or past rows[0] has count 0: a kernel
+ * may stop its loops there (the table was compacted on the device; its length is known there only).
  */
 export const TableKernelNames = {
   /**
@@ -58,6 +60,11 @@ export interface TableBackwardAttrs {
   tau: number;
 }
 
+function checkRows(rows: tf.Tensor | undefined, op: string): void {
+  if (rows && (rows.size !== 1 || rows.dtype !== 'float32'))
+    throw new ShapeError(`${op}: rows must be a float32 [1], got [${rows.shape}] ${rows.dtype}`);
+}
+
 function checkTable(points: tf.Tensor, counts: tf.Tensor, op: string): void {
   if (points.rank !== 2 || points.shape[1] !== 1) {
     throw new ShapeError(`${op}: points must be [U, 1], got [${points.shape}]`);
@@ -75,8 +82,10 @@ export function tableIterate(
   tau: number,
   iterations: number,
   epsilon = 0,
+  rows?: tf.Tensor1D,
 ): tf.Tensor1D {
   checkTable(points, counts, 'tableIterate');
+  checkRows(rows, 'tableIterate');
   if (c0.rank !== 2 || c0.shape[0] !== 1 || c0.shape[1] < 1 || c0.shape[1] > 256)
     throw new ShapeError(`tableIterate: c0 must be [1, K ≤ 256], got [${c0.shape}]`);
   if (!(Number.isInteger(iterations) && iterations >= 1))
@@ -86,7 +95,7 @@ export function tableIterate(
     .engine()
     .runKernel(
       TableKernelNames.TableIterate,
-      { points, counts, c0 },
+      rows ? { points, counts, c0, rows } : { points, counts, c0 },
       attrs as unknown as tf.NamedAttrMap,
     ) as tf.Tensor1D;
 }
@@ -103,8 +112,10 @@ export function tableBackward(
   centroids: tf.Tensor2D,
   tau: number,
   steps?: tf.Tensor1D,
+  rows?: tf.Tensor1D,
 ): tf.Tensor2D {
   checkTable(points, counts, 'tableBackward');
+  checkRows(rows, 'tableBackward');
   if (centroids.rank !== 2 || centroids.shape[0] < 2) {
     throw new ShapeError(
       `tableBackward: centroids must be [T + 1 >= 2, K], got [${centroids.shape}]`,
@@ -122,6 +133,7 @@ export function tableBackward(
   const attrs: TableBackwardAttrs = { tau };
   const inputs: tf.NamedTensorMap = { seed, points, counts, centroids };
   if (steps) inputs.steps = steps;
+  if (rows) inputs.rows = rows;
   return tf
     .engine()
     .runKernel(

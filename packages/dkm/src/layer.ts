@@ -59,10 +59,12 @@ interface GroupState {
   steps?: tf.Tensor1D;
   settled?: Promise<void>;
   /**
-   * Prepared on the device alone (prepareOnDevice): the table rows are all 65,536 codes (absent
-   * ones weigh 0), no codeToRow, and T and C_T reach the host only through settled().
+   * Prepared on the device alone (prepareOnDevice): the table has 65,536 rows, the present codes
+   * first (compacted on the device), and T and C_T reach the host only through settled().
    */
   onDevice?: boolean;
+  /** prepareOnDevice: how many table rows are present codes ([1], on the device). */
+  bound?: tf.Tensor1D;
   initial?: Float32Array;
   final?: Float32Array;
   iterationsRun?: number;
@@ -538,10 +540,11 @@ export class DkmTensor {
   }
 
   /**
-   * prepare() with nothing read back or computed on the host: the code histogram, the iterations
-   * (warm-started from the last C_T on the device) and the tables all on the device, for every
-   * one of the 65,536 codes (absent codes weigh 0: the same centroids and outputs as prepare()'s
-   * present codes, to rounding). Synchronous, so a training step that includes it can be recorded
+   * prepare() with nothing read back or computed on the host: the code histogram, the list of
+   * present codes (compacted on the device: a prefix count and a search), the iterations
+   * (warm-started from the last C_T on the device) and the tables all on the device — the same
+   * table as prepare()'s, in a 65,536-row buffer whose length is known on the device only (the
+   * table kernels stop there). Synchronous, so a training step that includes it can be recorded
    * as a device graph and replayed. Needs canPrepareOnDevice(). Non-finite weights are not
    * reported here (their codes weigh 0): a step that produced them has a non-finite gradient
    * norm, which the trainer's divergence check reports.
@@ -577,11 +580,30 @@ export class DkmTensor {
           ? (w as tf.Tensor2D)
           : tf.slice(w as tf.Tensor2D, [rowStart, 0], [groupSize, cols]);
       const scale = this.config.perChannelScale ? tf.tidy(() => this.rowScales(rowsOf())) : null;
-      const counts = tf.tidy(() => {
+      // the present codes compacted on the device, in code order (as prepare() lists them):
+      // row r of the table is the code c with r = (present codes below c); rows past the last
+      // present code have count 0 (and value 0), and `bound` = how many are present
+      const [points, counts, codeToRow, bound] = tf.tidy(() => {
         let x = rowsOf();
         if (scale) x = x.div(scale);
         const histogram = codeHistogram(x.reshape([-1]) as tf.Tensor1D, dtype);
-        return histogram.toFloat().reshape([u, 1]).mul(this.finiteCodes!) as tf.Tensor2D;
+        const all = histogram.toFloat().mul(this.finiteCodes!.reshape([u]));
+        const present = tf.greater(all, 0);
+        const csum = tf.cumsum(present.toFloat()); // exact: ≤ 65,536
+        const toRow = tf.where(present, csum.sub(1), tf.fill([u], -1)).toInt();
+        // the code of row r: the first c whose running count reaches r + 1 (u: none)
+        const codeOf = tf.searchSorted(csum, tf.range(1, u + 1), 'left');
+        const valid = tf.less(codeOf, u);
+        const safe = tf.minimum(codeOf, tf.scalar(u - 1, 'int32'));
+        const zero = tf.zeros([u]);
+        const pts = tf.where(valid, tf.gather(this.codePoints!.reshape([u]), safe), zero);
+        const cnt = tf.where(valid, tf.gather(all, safe), zero);
+        return [
+          pts.reshape([u, 1]) as tf.Tensor2D,
+          cnt.reshape([u, 1]) as tf.Tensor2D,
+          toRow as tf.Tensor1D,
+          csum.slice([u - 1], [1]) as tf.Tensor1D,
+        ];
       });
       const tau = this.resolveTau(
         g,
@@ -592,11 +614,6 @@ export class DkmTensor {
         1,
       );
       const layout = tableIterateLayout(u, k, maxIters);
-      // absent codes at 0: they weigh 0, but a huge code's (x − c)²/τ would overflow float32,
-      // and 0·NaN is NaN
-      const points = tf.tidy(() =>
-        tf.where(tf.greater(counts, 0), this.codePoints!, tf.zerosLike(counts)),
-      ) as tf.Tensor2D;
       const flat = tableIterate(
         points,
         counts,
@@ -604,6 +621,7 @@ export class DkmTensor {
         tau,
         maxIters,
         this.config.epsilon,
+        bound,
       );
       const part = (at: number, size: number) => tf.slice(flat, [at], [size]);
       const state: GroupState = {
@@ -616,7 +634,13 @@ export class DkmTensor {
         onDevice: true,
         points,
         counts,
+        codeToRow,
+        bound,
       };
+      // W̃ by code: each row's output gathered to its code (0 where absent)
+      state.outByCode = tf.tidy(() =>
+        gatherRows(part(layout.output, u).reshape([u, 1]) as tf.Tensor2D, codeToRow),
+      );
       const stack = part(layout.centroids, (maxIters + 1) * k);
       state.centroidStack = stack.reshape([maxIters + 1, k]) as tf.Tensor2D;
       stack.dispose();
@@ -624,9 +648,6 @@ export class DkmTensor {
       const last = part(layout.last, 2 * k);
       state.lastCentroids = last.reshape([2, k]) as tf.Tensor2D;
       last.dispose();
-      const out = part(layout.output, u);
-      state.outByCode = out.reshape([u, 1]) as tf.Tensor2D;
-      out.dispose();
       this.keepWarmOnDevice(g, flat, layout.last + k);
       flat.dispose();
       this.groups.push(state);
@@ -781,9 +802,9 @@ export class DkmTensor {
         g.centroidStack!,
         g.tau,
         g.steps,
+        g.bound,
       );
-      // prepared on the device, the table rows are the codes themselves
-      return g.codeToRow ? gatherRows(terms, g.codeToRow) : terms;
+      return gatherRows(terms, g.codeToRow!);
     });
   }
 
@@ -802,7 +823,7 @@ export class DkmTensor {
     if (this.config.gradient === 'weight') return byCode;
     return tf.tidy(() => {
       const sums = scatterAddByCode(upstream.reshape([-1, 1]), weights, this.config.weightDtype);
-      const counts = g.codeToRow ? gatherRows(g.counts!, g.codeToRow) : g.counts!;
+      const counts = gatherRows(g.counts!, g.codeToRow!);
       const mean = sums.div(tf.maximum(counts, 1));
       const jacobian = byCode.slice([0, 0], [-1, 1]);
       const shared = byCode.slice([0, 1], [-1, 1]);
@@ -965,6 +986,7 @@ export class DkmTensor {
       g.codeRows?.dispose();
       g.codeCounts?.dispose();
       g.codeToRow?.dispose();
+      g.bound?.dispose();
       g.outByCode?.dispose();
       g.centroidStack?.dispose();
       const reading = [g.lastCentroids, g.steps].filter((t) => t !== undefined);

@@ -4,7 +4,14 @@ import { TableBackwardProgram } from '../programs';
 
 export const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
-  const { seed, points, counts, centroids, steps } = inputs as Record<string, tf.TensorInfo>;
+  const {
+    seed,
+    points,
+    counts,
+    centroids,
+    steps,
+    rows: bound,
+  } = inputs as Record<string, tf.TensorInfo>;
   const [rows, k] = centroids.shape;
   if (k > 256)
     throw new DeviceLimitError(
@@ -12,8 +19,8 @@ export const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     );
   const { tau } = attrs as unknown as TableBackwardAttrs;
   return gpu.runWebGPUProgram(
-    new TableBackwardProgram(points.shape[0], k, steps !== undefined),
-    steps ? [seed, points, counts, centroids, steps] : [seed, points, counts, centroids],
+    new TableBackwardProgram(points.shape[0], k, steps !== undefined, bound !== undefined),
+    [seed, points, counts, centroids, ...(steps ? [steps] : []), ...(bound ? [bound] : [])],
     'float32',
     [
       { type: 'int32', data: [points.shape[0]] },

@@ -13,15 +13,18 @@ export class TableBackwardProgram extends EdkmProgram {
   uniforms = 'u : i32, steps : i32, tau : f32,';
   shaderKey: string;
   /** stepsOnDevice: T is read from the `steps` input (TableIterate's), not the uniform. */
+  /** rowsOnDevice: a `rows` input [1] bounds the loops over the values (past it, count 0). */
   constructor(
     u: number,
     private readonly k: number,
     private readonly stepsOnDevice = false,
+    private readonly rowsOnDevice = false,
   ) {
     super([u, 4], [1, 1, 1]);
     this.variableNames = ['seed', 'points', 'counts', 'centroids'];
     if (stepsOnDevice) this.variableNames.push('steps');
-    this.shaderKey = `edkm_table_backward_${k}_${stepsOnDevice}`;
+    if (rowsOnDevice) this.variableNames.push('rows');
+    this.shaderKey = `edkm_table_backward_${k}_${stepsOnDevice}_${rowsOnDevice}`;
   }
   getUserCode(): string {
     // sums over the U values: every thread accumulates K partial sums over a strided share of
@@ -51,10 +54,11 @@ export class TableBackwardProgram extends EdkmProgram {
         let tid = i32(localIndex);
         ${this.stepsOnDevice ? 'if (tid == 0) { stepsShared = i32(steps[0]); }' : 'stepsShared = uniforms.steps;'}
         let T = workgroupUniformLoad(&stepsShared);
+        let N = ${this.rowsOnDevice ? 'min(uniforms.u, i32(rows[0]))' : 'uniforms.u'}; // rows that may weigh
         let two = 2.0 / uniforms.tau;
         var part : array<f32, KK>;
         // own-row Jacobian with the last iteration's attention (from C_{T-1})
-        for (var u = tid; u < uniforms.u; u = u + 256) {
+        for (var u = tid; u < N; u = u + 256) {
           if (counts[u] == 0.0) { result[u * 4] = 0.0; result[u * 4 + 1] = 0.0; continue; }
           let v = points[u];
           let l = lse(v, T - 1);
@@ -78,7 +82,7 @@ export class TableBackwardProgram extends EdkmProgram {
         for (var t = T; t >= 1; t = t - 1) {
           // centroid masses S_k under this iteration's attention
           for (var j = 0; j < KK; j = j + 1) { part[j] = 0.0; }
-          for (var u = tid; u < uniforms.u; u = u + 256) {
+          for (var u = tid; u < N; u = u + 256) {
             if (counts[u] == 0.0) { continue; }
             let v = points[u];
             let l = lse(v, t - 1);
@@ -87,7 +91,7 @@ export class TableBackwardProgram extends EdkmProgram {
           }
           ${reduce('part', 'dNum[j] = dC[j] / max(red[0], 1e-30);')}
           // per value: its share of the centroid path, and the softmax-backward term r
-          for (var u = tid; u < uniforms.u; u = u + 256) {
+          for (var u = tid; u < N; u = u + 256) {
             if (counts[u] == 0.0) { continue; }
             let v = points[u];
             let l = result[u * 4 + 2];
@@ -104,7 +108,7 @@ export class TableBackwardProgram extends EdkmProgram {
           }
           // dL/dC_{t-1}
           for (var j = 0; j < KK; j = j + 1) { part[j] = 0.0; }
-          for (var u = tid; u < uniforms.u; u = u + 256) {
+          for (var u = tid; u < N; u = u + 256) {
             if (counts[u] == 0.0) { continue; }
             let v = points[u];
             let l = result[u * 4 + 2];

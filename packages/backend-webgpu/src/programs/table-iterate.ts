@@ -13,13 +13,16 @@ export class TableIterateProgram extends EdkmProgram {
   variableNames = ['points', 'counts', 'c0'];
   uniforms = 'u : i32, tau : f32, epsilon : f32,';
   shaderKey: string;
+  /** rowsOnDevice: a `rows` input [1] bounds the loops (rows past it have count 0). */
   constructor(
     size: number,
     private readonly k: number,
     private readonly iterations: number,
+    private readonly rowsOnDevice = false,
   ) {
     super([size], [1, 1, 1]);
-    this.shaderKey = `edkm_table_iterate_${k}_${iterations}`;
+    if (rowsOnDevice) this.variableNames = ['points', 'counts', 'c0', 'rows'];
+    this.shaderKey = `edkm_table_iterate_${k}_${iterations}_${rowsOnDevice}`;
   }
   getUserCode(): string {
     const k = this.k;
@@ -39,6 +42,7 @@ export class TableIterateProgram extends EdkmProgram {
       fn main(index : i32) {
         let tid = i32(localIndex);
         let U = uniforms.u;
+        let N = ${this.rowsOnDevice ? 'min(U, i32(rows[0]))' : 'U'}; // rows that may weigh
         let invTau = 1.0 / uniforms.tau;
         let stepsAt = (II + 1) * KK;
         let lastAt = stepsAt + 1;
@@ -49,7 +53,7 @@ export class TableIterateProgram extends EdkmProgram {
         var T = II;
         for (var t = 1; t <= II; t = t + 1) {
           let prev = (t - 1) * KK;
-          for (var p = tid; p < U; p = p + 256) {
+          for (var p = tid; p < N; p = p + 256) {
             if (counts[p] == 0.0) { continue; } // an absent code (prepareOnDevice) weighs 0
             let v = points[p];
             var m = 3.0e38;
@@ -69,7 +73,7 @@ export class TableIterateProgram extends EdkmProgram {
           var num = 0.0;
           if (slice < SLICES) {
             let c = result[prev + j];
-            for (var p = slice; p < U; p = p + SLICES) {
+            for (var p = slice; p < N; p = p + SLICES) {
               if (counts[p] == 0.0) { continue; }
               let v = points[p];
               let l = logit(result[scratch + 2 * p], abs(v - c), invTau);
@@ -91,7 +95,7 @@ export class TableIterateProgram extends EdkmProgram {
           }
           storageBarrier();
           // this update's output per point (overwritten by the next: at the end, A(C_{T-1}) C_T)
-          for (var p = tid; p < U; p = p + 256) {
+          for (var p = tid; p < N; p = p + 256) {
             if (counts[p] == 0.0) { result[outAt + p] = 0.0; continue; }
             let v = points[p];
             let m = result[scratch + 2 * p];

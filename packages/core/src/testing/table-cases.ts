@@ -57,6 +57,82 @@ export function tableCases(): ConformanceCase[] {
       },
     });
   }
+  // a table compacted on the device (DkmTensor.prepareOnDevice): 65,536 rows, the first u real,
+  // the rest count 0 and value 0, and `rows` = [u] bounding the loops; the real rows' results are
+  // those of the u-row table
+  for (const [u, k] of [
+    [300, 8],
+    [5000, 16],
+  ] as const) {
+    cases.push({
+      kernelName: TableKernelNames.TableIterate,
+      name: `tableIterate and tableBackward on ${u} of 65,536 rows (rows bound on the device), k=${k}`,
+      run: async () => {
+        const rnd = seededRandom(80 + u);
+        const points = Float32Array.from({ length: u }, () => rnd() * 0.2 - 0.1);
+        const counts = Float32Array.from({ length: u }, () => 1 + Math.floor(rnd() * 100));
+        const c0 = Float32Array.from({ length: k }, (_, j) => -0.1 + (0.2 * (j + 0.5)) / k);
+        const tau = 0.05 * 0.01;
+        const iterations = 3;
+        const pad = (a: Float32Array) => {
+          const out = new Float32Array(65536);
+          out.set(a);
+          return tf.tensor2d(out, [65536, 1]);
+        };
+        const small = (a: Float32Array) => tf.tensor2d(a, [u, 1]);
+        const layoutU = tableIterateLayout(u, k, iterations);
+        const layoutP = tableIterateLayout(65536, k, iterations);
+        const expected = await runOp(() =>
+          tableIterate(small(points), small(counts), tf.tensor2d(c0, [1, k]), tau, iterations),
+        );
+        const padded = await runOp(() =>
+          tableIterate(
+            pad(points),
+            pad(counts),
+            tf.tensor2d(c0, [1, k]),
+            tau,
+            iterations,
+            0,
+            tf.tensor1d([u]),
+          ),
+        );
+        // C_0 … C_I, T, C_{T−1}; C_T, then the real rows' outputs
+        const head = (a: Float32Array, layout: typeof layoutU) =>
+          Float32Array.from([
+            ...a.subarray(0, layout.output),
+            ...a.subarray(layout.output, layout.output + u),
+          ]);
+        const seed = randomFloats(2 * k, rnd);
+        const stack = expected.subarray(0, (iterations + 1) * k);
+        const backward = (p: tf.Tensor2D, c: tf.Tensor2D, rows?: tf.Tensor1D) =>
+          runOp(() =>
+            tableBackward(
+              tf.tensor2d(seed, [2, k]),
+              p,
+              c,
+              tf.tensor2d(stack, [iterations + 1, k]),
+              tau,
+              undefined,
+              rows,
+            ),
+          );
+        const bExpected = await backward(small(points), small(counts));
+        const bPadded = await backward(pad(points), pad(counts), tf.tensor1d([u]));
+        const jh = (a: Float32Array) =>
+          Float32Array.from({ length: u * 2 }, (_, i) => a[Math.floor(i / 2) * 4 + (i % 2)]);
+        const scale = Math.max(...jh(bExpected).map(Math.abs), 1);
+        const actual = Float32Array.from([
+          ...head(padded, layoutP),
+          ...jh(bPadded).map((x) => x / scale),
+        ]);
+        const want = Float32Array.from([
+          ...head(expected, layoutU),
+          ...jh(bExpected).map((x) => x / scale),
+        ]);
+        return { actual, expected: want, tolerance: 2e-4 };
+      },
+    });
+  }
   for (const [u, k, iterations] of [
     [1, 2, 1],
     [300, 8, 3],
