@@ -473,7 +473,6 @@ export class DkmTensor {
       // the iterations, their stop at epsilon and W̃ per value, on the device (the cpu plugin:
       // float64 on the host); nothing is waited for: T and C_T come back while the step runs
       const maxIters = this.config.maxIters;
-      const layout = tableIterateLayout(u, k, maxIters);
       const flat = tf.tidy(() =>
         tableIterate(
           state.points!,
@@ -484,23 +483,9 @@ export class DkmTensor {
           this.config.epsilon,
         ),
       );
-      const part = (at: number, size: number) => tf.slice(flat, [at], [size]);
-      const stack = part(layout.centroids, (maxIters + 1) * k);
-      state.centroidStack = stack.reshape([maxIters + 1, k]) as tf.Tensor2D;
-      stack.dispose();
-      state.steps = part(layout.steps, 1) as tf.Tensor1D;
-      const last = part(layout.last, 2 * k);
-      const lastCentroids = last.reshape([2, k]) as tf.Tensor2D;
-      last.dispose();
-      state.lastCentroids = lastCentroids;
-      // W̃ by code: each value's output gathered to its code (0 where absent)
-      state.outByCode = tf.tidy(() =>
-        gatherRows(part(layout.output, u).reshape([u, 1]) as tf.Tensor2D, state.codeToRow!),
-      );
-      this.keepWarmOnDevice(g, flat, layout.last + k);
-      flat.dispose();
+      this.takeTables(state, g, flat, u);
       state.initial = c0;
-      const pending = Promise.all([lastCentroids.data(), state.steps.data()]);
+      const pending = Promise.all([state.lastCentroids!.data(), state.steps!.data()]);
       state.settled = pending.then(([last, steps]) => {
         state.final = (last as Float32Array).slice(k);
         state.iterationsRun = steps[0];
@@ -511,13 +496,29 @@ export class DkmTensor {
     }
   }
 
-  /** C_T (at `at` in TableIterate's flat result) into the group's device warm start, in place. */
-  private keepWarmOnDevice(g: number, flat: tf.Tensor1D, at: number): void {
+  /**
+   * The parts of TableIterate's flat result (a [u]-row table, disposed here) that the forward and
+   * backward use: C_0 … C_I, T, C_{T−1}; C_T, W̃ gathered to each code (0 where absent); and C_T
+   * copied into the group's device warm start, in place.
+   */
+  private takeTables(state: GroupState, g: number, flat: tf.Tensor1D, u: number): void {
     const k = this.k;
-    if (!this.warmDevice[g]) this.warmDevice[g] = tf.zeros([1, k]) as tf.Tensor2D;
-    const final = tf.slice(flat, [at], [k]);
-    copyInto(final, this.warmDevice[g]);
-    final.dispose();
+    const maxIters = this.config.maxIters;
+    const layout = tableIterateLayout(u, k, maxIters);
+    tf.tidy(() => {
+      const part = (at: number, size: number) => tf.slice(flat, [at], [size]);
+      state.centroidStack = tf.keep(
+        part(layout.centroids, (maxIters + 1) * k).reshape([maxIters + 1, k]) as tf.Tensor2D,
+      );
+      state.steps = tf.keep(part(layout.steps, 1) as tf.Tensor1D);
+      state.lastCentroids = tf.keep(part(layout.last, 2 * k).reshape([2, k]) as tf.Tensor2D);
+      state.outByCode = tf.keep(
+        gatherRows(part(layout.output, u).reshape([u, 1]) as tf.Tensor2D, state.codeToRow!),
+      );
+      if (!this.warmDevice[g]) this.warmDevice[g] = tf.keep(tf.zeros([1, k]) as tf.Tensor2D);
+      copyInto(part(layout.last + k, k), this.warmDevice[g]);
+    });
+    flat.dispose();
   }
 
   /**
@@ -613,7 +614,6 @@ export class DkmTensor {
         new Float32Array(0),
         1,
       );
-      const layout = tableIterateLayout(u, k, maxIters);
       const flat = tableIterate(
         points,
         counts,
@@ -623,7 +623,6 @@ export class DkmTensor {
         this.config.epsilon,
         bound,
       );
-      const part = (at: number, size: number) => tf.slice(flat, [at], [size]);
       const state: GroupState = {
         rowStart,
         rows: groupSize,
@@ -637,19 +636,7 @@ export class DkmTensor {
         codeToRow,
         bound,
       };
-      // W̃ by code: each row's output gathered to its code (0 where absent)
-      state.outByCode = tf.tidy(() =>
-        gatherRows(part(layout.output, u).reshape([u, 1]) as tf.Tensor2D, codeToRow),
-      );
-      const stack = part(layout.centroids, (maxIters + 1) * k);
-      state.centroidStack = stack.reshape([maxIters + 1, k]) as tf.Tensor2D;
-      stack.dispose();
-      state.steps = part(layout.steps, 1) as tf.Tensor1D;
-      const last = part(layout.last, 2 * k);
-      state.lastCentroids = last.reshape([2, k]) as tf.Tensor2D;
-      last.dispose();
-      this.keepWarmOnDevice(g, flat, layout.last + k);
-      flat.dispose();
+      this.takeTables(state, g, flat, u);
       this.groups.push(state);
     }
     this.preparedFor = w.dataId;
