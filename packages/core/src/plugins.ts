@@ -115,6 +115,12 @@ export function captureGraph(fn: () => void): DeviceGraph | undefined {
   return undefined;
 }
 
+/** Whether the active backend can record device graphs (captureGraph returns one). */
+export function canCaptureGraph(): boolean {
+  const name = tf.getBackend();
+  return [...plugins.values()].some((p) => p.tfjsBackend === name && p.capture !== undefined);
+}
+
 let capturing = 0;
 /**
  * Whether a captureGraph is recording now. While it records, every tensor bound by a kernel holds

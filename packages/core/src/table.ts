@@ -282,13 +282,17 @@ export const tableReference = {
 
   /** TableIterate's flat result (float64 math, float32 storage), laid out by tableIterateLayout. */
   iterateAll(
-    points: Float32Array,
-    counts: Float32Array,
+    allPoints: Float32Array,
+    allCounts: Float32Array,
     c0: Float32Array,
     attrs: TableIterateAttrs,
+    rows = allPoints.length,
   ): Float32Array {
     const k = c0.length;
-    const layout = tableIterateLayout(points.length, k, attrs.iterations);
+    // rows past `rows` weigh 0 (a `rows` input): left out, their outputs 0
+    const points = allPoints.subarray(0, rows);
+    const counts = allCounts.subarray(0, rows);
+    const layout = tableIterateLayout(allPoints.length, k, attrs.iterations);
     const out = new Float32Array(layout.size);
     const { centroids, iterations } = tableReference.iterate(points, counts, c0, attrs);
     out.set(centroids, layout.centroids);
@@ -435,7 +439,23 @@ export const tableReference = {
     centroids: Float32Array,
     k: number,
     tau: number,
+    rows = points.length,
   ): Float32Array {
+    if (rows < points.length) {
+      // rows past `rows` weigh 0 (a `rows` input): left out, their J and h 0
+      const out = new Float32Array(points.length * 4);
+      out.set(
+        tableReference.backward(
+          seed,
+          points.subarray(0, rows),
+          counts.subarray(0, rows),
+          centroids,
+          k,
+          tau,
+        ),
+      );
+      return out;
+    }
     const u = points.length;
     const T = centroids.length / k - 1;
     const c = (t: number, j: number) => centroids[t * k + j];

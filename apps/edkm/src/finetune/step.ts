@@ -6,6 +6,7 @@ import {
   type DeviceGraph,
   type GraphProfile,
   InvalidArgumentError,
+  canCaptureGraph,
   captureGraph,
   tf,
 } from '@edkm/core';
@@ -110,7 +111,8 @@ export class TrainStep {
       return this.eager(batches, lr);
     }
     if (this.state === 'warm-up') {
-      this.state = 'record';
+      // cpu and wasm cannot record: their host work is the computation
+      this.state = canCaptureGraph() ? 'record' : 'off';
       return this.eager(batches, lr);
     }
     if (this.state === 'record') {

@@ -4,7 +4,14 @@ import { values } from './util';
 
 export const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
-  const { seed, points, counts, centroids, steps } = inputs as Record<string, tf.TensorInfo>;
+  const {
+    seed,
+    points,
+    counts,
+    centroids,
+    steps,
+    rows: bound,
+  } = inputs as Record<string, tf.TensorInfo>;
   const k = centroids.shape[1];
   const rows = steps ? values(cpu, steps)[0] + 1 : centroids.shape[0];
   const out = tableReference.backward(
@@ -14,6 +21,7 @@ export const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     (values(cpu, centroids) as Float32Array).subarray(0, rows * k),
     centroids.shape[1],
     (attrs as unknown as TableBackwardAttrs).tau,
+    bound ? Math.min(points.shape[0], values(cpu, bound)[0]) : points.shape[0],
   );
   return cpu.makeTensorInfo([points.shape[0], 4], 'float32', out);
 };

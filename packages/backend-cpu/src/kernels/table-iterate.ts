@@ -4,12 +4,14 @@ import { values } from './util';
 
 export const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
-  const { points, counts, c0 } = inputs as Record<string, tf.TensorInfo>;
+  const { points, counts, c0, rows } = inputs as Record<string, tf.TensorInfo>;
   const out = tableReference.iterateAll(
     values(cpu, points) as Float32Array,
     values(cpu, counts) as Float32Array,
     values(cpu, c0) as Float32Array,
     attrs as unknown as TableIterateAttrs,
+    // rows past the bound weigh 0: left out
+    rows ? Math.min(points.shape[0], values(cpu, rows)[0]) : points.shape[0],
   );
   return cpu.makeTensorInfo([out.length], 'float32', out);
 };

@@ -4,12 +4,14 @@ import { f32, output, wasmOf } from '../heap';
 /** The centroid iterations on the uniquified table (core's float64 reference; U ≤ 65,536). */
 export const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = wasmOf(backend);
-  const { points, counts, c0 } = inputs as Record<string, tf.TensorInfo>;
+  const { points, counts, c0, rows } = inputs as Record<string, tf.TensorInfo>;
   const out = tableReference.iterateAll(
     f32(wasm, points),
     f32(wasm, counts),
     f32(wasm, c0),
     attrs as unknown as TableIterateAttrs,
+    // rows past the bound weigh 0: left out
+    rows ? Math.min(points.shape[0], f32(wasm, rows)[0]) : points.shape[0],
   );
   return output(wasm, [out.length], 'float32', out);
 };
