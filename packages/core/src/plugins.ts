@@ -95,7 +95,9 @@ export interface DeviceGraph {
  * tfjs. Everything `fn` touches keeps its buffer for the graph's life, so a replay rewrites the
  * same tensors. For a replay to be right, what changes between runs must live in tensors the
  * caller rewrites through `GraphRun` (a position, the previous token): values baked into
- * uniforms, shapes and host constants made inside `fn` are replayed as recorded. Returns
+ * uniforms, shapes and host constants made inside `fn` are replayed as recorded. Make the
+ * tensors you rewrite device-resident first (makeResident): tfjs-webgpu runs an op whose inputs
+ * all still hold host values on the host, and a replay repeats that op's recorded result. Returns
  * undefined where the backend cannot record (the cpu and wasm backends: their host work is the
  * computation) or where `fn` did work outside the recordable path; `fn`'s results stand either way.
  */

@@ -70,6 +70,13 @@ export interface ForwardOptions {
   segmentIds?: number[][];
   /** [B, T] RoPE positions (default 0..T-1 after the cache; packed sequences restart them). */
   positionIds?: number[][];
+  /**
+   * The same as device tensors, in place of the arrays: the additive mask attentionBias() builds
+   * ([B|1, 1, T, past + T]) and the positions (int32 [B, T]). A step recorded with captureGraph
+   * then replays on another batch by rewriting them.
+   */
+  maskTensor?: tf.Tensor4D;
+  positionTensor?: tf.Tensor2D;
 }
 
 export type WeightTransform = (name: string, weight: tf.Tensor2D) => tf.Tensor2D;
@@ -424,14 +431,16 @@ export class LlamaModel {
     const { cache } = opts;
     const kv = new KvCacheStep(cache);
     const logits = tf.tidy(() => {
-      const positions = opts.positionIds
-        ? tf.tensor2d(opts.positionIds, [B, T], 'int32')
-        : tf
-            .range(past, past + T, 1, 'int32')
-            .expandDims(0)
-            .tile([B, 1]);
+      const positions =
+        opts.positionTensor ??
+        (opts.positionIds
+          ? tf.tensor2d(opts.positionIds, [B, T], 'int32')
+          : tf
+              .range(past, past + T, 1, 'int32')
+              .expandDims(0)
+              .tile([B, 1]));
       const [cos, sin] = ropeTables(positions as tf.Tensor2D, this.invFreq);
-      const mask = this.mask(B, T, past, opts);
+      const mask = opts.maskTensor ?? this.mask(B, T, past, opts);
       let x: tf.Tensor = this.embed(input);
       for (let l = 0; l < c.numHiddenLayers; l++) {
         const layer = this.decoderLayerAt(l, x, { B, T, cos, sin, mask }, cache);
@@ -453,6 +462,20 @@ export class LlamaModel {
 
   /** Additive attention mask [B|1, 1, T, past + T]: causal, padding, segments. */
   private mask(B: number, T: number, past: number, opts: ForwardOptions): tf.Tensor {
+    const { values, shape } = this.attentionBias(B, T, past, opts);
+    return tf.tensor4d(values, shape);
+  }
+
+  /**
+   * The additive attention mask's values and shape [B|1, 1, T, past + T] (0 where a position may
+   * attend, a large negative number where not): causal, padding (attentionMask), segments.
+   */
+  attentionBias(
+    B: number,
+    T: number,
+    past: number,
+    opts: Pick<ForwardOptions, 'attentionMask' | 'segmentIds'>,
+  ): { values: Float32Array; shape: [number, number, number, number] } {
     const Tk = past + T;
     const needsBatch = Boolean(opts.attentionMask || opts.segmentIds);
     const rows = needsBatch ? B : 1;
@@ -468,7 +491,7 @@ export class LlamaModel {
         }
       }
     }
-    return tf.tensor4d(m, [rows, 1, T, Tk]);
+    return { values: m, shape: [rows, 1, T, Tk] };
   }
 
   /**
@@ -560,10 +583,15 @@ export class LlamaModel {
    * loss() with every per-batch input already a tensor: ids [B, T] int32, and lossTargets()'s
    * targets [B·T] int32 and weights [B·T] float32 divided by its count (they sum to 1). Nothing
    * of the batch is baked into the work, so a step recorded with captureGraph can be replayed on
-   * the next batch by rewriting these three tensors. Causal mask only (no padding, segments or
-   * position ids).
+   * the next batch by rewriting these tensors. `extra`: padding/segment masks and positions as
+   * device tensors (attentionBias() gives the mask's values); without them, a causal mask.
    */
-  lossFromTensors(ids: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
+  lossFromTensors(
+    ids: tf.Tensor2D,
+    targets: tf.Tensor1D,
+    weights: tf.Tensor1D,
+    extra: Pick<ForwardOptions, 'maskTensor' | 'positionTensor'> = {},
+  ): tf.Scalar {
     const [B, T] = ids.shape;
     if (ids.dtype !== 'int32' || targets.dtype !== 'int32' || weights.dtype !== 'float32')
       throw new ShapeError('lossFromTensors: ids and targets must be int32, weights float32');
@@ -573,7 +601,7 @@ export class LlamaModel {
       );
     return tf.tidy(() =>
       this.weightedCrossEntropy(
-        this.forward(ids).reshape([B * T, this.config.vocabSize]) as tf.Tensor2D,
+        this.forward(ids, extra).reshape([B * T, this.config.vocabSize]) as tf.Tensor2D,
         targets,
         weights,
       ),

@@ -8,6 +8,7 @@ import {
   InvalidArgumentError,
   canCaptureGraph,
   captureGraph,
+  makeResident,
   tf,
 } from '@edkm/core';
 import type { Palettizer } from '@edkm/dkm';
@@ -25,9 +26,9 @@ export interface TrainStepOptions {
   /** Global gradient-norm clip (0: none). */
   clip: number;
   /**
-   * Record the step as a device graph and replay it (default true). Used only where every batch
-   * is plain causal text (no attention mask, segments or position ids), the shapes stay the same
-   * and the backend can record; otherwise, and after a failed recording, each step runs op by op.
+   * Record the step as a device graph and replay it (default true): where the backend can record
+   * and the batches keep their shapes (padding, segments and position ids become device tensors
+   * the replay rewrites); otherwise, and after a failed recording, each step runs op by op.
    */
   graph?: boolean;
   /** Told once what became of the graph (recorded, or why not). */
@@ -46,15 +47,23 @@ interface GraphInputs {
   ids: tf.Tensor2D[];
   targets: tf.Tensor1D[];
   weights: tf.Tensor1D[];
+  /** Batches with padding, segments or position ids: their mask and positions. */
+  masks?: tf.Tensor4D[];
+  positions?: tf.Tensor2D[];
   sched: tf.Tensor1D;
 }
 
-/** A batch as lossFromTensors takes it: ids, next-token targets, weights summing to 1. */
+/**
+ * A batch as lossFromTensors takes it: ids, next-token targets, weights summing to 1, and where
+ * the batch has padding, segments or position ids, its additive mask and positions.
+ */
 interface EncodedBatch {
   shape: [number, number];
   ids: Int32Array;
   targets: Int32Array;
   weights: Float32Array;
+  mask?: { values: Float32Array; shape: [number, number, number, number] };
+  positions?: Int32Array;
 }
 
 /**
@@ -106,8 +115,8 @@ export class TrainStep {
     if (batches.length === 0) throw new InvalidArgumentError('a training step needs a batch');
     if (this.state === 'off') return this.eager(batches, lr);
     const encoded = this.encode(batches);
-    if (!encoded) {
-      this.stopGraph('a batch has an attention mask, segments or position ids');
+    if (encoded.some((e) => Boolean(e.mask) !== Boolean(encoded[0].mask))) {
+      this.stopGraph('some micro-batches have masks and some not');
       return this.eager(batches, lr);
     }
     if (this.state === 'warm-up') {
@@ -124,11 +133,7 @@ export class TrainStep {
       await p?.settled(); // the warm-up's reads land before the recording starts
       return this.record(encoded, lr);
     }
-    const inputs = this.inputs!;
-    if (
-      encoded.length !== inputs.ids.length ||
-      encoded.some((e, i) => e.shape.join() !== inputs.ids[i].shape.join())
-    ) {
+    if (!this.fits(encoded)) {
       this.stopGraph('the batch shape changed');
       return this.eager(batches, lr);
     }
@@ -140,8 +145,7 @@ export class TrainStep {
     this.graph?.dispose();
     this.graph = undefined;
     if (this.inputs) {
-      const { ids, targets, weights, sched } = this.inputs;
-      tf.dispose([...ids, ...targets, ...weights, sched]);
+      tf.dispose(inputTensors(this.inputs));
       this.inputs = undefined;
     }
     if (this.outputs) tf.dispose([...this.outputs.losses, this.outputs.clip]);
@@ -155,21 +159,40 @@ export class TrainStep {
   }
 
   /** ids, targets and weights of each micro-batch; undefined where a batch needs masks. */
-  private encode(batches: TrainBatch[]): EncodedBatch[] | undefined {
-    if (batches.some((b) => b.attentionMask || b.segmentIds || b.positionIds)) return undefined;
+  private encode(batches: TrainBatch[]): EncodedBatch[] {
     return batches.map((b) => {
       const { targets, weights, count } = this.model.lossTargets(b.inputIds, b.labels);
       const B = b.inputIds.length;
       const T = b.inputIds[0].length;
       const ids = new Int32Array(B * T);
       b.inputIds.forEach((row, i) => ids.set(row, i * T));
-      return {
-        shape: [B, T] as [number, number],
+      const encoded: EncodedBatch = {
+        shape: [B, T],
         ids,
         targets,
         weights: weights.map((w) => w / count),
       };
+      if (b.attentionMask || b.segmentIds || b.positionIds) {
+        encoded.mask = this.model.attentionBias(B, T, 0, b);
+        encoded.positions = new Int32Array(B * T);
+        for (let r = 0; r < B; r++)
+          for (let t = 0; t < T; t++) encoded.positions[r * T + t] = b.positionIds?.[r][t] ?? t;
+      }
+      return encoded;
     });
+  }
+
+  /** Whether a batch fits the recorded step's inputs (shapes, and masks or none). */
+  private fits(encoded: EncodedBatch[]): boolean {
+    const inputs = this.inputs!;
+    return (
+      encoded.length === inputs.ids.length &&
+      encoded.every(
+        (e, i) =>
+          e.shape.join() === inputs.ids[i].shape.join() &&
+          (e.mask?.shape.join() ?? '') === (inputs.masks?.[i].shape.join() ?? ''),
+      )
+    );
   }
 
   /** The step op by op: the layers prepared on the host, the model's loss on the host arrays. */
@@ -234,23 +257,36 @@ export class TrainStep {
       ids: encoded.map((e) => tf.tensor2d(e.ids, e.shape, 'int32')),
       targets: encoded.map((e) => tf.tensor1d(e.targets, 'int32')),
       weights: encoded.map((e) => tf.tensor1d(e.weights)),
+      ...(encoded[0].mask
+        ? {
+            masks: encoded.map((e) => tf.tensor4d(e.mask!.values, e.mask!.shape)),
+            positions: encoded.map((e) => tf.tensor2d(e.positions!, e.shape, 'int32')),
+          }
+        : {}),
       // the step this update will be: beginStep() runs inside the recorded work
       sched: tf.tensor1d(this.optimizer.schedule(lr, 1)),
     };
+    // on the device before the recording: an op whose inputs all hold host values runs on the
+    // host (tfjs-webgpu's small-tensor shortcut), and a replay would repeat its recorded result
+    for (const t of inputTensors(inputs)) makeResident(t);
     let out: StepOutput | undefined;
     const { palettizer } = this.opts;
     const graph = captureGraph(() => {
       if (palettizer && palettizer.layers.size > 0) palettizer.prepareOnDevice(this.weightsMap());
       out = this.accumulate(
         inputs.ids.map(
-          (ids, i) => () => this.model.lossFromTensors(ids, inputs.targets[i], inputs.weights[i]),
+          (ids, i) => () =>
+            this.model.lossFromTensors(ids, inputs.targets[i], inputs.weights[i], {
+              maskTensor: inputs.masks?.[i],
+              positionTensor: inputs.positions?.[i],
+            }),
         ),
         lr,
         inputs.sched,
       );
     });
     if (!graph) {
-      tf.dispose([...inputs.ids, ...inputs.targets, ...inputs.weights, inputs.sched]);
+      tf.dispose(inputTensors(inputs));
       this.state = 'off';
       this.opts.log?.('step graph: off (this backend or this step cannot be recorded)');
       return out!;
@@ -269,7 +305,7 @@ export class TrainStep {
    */
   async profileStep(batches: TrainBatch[], lr: number): Promise<GraphProfile | undefined> {
     const encoded = this.encode(batches);
-    if (!this.graph?.profile || !encoded) return undefined;
+    if (!this.graph?.profile || !this.fits(encoded)) return undefined;
     const writes = this.replayWrites(encoded, lr);
     const profile = await this.graph.profile({ writes });
     this.replayCount++;
@@ -293,6 +329,8 @@ export class TrainStep {
         [inputs.targets[i], e.targets],
         [inputs.weights[i], e.weights],
       );
+      if (inputs.masks && e.mask && e.positions)
+        writes.push([inputs.masks[i], e.mask.values], [inputs.positions![i], e.positions]);
     });
     return writes;
   }
@@ -332,4 +370,9 @@ export class TrainStep {
       clip: out.clip.add(0) as tf.Tensor1D,
     }));
   }
+}
+
+function inputTensors(inputs: GraphInputs): tf.Tensor[] {
+  const { ids, targets, weights, masks, positions, sched } = inputs;
+  return [...ids, ...targets, ...weights, ...(masks ?? []), ...(positions ?? []), sched];
 }
