@@ -1,4 +1,5 @@
 import {
+  type AdamWAttrs,
   InvalidArgumentError,
   NonFiniteError,
   adamwSchedule,
@@ -98,9 +99,10 @@ export class AdamW {
     grads: Record<string, tf.Tensor>,
     lr: number,
     clip?: tf.Tensor1D,
+    sched?: tf.Tensor1D,
   ): void {
     this.beginStep();
-    this.update(variables, grads, lr, clip);
+    this.update(variables, grads, lr, clip, sched);
   }
 
   /** Starts an optimizer step whose variables update() then updates group by group. */
@@ -113,8 +115,13 @@ export class AdamW {
    * corrections) for the step beginStep() started, or `ahead` steps later.
    */
   schedule(lr: number, ahead = 0): Float32Array {
+    return adamwSchedule(this.attrs(lr, this.step + ahead));
+  }
+
+  /** The kernel's attrs at learning rate `lr` and step `step` (the options' defaults filled). */
+  private attrs(lr: number, step: number): AdamWAttrs {
     const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0 } = this.opts;
-    return adamwSchedule({ lr, beta1, beta2, eps, weightDecay, step: this.step + ahead });
+    return { lr, beta1, beta2, eps, weightDecay, step };
   }
 
   /**
@@ -129,7 +136,7 @@ export class AdamW {
     clip?: tf.Tensor1D,
     sched?: tf.Tensor1D,
   ): void {
-    const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0 } = this.opts;
+    const attrs = this.attrs(lr, this.step);
     const scale = clip ?? tf.tensor1d([0, 1]);
     for (const [name, g] of Object.entries(grads)) {
       const w = variables.get(name);
@@ -145,22 +152,7 @@ export class AdamW {
         this.v.set(name, zeros());
       }
       ownData(w);
-      adamwUpdate(
-        w,
-        g,
-        this.m.get(name)!,
-        this.v.get(name)!,
-        scale,
-        {
-          lr,
-          beta1,
-          beta2,
-          eps,
-          weightDecay,
-          step: this.step,
-        },
-        sched,
-      );
+      adamwUpdate(w, g, this.m.get(name)!, this.v.get(name)!, scale, attrs, sched);
     }
     if (!clip) scale.dispose();
   }

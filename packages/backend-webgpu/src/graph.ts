@@ -1,7 +1,13 @@
 import type { DeviceGraph, GraphProfile, GraphRun, tf } from '@edkm/core';
 import { BackendError, ShapeError } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { type Recorder, countReplay, setRecorder, webgpuHostStats } from './host';
+import {
+  type RecordedDispatch,
+  type Recorder,
+  countReplay,
+  setRecorder,
+  webgpuHostStats,
+} from './host';
 import { markWritten } from './raw';
 
 /** The members of tfjs's WebGPUBackend (4.22) that a graph reads. */
@@ -24,6 +30,12 @@ function submitPending(b: Internals): void {
   if (!b.commandEncoder) return;
   b.endComputePassEncoder();
   b.submitQueue();
+}
+
+function encodeRecorded(pass: GPUComputePassEncoder, d: RecordedDispatch): void {
+  pass.setPipeline(d.pipeline);
+  pass.setBindGroup(0, d.group);
+  pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
 }
 
 function bufferOf(b: Internals, t: tf.Tensor): GPUBuffer {
@@ -104,11 +116,7 @@ class WebGPUGraph implements DeviceGraph {
     };
     copy(opts.copies ?? []);
     const pass = encoder.beginComputePass();
-    for (const d of dispatches ? this.rec.dispatches : []) {
-      pass.setPipeline(d.pipeline);
-      pass.setBindGroup(0, d.group);
-      pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
-    }
+    for (const d of dispatches ? this.rec.dispatches : []) encodeRecorded(pass, d);
     pass.end();
     copy(opts.after ?? []);
     b.queue.submit([encoder.finish()]);
@@ -149,9 +157,7 @@ class WebGPUGraph implements DeviceGraph {
             endOfPassWriteIndex: 2 * i + 1,
           },
         });
-        pass.setPipeline(d.pipeline);
-        pass.setBindGroup(0, d.group);
-        pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
+        encodeRecorded(pass, d);
         pass.end();
       });
       encoder.resolveQuerySet(querySet, 0, 2 * part.length, resolve, 0);

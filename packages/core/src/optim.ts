@@ -45,14 +45,17 @@ export interface AdamWAttrs {
   step: number;
 }
 
-/** The step-dependent values of an AdamW step, [lr, 1 − lr·wd, 1 − β1^step, 1 − β2^step]. */
+/**
+ * The step-dependent values of an AdamW step in float64: [lr, 1 − lr·wd, 1 − β1^step, 1 − β2^step]
+ * (the learning rate, the decay factor and the two bias corrections).
+ */
+export function adamwStepValues(a: AdamWAttrs): [number, number, number, number] {
+  return [a.lr, 1 - a.lr * a.weightDecay, 1 - a.beta1 ** a.step, 1 - a.beta2 ** a.step];
+}
+
+/** adamwStepValues as the kernels' optional `sched` input holds them (float32). */
 export function adamwSchedule(a: AdamWAttrs): Float32Array {
-  return Float32Array.from([
-    a.lr,
-    1 - a.lr * a.weightDecay,
-    1 - a.beta1 ** a.step,
-    1 - a.beta2 ** a.step,
-  ]);
+  return Float32Array.from(adamwStepValues(a));
 }
 
 /**
@@ -180,9 +183,7 @@ export const optimReference = {
     sched?: ArrayLike<number>,
   ): { w: Float32Array; m: Float32Array; v: Float32Array } {
     // float64 on the attrs path (adamwSchedule rounds to float32, as the kernels read it)
-    const [lr, decay, c1, c2] = sched
-      ? Array.from(sched)
-      : [a.lr, 1 - a.lr * a.weightDecay, 1 - a.beta1 ** a.step, 1 - a.beta2 ** a.step];
+    const [lr, decay, c1, c2] = sched ? Array.from(sched) : adamwStepValues(a);
     const W = new Float32Array(w.length);
     const M = new Float32Array(w.length);
     const V = new Float32Array(w.length);

@@ -102,25 +102,30 @@ export interface DeviceGraph {
  * computation) or where `fn` did work outside the recordable path; `fn`'s results stand either way.
  */
 export function captureGraph(fn: () => void): DeviceGraph | undefined {
+  const record = activeCapture();
+  if (!record) {
+    fn();
+    return undefined;
+  }
+  capturing++;
+  try {
+    return record(fn);
+  } finally {
+    capturing--;
+  }
+}
+
+/** The active backend's plugin's recorder, if it has one. */
+function activeCapture(): BackendPlugin['capture'] {
   const name = tf.getBackend();
   for (const plugin of plugins.values())
-    if (plugin.tfjsBackend === name && plugin.capture) {
-      const record = plugin.capture;
-      capturing++;
-      try {
-        return record(fn);
-      } finally {
-        capturing--;
-      }
-    }
-  fn();
+    if (plugin.tfjsBackend === name && plugin.capture) return plugin.capture;
   return undefined;
 }
 
 /** Whether the active backend can record device graphs (captureGraph returns one). */
 export function canCaptureGraph(): boolean {
-  const name = tf.getBackend();
-  return [...plugins.values()].some((p) => p.tfjsBackend === name && p.capture !== undefined);
+  return activeCapture() !== undefined;
 }
 
 let capturing = 0;

@@ -289,9 +289,9 @@ export const tableReference = {
     rows = allPoints.length,
   ): Float32Array {
     const k = c0.length;
-    // rows past `rows` weigh 0 (a `rows` input): left out, their outputs 0
-    const points = allPoints.subarray(0, rows);
-    const counts = allCounts.subarray(0, rows);
+    // rows past `rows` weigh 0 (a `rows` input, clamped to the table): left out, their outputs 0
+    const points = allPoints.subarray(0, Math.min(allPoints.length, rows));
+    const counts = allCounts.subarray(0, points.length);
     const layout = tableIterateLayout(allPoints.length, k, attrs.iterations);
     const out = new Float32Array(layout.size);
     const { centroids, iterations } = tableReference.iterate(points, counts, c0, attrs);
@@ -442,7 +442,8 @@ export const tableReference = {
     rows = points.length,
   ): Float32Array {
     if (rows < points.length) {
-      // rows past `rows` weigh 0 (a `rows` input): left out, their J and h 0
+      // rows past `rows` weigh 0 (a `rows` input; one past the table changes nothing): left out,
+      // their J and h 0
       const out = new Float32Array(points.length * 4);
       out.set(
         tableReference.backward(

@@ -528,16 +528,21 @@ export class DkmTensor {
    */
   canPrepareOnDevice(): boolean {
     const groups = this.shape[0] / (this.config.groupSize || this.shape[0]);
-    const tauFixed =
-      typeof this.config.tau === 'number' ||
-      Array.from({ length: groups }, (_, g) => this.autoTau[g]).every((t) => t !== undefined);
     return (
       this.usesCodeTables() &&
       this.config.warmStart &&
-      !this.config.tauSchedule &&
-      tauFixed &&
+      Array.from({ length: groups }, (_, g) => this.fixedTau(g)).every((t) => t !== undefined) &&
       this.warmDevice.length === groups
     );
+  }
+
+  /**
+   * Group g's temperature where it needs no data: a number, or a rule's value that the first
+   * prepare() fixed (resolveTau's); undefined under a schedule or before that prepare.
+   */
+  private fixedTau(g: number): number | undefined {
+    if (this.config.tauSchedule) return undefined;
+    return typeof this.config.tau === 'number' ? this.config.tau : this.autoTau[g];
   }
 
   /**
@@ -563,7 +568,7 @@ export class DkmTensor {
     const maxIters = this.config.maxIters;
     const u = 65536;
     this.disposeGroups();
-    const step = this.step++;
+    this.step++;
     if (!this.codePoints) {
       const codes = Uint16Array.from({ length: u }, (_, c) => c);
       const values = fromHalfBits(codes, dtype);
@@ -606,14 +611,7 @@ export class DkmTensor {
           csum.slice([u - 1], [1]) as tf.Tensor1D,
         ];
       });
-      const tau = this.resolveTau(
-        g,
-        step,
-        new Float32Array(0),
-        new Float32Array(0),
-        new Float32Array(0),
-        1,
-      );
+      const tau = this.fixedTau(g)!;
       const flat = tableIterate(
         points,
         counts,
@@ -978,7 +976,7 @@ export class DkmTensor {
       g.centroidStack?.dispose();
       const reading = [g.lastCentroids, g.steps].filter((t) => t !== undefined);
       // a read still on its way (prepareOnDevice does not wait for it): disposed once it lands
-      if (g.settled && g.iterationsRun === undefined && !g.onDevice)
+      if (g.settled && g.iterationsRun === undefined)
         void g.settled.then(
           () => tf.dispose(reading),
           () => tf.dispose(reading),

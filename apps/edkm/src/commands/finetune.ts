@@ -89,7 +89,7 @@ export function registerFinetune(program: Command, { print, note }: CliIO): void
     )
     .option(
       '--no-step-graph',
-      'run every 16-bit step op by op instead of replaying the recorded step (webgpu)',
+      'run every step op by op instead of replaying the recorded step (webgpu)',
     )
     .addOption(backendOption())
     .option('--resume', 'continue the run in --out from its checkpoint', false)

@@ -65,8 +65,8 @@ export interface RunControl {
    */
   exportTo?: string;
   /**
-   * Record a 16-bit step once and replay it (see TrainStep; default true). Off: every step op by
-   * op. Results are the same either way.
+   * Record a step once and replay it (see TrainStep; default true). Off: every step op by op.
+   * Results are the same either way (to float32 rounding).
    */
   stepGraph?: boolean;
 }

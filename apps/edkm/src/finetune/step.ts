@@ -1,6 +1,6 @@
 // One optimizer step of a fine-tuning run (forward, backward, global-norm clip, AdamW), and its
-// recorded form: on a backend that records device graphs (webgpu), a step of plain causal batches
-// is recorded once and replayed, so that a step costs one submission instead of ~700 trips
+// recorded form: on a backend that records device graphs (webgpu), a step is recorded once and
+// replayed, so that a step costs one submission instead of ~700 trips
 // through tfjs (edkm-tiny 8×256 on an H200: 112 ms of host work for 15 ms of GPU kernels).
 import {
   type DeviceGraph,
@@ -158,7 +158,7 @@ export class TrainStep {
     this.state = 'off';
   }
 
-  /** ids, targets and weights of each micro-batch; undefined where a batch needs masks. */
+  /** Each micro-batch's device inputs as host arrays (mask and positions where it has any). */
   private encode(batches: TrainBatch[]): EncodedBatch[] {
     return batches.map((b) => {
       const { targets, weights, count } = this.model.lossTargets(b.inputIds, b.labels);
@@ -245,8 +245,7 @@ export class TrainStep {
       }
     // the global norm and the clip factor stay on the device (no read-back in the step)
     const clip = globalNormAndClip(grads, this.opts.clip);
-    optimizer.beginStep();
-    optimizer.update(trainable, grads, lr, clip, sched);
+    optimizer.apply(trainable, grads, lr, clip, sched);
     tf.dispose(Object.values(grads));
     return { losses: values, clip };
   }
@@ -263,7 +262,7 @@ export class TrainStep {
             positions: encoded.map((e) => tf.tensor2d(e.positions!, e.shape, 'int32')),
           }
         : {}),
-      // the step this update will be: beginStep() runs inside the recorded work
+      // the step this update will be: AdamW.apply() starts it inside the recorded work
       sched: tf.tensor1d(this.optimizer.schedule(lr, 1)),
     };
     // on the device before the recording: an op whose inputs all hold host values runs on the

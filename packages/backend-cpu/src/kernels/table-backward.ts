@@ -21,7 +21,7 @@ export const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     (values(cpu, centroids) as Float32Array).subarray(0, rows * k),
     centroids.shape[1],
     (attrs as unknown as TableBackwardAttrs).tau,
-    bound ? Math.min(points.shape[0], values(cpu, bound)[0]) : points.shape[0],
+    bound ? values(cpu, bound)[0] : undefined,
   );
   return cpu.makeTensorInfo([points.shape[0], 4], 'float32', out);
 };

@@ -10,8 +10,8 @@ export const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     values(cpu, counts) as Float32Array,
     values(cpu, c0) as Float32Array,
     attrs as unknown as TableIterateAttrs,
-    // rows past the bound weigh 0: left out
-    rows ? Math.min(points.shape[0], values(cpu, rows)[0]) : points.shape[0],
+    // rows past the bound weigh 0: the reference leaves them out
+    rows ? values(cpu, rows)[0] : undefined,
   );
   return cpu.makeTensorInfo([out.length], 'float32', out);
 };

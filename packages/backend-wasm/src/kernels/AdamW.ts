@@ -1,4 +1,4 @@
-import type { AdamWAttrs, tf } from '@edkm/core';
+import { type AdamWAttrs, adamwStepValues, type tf } from '@edkm/core';
 import { f32, wasmOf } from '../heap';
 import { forgetTransposed } from './BatchMatMul';
 
@@ -8,9 +8,7 @@ export const adamw: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { w, g, m, v, clip, sched } = inputs as Record<string, tf.TensorInfo>;
   const a = attrs as unknown as AdamWAttrs;
   // the schedule from a device tensor (adamwSchedule's layout) or from the attrs
-  const [lr, decay, c1, c2] = sched
-    ? Array.from(f32(wasmOf(backend), sched))
-    : [a.lr, 1 - a.lr * a.weightDecay, 1 - a.beta1 ** a.step, 1 - a.beta2 ** a.step];
+  const [lr, decay, c1, c2] = sched ? Array.from(f32(wasm, sched)) : adamwStepValues(a);
   const [W, G, M, V] = [f32(wasm, w), f32(wasm, g), f32(wasm, m), f32(wasm, v)];
   const scale = f32(wasm, clip)[1];
   for (let i = 0; i < W.length; i++) {

@@ -21,8 +21,8 @@ export const tableBackward: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     f32(wasm, centroids).subarray(0, rows * k),
     k,
     (attrs as unknown as TableBackwardAttrs).tau,
-    // rows past the bound weigh 0: left out
-    bound ? Math.min(points.shape[0], f32(wasm, bound)[0]) : points.shape[0],
+    // rows past the bound weigh 0: the reference leaves them out
+    bound ? f32(wasm, bound)[0] : undefined,
   );
   return output(wasm, [points.shape[0], 4], 'float32', out);
 };

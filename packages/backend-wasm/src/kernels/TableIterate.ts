@@ -10,8 +10,8 @@ export const tableIterate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     f32(wasm, counts),
     f32(wasm, c0),
     attrs as unknown as TableIterateAttrs,
-    // rows past the bound weigh 0: left out
-    rows ? Math.min(points.shape[0], f32(wasm, rows)[0]) : points.shape[0],
+    // rows past the bound weigh 0: the reference leaves them out
+    rows ? f32(wasm, rows)[0] : undefined,
   );
   return output(wasm, [out.length], 'float32', out);
 };

@@ -1,4 +1,4 @@
-import type { AdamWAttrs, tf } from '@edkm/core';
+import { type AdamWAttrs, adamwStepValues, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { runRaw, uniformBlock } from '../raw';
 
@@ -39,6 +39,7 @@ export const adamw: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const a = attrs as unknown as AdamWAttrs;
   const n = w.shape.reduce((x, y) => x * y, 1);
   const groups = Math.max(1, Math.min(4096, Math.ceil(n / 256)));
+  const [lr, decay, c1, c2] = adamwStepValues(a);
   runRaw(gpu, {
     key: sched ? 'EdkmAdamWSched' : 'EdkmAdamW',
     wgsl: wgsl(sched !== undefined),
@@ -46,13 +47,13 @@ export const adamw: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     uniforms: uniformBlock([
       ['u', n],
       ['u', groups * 256],
-      ['f', a.lr],
+      ['f', lr],
       ['f', a.beta1],
       ['f', a.beta2],
       ['f', a.eps],
-      ['f', 1 - a.lr * a.weightDecay],
-      ['f', 1 - a.beta1 ** a.step],
-      ['f', 1 - a.beta2 ** a.step],
+      ['f', decay],
+      ['f', c1],
+      ['f', c2],
     ]),
     cacheUniforms: false,
     groups: [groups, 1, 1],
