@@ -13,6 +13,8 @@ import {
   type DecodeAttrs,
   type PackedWeight,
   cachedAttention,
+  canCaptureGraph,
+  captureGraph,
   kvWrite,
   packedMatMul,
   rmsNormRows,
@@ -82,6 +84,24 @@ async function run(f: () => tf.Tensor, n: number): Promise<number> {
  */
 async function gpuMicroseconds(f: () => tf.Tensor): Promise<number | null> {
   if (!timestamps) return null;
+  // recorded and profiled where the backend can (DeviceGraph.profile times every dispatch, the
+  // plugin's raw kernels too; tf.time only sees tfjs's own programs)
+  if (canCaptureGraph()) {
+    let out: tf.Tensor | undefined;
+    const graph = captureGraph(() => {
+      out = f();
+    });
+    if (graph?.profile) {
+      const us: number[] = [];
+      for (let i = 0; i < 7; i++) us.push((await graph.profile())?.gpuMicroseconds ?? Number.NaN);
+      graph.dispose();
+      out?.dispose();
+      us.sort((a, b) => a - b);
+      return us[3];
+    }
+    graph?.dispose();
+    out?.dispose();
+  }
   const times: number[] = [];
   for (let i = 0; i < 7; i++) {
     let out: tf.Tensor | undefined;

@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   dispatch: () => import('./dispatch'),
   'decode-ops': () => import('./decode-ops'),
   gemm: () => import('./gemm'),
+  int8: () => import('./int8'),
   conformance: () => import('./conformance'),
   // the app's command line: `run.sh edkm demo --backend webgpu …`, `run.sh edkm finetune …`
   edkm: () =>

@@ -2,10 +2,13 @@
 // float32), forward + backward over 2048 tokens: gradients of every weight and of the input, as
 // training computes them. The PyTorch twin is bench/torch/torch_layer7b.py.
 // Usage: tsx layer7b.ts [--backend webgpu] [--tokens 2048] [--batch 1] [--iters 5] [--profile]
-//        [--hidden 4096 --heads 32 --kv-heads 32 --intermediate 11008] (smaller shapes to test)
+//        [--no-graph] [--hidden 4096 --heads 32 --kv-heads 32 --intermediate 11008] (smaller shapes)
+// Where the backend can record (webgpu), the step also runs as a recorded device graph (core's
+// captureGraph, as training replays its steps): `graphMs` beside the op-by-op `fwdBwdMs`, and with
+// --profile the GPU time of each kernel of one replay (DeviceGraph.profile).
 import '@edkm/backend-cpu';
 import { resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';
-import { tf, useBackend } from '@edkm/core';
+import { captureGraph, makeResident, tf, useBackend } from '@edkm/core';
 import { type LlamaConfig, decoderLayer, ropeTables, rotateHalfMatrix } from '@edkm/llama';
 import { ropeInverseFrequencies } from '@edkm/llama';
 import { argNumber, argValue, median, printJson, sync } from './util';
@@ -92,6 +95,34 @@ for (let i = 0; i <= iters; i++) {
     profile = { hostMs, ...st };
   }
 }
+// the same step recorded once and replayed (its inputs made device-resident first: an op whose
+// inputs all hold host values runs on the host in tfjs-webgpu and would be replayed as recorded)
+let graphMs: number | undefined;
+let graphTimes: number[] | undefined;
+let kernels: object | undefined;
+if (!process.argv.includes('--no-graph')) {
+  for (const t of [...vars, dy, cos, sin, mask, rotateHalf]) makeResident(t as tf.Tensor);
+  let grads: tf.Tensor[] = [];
+  // a one-element result of the step to wait on (reading a gradient would time a 64 MB read-back)
+  let done: tf.Tensor | undefined;
+  const graph = captureGraph(() => {
+    grads = step();
+    done = tf.slice(grads[grads.length - 1], [0, 0, 0], [1, 1, 1]);
+  });
+  if (graph) {
+    graphTimes = [];
+    for (let i = 0; i <= iters; i++) {
+      const t0 = performance.now();
+      graph.run();
+      await graph.read(done!);
+      if (i > 0) graphTimes.push(performance.now() - t0);
+    }
+    graphMs = median(graphTimes);
+    if (process.argv.includes('--profile')) kernels = await graph.profile?.();
+    graph.dispose();
+  }
+  tf.dispose([...grads, ...(done ? [done] : [])]);
+}
 const flops =
   // 2·tokens·params for the forward matmuls, twice that for the backward
   3 * 2 * batch * T * Object.values(shapes).reduce((a, [o, i]) => a + o * i, 0);
@@ -103,6 +134,10 @@ printJson({
   shape: { batch, tokensPerSequence: T, ...config },
   fwdBwdMs: ms,
   times,
+  graphMs,
+  graphTimes,
+  graphTflops: graphMs ? (flops + attnFlops) / (graphMs / 1000) / 1e12 : undefined,
   tflops: (flops + attnFlops) / (ms / 1000) / 1e12,
   profile,
+  kernels,
 });

@@ -27,6 +27,7 @@ import { gatherByCode } from './kernels/gather-by-code';
 import { gatherRows } from './kernels/gather-rows';
 import { kvWrite } from './kernels/kv-write';
 import { nearestEntry } from './kernels/nearest-entry';
+import { type GemvMode, setGemvDevice, setPaletteGemv } from './kernels/palette-gemv';
 import {
   paletteMatMul,
   setLinearMTileCap,
@@ -101,6 +102,7 @@ export {
 export type { GemmTile } from './gemm-program';
 export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
 export { type PaletteLut, setPaletteLut } from './kernels/palette-rows';
+export { type GemvMode, paletteGemvWgsl, setPaletteGemv } from './kernels/palette-gemv';
 
 /** What the adapter reported once the plugin started. */
 export interface WebGPUDeviceInfo {
@@ -182,6 +184,11 @@ async function init(): Promise<boolean> {
   setLinearMTileCap(deviceInfo.software ? 2 : 8);
   setLinearSoftware(deviceInfo.software);
   setGemmSoftware(deviceInfo.software);
+  setGemvDevice({
+    subgroups: requiredFeatures.includes('subgroups' as GPUFeatureName),
+    software: deviceInfo.software,
+    invocations: limits.maxComputeInvocationsPerWorkgroup,
+  });
   // EDKM_MATMUL_ROUTE=stock|gemm|auto: where float32 BatchMatMul goes (A/B comparisons)
   const route = typeof process !== 'undefined' ? process.env?.EDKM_MATMUL_ROUTE : undefined;
   if (route) {
@@ -206,6 +213,20 @@ async function init(): Promise<boolean> {
     if (lut !== 'pairs' && lut !== 'lanes')
       throw new InvalidArgumentError(`EDKM_PALETTE_LUT must be pairs or lanes, got '${lut}'`);
     setPaletteLut(lut);
+  }
+  // EDKM_PALETTE_GEMV=auto|on|off (+ EDKM_GEMV_RB, EDKM_GEMV_UNROLL): the decode GEMV (A/B)
+  const gemv = typeof process !== 'undefined' ? process.env?.EDKM_PALETTE_GEMV : undefined;
+  const rb = typeof process !== 'undefined' ? Number(process.env?.EDKM_GEMV_RB ?? 0) : 0;
+  const unroll = typeof process !== 'undefined' ? Number(process.env?.EDKM_GEMV_UNROLL ?? 0) : 0;
+  const gemvLut = typeof process !== 'undefined' ? process.env?.EDKM_GEMV_LUT : undefined;
+  if (gemv || rb || unroll || gemvLut) {
+    if (gemv && gemv !== 'auto' && gemv !== 'on' && gemv !== 'off')
+      throw new InvalidArgumentError(`EDKM_PALETTE_GEMV must be auto, on or off, got '${gemv}'`);
+    setPaletteGemv((gemv as GemvMode | undefined) ?? 'auto', {
+      rb: rb || undefined,
+      unroll: unroll || undefined,
+      pairs: gemvLut === 'pairs',
+    });
   }
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU

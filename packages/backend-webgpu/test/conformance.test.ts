@@ -6,6 +6,7 @@ import {
   getWebGPUDeviceInfo,
   setLinearRoute,
   setMatMulRoute,
+  setPaletteGemv,
   setPaletteLut,
   withBindingCheck,
 } from '../src/index';
@@ -32,14 +33,22 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
   }, 300_000);
 
   // the suite above takes the adapter's own shape ('auto'): run the linear kernels in both
-  it.each(['reduce', 'rows', 'rows+pairs', 'serial'] as const)(
+  it.each(['reduce', 'rows', 'rows+pairs', 'serial', 'gemv', 'gemv+pairs'] as const)(
     'passes the linear kernels in the %s shape',
     async (shape) => {
       const linear: string[] = [LinearKernelNames.PaletteMatMul, LinearKernelNames.Bf16MatMul];
       const cases = conformanceCases().filter((c) => linear.includes(c.kernelName));
-      const route = shape === 'rows+pairs' ? 'rows' : shape;
+      const gemv = shape === 'gemv' || shape === 'gemv+pairs';
+      const route =
+        shape === 'rows+pairs'
+          ? 'rows'
+          : shape === 'gemv' || shape === 'gemv+pairs'
+            ? 'auto'
+            : shape;
       setLinearRoute(route);
       setPaletteLut(shape === 'rows+pairs' ? 'pairs' : 'lanes');
+      // 'gemv': one row of x with K ≥ 2048 through the x-stationary GEMV, also on a software adapter
+      setPaletteGemv(gemv ? 'on' : 'auto', { pairs: shape === 'gemv+pairs' });
       try {
         const report = await runConformance('webgpu', cases);
         expect(report.results.length).toBe(cases.length);
@@ -48,6 +57,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
       } finally {
         setLinearRoute('auto');
         setPaletteLut('lanes');
+        setPaletteGemv('auto');
       }
     },
     300_000,

@@ -16,6 +16,7 @@ export * from './norm';
 export * from './nearest';
 export * from './table';
 export * from './lookup-gemv';
+export * from './int8';
 export * from './linear';
 export * from './decode';
 export * from './kernel-table';

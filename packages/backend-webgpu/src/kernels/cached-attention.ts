@@ -81,6 +81,31 @@ export class CachedAttentionProgram extends EdkmProgram {
         let inv = select(0.0, 1.0 / l, l > 0.0);
         let to = bt * uniforms.h * D + hq * D;
         ${each((r) => put(r, 'to', ' * inv'))}`;
+    // the key's dot product in four independent partial sums (n a multiple of 4 as vec4s: D ≥ 16)
+    const quad = n % 4 === 0;
+    const scoreLoop = quad
+      ? `var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
+            for (var i = 0; i < ${n}; i = i + 4) {
+              ${[0, 1, 2, 3].map((c) => `a${c} = a${c} + ${score.replace(/\[i\]/, `[i + ${c}]`).replace(/\[at \+ i\]/, `[at + i + ${c}]`)};`).join('\n              ')}
+            }
+            sj = (a0 + a1) + (a2 + a3);`
+      : `var acc = 0.0;
+            for (var i = 0; i < ${n}; i++) { acc = acc + ${score}; }
+            sj = acc;`;
+    // the value pass over the block's 64 slots, four at a time with their loads issued together
+    // (a fixed trip count: slots past the end have probability 0 and read a clamped row); the
+    // single-slot loop it replaces waited out one load latency per cached position
+    const valueLoop = `for (var u = 0; u < ${WG}; u = u + 4) {
+            ${[0, 1, 2, 3].map((c) => `let p${c} = sc[u + ${c}]; let at${c} = (vBase + min(j0 + u + ${c}, uniforms.l - 1)) * ${n} + tid;`).join('\n            ')}
+            bs = bs + (p0 + p1) + (p2 + p3);
+            ${each(
+              (r) =>
+                `if (tid + ${r * WG} < ${n}) {
+              ${[0, 1, 2, 3].map((c) => `let v${c}_${r} = cache[at${c} + ${r * WG}];`).join(' ')}
+              o${r} = o${r} + p0 * v0_${r} + p1 * v1_${r} + p2 * v2_${r} + p3 * v3_${r};
+            }`,
+            )}
+          }`;
     return `
       ${ropeFunction()}
       var<workgroup> qS : array<${type}, ${n}>;
@@ -119,9 +144,7 @@ export class CachedAttentionProgram extends EdkmProgram {
           var sj = -3.0e38;
           if (j < len) {
             let at = (kBase + j) * ${n};
-            var acc = 0.0;
-            for (var i = 0; i < ${n}; i++) { acc = acc + ${score}; }
-            sj = acc;
+            ${scoreLoop}
           }
           sc[tid] = sj;
           workgroupBarrier();
@@ -135,13 +158,7 @@ export class CachedAttentionProgram extends EdkmProgram {
           workgroupBarrier();
           ${each((r) => `o${r} = o${r} * corr;`)}
           var bs = 0.0;
-          let count = min(${WG}, len - j0);
-          for (var u = 0; u < count; u++) {
-            let pu = sc[u];
-            bs = bs + pu;
-            let at = (vBase + j0 + u) * ${n} + tid;
-            ${each((r) => `if (tid + ${r * WG} < ${n}) { o${r} = o${r} + pu * cache[at + ${r * WG}]; }`)}
-          }
+          ${valueLoop}
           l = l * corr + bs;
           m = bm;
           workgroupBarrier();

@@ -1,6 +1,7 @@
 import type { LinearFusion, PaletteMatMulAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
+import { paletteGemv, useGemv } from './palette-gemv';
 import { PaletteRowsProgram, chunkField } from './palette-rows';
 
 /** Threads per workgroup of the linear kernels: one workgroup reduces one weight row. */
@@ -391,6 +392,8 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const m = x.shape[0];
   const k = x.shape[1];
   const n = rows.shape[0];
+  if (useGemv(m, k, clusterDim))
+    return paletteGemv(gpu, { x, codes, lut, rows, scales, g, residual }, fusion);
   const serial = serialLinear();
   const mt = serial ? serialMTile(m) : mTile(m);
   const program =

@@ -96,6 +96,17 @@ const paletteCases: PaletteCase[] = [
   ...[1, 2, 3, 4].map((bits) => ({ m: 2, n: 21, k: 544, bits, scales: true })),
   { m: 1, n: 17, k: 1024, bits: 3, groups: [9, 8], permute: true },
   { m: 3, n: 11, k: 1312, bits: 2, scales: true },
+  // one row of x and K ≥ 2048: the GPU's x-stationary GEMV (a thread per 32 columns, 65 chunks:
+  // a partial subgroup of idle threads; rows not a multiple of its row tile)
+  ...[1, 3, 4, 8].map((bits) => ({
+    m: 1,
+    n: 37,
+    k: 2080,
+    bits,
+    groups: [20, 17],
+    scales: true,
+    permute: true,
+  })),
 ];
 
 export function linearCases(): ConformanceCase[] {
@@ -205,6 +216,18 @@ export function linearCases(): ConformanceCase[] {
     { weight: 'bf16', m: 5, n: 9, k: 40, bits: 16, fusion: { residual: true } },
     { weight: 'bf16', m: 1, n: 7, k: 13, bits: 16, fusion: { prologue: 'rmsnorm', eps: 1e-5 } },
     { weight: 'bf16', m: 2, n: 7, k: 13, bits: 16, fusion: { residual: true } },
+    // the GPU's x-stationary GEMV under both fusions (one row of x, K ≥ 2048)
+    {
+      weight: 'palette',
+      m: 1,
+      n: 45,
+      k: 2048,
+      bits: 3,
+      scales: true,
+      permute: true,
+      fusion: { prologue: 'rmsnorm', eps: 1e-5, residual: true },
+    },
+    { weight: 'palette', m: 1, n: 21, k: 2112, bits: 2, fusion: { residual: true } },
     // more than one 64-wide workgroup of weight rows, and a partial tile of x rows
     {
       weight: 'palette',
