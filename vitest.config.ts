@@ -16,6 +16,10 @@ export default defineConfig({
     // tests run against the sources of sibling packages, so a change is tested without a build
     alias: [
       { find: /^@edkm\/core\/testing$/, replacement: `${root}packages/core/src/testing/index.ts` },
+      {
+        find: /^@edkm\/backend-webgpu\/int8-wgsl$/,
+        replacement: `${root}packages/backend-webgpu/src/int8-wgsl.ts`,
+      },
       { find: /^@edkm\/([a-z0-9-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
     ],
   },

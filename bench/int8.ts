@@ -4,6 +4,9 @@
 //
 // Usage: tsx int8.ts [--reps 10] [--only REGEX] [--shapes MxNxK,...] [--check-shapes MxNxK,...]
 //        [--samples 2000] [--max-seconds 170] [--no-robustness] [--emulate] [--wgsl NAME]
+//        [--round 1|2|all]
+//   --round: which variant list (bench/int8-kernels.ts): 2 (the default), 1 (round 1's), or all;
+//   --only REGEX keeps the variants of that list whose names match.
 //   C = A·Bᵀ with A M×K and B N×K row-major int8. Check shapes are compared entry by entry with the
 //   host's product; timed shapes on `--samples` entries (and timed: warm-up, then --reps dispatches
 //   in one pass, GPU time from timestamp queries where the adapter has them, else wall time).
@@ -24,7 +27,8 @@ import {
   int8GemmWgsl,
   int8Grid,
   int8ShapeMisfit,
-  int8Variants,
+  int8VariantsRound1,
+  int8VariantsRound2,
   planInt8Kernel,
   spec,
   specName,
@@ -50,7 +54,12 @@ const CHECKED: [number, number, number][] = argValue('check-shapes')
   : emulate
     ? [[256, 256, 256]]
     : INT8_CHECK_SHAPES;
-const VARIANTS = int8Variants;
+const allVariants = [...int8VariantsRound2, ...int8VariantsRound1].filter(
+  (v, i, list) => list.findIndex((w) => specName(w) === specName(v)) === i,
+);
+const round = argValue('round') ?? '2';
+const VARIANTS =
+  round === '1' ? int8VariantsRound1 : round === 'all' ? allVariants : int8VariantsRound2;
 
 interface Result {
   variant: string;
@@ -68,7 +77,7 @@ interface Result {
   error?: string;
 }
 
-const out: Record<string, unknown> = { bench: 'int8', emulate };
+const out: Record<string, unknown> = { bench: 'int8', emulate, round };
 function finish(extra: Record<string, unknown> = {}): never {
   printJson({ ...out, ...extra, seconds: +((performance.now() - started) / 1000).toFixed(1) });
   process.exit(0);
@@ -95,8 +104,8 @@ out.dawnFlags = flags;
 
 const wgslOnly = argValue('wgsl');
 if (wgslOnly) {
-  const s = VARIANTS.find((v) => specName(v) === wgslOnly);
-  if (!s) throw new Error(`no variant ${wgslOnly}: ${VARIANTS.map(specName).join(', ')}`);
+  const s = allVariants.find((v) => specName(v) === wgslOnly);
+  if (!s) throw new Error(`no variant ${wgslOnly}: ${allVariants.map(specName).join(', ')}`);
   process.stdout.write(int8GemmWgsl(s, { frag: { m: 16, n: s.fragN, k: 32 }, emulate }));
   process.exit(0);
 }

@@ -1,4 +1,5 @@
-// The pure parts of the int8 tensor-core GEMM bench (bench/int8-kernels.ts): tile plans, shape
+// The pure parts of the int8 tensor-core GEMM bench (bench/int8-kernels.ts, the generator from
+// packages/backend-webgpu/src/int8-wgsl.ts): tile plans, shape
 // checks, the grouped workgroup order, the generated WGSL; and, where WebGPU starts (lavapipe on
 // CI), every kernel shape run in its emulated form against the host's product.
 import { execFileSync } from 'node:child_process';
@@ -14,6 +15,7 @@ import {
   int8Grid,
   int8ShapeMisfit,
   int8Variants,
+  int8VariantsRound1,
   planInt8Kernel,
   spec,
   specName,
@@ -29,6 +31,7 @@ describe('planInt8Kernel', () => {
       bm: 128,
       bn: 128,
       bk: 64,
+      kMultiple: 64,
       lds: 80,
       smemBytes: 2 * 256 * 80,
       aLoads: 4,
@@ -87,8 +90,25 @@ describe('shapes', () => {
   });
 
   it('default variant names are unique', () => {
-    const names = int8Variants.map(specName);
-    expect(new Set(names).size).toBe(names.length);
+    for (const list of [int8Variants, int8VariantsRound1]) {
+      const names = list.map(specName);
+      expect(new Set(names).size).toBe(names.length);
+    }
+    expect(int8Variants.length).toBeLessThanOrEqual(16);
+    expect(specName(int8Variants[0])).toBe('staged1-2x2sg-4x4-k32-p16-g8'); // round 1's winner
+  });
+
+  it('an unrolled kernel needs K in pairs of slices; ahead 2 needs the unrolled loop', () => {
+    const p = planInt8Kernel(spec({ stages: 2, bk: 32, unroll: true }), frag);
+    expect(p.kMultiple).toBe(64);
+    expect(int8ShapeMisfit(p, 128, 128, 96)).toMatch(/not a multiple of two slices \(64\)/);
+    expect(int8ShapeMisfit(p, 128, 128, 128)).toBeUndefined();
+    expect(() => planInt8Kernel(spec({ stages: 2, ahead: 2 }), frag)).toThrow(/not unrolled/);
+    expect(() => planInt8Kernel(spec({ stages: 1, unroll: true }), frag)).toThrow(/unroll/);
+    expect(specName(spec({ stages: 1, bk: 32, ahead: 1 }))).toBe('staged1-2x2sg-4x4-k32-p16-g8-a1');
+    expect(specName(spec({ stages: 2, bk: 32, ahead: 0, unroll: true }))).toBe(
+      'staged2-2x2sg-4x4-k32-p16-g8-a0-u',
+    );
   });
 });
 
@@ -147,6 +167,22 @@ describe('int8GemmWgsl', () => {
     expect(w).not.toMatch(/\/ 4u, (false|true)/);
   });
 
+  it('writes constant buffer offsets when unrolled, and the barriers each form needs', () => {
+    const count = (over: Parameters<typeof spec>[0]) =>
+      int8GemmWgsl(spec(over), { frag }).match(/workgroupBarrier\(\)/g)?.length;
+    expect(count({ stages: 1, bk: 32 })).toBe(2); // copy | multiply |
+    expect(count({ stages: 1, bk: 32, ahead: 1 })).toBe(3); // prologue; multiply | store |
+    expect(count({ stages: 2, bk: 32, unroll: true })).toBe(3); // prologue; one per slice, 2 slices
+    expect(count({ stages: 2, bk: 32, ahead: 0, unroll: true })).toBe(2);
+    const u = int8GemmWgsl(spec({ stages: 2, bk: 32, unroll: true }), { frag });
+    expect(u).not.toContain('cur');
+    expect(u).toContain('let aB = 6144u + aSub;'); // buffer 1 of A: 128 rows × 48 bytes
+    expect(u).toContain('for (var t = 0u; t < dims.kTiles; t += 2u) {');
+    const a2 = int8GemmWgsl(spec({ stages: 2, bk: 32, ahead: 2, unroll: true }), { frag });
+    expect(a2).toContain('var ra0_1: vec4<u32>;');
+    expect(a2).toContain('if ((t + 1u) + 2u < dims.kTiles) {');
+  });
+
   it('divides load offsets by 4 for the i32-word reading', () => {
     const w = int8GemmWgsl(spec({ kind: 'direct' }), { frag, offsetDiv: 4 });
     expect(w).toContain('subgroupMatrixLoad<L>(&A, ((row0 + 16u) * K + k) / 4u, false, K)');
@@ -189,8 +225,10 @@ describe('emulated kernels on WebGPU', () => {
         [
           'int8.ts',
           '--emulate',
+          '--round',
+          'all',
           '--only',
-          'probe|direct-4x4-g8|direct-4x8n8|staged1-2x2sg-4x4-k32|staged2-2x2sg-4x4-k32|staged2-2x2sg-2x4-k64',
+          '^(probe|direct-4x4-g8|staged1-2x2sg-4x4-k32-p16-g8|staged1-2x2sg-4x4-k32-p16-g8-a1|staged2-2x2sg-4x4-k32-p16-g8-u|staged2-2x4sg-4x2-k32-p16-g8-a2-u)$',
           '--check-shapes',
           '128x128x128',
         ],

@@ -19,6 +19,7 @@ import { gatherAffine } from './kernels/gather-affine';
 import { gatherAffineByCode } from './kernels/gather-affine-by-code';
 import { gatherByCode } from './kernels/gather-by-code';
 import { gatherRows } from './kernels/gather-rows';
+import { int8MatMul } from './kernels/int8-matmul';
 import { kvWrite } from './kernels/kv-write';
 import { batchMatMul } from './kernels/matmul';
 import { nearestEntry } from './kernels/nearest-entry';
@@ -60,6 +61,7 @@ const kernels: KernelTable = {
   [K.RmsNorm]: rmsNorm,
   [K.SiluMul]: siluMul,
   [K.NearestEntry]: nearestEntry,
+  [K.Int8MatMul]: int8MatMul,
 };
 
 /** The kernels this plugin registers, exported so that tests (and other CPU-like backends) can reuse them. */

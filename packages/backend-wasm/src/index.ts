@@ -24,6 +24,7 @@ import { gatherByCode } from './kernels/GatherByCode';
 import { gatherRows } from './kernels/GatherRows';
 import { gatherV2 } from './kernels/GatherV2';
 import { cast, identity } from './kernels/Identity';
+import { int8MatMul } from './kernels/Int8MatMul';
 import { kvWrite } from './kernels/KvWrite';
 import { nearestEntry } from './kernels/NearestEntry';
 import { paletteMatMul } from './kernels/PaletteMatMul';
@@ -62,6 +63,7 @@ const kernels: KernelTable = {
   [K.RmsNormGrad]: rmsNormGrad,
   [K.SiluMul]: siluMul,
   [K.NearestEntry]: nearestEntry,
+  [K.Int8MatMul]: int8MatMul,
   [K.SumSquares]: sumSquares,
   [K.ClipScale]: clipScale,
   [K.AdamW]: adamw,

@@ -17,6 +17,10 @@ import { batchMatMul, setGemmSoftware, setMatMulRoute } from './kernels/batch-ma
 import { bf16GatherRows } from './kernels/bf16-gather-rows';
 import { bf16MatMul } from './kernels/bf16-matmul';
 import { cachedAttention } from './kernels/cached-attention';
+import {
+  setSubgroupAttention,
+  setSubgroupAttentionDevice,
+} from './kernels/cached-attention-subgroup';
 import { clipScale } from './kernels/clip-scale';
 import { codeContract } from './kernels/code-contract';
 import { codeHistogram } from './kernels/code-histogram';
@@ -25,6 +29,7 @@ import { gatherAffine } from './kernels/gather-affine';
 import { gatherAffineByCode } from './kernels/gather-affine-by-code';
 import { gatherByCode } from './kernels/gather-by-code';
 import { gatherRows } from './kernels/gather-rows';
+import { int8FragNs, int8MatMul, setInt8Device } from './kernels/int8-matmul';
 import { kvWrite } from './kernels/kv-write';
 import { nearestEntry } from './kernels/nearest-entry';
 import { type GemvMode, setGemvDevice, setPaletteGemv } from './kernels/palette-gemv';
@@ -75,6 +80,7 @@ const kernels: KernelTable = {
   [K.RmsNorm]: rmsNorm,
   [K.SiluMul]: siluMul,
   [K.NearestEntry]: nearestEntry,
+  [K.Int8MatMul]: int8MatMul,
 };
 
 /** The table above plus tfjs's BatchMatMul (the tiled GEMM), each behind the binding-size check. */
@@ -103,6 +109,14 @@ export type { GemmTile } from './gemm-program';
 export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
 export { type PaletteLut, setPaletteLut } from './kernels/palette-rows';
 export { type GemvMode, paletteGemvWgsl, setPaletteGemv } from './kernels/palette-gemv';
+export { setSubgroupAttention } from './kernels/cached-attention-subgroup';
+export {
+  type Int8Route,
+  int8MatMulRoute,
+  setInt8MatMulSpec,
+  setInt8Route,
+} from './kernels/int8-matmul';
+export { INT8_MATMUL_SPEC, type Int8KernelSpec } from './int8-wgsl';
 
 /** What the adapter reported once the plugin started. */
 export interface WebGPUDeviceInfo {
@@ -113,6 +127,11 @@ export interface WebGPUDeviceInfo {
   features: string[];
   /** A CPU rasteriser (lavapipe/llvmpipe, SwiftShader) or the browser's fallback adapter. */
   software: boolean;
+  /**
+   * Subgroup matrices (tensor cores) on: `chromium-experimental-subgroup-matrix` requested
+   * (EDKM_WEBGPU_UNSAFE=1 in Node), with subgroups and an i8 × i8 → i32 16×N×32 configuration.
+   */
+  subgroupMatrix: boolean;
 }
 
 let deviceInfo: WebGPUDeviceInfo | undefined;
@@ -120,6 +139,9 @@ let deviceInfo: WebGPUDeviceInfo | undefined;
 export function getWebGPUDeviceInfo(): WebGPUDeviceInfo | undefined {
   return deviceInfo;
 }
+
+const SUBGROUP_MATRIX = 'chromium-experimental-subgroup-matrix' as GPUFeatureName;
+const unsafeApis = () => typeof process !== 'undefined' && process.env?.EDKM_WEBGPU_UNSAFE === '1';
 
 /** navigator.gpu of a browser, or Dawn's GPU from the `webgpu` package in Node. */
 async function getGpu(): Promise<GPU> {
@@ -135,6 +157,13 @@ async function getGpu(): Promise<GPU> {
   // EDKM_DAWN_FLAGS: Dawn's own flags, space-separated (e.g. for measurements,
   // `enable-dawn-features=disable_robustness`)
   const flags = (process.env.EDKM_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  // EDKM_WEBGPU_UNSAFE=1: Dawn's unsafe APIs, for experimental features (subgroup matrices);
+  // merged into an enable-dawn-features flag already given (Dawn keeps one value per flag)
+  if (unsafeApis()) {
+    const i = flags.findIndex((f) => f.startsWith('enable-dawn-features='));
+    if (i < 0) flags.push('enable-dawn-features=allow_unsafe_apis');
+    else flags[i] += ',allow_unsafe_apis';
+  }
   const gpu = dawn.create(flags);
   if (!(globalThis as { navigator?: unknown }).navigator) {
     Object.defineProperty(globalThis, 'navigator', {
@@ -154,6 +183,7 @@ async function init(): Promise<boolean> {
       'WebGPU found no adapter (no GPU, and no software Vulkan driver such as lavapipe)',
     );
   const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
+  if (unsafeApis()) wanted.push(SUBGROUP_MATRIX);
   const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
   const limits = adapter.limits;
   const device = await adapter.requestDevice({
@@ -169,6 +199,7 @@ async function init(): Promise<boolean> {
     },
   });
   const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+  const int8Frags = int8FragNs(info, requiredFeatures);
   deviceInfo = {
     vendor: info?.vendor ?? '',
     architecture: info?.architecture ?? '',
@@ -180,10 +211,20 @@ async function init(): Promise<boolean> {
       /llvmpipe|lavapipe|swiftshader/i.test(
         `${info?.vendor} ${info?.architecture} ${info?.device} ${info?.description}`,
       ),
+    subgroupMatrix: int8Frags.length > 0,
   };
+  setInt8Device({
+    subgroupMatrix: deviceInfo.subgroupMatrix,
+    fragNs: int8Frags,
+    maxWorkgroupStorage: limits.maxComputeWorkgroupStorageSize,
+  });
   setLinearMTileCap(deviceInfo.software ? 2 : 8);
   setLinearSoftware(deviceInfo.software);
   setGemmSoftware(deviceInfo.software);
+  setSubgroupAttentionDevice({
+    subgroups: requiredFeatures.includes('subgroups' as GPUFeatureName),
+    software: deviceInfo.software,
+  });
   setGemvDevice({
     subgroups: requiredFeatures.includes('subgroups' as GPUFeatureName),
     software: deviceInfo.software,
@@ -219,14 +260,25 @@ async function init(): Promise<boolean> {
   const rb = typeof process !== 'undefined' ? Number(process.env?.EDKM_GEMV_RB ?? 0) : 0;
   const unroll = typeof process !== 'undefined' ? Number(process.env?.EDKM_GEMV_UNROLL ?? 0) : 0;
   const gemvLut = typeof process !== 'undefined' ? process.env?.EDKM_GEMV_LUT : undefined;
-  if (gemv || rb || unroll || gemvLut) {
+  const straight = typeof process !== 'undefined' ? process.env?.EDKM_GEMV_STRAIGHT : undefined;
+  if (gemv || rb || unroll || gemvLut || straight) {
     if (gemv && gemv !== 'auto' && gemv !== 'on' && gemv !== 'off')
       throw new InvalidArgumentError(`EDKM_PALETTE_GEMV must be auto, on or off, got '${gemv}'`);
     setPaletteGemv((gemv as GemvMode | undefined) ?? 'auto', {
       rb: rb || undefined,
       unroll: unroll || undefined,
       pairs: gemvLut === 'pairs',
+      straight: straight === undefined ? undefined : straight === '1',
     });
+  }
+  // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B)
+  const sga = typeof process !== 'undefined' ? process.env?.EDKM_SUBGROUP_ATTENTION : undefined;
+  if (sga) {
+    if (sga !== 'auto' && sga !== 'on' && sga !== 'off')
+      throw new InvalidArgumentError(
+        `EDKM_SUBGROUP_ATTENTION must be auto, on or off, got '${sga}'`,
+      );
+    setSubgroupAttention(sga);
   }
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU

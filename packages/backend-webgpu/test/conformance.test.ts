@@ -1,5 +1,5 @@
 import '../src/index';
-import { BackendError, LinearKernelNames, type tf } from '@edkm/core';
+import { BackendError, DecodeKernelNames, LinearKernelNames, type tf } from '@edkm/core';
 import { conformanceCases, runConformance, testBackends } from '@edkm/core/testing';
 import { describe, expect, it } from 'vitest';
 import {
@@ -8,6 +8,7 @@ import {
   setMatMulRoute,
   setPaletteGemv,
   setPaletteLut,
+  setSubgroupAttention,
   withBindingCheck,
 } from '../src/index';
 
@@ -33,22 +34,33 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
   }, 300_000);
 
   // the suite above takes the adapter's own shape ('auto'): run the linear kernels in both
-  it.each(['reduce', 'rows', 'rows+pairs', 'serial', 'gemv', 'gemv+pairs'] as const)(
+  it.each([
+    'reduce',
+    'rows',
+    'rows+pairs',
+    'serial',
+    'gemv',
+    'gemv+pairs',
+    'gemv+straight',
+  ] as const)(
     'passes the linear kernels in the %s shape',
     async (shape) => {
       const linear: string[] = [LinearKernelNames.PaletteMatMul, LinearKernelNames.Bf16MatMul];
       const cases = conformanceCases().filter((c) => linear.includes(c.kernelName));
-      const gemv = shape === 'gemv' || shape === 'gemv+pairs';
+      const gemv = shape.startsWith('gemv');
       const route =
-        shape === 'rows+pairs'
-          ? 'rows'
-          : shape === 'gemv' || shape === 'gemv+pairs'
-            ? 'auto'
-            : shape;
+        shape === 'reduce' || shape === 'rows' || shape === 'serial'
+          ? shape
+          : shape === 'rows+pairs'
+            ? 'rows'
+            : 'auto';
       setLinearRoute(route);
       setPaletteLut(shape === 'rows+pairs' ? 'pairs' : 'lanes');
       // 'gemv': one row of x with K ≥ 2048 through the x-stationary GEMV, also on a software adapter
-      setPaletteGemv(gemv ? 'on' : 'auto', { pairs: shape === 'gemv+pairs' });
+      setPaletteGemv(gemv ? 'on' : 'auto', {
+        pairs: shape === 'gemv+pairs',
+        straight: shape === 'gemv+straight',
+      });
       try {
         const report = await runConformance('webgpu', cases);
         expect(report.results.length).toBe(cases.length);
@@ -62,6 +74,25 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
     },
     300_000,
   );
+});
+
+describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: subgroup attention', () => {
+  // the suite takes the adapter's own choice (the serial-loop kernel on a software adapter):
+  // CachedAttention on subgroups here too (lavapipe's subgroups are 8 wide, the H200's 32)
+  it('passes the cached-attention cases on subgroups', async () => {
+    const cases = conformanceCases().filter(
+      (c) => c.kernelName === DecodeKernelNames.CachedAttention,
+    );
+    setSubgroupAttention('on');
+    try {
+      const report = await runConformance('webgpu', cases);
+      expect(cases.length).toBeGreaterThan(2);
+      expect(report.results.length).toBe(cases.length);
+      expect(report.failures).toEqual([]);
+    } finally {
+      setSubgroupAttention('auto');
+    }
+  }, 300_000);
 });
 
 describe('webgpu plugin: tensors over the device storage-binding limit', () => {

@@ -1,3 +1,6 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { DTypeError, InvalidArgumentError, ShapeError } from './errors';
+
 /**
  * Exact int8 matrix products on the host: the reference that int8 GPU kernels (tensor-core GEMMs
  * through WebGPU's subgroup matrices) are checked against. Each product is at most 2^14 in
@@ -56,4 +59,85 @@ export function int8MatMulNT(
     for (; j < n; j++) c[i * n + j] = int8DotNT(a, b, k, i, j);
   }
   return c;
+}
+
+/**
+ * The int8 product as a kernel every backend plugin registers (tfjs has no int8 dtype: operands
+ * are int32 tensors holding four int8 values per word, little-endian, value t of a row in byte
+ * t % 4 of word ⌊t / 4⌋; `packInt8` writes them).
+ *
+ * Int8MatMul: inputs {a: [M, W] int32, b: [N, W] int32}, no attrs → [M, N] int32:
+ *   c[i, j] = Σ_{t < 4W} int8(a, i, t) · int8(b, j, t), wrapped to int32 (exact below K = 2^17).
+ * A row whose K is not a multiple of 4 is padded with zero bytes (which add nothing). On WebGPU the
+ * plugin runs it on tensor cores (subgroup matrices) where the device has them and the shape fits
+ * the kernel's tile, else a plain WGSL loop (packages/backend-webgpu/README.md).
+ */
+export const Int8KernelNames = {
+  Int8MatMul: 'EdkmInt8MatMul',
+} as const;
+
+/** Int8 values (rows × k, row-major, each in −128…127) packed four to an int32 word, rows padded to whole words with zeros. */
+export function packInt8(values: ArrayLike<number>, rows: number, k: number): Int32Array {
+  if (values.length !== rows * k)
+    throw new ShapeError(`packInt8: ${values.length} values are not ${rows}×${k}`);
+  const words = Math.ceil(k / 4);
+  const out = new Int32Array(rows * words);
+  for (let r = 0; r < rows; r++)
+    for (let t = 0; t < k; t++) {
+      const v = values[r * k + t];
+      if (!(Number.isInteger(v) && v >= -128 && v <= 127))
+        throw new InvalidArgumentError(`packInt8: value ${v} at [${r}, ${t}] is not an int8`);
+      out[r * words + (t >> 2)] |= (v & 0xff) << (8 * (t & 3));
+    }
+  return out;
+}
+
+/** The int8 values of packed rows (rows × 4·words), the inverse of packInt8 (padding included). */
+export function unpackInt8(words: Int32Array): Int8Array {
+  const out = new Int8Array(words.length * 4);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i];
+    out[4 * i] = w;
+    out[4 * i + 1] = w >> 8;
+    out[4 * i + 2] = w >> 16;
+    out[4 * i + 3] = w >> 24;
+  }
+  return out;
+}
+
+/** Int8MatMul on the host from packed operands (A M×W, B N×W words): the kernels' reference. */
+export function int8MatMulPacked(
+  a: Int32Array,
+  b: Int32Array,
+  m: number,
+  n: number,
+  words: number,
+): Int32Array {
+  if (a.length !== m * words || b.length !== n * words)
+    throw new ShapeError(
+      `int8MatMulPacked: A has ${a.length} words and B ${b.length}, not ${m}×${words} and ${n}×${words}`,
+    );
+  return int8MatMulNT(unpackInt8(a), unpackInt8(b), m, n, 4 * words);
+}
+
+/** An int32 tensor [rows, ⌈k/4⌉] of packed int8 values, for int8MatMul. */
+export function int8Tensor(values: ArrayLike<number>, rows: number, k: number): tf.Tensor2D {
+  return tf.tensor2d(packInt8(values, rows, k), [rows, Math.ceil(k / 4)], 'int32');
+}
+
+/**
+ * C = A·Bᵀ in int32 from packed int8 operands (see Int8KernelNames): a [M, W] and b [N, W] int32
+ * tensors of four int8 values a word (`int8Tensor`), c [M, N] int32, exact. Runs the backend's
+ * EdkmInt8MatMul; not differentiable.
+ */
+export function int8MatMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  if (a.rank !== 2 || b.rank !== 2)
+    throw new ShapeError(`int8MatMul: a and b must be 2-D, got [${a.shape}], [${b.shape}]`);
+  if (a.shape[1] !== b.shape[1])
+    throw new ShapeError(
+      `int8MatMul: a [${a.shape}] and b [${b.shape}] have different row widths (words of 4 int8)`,
+    );
+  if (a.dtype !== 'int32' || b.dtype !== 'int32')
+    throw new DTypeError('int8MatMul: a and b must be int32 tensors of packed int8 (int8Tensor)');
+  return tf.engine().runKernel(Int8KernelNames.Int8MatMul, { a, b }, {}) as tf.Tensor2D;
 }

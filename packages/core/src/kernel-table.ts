@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { DecodeKernelNames } from './decode';
+import { Int8KernelNames } from './int8';
 import { KernelNames } from './kernels';
 import { LinearKernelNames } from './linear';
 import { NearestKernelNames } from './nearest';
@@ -11,7 +12,7 @@ import { TableKernelNames } from './table';
 /**
  * Every custom kernel a backend plugin must implement, by name: the union of the per-area name
  * tables (KernelNames, TableKernelNames, LinearKernelNames, DecodeKernelNames, NormKernelNames,
- * OptimKernelNames, NearestKernelNames). docs/plugins.md lists each one's contract.
+ * OptimKernelNames, NearestKernelNames, Int8KernelNames). docs/plugins.md lists each one's contract.
  */
 export const PluginKernelNames = {
   ...KernelNames,
@@ -21,6 +22,7 @@ export const PluginKernelNames = {
   ...NormKernelNames,
   ...OptimKernelNames,
   ...NearestKernelNames,
+  ...Int8KernelNames,
 } as const;
 
 /** The name of a kernel every plugin must implement. */

@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { int8DotNT, int8MatMulNT, seededRandom } from '../src/index';
+import '@edkm/backend-cpu';
+import {
+  int8DotNT,
+  int8MatMul,
+  int8MatMulNT,
+  int8MatMulPacked,
+  int8Tensor,
+  packInt8,
+  seededRandom,
+  tf,
+  unpackInt8,
+  useBackend,
+} from '../src/index';
 
 /** The definition: three plain loops, no blocking. */
 function naive(a: Int8Array, b: Int8Array, m: number, n: number, k: number): Int32Array {
@@ -68,5 +80,42 @@ describe('int8MatMulNT (C = A·Bᵀ, int8 → int32)', () => {
   it('rejects operands of the wrong length', () => {
     expect(() => int8MatMulNT(new Int8Array(5), new Int8Array(6), 2, 2, 3)).toThrow(/A has 5/);
     expect(() => int8MatMulNT(new Int8Array(6), new Int8Array(5), 2, 2, 3)).toThrow(/B has 5/);
+  });
+});
+
+describe('packed int8 operands (EdkmInt8MatMul)', () => {
+  it('packs four values a word, little-endian, rows padded with zeros', () => {
+    const w = packInt8([1, -1, 127, -128, 5], 1, 5);
+    expect(Array.from(w)).toEqual([(0x80 << 24) | (0x7f << 16) | (0xff << 8) | 1, 5]);
+    expect(Array.from(unpackInt8(w))).toEqual([1, -1, 127, -128, 5, 0, 0, 0]);
+    expect(() => packInt8([128], 1, 1)).toThrow(/not an int8/);
+    expect(() => packInt8([1, 2], 1, 3)).toThrow(/not 1×3/);
+  });
+
+  it('the packed product is int8MatMulNT of the unpacked rows', () => {
+    const [m, n, k] = [5, 6, 11];
+    const a = randomInt8(m * k, 3);
+    const b = randomInt8(n * k, 4);
+    const w = Math.ceil(k / 4);
+    expect(int8MatMulPacked(packInt8(a, m, k), packInt8(b, n, k), m, n, w)).toEqual(
+      int8MatMulNT(a, b, m, n, k),
+    );
+    expect(() => int8MatMulPacked(new Int32Array(3), new Int32Array(6), m, n, w)).toThrow(
+      /not 5×3/,
+    );
+  });
+
+  it('int8MatMul runs the kernel (cpu) and checks its operands', async () => {
+    await useBackend('cpu');
+    const a = randomInt8(3 * 9, 5);
+    const b = randomInt8(4 * 9, 6);
+    const ta = int8Tensor(a, 3, 9);
+    const tb = int8Tensor(b, 4, 9);
+    const c = int8MatMul(ta, tb);
+    expect([c.shape, c.dtype]).toEqual([[3, 4], 'int32']);
+    expect(Int32Array.from(await c.data())).toEqual(int8MatMulNT(a, b, 3, 4, 9));
+    expect(() => int8MatMul(ta, tf.zeros([4, 2], 'int32') as tf.Tensor2D)).toThrow(/row widths/);
+    expect(() => int8MatMul(ta, tf.zeros([4, 3]) as tf.Tensor2D)).toThrow(/int32/);
+    tf.dispose([ta, tb, c]);
   });
 });

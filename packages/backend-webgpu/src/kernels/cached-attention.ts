@@ -1,6 +1,7 @@
 import type { DecodeAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
+import { subgroupAttention, useSubgroupAttention } from './cached-attention-subgroup';
 import { positionOf, ropeFunction } from './kv-write';
 
 const WG = 64;
@@ -231,10 +232,22 @@ export const cachedAttention: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const [, b, kv, l, d] = cache.shape;
   const rows = qkv.shape[0];
   const t = rows / b;
+  const int = (v: number) => ({ type: 'int32', data: [v] });
+  if (useSubgroupAttention(d)) {
+    const { out, splits } = subgroupAttention(gpu, { qkv, cache, rope, starts, position }, a);
+    if (splits === 1) return out;
+    const merged = gpu.runWebGPUProgram(
+      new CachedAttentionCombineProgram(rows, a.heads, d),
+      [out],
+      'float32',
+      [int(a.heads), int(d), int(splits)],
+    );
+    gpu.disposeData(out.dataId);
+    return merged;
+  }
   // with the position on the device: the grid and uniforms are those of the whole cache, the same
   // at every step (splits past the position are empty)
   const { splits, span } = attentionSplits(rows * a.heads, position ? l : a.pos + t);
-  const int = (v: number) => ({ type: 'int32', data: [v] });
   const uniforms = [
     int(b),
     int(t),

@@ -31,17 +31,17 @@ export interface GemvShape {
   fusion: LinearFusion;
   /** 1–3 bits: the LUT staged as pairs (one 8-byte lookup per two weights). */
   pairs?: boolean;
+  /** The row groups written out one after another (constant offsets) instead of a loop. */
+  straight?: boolean;
 }
 
 /** 'auto': on a hardware adapter with subgroups; 'on' also on a software one (tests); 'off'. */
 export type GemvMode = 'auto' | 'on' | 'off';
 let gemvMode: GemvMode = 'auto';
-let gemvTuning: { rb?: number; unroll?: number; pairs?: boolean } = {};
+type GemvTuning = { rb?: number; unroll?: number; pairs?: boolean; straight?: boolean };
+let gemvTuning: GemvTuning = {};
 /** Where the x-stationary GEMV runs ('off': decode takes the rows shape) and its tile (A/B). */
-export function setPaletteGemv(
-  mode: GemvMode,
-  tuning: { rb?: number; unroll?: number; pairs?: boolean } = {},
-): void {
+export function setPaletteGemv(mode: GemvMode, tuning: GemvTuning = {}): void {
   gemvMode = mode;
   gemvTuning = tuning;
 }
@@ -83,14 +83,17 @@ export function useGemv(m: number, k: number, clusterDim: number): boolean {
 }
 
 /** The tile for a product of n rows: RB rows per workgroup (at most 8 KiB of LUTs), U unrolled. */
-export function gemvTile(n: number, bits: number): { rb: number; unroll: number; pairs: boolean } {
+export function gemvTile(
+  n: number,
+  bits: number,
+): { rb: number; unroll: number; pairs: boolean; straight: boolean } {
   const unroll = gemvTuning.unroll ?? 4;
   const pairs = (gemvTuning.pairs ?? false) && bits <= 3;
   const slots = pairs ? 2 << (2 * bits) : 1 << bits; // words of LUT a row
   let rb = gemvTuning.rb ?? (n >= 16384 ? 32 : 16);
   rb = Math.max(unroll, Math.min(rb, Math.floor(2048 / slots)));
   rb -= rb % unroll;
-  return { rb, unroll, pairs };
+  return { rb, unroll, pairs, straight: gemvTuning.straight ?? false };
 }
 
 /** The WGSL of the x-stationary GEMV (bindings: x, codes, lut, rows, scales, [g], [residual], y, uniforms). */
@@ -120,30 +123,43 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     );
     for (let q = 0; q < 8; q++) lines.push(`x${q} = x${q} * g[c * 8u + ${q}u];`);
   }
-  const loads: string[] = [];
-  const math: string[] = [];
-  for (let u = 0; u < unroll; u++) {
-    loads.push(`let wb${u} = min(first + r + ${u}u, u.n - 1u) * ${ch * bits}u + c * ${bits}u;`);
-    for (let w = 0; w < bits; w++) loads.push(`let cw${w}_${u} = codes[wb${u} + ${w}u];`);
-    math.push(`let lb${u} = (r + ${u}u) * ${per}u;`);
-    const field = (j: number, width: number) =>
-      chunkField(j, width)
-        .replace(/cw(\d+)/g, `cw$1_${u}`)
-        .replace(/^i32\((.*)\)$/, '$1');
-    const look = (f: string) => `lutS[lb${u} + (${f})]`;
-    const terms = Array.from({ length: 8 }, (_, q) => {
-      if (pairs) {
-        const [a, b] = [0, 1].map((i) => `lutP[lb${u} + (${field(2 * q + i, 2 * bits)})]`);
-        return `dot(x${q}, vec4<f32>(${a}, ${b}))`;
-      }
-      const l = [0, 1, 2, 3].map((i) => look(field(4 * q + i, bits)));
-      return `dot(x${q}, vec4<f32>(${l.join(', ')}))`;
-    });
-    math.push(
-      `let s${u} = subgroupAdd(${terms.join(' +\n        ')});`,
-      `if (sl == 0u) { part[(r + ${u}u) * ${nsg}u + sg] = s${u}; }`,
-    );
-  }
+  /** One group of `unroll` rows from row r (a WGSL expression): their loads, then their sums. */
+  const group = (r: string): string => {
+    const loads: string[] = [];
+    const math: string[] = [];
+    for (let u = 0; u < unroll; u++) {
+      loads.push(
+        `let wb${u} = min(first + ${r} + ${u}u, u.n - 1u) * ${ch * bits}u + c * ${bits}u;`,
+      );
+      for (let w = 0; w < bits; w++) loads.push(`let cw${w}_${u} = codes[wb${u} + ${w}u];`);
+      math.push(`let lb${u} = (${r} + ${u}u) * ${per}u;`);
+      const field = (j: number, width: number) =>
+        chunkField(j, width)
+          .replace(/cw(\d+)/g, `cw$1_${u}`)
+          .replace(/^i32\((.*)\)$/, '$1');
+      const terms = Array.from({ length: 8 }, (_, q) => {
+        if (pairs) {
+          const [a, b] = [0, 1].map((i) => `lutP[lb${u} + (${field(2 * q + i, 2 * bits)})]`);
+          return `dot(x${q}, vec4<f32>(${a}, ${b}))`;
+        }
+        const l = [0, 1, 2, 3].map((i) => `lutS[lb${u} + (${field(4 * q + i, bits)})]`);
+        return `dot(x${q}, vec4<f32>(${l.join(', ')}))`;
+      });
+      math.push(
+        `let s${u} = subgroupAdd(${terms.join(' +\n        ')});`,
+        `if (sl == 0u) { part[(${r} + ${u}u) * ${nsg}u + sg] = s${u}; }`,
+      );
+    }
+    return `{
+    ${loads.join('\n    ')}
+    ${math.join('\n    ')}
+  }`;
+  };
+  // straight: every group written out with its row as a constant (the LUT offsets and the slot
+  // indices fold into the instructions); else a loop over the groups
+  const walk = shape.straight
+    ? Array.from({ length: rb / unroll }, (_, i) => group(`${i * unroll}u`)).join('\n  ')
+    : `for (var r = 0u; r < ${rb}u; r = r + ${unroll}u) ${group('r')}`;
   const scaled = rms ? `t * inverseSqrt(ssSum / ${k}.0 + u.eps)` : 't';
   return `
 enable subgroups;
@@ -179,10 +195,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
   let c = min(tid, ${ch - 1}u);
   ${lines.join('\n  ')}
   workgroupBarrier();
-  for (var r = 0u; r < ${rb}u; r = r + ${unroll}u) {
-    ${loads.join('\n    ')}
-    ${math.join('\n    ')}
-  }
+  ${walk}
   workgroupBarrier();
   if (tid < ${rb}u) {
     let row = first + tid;
@@ -220,15 +233,15 @@ export function paletteGemv(
     residual: attrs.residual,
     eps: attrs.eps,
   };
-  const { rb, unroll, pairs } = gemvTile(n, bits);
+  const { rb, unroll, pairs, straight } = gemvTile(n, bits);
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
-    wgsl: () => paletteGemvWgsl({ k, bits, rb, unroll, fusion, pairs }),
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${straight}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    wgsl: () => paletteGemvWgsl({ k, bits, rb, unroll, fusion, pairs, straight }),
     tensors,
     uniforms: uniformBlock([
       ['u', n],

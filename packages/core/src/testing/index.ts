@@ -1,6 +1,7 @@
 import { getPlugin, listPlugins, reference, seededRandom, useBackend } from '@edkm/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { codeCases } from './code-cases';
+import { int8Cases } from './int8-cases';
 import { decodeCases, linearCases } from './linear-cases';
 import { matMulCases } from './matmul';
 import { nearestCases } from './nearest';
@@ -42,6 +43,7 @@ export function conformanceCases(): ConformanceCase[] {
     ...optimCases(),
     ...normCases(),
     ...nearestCases(),
+    ...int8Cases(),
     ...matMulCases(seededRandom(21)),
   ];
 }

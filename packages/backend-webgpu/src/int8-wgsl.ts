@@ -1,0 +1,691 @@
+// WGSL for int8 × int8 → int32 GEMMs on WebGPU's subgroup matrices (Dawn's
+// `chromium_experimental_subgroup_matrix`, tensor cores through VK_KHR_cooperative_matrix), and the
+// tile arithmetic behind them. Pure functions (strings and numbers), no side effects: the plugin's
+// EdkmInt8MatMul kernel (src/kernels/int8-matmul.ts) runs one of them; bench/int8.ts compiles and
+// times many (its variant lists are in bench/int8-kernels.ts); tests/int8-bench.test.ts checks the
+// arithmetic. Imported by the bench as `@edkm/backend-webgpu/int8-wgsl` (no tfjs loaded).
+//
+// C = A·Bᵀ: A is M×K row-major int8, B is N×K row-major int8 (a weight matrix), C is M×N int32.
+// A subgroup matrix "left" fragment is FM×FK of A (row-major), a "right" fragment FK×FN of Bᵀ,
+// which is B's rows read column-major (element (k, n) at n·stride + k), a "result" FM×FN int32.
+//
+// Tiling follows the usual GPU GEMM hierarchy (CUTLASS's threadblock / warp / instruction tiles,
+// NVIDIA's "Matrix Multiplication Background" guide; Simon Boehm's "How to optimize a CUDA matmul"
+// for the register-prefetch double buffer; Triton's grouped tile order for L2 reuse):
+//  - a workgroup computes a BM×BN tile of C; BM = sy·tm·FM, BN = sx·tn·FN;
+//  - each of its sy×sx subgroups (32 lanes) a (tm·FM)×(tn·FN) block held in tm·tn accumulators;
+//  - `direct`: one subgroup per workgroup, fragments loaded straight from storage (L1/L2 only);
+//  - `staged`: the workgroup copies a BM×BK slice of A and a BN×BK slice of B into workgroup memory
+//    with vec4<u32> loads (16 int8 per load), then every subgroup loads its fragments from there;
+//    rows are padded (`pad` bytes) so that the 8 rows a fragment load touches fall in different
+//    banks; `stages` workgroup buffers (1 or 2) and `ahead` slices read into registers before the
+//    current one is multiplied (0, 1 or 2; default stages − 1):
+//      stages 1, ahead 0: copy, barrier, multiply, barrier (round 1's winner);
+//      stages 1, ahead 1: the next slice into registers, multiply, barrier, store, barrier (the
+//        global loads' latency overlaps the multiply, no second buffer);
+//      stages 2, ahead 0: copy into buffer t % 2, barrier, multiply (one barrier per slice);
+//      stages 2, ahead 1: the next slice into registers, multiply, store into the other buffer,
+//        barrier (one barrier per slice);
+//      stages 2, ahead 2: two register sets, slice t + 2 read while t is multiplied and t + 1
+//        stored (unrolled only);
+//    `unroll` (stages 2) unrolls the slice loop by 2 so that every buffer offset and register set
+//    is a constant (round 1's dynamic `t & 1` buffer was 3× slower on the H200; K must then be a
+//    multiple of 2·bk);
+//  - `probe`: /work/shared/anchors/webgpu_int8_matrix_probe.mjs's kernel (rolled loops, arrays of
+//    fragments), the baseline.
+// Every inner step is generated unrolled, with one variable per accumulator, so that no subgroup
+// matrix sits in an array indexed at run time.
+//
+// Offsets and strides of subgroupMatrixLoad/Store count elements of the matrix's component type:
+// int8 elements (bytes) of an array<i32> for i8 fragments (Tint's SPIR-V writer divides both by 4
+// to address the i32 words; so both must be multiples of 4), i32 elements for the int32 result.
+// `offsetDiv: 4` generates the other reading (offset in i32 words) for the calibration that
+// bench/int8.ts runs first.
+//
+// `emulate: true` generates the same kernel with the subgroup-matrix calls replaced by plain WGSL
+// (a fragment is its (source, offset, stride) and the product reads the bytes when it runs), so that
+// the tiling, the copies and the barriers can be checked on an adapter without subgroup matrices
+// (lavapipe). The emulation reads workgroup memory at multiply time, not at load time, which is
+// the same here because every kernel multiplies fragments before the next barrier.
+
+export interface MatrixShape {
+  /** rows of the left fragment and of the result */
+  m: number;
+  /** columns of the right fragment and of the result */
+  n: number;
+  /** the contracted dimension */
+  k: number;
+}
+
+export type Int8KernelKind = 'probe' | 'direct' | 'staged';
+
+export interface Int8KernelSpec {
+  kind: Int8KernelKind;
+  /** accumulators per subgroup along M and N */
+  tm: number;
+  tn: number;
+  /** subgroups per workgroup along M and N (1 and 1 unless staged) */
+  sy: number;
+  sx: number;
+  /** bytes of K per workgroup-memory slice (staged) */
+  bk: number;
+  /** workgroup-memory buffers for slices (1 or 2) */
+  stages: 1 | 2;
+  /** slices read from storage into registers ahead of the multiply (default stages − 1) */
+  ahead?: 0 | 1 | 2;
+  /** stages 2: unroll the slice loop by 2 (constant buffer offsets and register sets) */
+  unroll?: boolean;
+  /** bytes added to each workgroup-memory row (a multiple of 16) */
+  pad: number;
+  /** tile rows per group of the workgroup order (0: row by row) */
+  group: number;
+  /** the subgroup's index: the `subgroup_id` builtin or local_invocation_index / 32 */
+  sgid: 'builtin' | 'index';
+  /** the fragment shape's N (the adapter lists 16 and 8 for i8) */
+  fragN: number;
+}
+
+export interface Int8KernelPlan {
+  threads: number;
+  /** the workgroup's tile of C */
+  bm: number;
+  bn: number;
+  /** K consumed per step of the outer loop */
+  bk: number;
+  /** K must be a multiple of this (bk, or 2·bk when the slice loop is unrolled by 2) */
+  kMultiple: number;
+  /** bytes per workgroup-memory row (bk + pad) */
+  lds: number;
+  /** bytes of workgroup memory */
+  smemBytes: number;
+  /** vec4<u32> loads of A and of B per thread per slice (staged), and whether the last is partial */
+  aLoads: number;
+  bLoads: number;
+  aGuard: boolean;
+  bGuard: boolean;
+}
+
+export interface Int8WgslOptions {
+  frag: MatrixShape;
+  /** 1: offsets in int8 elements (the extension's definition); 4: in i32 words */
+  offsetDiv?: 1 | 4;
+  emulate?: boolean;
+  /** lanes per subgroup: 32 (the subgroup matrices' subgroup size on NVIDIA) */
+  subgroupSize?: number;
+}
+
+const SUBGROUP = 32;
+
+export const defaultSpec: Int8KernelSpec = {
+  kind: 'staged',
+  tm: 4,
+  tn: 4,
+  sy: 2,
+  sx: 2,
+  bk: 64,
+  stages: 2,
+  pad: 16,
+  group: 8,
+  sgid: 'builtin',
+  fragN: 16,
+};
+
+export function spec(over: Partial<Int8KernelSpec>): Int8KernelSpec {
+  const s = { ...defaultSpec, ...over };
+  if (s.kind !== 'staged') return { ...s, sy: 1, sx: 1, stages: 1, pad: 0 };
+  return s;
+}
+
+/** Slices a staged kernel reads into registers ahead of the multiply. */
+export function int8Ahead(s: Int8KernelSpec): number {
+  return s.ahead ?? s.stages - 1;
+}
+
+/**
+ * The plugin's kernel by default (EdkmInt8MatMul): round 1's fastest on the H200, 239 TOPS at
+ * 8192³ and 213 at 2048×11008×4096, exact (bench/results/h200-2026-12-03/int8-call5.json):
+ * 128×128 tiles over 4 subgroups of 64×64, 32-byte K slices in 12 KiB of workgroup memory.
+ */
+export const INT8_MATMUL_SPEC: Int8KernelSpec = spec({ stages: 1, bk: 32 });
+
+/** A short unique name: kind, subgroups, accumulators (n8: 16×8 fragments), slice, pad, ... */
+export function specName(s: Int8KernelSpec): string {
+  const f = `${s.tm}x${s.tn}${s.fragN === 8 ? 'n8' : ''}`;
+  const g = s.group ? `-g${s.group}` : '';
+  if (s.kind === 'probe') return 'probe';
+  if (s.kind === 'direct') return `direct-${f}${g}`;
+  const idx = s.sgid === 'index' ? '-idx' : '';
+  const ahead = int8Ahead(s) !== s.stages - 1 ? `-a${int8Ahead(s)}` : '';
+  const unroll = s.unroll ? '-u' : '';
+  return `staged${s.stages}-${s.sy}x${s.sx}sg-${f}-k${s.bk}-p${s.pad}${g}${idx}${ahead}${unroll}`;
+}
+
+/** Tile sizes and workgroup-memory use; throws on a spec that cannot be generated. */
+export function planInt8Kernel(
+  s: Int8KernelSpec,
+  frag: MatrixShape,
+  sg = SUBGROUP,
+): Int8KernelPlan {
+  const ints = [s.tm, s.tn, s.sy, s.sx];
+  if (ints.some((v) => !Number.isInteger(v) || v < 1))
+    throw new Error(`${specName(s)}: tm, tn, sy, sx must be positive integers`);
+  if (frag.n !== s.fragN)
+    throw new Error(`${specName(s)}: fragment N ${frag.n} is not the spec's ${s.fragN}`);
+  if (frag.k % 4 !== 0) throw new Error(`fragment K ${frag.k} is not a multiple of 4`);
+  if ((frag.m * frag.n) % sg !== 0)
+    throw new Error(`a ${frag.m}×${frag.n} result does not spread over ${sg} lanes`);
+  const threads = s.sy * s.sx * sg;
+  const bm = s.sy * s.tm * frag.m;
+  const bn = s.sx * s.tn * frag.n;
+  if (s.kind !== 'staged')
+    return { threads, bm, bn, bk: frag.k, kMultiple: frag.k, lds: 0, smemBytes: 0, ...noLoads };
+  if (s.bk % frag.k !== 0 || s.bk % 16 !== 0)
+    throw new Error(`${specName(s)}: bk ${s.bk} is not a multiple of ${frag.k} and 16`);
+  if (s.pad % 16 !== 0 || s.pad < 0)
+    throw new Error(`${specName(s)}: pad ${s.pad} is not a multiple of 16`);
+  const ahead = int8Ahead(s);
+  if (s.stages !== 1 && s.stages !== 2)
+    throw new Error(`${specName(s)}: stages ${s.stages} is not 1 or 2`);
+  if (ahead < 0 || ahead > s.stages || (ahead === 2 && !s.unroll))
+    throw new Error(
+      `${specName(s)}: ahead ${ahead} with ${s.stages} buffer(s)${s.unroll ? '' : ', not unrolled'}`,
+    );
+  if (s.unroll && s.stages !== 2) throw new Error(`${specName(s)}: unroll needs 2 buffers`);
+  const lds = s.bk + s.pad;
+  const smemBytes = s.stages * (bm + bn) * lds;
+  const aVec = (bm * s.bk) / 16;
+  const bVec = (bn * s.bk) / 16;
+  return {
+    threads,
+    bm,
+    bn,
+    bk: s.bk,
+    kMultiple: s.unroll ? 2 * s.bk : s.bk,
+    lds,
+    smemBytes,
+    aLoads: Math.ceil(aVec / threads),
+    bLoads: Math.ceil(bVec / threads),
+    aGuard: aVec % threads !== 0,
+    bGuard: bVec % threads !== 0,
+  };
+}
+const noLoads = { aLoads: 0, bLoads: 0, aGuard: false, bGuard: false };
+
+/** Why a kernel cannot run an M×N×K product (it handles only whole tiles), or undefined. */
+export function int8ShapeMisfit(
+  p: Int8KernelPlan,
+  m: number,
+  n: number,
+  k: number,
+): string | undefined {
+  const why: string[] = [];
+  if (m % p.bm) why.push(`M ${m} is not a multiple of the tile's ${p.bm}`);
+  if (n % p.bn) why.push(`N ${n} is not a multiple of the tile's ${p.bn}`);
+  if (k % p.bk) why.push(`K ${k} is not a multiple of the slice's ${p.bk}`);
+  else if (k % p.kMultiple) why.push(`K ${k} is not a multiple of two slices (${p.kMultiple})`);
+  if (k % 16) why.push(`K ${k} is not a multiple of 16`);
+  return why.length ? why.join('; ') : undefined;
+}
+
+/** The workgroup grid for an M×N product: (tiles along N, tiles along M). */
+export function int8Grid(p: Int8KernelPlan, m: number, n: number): [number, number] {
+  return [n / p.bn, m / p.bm];
+}
+
+/**
+ * The tile (row, column) that workgroup (x, y) of a tilesN × tilesM grid computes, in groups of
+ * `group` tile rows (Triton's grouped order: consecutive workgroups share the same B columns and a
+ * few A rows, so both stay in L2). The WGSL below computes the same; the tests check it is a
+ * permutation of the tiles.
+ */
+export function groupedTile(
+  x: number,
+  y: number,
+  tilesM: number,
+  tilesN: number,
+  group: number,
+): [number, number] {
+  if (!group) return [y, x];
+  const pid = y * tilesN + x;
+  const per = group * tilesN;
+  const first = Math.floor(pid / per) * group;
+  const size = Math.min(tilesM - first, group);
+  const r = pid % per;
+  return [first + (r % size), Math.floor(r / size)];
+}
+
+/** The uniform block the kernels read: M, N, K, tilesM, tilesN, K / bk (and padding). */
+export function int8Dims(p: Int8KernelPlan, m: number, n: number, k: number): Uint32Array {
+  return new Uint32Array([m, n, k, m / p.bm, n / p.bn, k / p.bk, 0, 0]);
+}
+
+/** The WGSL of one kernel (entry point `main`, bindings A, B, C, dims). */
+export function int8GemmWgsl(s: Int8KernelSpec, o: Int8WgslOptions): string {
+  const frag = o.frag;
+  const sg = o.subgroupSize ?? SUBGROUP;
+  const p = planInt8Kernel(s, frag, sg);
+  const emu = !!o.emulate;
+  const div = o.offsetDiv ?? 1;
+  const { m: FM, n: FN, k: FK } = frag;
+  const u = (v: number) => `${v}u`;
+  const off = (e: string) => (div === 4 ? `(${e}) / 4u` : e);
+  // fragment sources, for the emulation's byte reads
+  const srcId: Record<string, number> = { A: 0, B: 1, As: 2, Bs: 3 };
+  const loadL = (arr: string, e: string, stride: string) =>
+    emu
+      ? `L(${srcId[arr]}u, ${e}, ${stride})`
+      : `subgroupMatrixLoad<L>(&${arr}, ${off(e)}, false, ${stride})`;
+  const loadR = (arr: string, e: string, stride: string) =>
+    emu
+      ? `R(${srcId[arr]}u, ${e}, ${stride})`
+      : `subgroupMatrixLoad<R>(&${arr}, ${off(e)}, true, ${stride})`;
+  const mma = (a: string, b: string, c: string) =>
+    emu ? `mma(${a}, ${b}, ${c})` : `subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c})`;
+  const store = (e: string, c: string, stride: string) =>
+    emu
+      ? `storeC(${e}, ${c}, ${stride});`
+      : `subgroupMatrixStore(&C, ${e}, ${c}, false, ${stride});`;
+
+  const staged = s.kind === 'staged';
+  const useBuiltin = staged && s.sgid === 'builtin' && !emu && s.sy * s.sx > 1;
+  const head: string[] = [];
+  if (!emu) {
+    head.push(
+      useBuiltin
+        ? 'enable chromium_experimental_subgroup_matrix, subgroups;'
+        : 'enable chromium_experimental_subgroup_matrix;',
+      'diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);',
+    );
+  }
+  head.push(
+    '// C = A·Bᵀ, int8 × int8 → int32',
+    'struct Dims { M: u32, N: u32, K: u32, tilesM: u32, tilesN: u32, kTiles: u32, p0: u32, p1: u32 }',
+  );
+  const word = staged ? 'vec4<u32>' : 'i32';
+  head.push(
+    `@group(0) @binding(0) var<storage, read> A: array<${word}>; // M×K int8, row-major`,
+    `@group(0) @binding(1) var<storage, read> B: array<${word}>; // N×K int8, row-major (Bᵀ)`,
+    '@group(0) @binding(2) var<storage, read_write> C: array<i32>; // M×N int32',
+    '@group(0) @binding(3) var<uniform> dims: Dims;',
+  );
+  if (staged) {
+    head.push(
+      `var<workgroup> As: array<i32, ${(s.stages * p.bm * p.lds) / 4}>; // ${s.stages} × ${p.bm} rows × ${p.lds} bytes`,
+      `var<workgroup> Bs: array<i32, ${(s.stages * p.bn * p.lds) / 4}>; // ${s.stages} × ${p.bn} rows × ${p.lds} bytes`,
+    );
+  }
+  if (emu) head.push(emulation(frag, sg, staged ? ['As', 'Bs'] : ['A', 'B']));
+  else
+    head.push(
+      `alias L = subgroup_matrix_left<i8, ${FK}, ${FM}>;`,
+      `alias R = subgroup_matrix_right<i8, ${FN}, ${FK}>;`,
+      `alias Acc = subgroup_matrix_result<i32, ${FN}, ${FM}>;`,
+    );
+
+  const args = ['@builtin(workgroup_id) wg: vec3u', '@builtin(local_invocation_index) li: u32'];
+  if (useBuiltin) args.push('@builtin(subgroup_id) sgid: u32');
+  const body: string[] = [];
+  if (emu) body.push(`lane = li % ${u(sg)};`);
+  body.push('let K = dims.K;', 'let N = dims.N;');
+  if (s.group) {
+    body.push(
+      '// grouped tile order (L2 reuse): groups of tile rows, column by column inside a group',
+      'let pid = wg.y * dims.tilesN + wg.x;',
+      `let per = ${u(s.group)} * dims.tilesN;`,
+      `let first = (pid / per) * ${u(s.group)};`,
+      `let gsize = min(dims.tilesM - first, ${u(s.group)});`,
+      'let tileM = first + (pid % per) % gsize;',
+      'let tileN = (pid % per) / gsize;',
+    );
+  } else body.push('let tileM = wg.y;', 'let tileN = wg.x;');
+  body.push(`let row0 = tileM * ${u(p.bm)};`, `let col0 = tileN * ${u(p.bn)};`);
+
+  if (s.kind === 'probe') body.push(...probeBody(s, frag, loadL, loadR, mma, store));
+  else if (s.kind === 'direct') body.push(...directBody(s, frag, loadL, loadR, mma, store));
+  else body.push(...stagedBody(s, p, frag, sg, useBuiltin, loadL, loadR, mma, store));
+
+  return `${head.join('\n')}
+
+@compute @workgroup_size(${p.threads})
+fn main(${args.join(', ')}) {
+${body.map((l) => `  ${l}`).join('\n')}
+}
+`;
+}
+
+type Load = (arr: string, e: string, stride: string) => string;
+type Mma = (a: string, b: string, c: string) => string;
+type Store = (e: string, c: string, stride: string) => string;
+
+/** The probe's kernel as it is: arrays of fragments, rolled loops. */
+function probeBody(
+  s: Int8KernelSpec,
+  f: MatrixShape,
+  loadL: Load,
+  loadR: Load,
+  mma: Mma,
+  store: Store,
+) {
+  const { tm: TM, tn: TN } = s;
+  return [
+    `var acc: array<Acc, ${TM * TN}>;`,
+    `for (var k = 0u; k < K; k += ${f.k}u) {`,
+    `  var a: array<L, ${TM}>;`,
+    `  for (var i = 0u; i < ${TM}u; i++) { a[i] = ${loadL('A', `(row0 + i * ${f.m}u) * K + k`, 'K')}; }`,
+    `  for (var j = 0u; j < ${TN}u; j++) {`,
+    `    let b = ${loadR('B', `(col0 + j * ${f.n}u) * K + k`, 'K')};`,
+    `    for (var i = 0u; i < ${TM}u; i++) { acc[i * ${TN}u + j] = ${mma('a[i]', 'b', `acc[i * ${TN}u + j]`)}; }`,
+    '  }',
+    '}',
+    `for (var i = 0u; i < ${TM}u; i++) {`,
+    `  for (var j = 0u; j < ${TN}u; j++) {`,
+    `    ${store(`(row0 + i * ${f.m}u) * N + col0 + j * ${f.n}u`, `acc[i * ${TN}u + j]`, 'N')}`,
+    '  }',
+    '}',
+  ];
+}
+
+function accDecls(tm: number, tn: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < tm; i++)
+    out.push(Array.from({ length: tn }, (_, j) => `var c${i}_${j}: Acc;`).join(' '));
+  return out;
+}
+
+/** One subgroup per workgroup, fragments from storage, every step unrolled. */
+function directBody(
+  s: Int8KernelSpec,
+  f: MatrixShape,
+  loadL: Load,
+  loadR: Load,
+  mma: Mma,
+  store: Store,
+) {
+  const { tm: TM, tn: TN } = s;
+  const out = [...accDecls(TM, TN), `for (var k = 0u; k < K; k += ${f.k}u) {`];
+  for (let i = 0; i < TM; i++)
+    out.push(`  let a${i} = ${loadL('A', `(row0 + ${i * f.m}u) * K + k`, 'K')};`);
+  for (let j = 0; j < TN; j++) {
+    out.push(`  let b${j} = ${loadR('B', `(col0 + ${j * f.n}u) * K + k`, 'K')};`);
+    for (let i = 0; i < TM; i++) out.push(`  c${i}_${j} = ${mma(`a${i}`, `b${j}`, `c${i}_${j}`)};`);
+  }
+  out.push('}');
+  for (let i = 0; i < TM; i++)
+    for (let j = 0; j < TN; j++)
+      out.push(store(`(row0 + ${i * f.m}u) * N + col0 + ${j * f.n}u`, `c${i}_${j}`, 'N'));
+  return out;
+}
+
+/** Several subgroups per workgroup sharing A and B slices staged in workgroup memory. */
+function stagedBody(
+  s: Int8KernelSpec,
+  p: Int8KernelPlan,
+  f: MatrixShape,
+  sg: number,
+  useBuiltin: boolean,
+  loadL: Load,
+  loadR: Load,
+  mma: Mma,
+  store: Store,
+) {
+  const { tm: TM, tn: TN, sx: SX } = s;
+  const T = p.threads;
+  const q = p.bk / 16; // vec4s per row of a slice
+  const aStage = (p.bm * p.lds) / 4; // i32 words per stage
+  const bStage = (p.bn * p.lds) / 4;
+  const out: string[] = [];
+  out.push(
+    useBuiltin
+      ? 'let sgi = sgid; // this subgroup within the workgroup'
+      : `let sgi = li / ${sg}u; // this subgroup within the workgroup`,
+    `let wy = sgi / ${SX}u;`,
+    `let wx = sgi % ${SX}u;`,
+    `let aSub = wy * ${TM * f.m * p.lds}u; // byte offset of this subgroup's A rows in a slice`,
+    `let bSub = wx * ${TN * f.n * p.lds}u;`,
+    'let kq = K / 16u; // vec4s per row of A and B',
+  );
+  // each thread's share of the copies: fixed rows and columns, computed once
+  const copies = (name: 'a' | 'b', loads: number, origin: string) => {
+    for (let c = 0; c < loads; c++) {
+      out.push(
+        `let ${name}v${c} = li + ${c * T}u;`,
+        `let ${name}g${c} = (${origin} + ${name}v${c} / ${q}u) * kq + ${name}v${c} % ${q}u; // vec4 index in ${name === 'a' ? 'A' : 'B'}`,
+        `let ${name}s${c} = (${name}v${c} / ${q}u) * ${p.lds / 4}u + (${name}v${c} % ${q}u) * 4u; // word in ${name === 'a' ? 'As' : 'Bs'}`,
+      );
+    }
+  };
+  copies('a', p.aLoads, 'row0');
+  copies('b', p.bLoads, 'col0');
+  out.push(...accDecls(TM, TN));
+  const guard = (name: 'a' | 'b', c: number) => {
+    const total = ((name === 'a' ? p.bm : p.bn) * p.bk) / 16;
+    const last = c === (name === 'a' ? p.aLoads : p.bLoads) - 1;
+    return (name === 'a' ? p.aGuard : p.bGuard) && last ? `${name}v${c} < ${total}u` : '';
+  };
+  // global → registers (set 0 or 1) for slice `t`
+  const reg = (name: string, c: number, set: number) => `r${name}${c}${set ? '_1' : ''}`;
+  const gload = (t: string, set = 0) => {
+    const l: string[] = [];
+    for (const [name, n, src] of [
+      ['a', p.aLoads, 'A'],
+      ['b', p.bLoads, 'B'],
+    ] as const)
+      for (let c = 0; c < n; c++) {
+        const g = guard(name, c);
+        const st = `${reg(name, c, set)} = ${src}[${name}g${c} + ${t} * ${q}u];`;
+        l.push(g ? `if (${g}) { ${st} }` : st);
+      }
+    return l;
+  };
+  // a buffer's offset: a constant (0, 1) or a WGSL expression
+  const stageOff = (st: string | number, per: number) =>
+    typeof st === 'number'
+      ? st
+        ? `${st * per}u + `
+        : ''
+      : st === '0u'
+        ? ''
+        : `${st} * ${per}u + `;
+  // registers (set) → workgroup-memory buffer `st`
+  const sstore = (st: string | number, set = 0) => {
+    const l: string[] = [];
+    for (const [name, n, dst, per] of [
+      ['a', p.aLoads, 'As', aStage],
+      ['b', p.bLoads, 'Bs', bStage],
+    ] as const)
+      for (let c = 0; c < n; c++) {
+        const g = guard(name, c);
+        const w = `${name}w${c}`;
+        const stmt = [
+          `let ${w} = ${stageOff(st, per)}${name}s${c};`,
+          ...['x', 'y', 'z', 'w'].map(
+            (comp, e) =>
+              `${dst}[${w}${e ? ` + ${e}u` : ''}] = bitcast<i32>(${reg(name, c, set)}.${comp});`,
+          ),
+        ].join(' ');
+        l.push(g ? `if (${g}) { ${stmt} }` : `{ ${stmt} }`);
+      }
+    return l;
+  };
+  // fragments of workgroup-memory buffer `st` → accumulators
+  const compute = (st: string | number) => {
+    const l: string[] = [];
+    l.push(
+      `let aB = ${stageOff(st, aStage * 4)}aSub;`,
+      `let bB = ${stageOff(st, bStage * 4)}bSub;`,
+    );
+    for (let kk = 0; kk < p.bk / f.k; kk++) {
+      for (let i = 0; i < TM; i++)
+        l.push(
+          `let a${kk}_${i} = ${loadL('As', `aB + ${i * f.m * p.lds + kk * f.k}u`, `${p.lds}u`)};`,
+        );
+      for (let j = 0; j < TN; j++) {
+        l.push(
+          `let b${kk}_${j} = ${loadR('Bs', `bB + ${j * f.n * p.lds + kk * f.k}u`, `${p.lds}u`)};`,
+        );
+        for (let i = 0; i < TM; i++)
+          l.push(`c${i}_${j} = ${mma(`a${kk}_${i}`, `b${kk}_${j}`, `c${i}_${j}`)};`);
+      }
+    }
+    return l;
+  };
+  const ahead = int8Ahead(s);
+  const regs: string[] = [];
+  for (let set = 0; set < Math.max(1, ahead); set++) {
+    for (let c = 0; c < p.aLoads; c++) regs.push(`var ${reg('a', c, set)}: vec4<u32>;`);
+    for (let c = 0; c < p.bLoads; c++) regs.push(`var ${reg('b', c, set)}: vec4<u32>;`);
+  }
+  out.push(regs.join(' '));
+  const ind = (l: string[], n = 1) => l.map((x) => `${'  '.repeat(n)}${x}`);
+  const KT = 'dims.kTiles';
+  const barrier = 'workgroupBarrier();';
+  if (s.unroll) {
+    // two buffers, the loop unrolled by 2 (kTiles is even): buffer `par` and register sets constant
+    if (ahead >= 1) out.push(...gload('0u'), ...sstore(0));
+    if (ahead === 2) out.push(`if (${KT} > 1u) {`, ...ind(gload('1u', 1)), '}');
+    if (ahead >= 1) out.push(barrier);
+    const iter = (tt: string, par: number): string[] => {
+      if (ahead === 0) return [...gload(tt), ...sstore(par), barrier, ...compute(par)];
+      if (ahead === 1)
+        return [
+          `let more = ${tt} + 1u < ${KT};`,
+          'if (more) {',
+          ...ind(gload(`(${tt} + 1u)`)),
+          '}',
+          ...compute(par),
+          'if (more) {',
+          ...ind(sstore(1 - par)),
+          '}',
+          barrier,
+        ];
+      return [
+        `if (${tt} + 2u < ${KT}) {`,
+        ...ind(gload(`(${tt} + 2u)`, par)),
+        '}',
+        ...compute(par),
+        `if (${tt} + 1u < ${KT}) {`,
+        ...ind(sstore(1 - par, 1 - par)),
+        '}',
+        barrier,
+      ];
+    };
+    out.push(
+      `for (var t = 0u; t < ${KT}; t += 2u) {`,
+      '  {',
+      ...ind(iter('t', 0), 2),
+      '  }',
+      '  {',
+      ...ind(iter('(t + 1u)', 1), 2),
+      '  }',
+      '}',
+    );
+  } else if (s.stages === 1 && ahead === 0) {
+    out.push(
+      `for (var t = 0u; t < ${KT}; t++) {`,
+      ...ind(gload('t')),
+      ...ind(sstore('0u')),
+      `  ${barrier}`,
+      ...ind(compute('0u')),
+      `  ${barrier}`,
+      '}',
+    );
+  } else if (s.stages === 1) {
+    // the next slice into registers during the multiply; one buffer, two barriers
+    out.push(
+      ...gload('0u'),
+      ...sstore('0u'),
+      barrier,
+      `for (var t = 0u; t < ${KT}; t++) {`,
+      `  let more = t + 1u < ${KT};`,
+      '  if (more) {',
+      ...ind(gload('(t + 1u)'), 2),
+      '  }',
+      ...ind(compute('0u')),
+      `  ${barrier}`,
+      '  if (more) {',
+      ...ind(sstore('0u'), 2),
+      '  }',
+      `  ${barrier}`,
+      '}',
+    );
+  } else if (ahead === 0) {
+    // two buffers, no prefetch: copy into buffer t % 2, one barrier per slice
+    out.push(
+      `for (var t = 0u; t < ${KT}; t++) {`,
+      '  let cur = t & 1u;',
+      ...ind(gload('t')),
+      ...ind(sstore('cur')),
+      `  ${barrier}`,
+      ...ind(compute('cur')),
+      '}',
+    );
+  } else {
+    out.push(
+      ...gload('0u'),
+      ...sstore('0u'),
+      barrier,
+      `for (var t = 0u; t < ${KT}; t++) {`,
+      '  let cur = t & 1u;',
+      `  let more = t + 1u < ${KT};`,
+      '  if (more) {',
+      ...ind(gload('(t + 1u)'), 2),
+      '  }',
+      ...ind(compute('cur')),
+      '  if (more) {',
+      ...ind(sstore('(1u - cur)'), 2),
+      '  }',
+      `  ${barrier}`,
+      '}',
+    );
+  }
+  const r0 = `row0 + wy * ${TM * f.m}u`;
+  const c0 = `col0 + wx * ${TN * f.n}u`;
+  out.push(`let cr = ${r0};`, `let cc = ${c0};`);
+  for (let i = 0; i < TM; i++)
+    for (let j = 0; j < TN; j++)
+      out.push(store(`(cr + ${i * f.m}u) * N + cc + ${j * f.n}u`, `c${i}_${j}`, 'N'));
+  return out;
+}
+
+/**
+ * Plain-WGSL stand-ins for the subgroup-matrix types and calls: a fragment is where it lives, the
+ * product reads the int8 values when it runs. Lane l holds result entries l, l + 32, ... (row-major).
+ */
+function emulation(f: MatrixShape, sg: number, sources: string[]): string {
+  const per = (f.m * f.n) / sg;
+  const srcId: Record<string, number> = { A: 0, B: 1, As: 2, Bs: 3 };
+  const cases = sources.map((name) => `    case ${srcId[name]}u: { w = ${name}[i / 4u]; }`);
+  return `// emulated subgroup matrices (no subgroup-matrix adapter): L is ${f.m}×${f.k} row-major, R is ${f.k}×${f.n} column-major
+struct L { src: u32, off: u32, stride: u32 }
+struct R { src: u32, off: u32, stride: u32 }
+struct Acc { v: array<i32, ${per}> }
+var<private> lane: u32;
+fn byteAt(src: u32, i: u32) -> i32 {
+  var w = 0i;
+  switch src {
+${cases.join('\n')}
+    default: {}
+  }
+  return (w << (24u - 8u * (i % 4u))) >> 24u;
+}
+fn mma(a: L, b: R, c: Acc) -> Acc {
+  var r = c;
+  for (var e = 0u; e < ${per}u; e++) {
+    let x = lane + ${sg}u * e;
+    let row = x / ${f.n}u;
+    let col = x % ${f.n}u;
+    var s = 0i;
+    for (var t = 0u; t < ${f.k}u; t++) {
+      s += byteAt(a.src, a.off + row * a.stride + t) * byteAt(b.src, b.off + col * b.stride + t);
+    }
+    r.v[e] += s;
+  }
+  return r;
+}
+fn storeC(off: u32, c: Acc, stride: u32) {
+  for (var e = 0u; e < ${per}u; e++) {
+    let x = lane + ${sg}u * e;
+    C[off + (x / ${f.n}u) * stride + x % ${f.n}u] = c.v[e];
+  }
+}`;
+}

@@ -1,0 +1,217 @@
+import type { DecodeAttrs, tf } from '@edkm/core';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { allocate, runRaw, uniformBlock } from '../raw';
+
+/** Threads of a workgroup (4 subgroups of 32 on NVIDIA, 16 of 8 on lavapipe). */
+const WG = 128;
+/** Cached positions a subgroup takes per step (their loads and subgroup sums in flight together). */
+const STEP = 4;
+/** Positions per workgroup (one split of the cache). */
+export const SUBGROUP_SPAN = 32;
+/** Workgroups the split aims for. */
+const TARGET_WORKGROUPS = 512;
+
+let attentionMode: 'auto' | 'on' | 'off' = 'auto';
+let subgroupsOn = false;
+let software = false;
+/** Where the subgroup attention runs ('on' also on a software adapter: tests; 'off': never). */
+export function setSubgroupAttention(mode: 'auto' | 'on' | 'off'): void {
+  attentionMode = mode;
+}
+/** What the device offers (see setGemvDevice). */
+export function setSubgroupAttentionDevice(device: { subgroups: boolean; software: boolean }) {
+  subgroupsOn = device.subgroups;
+  software = device.software;
+}
+
+/** Whether CachedAttention takes the subgroup kernel for head size d. */
+export function useSubgroupAttention(d: number): boolean {
+  return (
+    subgroupsOn &&
+    d % 4 === 0 &&
+    d <= 512 &&
+    (attentionMode === 'on' || (attentionMode === 'auto' && !software))
+  );
+}
+
+/** Splits of the cache's slots: SUBGROUP_SPAN positions each, enough to fill the GPU. */
+export function subgroupSplits(groups: number, slots: number): { splits: number; span: number } {
+  const blocks = Math.max(1, Math.ceil(slots / SUBGROUP_SPAN));
+  const want = Math.min(blocks, Math.max(1, Math.ceil(TARGET_WORKGROUPS / groups)));
+  const span = Math.ceil(blocks / want) * SUBGROUP_SPAN;
+  return { splits: Math.ceil((blocks * SUBGROUP_SPAN) / span), span };
+}
+
+/**
+ * CachedAttention on subgroups (flash-decoding's shape): one workgroup per (row, query head,
+ * split of the cached slots). The roped, scaled query waits in workgroup memory; each subgroup
+ * takes STEP cached positions at a time, its lanes splitting the head dimension as vec4s: a key's
+ * dot product is one subgroupAdd, the online softmax runs in every lane alike, and each lane keeps
+ * its own dims of the output (value rows read whole by the subgroup: coalesced). The subgroups'
+ * (max, sum, output) meet in workgroup memory at the end. Every subgroup runs the same number of
+ * steps (positions past the end count as probability 0), so the subgroup sums stay in uniform
+ * control flow. The older kernel (CachedAttentionProgram) gave a thread a whole key and a serial
+ * 64-step loop per block for the softmax and the value pass.
+ */
+export function subgroupAttentionWgsl(d: number, whole: boolean, devicePosition: boolean): string {
+  const d4 = d / 4;
+  const jmax = Math.ceil(d4 / 4); // vec4 slots a lane may hold (subgroups of 4 lanes and up)
+  const slots = (f: (j: number) => string) =>
+    Array.from({ length: jmax }, (_, j) => f(j)).join('\n      ');
+  const step: string[] = [];
+  for (let u = 0; u < STEP; u++) {
+    step.push(
+      `let j${u} = base + ${u}u;`,
+      `let live${u} = j${u} < len;`,
+      `let kr${u} = kBase + min(j${u}, u.l - 1u);`,
+      `let vr${u} = vBase + min(j${u}, u.l - 1u);`,
+      `var part${u} = 0.0;`,
+      slots(
+        (j) =>
+          `if (sl + ${j}u * sgs < ${d4}u) { part${u} = part${u} + dot(qS[sl + ${j}u * sgs], cache[kr${u} * ${d4}u + sl + ${j}u * sgs]); }`,
+      ),
+    );
+  }
+  for (let u = 0; u < STEP; u++)
+    step.push(`let s${u} = select(-3.0e38, subgroupAdd(part${u}), live${u});`);
+  step.push(
+    'let mx = max(max(max(m, s0), max(s1, s2)), s3);',
+    'let corr = exp(m - mx);',
+    ...Array.from(
+      { length: STEP },
+      (_, u) => `let p${u} = select(0.0, exp(s${u} - mx), live${u});`,
+    ),
+    'l = l * corr + ((p0 + p1) + (p2 + p3));',
+    'm = mx;',
+    slots(
+      (j) =>
+        `if (sl + ${j}u * sgs < ${d4}u) { let i = sl + ${j}u * sgs; o${j} = o${j} * corr + p0 * cache[vr0 * ${d4}u + i] + p1 * cache[vr1 * ${d4}u + i] + p2 * cache[vr2 * ${d4}u + i] + p3 * cache[vr3 * ${d4}u + i]; }`,
+    ),
+  );
+  const write = whole
+    ? `let inv = select(0.0, 1.0 / total, total > 0.0);
+    out[(bt * u.h + hq) * ${d}u + tid] = acc * inv;`
+    : `let at = wgi * ${d + 2}u;
+    if (tid == 0u) { out[at] = mAll; out[at + 1u] = total; }
+    out[at + 2u + tid] = acc;`;
+  return `
+enable subgroups;
+struct U { b : u32, t : u32, h : u32, kv : u32, l : u32, pos : u32, scale : f32, splits : u32, span : u32, p0 : u32, p1 : u32, p2 : u32 };
+@group(0) @binding(0) var<storage, read> qkv : array<f32>;
+@group(0) @binding(1) var<storage, read> cache : array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> rope : array<f32>;
+@group(0) @binding(3) var<storage, read> starts : array<i32>;
+@group(0) @binding(4) var<storage, read> position : array<i32>;
+@group(0) @binding(5) var<storage, read_write> out : array<f32>;
+@group(0) @binding(6) var<uniform> u : U;
+var<workgroup> qS : array<vec4<f32>, ${d4}>;
+var<workgroup> mS : array<f32, ${WG / 4}>;
+var<workgroup> lS : array<f32, ${WG / 4}>;
+var<workgroup> oS : array<vec4<f32>, ${(WG / 4) * d4}>;
+var<workgroup> bounds : vec2<u32>;
+fn ropeAt(at : u32, i : u32, p : u32) -> f32 {
+  let half = ${d / 2}u;
+  let jj = i % half;
+  let c = rope[p * ${d}u + jj];
+  let sn = rope[p * ${d}u + half + jj];
+  if (i < half) { return qkv[at + i] * c - qkv[at + i + half] * sn; }
+  return qkv[at + i] * c + qkv[at + i - half] * sn;
+}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) tid : u32,
+        @builtin(subgroup_invocation_id) sl : u32, @builtin(subgroup_size) sgs : u32) {
+  let wgi = wg.x;
+  let split = wgi % u.splits;
+  let g = wgi / u.splits;
+  let hq = g % u.h;
+  let bt = g / u.h;
+  let b = bt / u.t;
+  let t = bt - b * u.t;
+  let pos = ${devicePosition ? 'u32(position[0])' : 'u.pos + 0u * u32(position[0])'};
+  let start0 = u32(starts[b]);
+  let p = u32(max(0, i32(pos + t) - i32(start0)));
+  let kvh = hq / (u.h / u.kv);
+  let row = bt * (u.h + 2u * u.kv) * ${d}u;
+  if (tid < ${d4}u) {
+    let at = row + hq * ${d}u;
+    qS[tid] = vec4<f32>(ropeAt(at, 4u * tid, p), ropeAt(at, 4u * tid + 1u, p), ropeAt(at, 4u * tid + 2u, p), ropeAt(at, 4u * tid + 3u, p)) * u.scale;
+  }
+  if (tid == 0u) {
+    bounds = vec2<u32>(max(start0, split * u.span), min(pos + t + 1u, (split + 1u) * u.span));
+  }
+  let bd = workgroupUniformLoad(&bounds);
+  let first = bd.x;
+  let len = bd.y;
+  let nsg = ${WG}u / sgs;
+  let sg = tid / sgs;
+  let kBase = (b * u.kv + kvh) * u.l;
+  let vBase = ((u.b + b) * u.kv + kvh) * u.l;
+  var m = -3.0e38;
+  var l = 0.0;
+  ${slots((j) => `var o${j} = vec4<f32>(0.0);`)}
+  let steps = (u.span + nsg * ${STEP}u - 1u) / (nsg * ${STEP}u);
+  for (var it = 0u; it < steps; it = it + 1u) {
+    let base = first + (it * nsg + sg) * ${STEP}u;
+    ${step.join('\n    ')}
+  }
+  if (sl == 0u) { mS[sg] = m; lS[sg] = l; }
+  ${slots((j) => `if (sl + ${j}u * sgs < ${d4}u) { oS[sg * ${d4}u + sl + ${j}u * sgs] = o${j}; }`)}
+  workgroupBarrier();
+  var mAll = -3.0e38;
+  for (var s = 0u; s < nsg; s = s + 1u) { mAll = max(mAll, mS[s]); }
+  var total = 0.0;
+  var acc = 0.0;
+  for (var s = 0u; s < nsg; s = s + 1u) {
+    let f = select(0.0, exp(mS[s] - mAll), lS[s] > 0.0);
+    total = total + lS[s] * f;
+    if (tid < ${d}u) { acc = acc + oS[s * ${d4}u + tid / 4u][tid % 4u] * f; }
+  }
+  if (tid < ${d}u) {
+    ${write}
+  }
+}`;
+}
+
+/**
+ * CachedAttention through subgroupAttentionWgsl: the partials of several splits (max, sum, D
+ * values each) or, with one split, the normalised output. The caller merges the partials.
+ */
+export function subgroupAttention(
+  backend: WebGPUBackend,
+  inputs: {
+    qkv: tf.TensorInfo;
+    cache: tf.TensorInfo;
+    rope: tf.TensorInfo;
+    starts: tf.TensorInfo;
+    position?: tf.TensorInfo;
+  },
+  a: DecodeAttrs,
+): { out: tf.TensorInfo; splits: number } {
+  const { qkv, cache, rope, starts, position } = inputs;
+  const [, b, kv, l, d] = cache.shape;
+  const rows = qkv.shape[0];
+  const t = rows / b;
+  const { splits, span } = subgroupSplits(rows * a.heads, position ? l : a.pos + t);
+  const whole = splits === 1;
+  const out = allocate(backend, whole ? [rows, a.heads * d] : [rows * a.heads * splits * (d + 2)]);
+  // without a device position the binding still needs a buffer: starts stands in (its value
+  // multiplied by 0: the binding must be used for the pipeline's layout to have it)
+  runRaw(backend, {
+    key: `EdkmCachedAttentionSubgroup:${d}_${whole}_${!!position}`,
+    wgsl: () => subgroupAttentionWgsl(d, whole, !!position),
+    tensors: [qkv, cache, rope, starts, position ?? starts, out],
+    uniforms: uniformBlock([
+      ['u', b],
+      ['u', t],
+      ['u', a.heads],
+      ['u', kv],
+      ['u', l],
+      ['u', position ? 0 : a.pos],
+      ['f', 1 / Math.sqrt(d)],
+      ['u', splits],
+      ['u', span],
+    ]),
+    groups: [rows * a.heads * splits, 1, 1],
+  });
+  return { out, splits };
+}
