@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { decodeReference, rmsNormRows } from './decode';
+import { decodeReference, rmsNormRows, siluMul } from './decode';
 import { DTypeError, InvalidArgumentError, ShapeError } from './errors';
 import { fromHalfBits } from './half';
 
@@ -29,11 +29,12 @@ export const LinearKernelNames = {
  * What a linear kernel may do around its product, to save a decode step's separate kernels:
  * `prologue` 'rmsnorm' multiplies by the row's inverse RMS and the weight g first
  * (x / √(mean(x²) + eps) · g, as DecodeKernelNames.RmsNorm); `residual` adds {residual: [M, N]}
- * to y. (SwiGLU stays its own kernel: fused into the down projection it would be recomputed by
- * every workgroup, an exp per weight.)
+ * to y; `prologue` 'swiglu' takes x [M, 2K] (a stacked gate/up product) and multiplies
+ * silu(gate) · up (DecodeKernelNames.SiluMul) — kernels that hold x once per workgroup (the GPU's
+ * one-row GEMV) compute it on the fly; the others run SiluMul first.
  */
 export interface LinearFusion {
-  prologue?: 'rmsnorm';
+  prologue?: 'rmsnorm' | 'swiglu';
   /** rmsnorm's epsilon. */
   eps?: number;
   residual?: boolean;
@@ -52,6 +53,8 @@ export interface Bf16MatMulAttrs extends LinearFusion {
 export interface LinearFusionInputs {
   /** RMSNorm of x's rows with this weight first (x [M, K]). */
   rmsNorm?: { weight: tf.Tensor1D; eps: number };
+  /** x is [M, 2K], gate then up: the product takes silu(gate) · up (not with rmsNorm). */
+  swiglu?: boolean;
   /** Added to the product [M, N]. */
   residual?: tf.Tensor2D;
 }
@@ -66,12 +69,21 @@ export function hostLinearFusion(
   k: number,
   attrs: LinearFusion,
   g?: Float32Array,
-): { x: Float32Array; finish(y: Float32Array, residual?: Float32Array): Float32Array } {
+): {
+  x: Float32Array;
+  /** The product's K: x's row length `k`, half of it under the SwiGLU prologue. */
+  width: number;
+  finish(y: Float32Array, residual?: Float32Array): Float32Array;
+} {
+  const swiglu = attrs.prologue === 'swiglu';
   return {
     x:
       attrs.prologue === 'rmsnorm'
         ? decodeReference.rmsNorm(x, k, g as Float32Array, attrs.eps as number)
-        : x,
+        : swiglu
+          ? decodeReference.siluMul(x, x.length / k)
+          : x,
+    width: swiglu ? k / 2 : k,
     finish(y, residual) {
       if (attrs.residual && residual)
         for (let i = 0; i < y.length; i++) y[i] = Math.fround(y[i] + residual[i]);
@@ -416,7 +428,9 @@ export function packedMatMul(
 ): tf.Tensor2D {
   const op = 'packedMatMul';
   const [n, k] = w.shape;
-  checkX(op, x, k);
+  if (fuse.swiglu && fuse.rmsNorm)
+    throw new InvalidArgumentError(`${op}: the rmsNorm and swiglu prologues exclude each other`);
+  checkX(op, x, fuse.swiglu ? 2 * k : k);
   if (fuse.rmsNorm && (fuse.rmsNorm.weight.rank !== 1 || fuse.rmsNorm.weight.shape[0] !== k))
     throw new ShapeError(
       `${op}: the RMSNorm weight must be [${k}], got [${fuse.rmsNorm.weight.shape}]`,
@@ -429,12 +443,17 @@ export function packedMatMul(
     throw new ShapeError(`${op}: the residual must be [${m}, ${n}], got [${fuse.residual.shape}]`);
   if (w.format === 'f32')
     return tf.tidy((): tf.Tensor2D => {
-      const xp = fuse.rmsNorm ? rmsNormRows(x, fuse.rmsNorm.weight, fuse.rmsNorm.eps) : x;
+      const xp = fuse.rmsNorm
+        ? rmsNormRows(x, fuse.rmsNorm.weight, fuse.rmsNorm.eps)
+        : fuse.swiglu
+          ? siluMul(x)
+          : x;
       const y = tf.matMul(xp, w.weight, false, true) as tf.Tensor2D;
       return fuse.residual ? (tf.add(y, fuse.residual) as tf.Tensor2D) : y;
     });
   const fusion: LinearFusion = {
     ...(fuse.rmsNorm ? { prologue: 'rmsnorm' as const, eps: fuse.rmsNorm.eps } : {}),
+    ...(fuse.swiglu ? { prologue: 'swiglu' as const } : {}),
     ...(fuse.residual ? { residual: true } : {}),
   };
   const extra: Record<string, tf.Tensor> = {};
@@ -507,6 +526,7 @@ export const linearReference = {
   /** x after a LinearFusion prologue, in float64 sums. */
   prologue(x: Float32Array, m: number, attrs: LinearFusion, g?: Float32Array): Float32Array {
     if (!attrs.prologue) return x;
+    if (attrs.prologue === 'swiglu') return decodeReference.siluMul(x, m);
     const k = x.length / m;
     const out = new Float32Array(m * k);
     for (let r = 0; r < m; r++) {

@@ -19,7 +19,6 @@ import {
   rmsNormRows,
   ropeTable,
   seededRandom,
-  siluMul,
   stackHostWeights,
   tf,
   uploadHostWeight,
@@ -252,8 +251,8 @@ export class Decoder {
         this.embed.format === 'bf16'
           ? bf16GatherRows(this.embed, ids)
           : (tf.gather((this.embed as { weight: tf.Tensor2D }).weight, ids) as tf.Tensor2D);
-      // per layer: RMSNorm·QKV, KV write, attention, O + residual, RMSNorm·gate-up, SwiGLU,
-      // down + residual (7 dispatches)
+      // per layer: RMSNorm·QKV, KV write, attention, O + residual, RMSNorm·gate-up,
+      // SwiGLU·down + residual (6 dispatches where the down product takes SwiGLU in, else 7)
       for (const layer of this.layers) {
         const qkv = this.matmul(x, layer.qkv, this.norm(layer.inputNorm));
         kvWrite(layer.cache, qkv, this.rope, this.starts, attrs, position).dispose();
@@ -267,7 +266,8 @@ export class Decoder {
         );
         x = this.matmul(attention, layer.o, { residual: x });
         const gateUp = this.matmul(x, layer.gateUp, this.norm(layer.postNorm));
-        x = this.matmul(siluMul(gateUp), layer.down, { residual: x });
+        // SwiGLU as the down product's prologue (computed in its kernel where it can: the GPU's GEMV)
+        x = this.matmul(gateUp, layer.down, { swiglu: true, residual: x });
       }
       const last =
         t === 1

@@ -14,8 +14,9 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const get = (t: tf.TensorInfo) => cpu.data.get(t.dataId).values as tf.backend_util.TypedArray;
   const f32 = (t?: tf.TensorInfo) => (t ? (get(t) as Float32Array) : undefined);
   const fused = attrs as unknown as Bf16MatMulAttrs;
-  const [m, k] = x.shape;
-  const fusion = hostLinearFusion(get(x) as Float32Array, k, fused, f32(g));
+  const m = x.shape[0];
+  const fusion = hostLinearFusion(get(x) as Float32Array, x.shape[1], fused, f32(g));
+  const k = fusion.width;
   const i32 = get(w) as Int32Array;
   const words = new Uint32Array(i32.buffer, i32.byteOffset, i32.length);
   const { n } = fused;

@@ -21,8 +21,9 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { bits, clusterDim: d } = fused;
   const get = (t: tf.TensorInfo) => cpu.data.get(t.dataId).values as tf.backend_util.TypedArray;
   const f32 = (t?: tf.TensorInfo) => (t ? (get(t) as Float32Array) : undefined);
-  const [m, k] = x.shape;
-  const fusion = hostLinearFusion(get(x) as Float32Array, k, fused, f32(g));
+  const m = x.shape[0];
+  const fusion = hostLinearFusion(get(x) as Float32Array, x.shape[1], fused, f32(g));
+  const k = fusion.width;
   const xv = fusion.x;
   const n = rows.shape[0];
   const i32 = get(codes) as Int32Array;

@@ -24,7 +24,7 @@ export function wasmLinearFusion(
 ): { x: tf.TensorInfo; finish(y: tf.TensorInfo): tf.TensorInfo } {
   const { x, g, residual } = inputs;
   const host = hostLinearFusion(f32(wasm, x), x.shape[1], attrs, g ? f32(wasm, g) : undefined);
-  const xt = attrs.prologue ? output(wasm, x.shape, 'float32', host.x) : x;
+  const xt = attrs.prologue ? output(wasm, [x.shape[0], host.width], 'float32', host.x) : x;
   return {
     x: xt,
     finish(y) {

@@ -15,6 +15,7 @@ import {
   serialLinear,
   serialLinearShader,
   serialMTile,
+  withSiluMul,
 } from './palette-matmul';
 
 /**
@@ -90,6 +91,17 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { x, w, g, residual } = inputs as Record<string, tf.TensorInfo>;
   const fusion = attrs as unknown as Bf16MatMulAttrs;
+  if (fusion.prologue === 'swiglu')
+    return withSiluMul(
+      gpu,
+      x,
+      (xs) =>
+        bf16MatMul({
+          inputs: { ...inputs, x: xs },
+          backend,
+          attrs: { ...attrs, prologue: '' },
+        }) as tf.TensorInfo,
+    );
   const m = x.shape[0];
   const k = x.shape[1];
   const serial = serialLinear();

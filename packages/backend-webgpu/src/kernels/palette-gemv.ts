@@ -112,9 +112,15 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   const yBinding = binding++;
   const uBinding = binding;
   const lines: string[] = [];
-  // x's 32 values of this thread's chunk (zero past K), times g under the RMSNorm prologue
+  // x's 32 values of this thread's chunk (zero past K), times g under the RMSNorm prologue;
+  // under SwiGLU's, silu(gate) · up from x [1, 2K] (computed once per workgroup and chunk)
+  const swiglu = fusion.prologue === 'swiglu';
   for (let q = 0; q < 8; q++)
-    lines.push(`var x${q} = select(vec4<f32>(0.0), x[c * 8u + ${q}u], on);`);
+    lines.push(
+      swiglu
+        ? `let gt${q} = x[c * 8u + ${q}u]; var x${q} = select(vec4<f32>(0.0), gt${q} / (vec4<f32>(1.0) + exp(-gt${q})) * x[${k / 4}u + c * 8u + ${q}u], on);`
+        : `var x${q} = select(vec4<f32>(0.0), x[c * 8u + ${q}u], on);`,
+    );
   if (rms) {
     lines.push(
       `var ss = ${Array.from({ length: 8 }, (_, q) => `dot(x${q}, x${q})`).join(' + ')};`,
@@ -225,7 +231,7 @@ export function paletteGemv(
   attrs: PaletteMatMulAttrs,
 ): tf.TensorInfo {
   const { x, codes, lut, rows, scales, g, residual } = inputs;
-  const k = x.shape[1];
+  const k = attrs.prologue === 'swiglu' ? x.shape[1] / 2 : x.shape[1];
   const n = rows.shape[0];
   const { bits } = attrs;
   const fusion: LinearFusion = {

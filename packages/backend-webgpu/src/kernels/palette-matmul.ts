@@ -3,6 +3,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
 import { paletteGemv, useGemv } from './palette-gemv';
 import { PaletteRowsProgram, chunkField } from './palette-rows';
+import { siluMul } from './silu-mul';
 
 /** Threads per workgroup of the linear kernels: one workgroup reduces one weight row. */
 export const LINEAR_WG = 64;
@@ -390,10 +391,23 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const fusion = attrs as unknown as PaletteMatMulAttrs;
   const { bits, clusterDim } = fusion;
   const m = x.shape[0];
-  const k = x.shape[1];
+  const swiglu = fusion.prologue === 'swiglu';
+  const k = swiglu ? x.shape[1] / 2 : x.shape[1];
   const n = rows.shape[0];
   if (useGemv(m, k, clusterDim))
     return paletteGemv(gpu, { x, codes, lut, rows, scales, g, residual }, fusion);
+  // the SwiGLU prologue outside the GEMV: SiluMul first, then the plain product
+  if (swiglu)
+    return withSiluMul(
+      gpu,
+      x,
+      (xs) =>
+        paletteMatMul({
+          inputs: { ...inputs, x: xs },
+          backend,
+          attrs: { ...attrs, prologue: '' },
+        }) as tf.TensorInfo,
+    );
   const serial = serialLinear();
   const mt = serial ? serialMTile(m) : mTile(m);
   const program =
@@ -407,6 +421,18 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     linearUniforms(m, n, k, program, fusion),
   );
 };
+
+/** `run` on silu(gate) · up of x [M, 2K] (the SwiGLU prologue of kernels that cannot fuse it). */
+export function withSiluMul(
+  gpu: WebGPUBackend,
+  x: tf.TensorInfo,
+  run: (xs: tf.TensorInfo) => tf.TensorInfo,
+): tf.TensorInfo {
+  const xs = siluMul({ inputs: { gu: x }, backend: gpu, attrs: {} }) as tf.TensorInfo;
+  const y = run(xs);
+  gpu.disposeData(xs.dataId);
+  return y;
+}
 
 /** The inputs a LinearFusion adds, in fusionBindings' order. */
 export function fusionInputs(

@@ -228,6 +228,19 @@ export function linearCases(): ConformanceCase[] {
       fusion: { prologue: 'rmsnorm', eps: 1e-5, residual: true },
     },
     { weight: 'palette', m: 1, n: 21, k: 2112, bits: 2, fusion: { residual: true } },
+    // the SwiGLU prologue (x [M, 2K]): in the GPU's GEMV, and SiluMul first everywhere else
+    {
+      weight: 'palette',
+      m: 1,
+      n: 33,
+      k: 2048,
+      bits: 3,
+      scales: true,
+      permute: true,
+      fusion: { prologue: 'swiglu', residual: true },
+    },
+    { weight: 'palette', m: 3, n: 17, k: 96, bits: 4, fusion: { prologue: 'swiglu' } },
+    { weight: 'bf16', m: 2, n: 9, k: 40, bits: 16, fusion: { prologue: 'swiglu', residual: true } },
     // more than one 64-wide workgroup of weight rows, and a partial tile of x rows
     {
       weight: 'palette',
@@ -257,7 +270,7 @@ export function linearCases(): ConformanceCase[] {
       name: `${c.weight === 'palette' ? 'paletteMatMul' : 'bf16MatMul'} fused ${[f.prologue, f.residual ? 'residual' : ''].filter(Boolean).join(' + ')} m=${c.m} n=${c.n} k=${c.k}${c.d ? ` d=${c.d}` : ''}`,
       run: async () => {
         const rnd = seededRandom(7400 + i);
-        const xw = c.k;
+        const xw = c.fusion.prologue === 'swiglu' ? 2 * c.k : c.k;
         const x = Float32Array.from({ length: c.m * xw }, () => rnd() * 4 - 2);
         const g = Float32Array.from({ length: c.k }, () => 0.5 + rnd());
         const residual = Float32Array.from({ length: c.m * c.n }, () => rnd() * 2 - 1);
@@ -283,6 +296,7 @@ export function linearCases(): ConformanceCase[] {
         const actual = await read(
           packedMatMul(xt, w, {
             rmsNorm: f.prologue === 'rmsnorm' ? { weight: gt, eps: f.eps as number } : undefined,
+            swiglu: f.prologue === 'swiglu',
             residual: f.residual ? rt : undefined,
           }),
         );
