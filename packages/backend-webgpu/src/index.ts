@@ -261,7 +261,8 @@ async function init(): Promise<boolean> {
   const unroll = typeof process !== 'undefined' ? Number(process.env?.EDKM_GEMV_UNROLL ?? 0) : 0;
   const gemvLut = typeof process !== 'undefined' ? process.env?.EDKM_GEMV_LUT : undefined;
   const straight = typeof process !== 'undefined' ? process.env?.EDKM_GEMV_STRAIGHT : undefined;
-  if (gemv || rb || unroll || gemvLut || straight) {
+  const split = typeof process !== 'undefined' ? process.env?.EDKM_GEMV_SPLIT : undefined;
+  if (gemv || rb || unroll || gemvLut || straight || split) {
     if (gemv && gemv !== 'auto' && gemv !== 'on' && gemv !== 'off')
       throw new InvalidArgumentError(`EDKM_PALETTE_GEMV must be auto, on or off, got '${gemv}'`);
     setPaletteGemv((gemv as GemvMode | undefined) ?? 'auto', {
@@ -269,6 +270,7 @@ async function init(): Promise<boolean> {
       unroll: unroll || undefined,
       pairs: gemvLut === 'pairs',
       straight: straight === undefined ? undefined : straight === '1',
+      split: split === '2' ? 2 : undefined,
     });
   }
   // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B)

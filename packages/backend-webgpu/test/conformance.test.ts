@@ -34,15 +34,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
   }, 300_000);
 
   // the suite above takes the adapter's own shape ('auto'): run the linear kernels in both
-  it.each([
-    'reduce',
-    'rows',
-    'rows+pairs',
-    'serial',
-    'gemv',
-    'gemv+pairs',
-    'gemv+straight',
-  ] as const)(
+  it.each(['reduce', 'rows', 'rows+pairs', 'serial', 'gemv', 'gemv+pairs', 'gemv+split'] as const)(
     'passes the linear kernels in the %s shape',
     async (shape) => {
       const linear: string[] = [LinearKernelNames.PaletteMatMul, LinearKernelNames.Bf16MatMul];
@@ -59,7 +51,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
       // 'gemv': one row of x with K ≥ 2048 through the x-stationary GEMV, also on a software adapter
       setPaletteGemv(gemv ? 'on' : 'auto', {
         pairs: shape === 'gemv+pairs',
-        straight: shape === 'gemv+straight',
+        split: shape === 'gemv+split' ? 2 : undefined,
       });
       try {
         const report = await runConformance('webgpu', cases);

@@ -33,12 +33,20 @@ export interface GemvShape {
   pairs?: boolean;
   /** The row groups written out one after another (constant offsets) instead of a loop. */
   straight?: boolean;
+  /** Threads per 32-column chunk: 2 halves the work and registers of a thread (1–4 bits). */
+  split?: 1 | 2;
 }
 
 /** 'auto': on a hardware adapter with subgroups; 'on' also on a software one (tests); 'off'. */
 export type GemvMode = 'auto' | 'on' | 'off';
 let gemvMode: GemvMode = 'auto';
-type GemvTuning = { rb?: number; unroll?: number; pairs?: boolean; straight?: boolean };
+type GemvTuning = {
+  rb?: number;
+  unroll?: number;
+  pairs?: boolean;
+  straight?: boolean;
+  split?: 1 | 2;
+};
 let gemvTuning: GemvTuning = {};
 /** Where the x-stationary GEMV runs ('off': decode takes the rows shape) and its tile (A/B). */
 export function setPaletteGemv(mode: GemvMode, tuning: GemvTuning = {}): void {
@@ -61,8 +69,8 @@ export function setGemvDevice(device: {
 }
 
 /** Threads of the workgroup for K: one per 32-column chunk, rounded up to a multiple of 32. */
-export function gemvThreads(k: number): number {
-  return Math.ceil(k / 32 / 32) * 32;
+export function gemvThreads(k: number, split = 1): number {
+  return Math.ceil(((k / 32) * split) / 32) * 32;
 }
 
 /**
@@ -78,7 +86,7 @@ export function useGemv(m: number, k: number, clusterDim: number): boolean {
     clusterDim === 1 &&
     k % 32 === 0 &&
     k >= 2048 &&
-    gemvThreads(k) <= maxInvocations
+    gemvThreads(k, gemvTuning.split ?? 1) <= maxInvocations
   );
 }
 
@@ -86,14 +94,20 @@ export function useGemv(m: number, k: number, clusterDim: number): boolean {
 export function gemvTile(
   n: number,
   bits: number,
-): { rb: number; unroll: number; pairs: boolean; straight: boolean } {
+): { rb: number; unroll: number; pairs: boolean; straight: boolean; split: 1 | 2 } {
   const unroll = gemvTuning.unroll ?? 4;
   const pairs = (gemvTuning.pairs ?? false) && bits <= 3;
   const slots = pairs ? 2 << (2 * bits) : 1 << bits; // words of LUT a row
   let rb = gemvTuning.rb ?? (n >= 16384 ? 32 : 16);
   rb = Math.max(unroll, Math.min(rb, Math.floor(2048 / slots)));
   rb -= rb % unroll;
-  return { rb, unroll, pairs, straight: gemvTuning.straight ?? false };
+  return {
+    rb,
+    unroll,
+    pairs,
+    straight: gemvTuning.straight ?? false,
+    split: gemvTuning.split ?? 1,
+  };
 }
 
 /** The WGSL of the x-stationary GEMV (bindings: x, codes, lut, rows, scales, [g], [residual], y, uniforms). */
@@ -102,7 +116,9 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   const pairs = shape.pairs === true;
   const per = pairs ? 1 << (2 * bits) : 1 << bits; // LUT slots a row
   const rms = fusion.prologue === 'rmsnorm';
-  const wgt = gemvThreads(k);
+  const split = shape.split === 2 && bits <= 4 && !pairs ? 2 : 1;
+  const wgt = gemvThreads(k, split);
+  const nq = 8 / split; // vec4s of x a thread holds
   const ch = k / 32;
   const entries = 1 << bits;
   const nsg = wgt / 4; // subgroup slots: any subgroup size from 4 up
@@ -115,19 +131,20 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   // x's 32 values of this thread's chunk (zero past K), times g under the RMSNorm prologue;
   // under SwiGLU's, silu(gate) · up from x [1, 2K] (computed once per workgroup and chunk)
   const swiglu = fusion.prologue === 'swiglu';
-  for (let q = 0; q < 8; q++)
+  const xAt = (q: number) => (split === 2 ? `c * 8u + h * 4u + ${q}u` : `c * 8u + ${q}u`);
+  for (let q = 0; q < nq; q++)
     lines.push(
       swiglu
-        ? `let gt${q} = x[c * 8u + ${q}u]; var x${q} = select(vec4<f32>(0.0), gt${q} / (vec4<f32>(1.0) + exp(-gt${q})) * x[${k / 4}u + c * 8u + ${q}u], on);`
-        : `var x${q} = select(vec4<f32>(0.0), x[c * 8u + ${q}u], on);`,
+        ? `let gt${q} = x[${xAt(q)}]; var x${q} = select(vec4<f32>(0.0), gt${q} / (vec4<f32>(1.0) + exp(-gt${q})) * x[${k / 4}u + ${xAt(q)}], on);`
+        : `var x${q} = select(vec4<f32>(0.0), x[${xAt(q)}], on);`,
     );
   if (rms) {
     lines.push(
-      `var ss = ${Array.from({ length: 8 }, (_, q) => `dot(x${q}, x${q})`).join(' + ')};`,
+      `var ss = ${Array.from({ length: nq }, (_, q) => `dot(x${q}, x${q})`).join(' + ')};`,
       'ss = subgroupAdd(ss);',
       'if (sl == 0u) { ssP[sg] = ss; }',
     );
-    for (let q = 0; q < 8; q++) lines.push(`x${q} = x${q} * g[c * 8u + ${q}u];`);
+    for (let q = 0; q < nq; q++) lines.push(`x${q} = x${q} * g[${xAt(q)}];`);
   }
   /** One group of `unroll` rows from row r (a WGSL expression): their loads, then their sums. */
   const group = (r: string): string => {
@@ -135,15 +152,22 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     const math: string[] = [];
     for (let u = 0; u < unroll; u++) {
       loads.push(
-        `let wb${u} = min(first + ${r} + ${u}u, u.n - 1u) * ${ch * bits}u + c * ${bits}u;`,
+        `let wb${u} = min(first + ${r} + ${u}u, u.n - 1u) * ${ch * bits}u + c * ${bits}u${split === 2 ? ' + w0i' : ''};`,
       );
-      for (let w = 0; w < bits; w++) loads.push(`let cw${w}_${u} = codes[wb${u} + ${w}u];`);
+      if (split === 2)
+        // this half's 16·bits bits start `sh` bits into word w0i of the chunk: two funnel shifts
+        loads.push(
+          `let a${u} = codes[wb${u}]; let b${u} = codes[wb${u} + 1u]; let d${u} = codes[wb${u} + 2u];`,
+          `let cw0_${u} = select((a${u} >> sh) | (b${u} << (32u - sh)), a${u}, sh == 0u);`,
+          `let cw1_${u} = select((b${u} >> sh) | (d${u} << (32u - sh)), b${u}, sh == 0u);`,
+        );
+      else for (let w = 0; w < bits; w++) loads.push(`let cw${w}_${u} = codes[wb${u} + ${w}u];`);
       math.push(`let lb${u} = (${r} + ${u}u) * ${per}u;`);
       const field = (j: number, width: number) =>
         chunkField(j, width)
           .replace(/cw(\d+)/g, `cw$1_${u}`)
           .replace(/^i32\((.*)\)$/, '$1');
-      const terms = Array.from({ length: 8 }, (_, q) => {
+      const terms = Array.from({ length: nq }, (_, q) => {
         if (pairs) {
           const [a, b] = [0, 1].map((i) => `lutP[lb${u} + (${field(2 * q + i, 2 * bits)})]`);
           return `dot(x${q}, vec4<f32>(${a}, ${b}))`;
@@ -197,8 +221,17 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
         : `lutS[e] = lut[at + e % ${entries}u];`
     }
   }
-  let on = tid < ${ch}u;
-  let c = min(tid, ${ch - 1}u);
+  ${
+    split === 2
+      ? `let h = tid % 2u;
+  let on = tid / 2u < ${ch}u;
+  let c = min(tid / 2u, ${ch - 1}u);
+  let sb = h * ${16 * bits}u;
+  let w0i = sb / 32u;
+  let sh = sb % 32u;`
+      : `let on = tid < ${ch}u;
+  let c = min(tid, ${ch - 1}u);`
+  }
   ${lines.join('\n  ')}
   workgroupBarrier();
   ${walk}
@@ -239,15 +272,15 @@ export function paletteGemv(
     residual: attrs.residual,
     eps: attrs.eps,
   };
-  const { rb, unroll, pairs, straight } = gemvTile(n, bits);
+  const { rb, unroll, pairs, straight, split } = gemvTile(n, bits);
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${straight}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
-    wgsl: () => paletteGemvWgsl({ k, bits, rb, unroll, fusion, pairs, straight }),
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${straight}_${split}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    wgsl: () => paletteGemvWgsl({ k, bits, rb, unroll, fusion, pairs, straight, split }),
     tensors,
     uniforms: uniformBlock([
       ['u', n],

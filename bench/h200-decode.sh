@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# This round's decode/int8/layer measurements in one H200 device call (run from the repo root on
+# the GPU machine; scripts/gpu-pack.sh made .gpu/, ../shared/anchors copied to .gpu-anchors/):
+# each decode op of a 7B-shaped layer under the GEMV and attention variants, generate (ours and
+# PyTorch's, same call), a 7B-shaped layer's forward + backward (ours recorded and replayed,
+# PyTorch's), and the int8 tensor-core variants. Writes $OUT/{ops.txt,generate*.json,
+# torch-*.json,layer7b.json,int8.json} and $OUT/log.txt (7 files: the device returns at most 8).
+set -u
+R="bash .gpu/run.sh"
+A=.gpu-anchors
+TSF=disable-dawn-features=timestamp_quantization
+log() { echo "$*" | tee -a "$OUT/log.txt"; }
+for v in "16 8 0 auto 1" "16 8 1 auto 1" "16 8 0 auto 2" "32 8 0 auto 2" "16 16 1 auto 2" "16 8 0 off 1"; do
+  set -- $v
+  echo "=== rb=$1 unroll=$2 straight=$3 subgroup-attention=$4 split=$5" >>"$OUT/ops.txt"
+  EDKM_DAWN_FLAGS=$TSF EDKM_GEMV_RB=$1 EDKM_GEMV_UNROLL=$2 EDKM_GEMV_STRAIGHT=$3 EDKM_GEMV_SPLIT=$5 \
+    EDKM_SUBGROUP_ATTENTION=$4 timeout 100 $R decode-ops 2>/dev/null |
+    python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({o['op']: round(o['gpuMicroseconds'],1) for o in d['ops']}))" >>"$OUT/ops.txt"
+done
+log "ops done"
+timeout 150 $R generate --backend webgpu --models tiny16,tiny3,7b3 >"$OUT/generate.json" 2>>"$OUT/log.txt"; log "generate rc=$?"
+for v in STRAIGHT=1 SPLIT=2; do
+  env EDKM_GEMV_$v timeout 100 $R generate --backend webgpu --models 7b3 2>/dev/null |
+    python3 -c "import json,sys; d=json.load(sys.stdin); print('generate $v', json.dumps([(r['model'], r['decodeTokensPerSecond'], r['achievedGBps']) for r in d['results']]))" >>"$OUT/log.txt"
+done
+timeout 150 python3 bench/torch/generate_7b_ref.py >"$OUT/torch-generate7b.json" 2>>"$OUT/log.txt"; log "torch-generate7b rc=$?"
+timeout 120 python3 $A/torch_tiny_throughput.py models/edkm-tiny cuda >>"$OUT/log.txt" 2>&1; log "torch-tiny rc=$?"
+EDKM_DAWN_FLAGS=$TSF timeout 120 $R layer7b --backend webgpu --profile >"$OUT/layer7b.json" 2>>"$OUT/log.txt"; log "layer7b rc=$?"
+timeout 90 python3 bench/torch/torch_layer7b.py >"$OUT/torch-layer7b.json" 2>>"$OUT/log.txt"; log "torch-layer7b rc=$?"
+timeout 200 $R int8 >"$OUT/int8.json" 2>/tmp/int8.err; log "int8 rc=$?"
+grep "tops=" /tmp/int8.err | awk '{split($NF,a,"="); print a[2], $2, $3}' | sort -rn | head -12 | tee -a "$OUT/log.txt"
