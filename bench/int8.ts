@@ -23,6 +23,7 @@ import {
   type Int8KernelPlan,
   type Int8KernelSpec,
   type MatrixShape,
+  type SubgroupMatrixAdapterInfo,
   int8Dims,
   int8GemmWgsl,
   int8Grid,
@@ -116,17 +117,7 @@ const adapter = await gpu
   .requestAdapter({ powerPreference: 'high-performance' })
   .catch((e: Error) => finish({ available: false, reason: `requestAdapter: ${e.message}` }));
 if (!adapter) finish({ available: false, reason: 'no WebGPU adapter' });
-const info = adapter.info as GPUAdapterInfo & {
-  subgroupMinSize?: number;
-  subgroupMaxSize?: number;
-  subgroupMatrixConfigs?: Iterable<{
-    componentType: string;
-    resultComponentType: string;
-    M: number;
-    N: number;
-    K: number;
-  }>;
-};
+const info = adapter.info as SubgroupMatrixAdapterInfo;
 const configs = [...(info.subgroupMatrixConfigs ?? [])].map((c) => ({
   componentType: c.componentType,
   resultComponentType: c.resultComponentType,

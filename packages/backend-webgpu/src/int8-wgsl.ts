@@ -48,6 +48,19 @@
 // (lavapipe). The emulation reads workgroup memory at multiply time, not at load time, which is
 // the same here because every kernel multiplies fragments before the next barrier.
 
+/** What Dawn's adapter info adds with the experimental subgroup-matrix feature. */
+export type SubgroupMatrixAdapterInfo = GPUAdapterInfo & {
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+  subgroupMatrixConfigs?: Iterable<{
+    componentType: string;
+    resultComponentType: string;
+    M: number;
+    N: number;
+    K: number;
+  }>;
+};
+
 export interface MatrixShape {
   /** rows of the left fragment and of the result */
   m: number;

@@ -233,8 +233,8 @@ export const cachedAttention: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const rows = qkv.shape[0];
   const t = rows / b;
   const int = (v: number) => ({ type: 'int32', data: [v] });
-  if (useSubgroupAttention(d)) {
-    const { out, splits } = subgroupAttention(gpu, { qkv, cache, rope, starts, position }, a);
+  // several splits write partials (max, sum, D values): one more dispatch merges them
+  const merge = (out: tf.TensorInfo, splits: number): tf.TensorInfo => {
     if (splits === 1) return out;
     const merged = gpu.runWebGPUProgram(
       new CachedAttentionCombineProgram(rows, a.heads, d),
@@ -244,6 +244,10 @@ export const cachedAttention: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     );
     gpu.disposeData(out.dataId);
     return merged;
+  };
+  if (useSubgroupAttention(d)) {
+    const { out, splits } = subgroupAttention(gpu, { qkv, cache, rope, starts, position }, a);
+    return merge(out, splits);
   }
   // with the position on the device: the grid and uniforms are those of the whole cache, the same
   // at every step (splits past the position are empty)
@@ -262,14 +266,5 @@ export const cachedAttention: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   ];
   const program = new CachedAttentionProgram(rows, a.heads, d, splits, !!position);
   const inputsOf = position ? [qkv, cache, rope, starts, position] : [qkv, cache, rope, starts];
-  const out = gpu.runWebGPUProgram(program, inputsOf, 'float32', uniforms);
-  if (splits === 1) return out;
-  const merged = gpu.runWebGPUProgram(
-    new CachedAttentionCombineProgram(rows, a.heads, d),
-    [out],
-    'float32',
-    [int(a.heads), int(d), int(splits)],
-  );
-  gpu.disposeData(out.dataId);
-  return merged;
+  return merge(gpu.runWebGPUProgram(program, inputsOf, 'float32', uniforms), splits);
 };

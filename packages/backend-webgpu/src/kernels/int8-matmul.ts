@@ -3,6 +3,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
   INT8_MATMUL_SPEC,
   type Int8KernelSpec,
+  type SubgroupMatrixAdapterInfo,
   int8Dims,
   int8GemmWgsl,
   int8Grid,
@@ -162,18 +163,7 @@ export function int8FragNs(info: GPUAdapterInfo | undefined, features: string[])
     !features.includes('subgroups')
   )
     return [];
-  const i = info as
-    | (GPUAdapterInfo & {
-        subgroupMaxSize?: number;
-        subgroupMatrixConfigs?: Iterable<{
-          componentType: string;
-          resultComponentType: string;
-          M: number;
-          N: number;
-          K: number;
-        }>;
-      })
-    | undefined;
+  const i = info as SubgroupMatrixAdapterInfo | undefined;
   if (i?.subgroupMaxSize !== undefined && i.subgroupMaxSize !== 32) return [];
   return [...(i?.subgroupMatrixConfigs ?? [])]
     .filter(
