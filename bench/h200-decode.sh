@@ -10,22 +10,25 @@ R="bash .gpu/run.sh"
 A=.gpu-anchors
 TSF=disable-dawn-features=timestamp_quantization
 log() { echo "$*" | tee -a "$OUT/log.txt"; }
-for v in "16 8 0 auto 1" "16 8 1 auto 1" "16 8 0 auto 2" "32 8 0 auto 2" "16 16 1 auto 2" "16 8 0 off 1"; do
+# QUICK=1: fewer variants and no layer step (a short device budget)
+VARIANTS=("16 8 auto 1" "32 4 auto 1" "16 8 auto 2" "32 8 auto 2" "16 8 off 1")
+[ "${QUICK:-0}" = 1 ] && VARIANTS=("16 8 auto 1" "16 8 auto 2" "16 8 off 1")
+for v in "${VARIANTS[@]}"; do
   set -- $v
-  echo "=== rb=$1 unroll=$2 straight=$3 subgroup-attention=$4 split=$5" >>"$OUT/ops.txt"
-  EDKM_DAWN_FLAGS=$TSF EDKM_GEMV_RB=$1 EDKM_GEMV_UNROLL=$2 EDKM_GEMV_STRAIGHT=$3 EDKM_GEMV_SPLIT=$5 \
-    EDKM_SUBGROUP_ATTENTION=$4 timeout 100 $R decode-ops 2>/dev/null |
+  echo "=== rb=$1 unroll=$2 subgroup-attention=$3 split=$4" >>"$OUT/ops.txt"
+  EDKM_DAWN_FLAGS=$TSF EDKM_GEMV_RB=$1 EDKM_GEMV_UNROLL=$2 EDKM_GEMV_SPLIT=$4 \
+    EDKM_SUBGROUP_ATTENTION=$3 timeout 100 $R decode-ops 2>/dev/null |
     python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({o['op']: round(o['gpuMicroseconds'],1) for o in d['ops']}))" >>"$OUT/ops.txt"
 done
 log "ops done"
-timeout 150 $R generate --backend webgpu --models tiny16,tiny3,7b3 >"$OUT/generate.json" 2>>"$OUT/log.txt"; log "generate rc=$?"
-for v in STRAIGHT=1 SPLIT=2; do
+timeout 150 $R generate --backend webgpu --models ${GEN_MODELS:-tiny16,tiny3,7b3} >"$OUT/generate.json" 2>>"$OUT/log.txt"; log "generate rc=$?"
+for v in ${GEN_VARIANTS:-SPLIT=2}; do
   env EDKM_GEMV_$v timeout 100 $R generate --backend webgpu --models 7b3 2>/dev/null |
     python3 -c "import json,sys; d=json.load(sys.stdin); print('generate $v', json.dumps([(r['model'], r['decodeTokensPerSecond'], r['achievedGBps']) for r in d['results']]))" >>"$OUT/log.txt"
 done
 timeout 150 python3 bench/torch/generate_7b_ref.py >"$OUT/torch-generate7b.json" 2>>"$OUT/log.txt"; log "torch-generate7b rc=$?"
-timeout 120 python3 $A/torch_tiny_throughput.py models/edkm-tiny cuda >>"$OUT/log.txt" 2>&1; log "torch-tiny rc=$?"
-EDKM_DAWN_FLAGS=$TSF timeout 120 $R layer7b --backend webgpu --profile >"$OUT/layer7b.json" 2>>"$OUT/log.txt"; log "layer7b rc=$?"
-timeout 90 python3 bench/torch/torch_layer7b.py >"$OUT/torch-layer7b.json" 2>>"$OUT/log.txt"; log "torch-layer7b rc=$?"
-timeout 200 $R int8 >"$OUT/int8.json" 2>/tmp/int8.err; log "int8 rc=$?"
+[ "${QUICK:-0}" = 1 ] || timeout 120 python3 $A/torch_tiny_throughput.py models/edkm-tiny cuda >>"$OUT/log.txt" 2>&1; log "torch-tiny rc=$?"
+[ "${QUICK:-0}" = 1 ] || EDKM_DAWN_FLAGS=$TSF timeout 120 $R layer7b --backend webgpu --profile >"$OUT/layer7b.json" 2>>"$OUT/log.txt"; log "layer7b rc=$?"
+[ "${QUICK:-0}" = 1 ] || timeout 90 python3 bench/torch/torch_layer7b.py >"$OUT/torch-layer7b.json" 2>>"$OUT/log.txt"; log "torch-layer7b rc=$?"
+timeout 200 $R int8 --max-seconds ${INT8_SECONDS:-170} >"$OUT/int8.json" 2>/tmp/int8.err; log "int8 rc=$?"
 grep "tops=" /tmp/int8.err | awk '{split($NF,a,"="); print a[2], $2, $3}' | sort -rn | head -12 | tee -a "$OUT/log.txt"

@@ -260,16 +260,14 @@ async function init(): Promise<boolean> {
   const rb = typeof process !== 'undefined' ? Number(process.env?.EDKM_GEMV_RB ?? 0) : 0;
   const unroll = typeof process !== 'undefined' ? Number(process.env?.EDKM_GEMV_UNROLL ?? 0) : 0;
   const gemvLut = typeof process !== 'undefined' ? process.env?.EDKM_GEMV_LUT : undefined;
-  const straight = typeof process !== 'undefined' ? process.env?.EDKM_GEMV_STRAIGHT : undefined;
   const split = typeof process !== 'undefined' ? process.env?.EDKM_GEMV_SPLIT : undefined;
-  if (gemv || rb || unroll || gemvLut || straight || split) {
+  if (gemv || rb || unroll || gemvLut || split) {
     if (gemv && gemv !== 'auto' && gemv !== 'on' && gemv !== 'off')
       throw new InvalidArgumentError(`EDKM_PALETTE_GEMV must be auto, on or off, got '${gemv}'`);
     setPaletteGemv((gemv as GemvMode | undefined) ?? 'auto', {
       rb: rb || undefined,
       unroll: unroll || undefined,
       pairs: gemvLut === 'pairs',
-      straight: straight === undefined ? undefined : straight === '1',
       split: split === '2' ? 2 : undefined,
     });
   }

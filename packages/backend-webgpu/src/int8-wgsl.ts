@@ -155,11 +155,13 @@ export function int8Ahead(s: Int8KernelSpec): number {
 }
 
 /**
- * The plugin's kernel by default (EdkmInt8MatMul): round 1's fastest on the H200, 239 TOPS at
- * 8192³ and 213 at 2048×11008×4096, exact (bench/results/h200-2026-12-03/int8-call5.json):
- * 128×128 tiles over 4 subgroups of 64×64, 32-byte K slices in 12 KiB of workgroup memory.
+ * The plugin's kernel by default (EdkmInt8MatMul): the H200's fastest exact variant of round 2
+ * (bench/results/h200-2026-12-03/int8.json): 278 TOPS at 8192³, 276 at 2048×4096×11008, 244 at
+ * 2048×11008×4096 (round 1's winner, the same without reading ahead: 239 and 213, int8-call5.json).
+ * 128×128 tiles over 4 subgroups of 64×64, 32-byte K slices in 12 KiB of workgroup memory, the
+ * next slice read into registers while the current one is multiplied.
  */
-export const INT8_MATMUL_SPEC: Int8KernelSpec = spec({ stages: 1, bk: 32 });
+export const INT8_MATMUL_SPEC: Int8KernelSpec = spec({ stages: 1, bk: 32, ahead: 1 });
 
 /** A short unique name: kind, subgroups, accumulators (n8: 16×8 fragments), slice, pad, ... */
 export function specName(s: Int8KernelSpec): string {

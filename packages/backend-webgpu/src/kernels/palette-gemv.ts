@@ -31,8 +31,6 @@ export interface GemvShape {
   fusion: LinearFusion;
   /** 1–3 bits: the LUT staged as pairs (one 8-byte lookup per two weights). */
   pairs?: boolean;
-  /** The row groups written out one after another (constant offsets) instead of a loop. */
-  straight?: boolean;
   /** Threads per 32-column chunk: 2 halves the work and registers of a thread (1–4 bits). */
   split?: 1 | 2;
 }
@@ -44,7 +42,6 @@ type GemvTuning = {
   rb?: number;
   unroll?: number;
   pairs?: boolean;
-  straight?: boolean;
   split?: 1 | 2;
 };
 let gemvTuning: GemvTuning = {};
@@ -94,18 +91,19 @@ export function useGemv(m: number, k: number, clusterDim: number): boolean {
 export function gemvTile(
   n: number,
   bits: number,
-): { rb: number; unroll: number; pairs: boolean; straight: boolean; split: 1 | 2 } {
-  const unroll = gemvTuning.unroll ?? 4;
+): { rb: number; unroll: number; pairs: boolean; split: 1 | 2 } {
+  // 16 rows, 8 at a time: the best of 16/32/64 × 2/4/8 on the H200 (QKV 34.6 µs, gate-up 52.6,
+  // down 29.2; bench/results/h200-2026-12-03/decode-ops-gemv-tiles.txt)
+  const unroll = gemvTuning.unroll ?? 8;
   const pairs = (gemvTuning.pairs ?? false) && bits <= 3;
   const slots = pairs ? 2 << (2 * bits) : 1 << bits; // words of LUT a row
-  let rb = gemvTuning.rb ?? (n >= 16384 ? 32 : 16);
+  let rb = gemvTuning.rb ?? 16;
   rb = Math.max(unroll, Math.min(rb, Math.floor(2048 / slots)));
   rb -= rb % unroll;
   return {
     rb,
     unroll,
     pairs,
-    straight: gemvTuning.straight ?? false,
     split: gemvTuning.split ?? 1,
   };
 }
@@ -185,11 +183,9 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     ${math.join('\n    ')}
   }`;
   };
-  // straight: every group written out with its row as a constant (the LUT offsets and the slot
-  // indices fold into the instructions); else a loop over the groups
-  const walk = shape.straight
-    ? Array.from({ length: rb / unroll }, (_, i) => group(`${i * unroll}u`)).join('\n  ')
-    : `for (var r = 0u; r < ${rb}u; r = r + ${unroll}u) ${group('r')}`;
+  // (the groups written out with constant rows, and two threads a chunk, measured no faster on the
+  // H200: bench/results/h200-2026-12-03/decode-ops-call18.txt)
+  const walk = `for (var r = 0u; r < ${rb}u; r = r + ${unroll}u) ${group('r')}`;
   const scaled = rms ? `t * inverseSqrt(ssSum / ${k}.0 + u.eps)` : 't';
   return `
 enable subgroups;
@@ -272,15 +268,15 @@ export function paletteGemv(
     residual: attrs.residual,
     eps: attrs.eps,
   };
-  const { rb, unroll, pairs, straight, split } = gemvTile(n, bits);
+  const { rb, unroll, pairs, split } = gemvTile(n, bits);
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${straight}_${split}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
-    wgsl: () => paletteGemvWgsl({ k, bits, rb, unroll, fusion, pairs, straight, split }),
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    wgsl: () => paletteGemvWgsl({ k, bits, rb, unroll, fusion, pairs, split }),
     tensors,
     uniforms: uniformBlock([
       ['u', n],
