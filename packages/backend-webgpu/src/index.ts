@@ -17,10 +17,7 @@ import { batchMatMul, setGemmSoftware, setMatMulRoute } from './kernels/batch-ma
 import { bf16GatherRows } from './kernels/bf16-gather-rows';
 import { bf16MatMul } from './kernels/bf16-matmul';
 import { cachedAttention } from './kernels/cached-attention';
-import {
-  setSubgroupAttention,
-  setSubgroupAttentionDevice,
-} from './kernels/cached-attention-subgroup';
+import { setSubgroupAttention } from './kernels/cached-attention-subgroup';
 import { clipScale } from './kernels/clip-scale';
 import { codeContract } from './kernels/code-contract';
 import { codeHistogram } from './kernels/code-histogram';
@@ -32,7 +29,7 @@ import { gatherRows } from './kernels/gather-rows';
 import { int8FragNs, int8MatMul, setInt8Device } from './kernels/int8-matmul';
 import { kvWrite } from './kernels/kv-write';
 import { nearestEntry } from './kernels/nearest-entry';
-import { type GemvMode, setGemvDevice, setPaletteGemv } from './kernels/palette-gemv';
+import { setPaletteGemv } from './kernels/palette-gemv';
 import {
   paletteMatMul,
   setLinearMTileCap,
@@ -46,6 +43,7 @@ import { scatterAddByCode } from './kernels/scatter-add-by-code';
 import { scatterAddRows } from './kernels/scatter-add-rows';
 import { siluMul } from './kernels/silu-mul';
 import { softContract } from './kernels/soft-contract';
+import { setSubgroupDevice } from './kernels/subgroup-route';
 import { sumSquares } from './kernels/sum-squares';
 import { tableBackward } from './kernels/table-backward';
 import { tableIterate } from './kernels/table-iterate';
@@ -175,6 +173,22 @@ async function getGpu(): Promise<GPU> {
   return gpu;
 }
 
+/** An environment variable of Node (undefined in a browser). */
+function env(name: string): string | undefined {
+  return typeof process !== 'undefined' ? process.env?.[name] : undefined;
+}
+
+/** An environment variable that must be one of `allowed` (a clear error otherwise); undefined when unset. */
+function envChoice<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+  const v = env(name);
+  if (!v) return undefined;
+  if (!(allowed as readonly string[]).includes(v))
+    throw new InvalidArgumentError(
+      `${name} must be ${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}, got '${v}'`,
+    );
+  return v as T;
+}
+
 async function init(): Promise<boolean> {
   const gpu = await getGpu();
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -221,65 +235,38 @@ async function init(): Promise<boolean> {
   setLinearMTileCap(deviceInfo.software ? 2 : 8);
   setLinearSoftware(deviceInfo.software);
   setGemmSoftware(deviceInfo.software);
-  setSubgroupAttentionDevice({
-    subgroups: requiredFeatures.includes('subgroups' as GPUFeatureName),
-    software: deviceInfo.software,
-  });
-  setGemvDevice({
+  setSubgroupDevice({
     subgroups: requiredFeatures.includes('subgroups' as GPUFeatureName),
     software: deviceInfo.software,
     invocations: limits.maxComputeInvocationsPerWorkgroup,
   });
   // EDKM_MATMUL_ROUTE=stock|gemm|auto: where float32 BatchMatMul goes (A/B comparisons)
-  const route = typeof process !== 'undefined' ? process.env?.EDKM_MATMUL_ROUTE : undefined;
-  if (route) {
-    if (route !== 'auto' && route !== 'gemm' && route !== 'stock')
-      throw new InvalidArgumentError(
-        `EDKM_MATMUL_ROUTE must be auto, gemm or stock, got '${route}'`,
-      );
-    setMatMulRoute(route);
-  }
+  const route = envChoice('EDKM_MATMUL_ROUTE', ['auto', 'gemm', 'stock'] as const);
+  if (route) setMatMulRoute(route);
   // EDKM_LINEAR_ROUTE=reduce|rows|serial|auto: the shape of the palettized/bf16 linear kernels (A/B)
-  const linear = typeof process !== 'undefined' ? process.env?.EDKM_LINEAR_ROUTE : undefined;
-  if (linear) {
-    if (linear !== 'auto' && linear !== 'reduce' && linear !== 'serial' && linear !== 'rows')
-      throw new InvalidArgumentError(
-        `EDKM_LINEAR_ROUTE must be auto, reduce, rows or serial, got '${linear}'`,
-      );
-    setLinearRoute(linear);
-  }
+  const linear = envChoice('EDKM_LINEAR_ROUTE', ['auto', 'reduce', 'rows', 'serial'] as const);
+  if (linear) setLinearRoute(linear);
   // EDKM_PALETTE_LUT=lanes|pairs: how the rows shape holds its LUTs at 1–3 bits (A/B; default lanes)
-  const lut = typeof process !== 'undefined' ? process.env?.EDKM_PALETTE_LUT : undefined;
-  if (lut) {
-    if (lut !== 'pairs' && lut !== 'lanes')
-      throw new InvalidArgumentError(`EDKM_PALETTE_LUT must be pairs or lanes, got '${lut}'`);
-    setPaletteLut(lut);
-  }
-  // EDKM_PALETTE_GEMV=auto|on|off (+ EDKM_GEMV_RB, EDKM_GEMV_UNROLL): the decode GEMV (A/B)
-  const gemv = typeof process !== 'undefined' ? process.env?.EDKM_PALETTE_GEMV : undefined;
-  const rb = typeof process !== 'undefined' ? Number(process.env?.EDKM_GEMV_RB ?? 0) : 0;
-  const unroll = typeof process !== 'undefined' ? Number(process.env?.EDKM_GEMV_UNROLL ?? 0) : 0;
-  const gemvLut = typeof process !== 'undefined' ? process.env?.EDKM_GEMV_LUT : undefined;
-  const split = typeof process !== 'undefined' ? process.env?.EDKM_GEMV_SPLIT : undefined;
-  if (gemv || rb || unroll || gemvLut || split) {
-    if (gemv && gemv !== 'auto' && gemv !== 'on' && gemv !== 'off')
-      throw new InvalidArgumentError(`EDKM_PALETTE_GEMV must be auto, on or off, got '${gemv}'`);
-    setPaletteGemv((gemv as GemvMode | undefined) ?? 'auto', {
+  const lut = envChoice('EDKM_PALETTE_LUT', ['pairs', 'lanes'] as const);
+  if (lut) setPaletteLut(lut);
+  // EDKM_PALETTE_GEMV=auto|on|off (+ EDKM_GEMV_RB, EDKM_GEMV_UNROLL, EDKM_GEMV_LUT=pairs,
+  // EDKM_GEMV_SPLIT=2): the decode GEMV (A/B)
+  const modes = ['auto', 'on', 'off'] as const;
+  const gemv = envChoice('EDKM_PALETTE_GEMV', modes);
+  const rb = Number(env('EDKM_GEMV_RB') ?? 0);
+  const unroll = Number(env('EDKM_GEMV_UNROLL') ?? 0);
+  const gemvLut = env('EDKM_GEMV_LUT');
+  const split = env('EDKM_GEMV_SPLIT');
+  if (gemv || rb || unroll || gemvLut || split)
+    setPaletteGemv(gemv ?? 'auto', {
       rb: rb || undefined,
       unroll: unroll || undefined,
       pairs: gemvLut === 'pairs',
       split: split === '2' ? 2 : undefined,
     });
-  }
   // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B)
-  const sga = typeof process !== 'undefined' ? process.env?.EDKM_SUBGROUP_ATTENTION : undefined;
-  if (sga) {
-    if (sga !== 'auto' && sga !== 'on' && sga !== 'off')
-      throw new InvalidArgumentError(
-        `EDKM_SUBGROUP_ATTENTION must be auto, on or off, got '${sga}'`,
-      );
-    setSubgroupAttention(sga);
-  }
+  const sga = envChoice('EDKM_SUBGROUP_ATTENTION', modes);
+  if (sga) setSubgroupAttention(sga);
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU
   tf.env().set('WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD', 0);

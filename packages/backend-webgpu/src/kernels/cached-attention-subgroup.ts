@@ -1,6 +1,8 @@
 import type { DecodeAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { allocate, runRaw, uniformBlock } from '../raw';
+import { ropeFunction } from './kv-write';
+import { type SubgroupMode, subgroupKernelOn } from './subgroup-route';
 
 /** Threads of a workgroup (4 subgroups of 32 on NVIDIA, 16 of 8 on lavapipe). */
 const WG = 128;
@@ -11,27 +13,15 @@ export const SUBGROUP_SPAN = 32;
 /** Workgroups the split aims for. */
 const TARGET_WORKGROUPS = 512;
 
-let attentionMode: 'auto' | 'on' | 'off' = 'auto';
-let subgroupsOn = false;
-let software = false;
-/** Where the subgroup attention runs ('on' also on a software adapter: tests; 'off': never). */
-export function setSubgroupAttention(mode: 'auto' | 'on' | 'off'): void {
+let attentionMode: SubgroupMode = 'auto';
+/** Where the subgroup attention runs (see SubgroupMode). */
+export function setSubgroupAttention(mode: SubgroupMode): void {
   attentionMode = mode;
-}
-/** What the device offers (see setGemvDevice). */
-export function setSubgroupAttentionDevice(device: { subgroups: boolean; software: boolean }) {
-  subgroupsOn = device.subgroups;
-  software = device.software;
 }
 
 /** Whether CachedAttention takes the subgroup kernel for head size d. */
 export function useSubgroupAttention(d: number): boolean {
-  return (
-    subgroupsOn &&
-    d % 4 === 0 &&
-    d <= 512 &&
-    (attentionMode === 'on' || (attentionMode === 'auto' && !software))
-  );
+  return subgroupKernelOn(attentionMode) && d % 4 === 0 && d <= 512;
 }
 
 /** Splits of the cache's slots: SUBGROUP_SPAN positions each, enough to fill the GPU. */
@@ -109,14 +99,7 @@ var<workgroup> mS : array<f32, ${WG / 4}>;
 var<workgroup> lS : array<f32, ${WG / 4}>;
 var<workgroup> oS : array<vec4<f32>, ${(WG / 4) * d4}>;
 var<workgroup> bounds : vec2<u32>;
-fn ropeAt(at : u32, i : u32, p : u32) -> f32 {
-  let half = ${d / 2}u;
-  let jj = i % half;
-  let c = rope[p * ${d}u + jj];
-  let sn = rope[p * ${d}u + half + jj];
-  if (i < half) { return qkv[at + i] * c - qkv[at + i + half] * sn; }
-  return qkv[at + i] * c + qkv[at + i - half] * sn;
-}
+${ropeFunction(`${d}u`, 'u32')}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) tid : u32,
         @builtin(subgroup_invocation_id) sl : u32, @builtin(subgroup_size) sgs : u32) {
@@ -134,7 +117,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
   let row = bt * (u.h + 2u * u.kv) * ${d}u;
   if (tid < ${d4}u) {
     let at = row + hq * ${d}u;
-    qS[tid] = vec4<f32>(ropeAt(at, 4u * tid, p), ropeAt(at, 4u * tid + 1u, p), ropeAt(at, 4u * tid + 2u, p), ropeAt(at, 4u * tid + 3u, p)) * u.scale;
+    qS[tid] = vec4<f32>(edkmRope(at, 4u * tid, p), edkmRope(at, 4u * tid + 1u, p), edkmRope(at, 4u * tid + 2u, p), edkmRope(at, 4u * tid + 3u, p)) * u.scale;
   }
   if (tid == 0u) {
     bounds = vec2<u32>(max(start0, split * u.span), min(pos + t + 1u, (split + 1u) * u.span));

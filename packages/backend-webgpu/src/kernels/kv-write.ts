@@ -4,14 +4,19 @@ import { webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
 import { runProgramInto } from '../raw';
 
-/** WGSL: element i of a head at `at` of a qkv row, rotated to position p (rotate-half RoPE). */
-export function ropeFunction(): string {
+/**
+ * WGSL: element i of a head at `at` of a qkv row, rotated to position p (rotate-half RoPE), reading
+ * `qkv` and `rope`; `d` is the head size's expression and `int` the index type (tfjs programs: the
+ * `uniforms.d` uniform and i32; raw kernels may pass a constant and u32).
+ */
+export function ropeFunction(d = 'uniforms.d', int: 'i32' | 'u32' = 'i32'): string {
+  const two = int === 'u32' ? '2u' : '2';
   return `
-      fn edkmRope(at : i32, i : i32, p : i32) -> f32 {
-        let half = uniforms.d / 2;
+      fn edkmRope(at : ${int}, i : ${int}, p : ${int}) -> f32 {
+        let half = ${d} / ${two};
         let j = i % half;
-        let c = rope[p * uniforms.d + j];
-        let sn = rope[p * uniforms.d + half + j];
+        let c = rope[p * ${d} + j];
+        let sn = rope[p * ${d} + half + j];
         if (i < half) { return qkv[at + i] * c - qkv[at + i + half] * sn; }
         return qkv[at + i] * c + qkv[at + i - half] * sn;
       }`;

@@ -2,6 +2,7 @@ import type { LinearFusion, PaletteMatMulAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { allocate, runRaw, uniformBlock } from '../raw';
 import { chunkField } from './palette-rows';
+import { type SubgroupMode, maxInvocations, subgroupKernelOn } from './subgroup-route';
 
 /**
  * PaletteMatMul for one row of x (decoding) on a device with subgroups: the "x-stationary" shape.
@@ -35,8 +36,8 @@ export interface GemvShape {
   split?: 1 | 2;
 }
 
-/** 'auto': on a hardware adapter with subgroups; 'on' also on a software one (tests); 'off'. */
-export type GemvMode = 'auto' | 'on' | 'off';
+/** Where the GEMV runs (see SubgroupMode). */
+export type GemvMode = SubgroupMode;
 let gemvMode: GemvMode = 'auto';
 type GemvTuning = {
   rb?: number;
@@ -51,20 +52,6 @@ export function setPaletteGemv(mode: GemvMode, tuning: GemvTuning = {}): void {
   gemvTuning = tuning;
 }
 
-let subgroupsOn = false;
-let software = false;
-let maxInvocations = 256;
-/** What the device offers: the `subgroups` feature, a software rasteriser or not, the workgroup size limit. */
-export function setGemvDevice(device: {
-  subgroups: boolean;
-  software: boolean;
-  invocations: number;
-}): void {
-  subgroupsOn = device.subgroups;
-  software = device.software;
-  maxInvocations = device.invocations;
-}
-
 /** Threads of the workgroup for K: one per 32-column chunk, rounded up to a multiple of 32. */
 export function gemvThreads(k: number, split = 1): number {
   return Math.ceil(((k / 32) * split) / 32) * 32;
@@ -77,13 +64,12 @@ export function gemvThreads(k: number, split = 1): number {
  */
 export function useGemv(m: number, k: number, clusterDim: number): boolean {
   return (
-    (gemvMode === 'on' || (gemvMode === 'auto' && !software)) &&
-    subgroupsOn &&
+    subgroupKernelOn(gemvMode) &&
     m === 1 &&
     clusterDim === 1 &&
     k % 32 === 0 &&
     k >= 2048 &&
-    gemvThreads(k, gemvTuning.split ?? 1) <= maxInvocations
+    gemvThreads(k, gemvTuning.split ?? 1) <= maxInvocations()
   );
 }
 

@@ -1,0 +1,28 @@
+/**
+ * Where the plugin's subgroup kernels (the decode GEMV, CachedAttention on subgroups) may run:
+ * what the device offers, set once by init(), and each kernel's mode. 'auto': on a hardware
+ * adapter with the `subgroups` feature; 'on': also on a software one (the tests, on lavapipe);
+ * 'off': never.
+ */
+export type SubgroupMode = 'auto' | 'on' | 'off';
+
+let device = { subgroups: false, software: false, invocations: 256 };
+
+/** The device's `subgroups` feature, whether it is a software rasteriser, its workgroup size limit. */
+export function setSubgroupDevice(d: {
+  subgroups: boolean;
+  software: boolean;
+  invocations: number;
+}): void {
+  device = { ...d };
+}
+
+/** Whether a subgroup kernel in `mode` runs on this device. */
+export function subgroupKernelOn(mode: SubgroupMode): boolean {
+  return device.subgroups && (mode === 'on' || (mode === 'auto' && !device.software));
+}
+
+/** The device's maxComputeInvocationsPerWorkgroup. */
+export function maxInvocations(): number {
+  return device.invocations;
+}
