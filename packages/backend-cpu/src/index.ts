@@ -20,9 +20,12 @@ import { gatherAffineByCode } from './kernels/gather-affine-by-code';
 import { gatherByCode } from './kernels/gather-by-code';
 import { gatherRows } from './kernels/gather-rows';
 import { int8MatMul } from './kernels/int8-matmul';
+import { int8QuantizeRows } from './kernels/int8-quantize-rows';
+import { int8Rescale } from './kernels/int8-rescale';
 import { kvWrite } from './kernels/kv-write';
 import { batchMatMul } from './kernels/matmul';
 import { nearestEntry } from './kernels/nearest-entry';
+import { paletteInt8 } from './kernels/palette-int8';
 import { paletteMatMul } from './kernels/palette-matmul';
 import { rmsNorm } from './kernels/rms-norm';
 import { rmsNormGrad } from './kernels/rms-norm-grad';
@@ -62,6 +65,9 @@ const kernels: KernelTable = {
   [K.SiluMul]: siluMul,
   [K.NearestEntry]: nearestEntry,
   [K.Int8MatMul]: int8MatMul,
+  [K.Int8QuantizeRows]: int8QuantizeRows,
+  [K.Int8Rescale]: int8Rescale,
+  [K.PaletteInt8]: paletteInt8,
 };
 
 /** The kernels this plugin registers, exported so that tests (and other CPU-like backends) can reuse them. */

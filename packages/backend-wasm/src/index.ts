@@ -25,8 +25,11 @@ import { gatherRows } from './kernels/GatherRows';
 import { gatherV2 } from './kernels/GatherV2';
 import { cast, identity } from './kernels/Identity';
 import { int8MatMul } from './kernels/Int8MatMul';
+import { int8QuantizeRows } from './kernels/Int8QuantizeRows';
+import { int8Rescale } from './kernels/Int8Rescale';
 import { kvWrite } from './kernels/KvWrite';
 import { nearestEntry } from './kernels/NearestEntry';
+import { paletteInt8 } from './kernels/PaletteInt8';
 import { paletteMatMul } from './kernels/PaletteMatMul';
 import { rmsNorm } from './kernels/RmsNorm';
 import { rmsNormGrad } from './kernels/RmsNormGrad';
@@ -64,6 +67,9 @@ const kernels: KernelTable = {
   [K.SiluMul]: siluMul,
   [K.NearestEntry]: nearestEntry,
   [K.Int8MatMul]: int8MatMul,
+  [K.Int8QuantizeRows]: int8QuantizeRows,
+  [K.Int8Rescale]: int8Rescale,
+  [K.PaletteInt8]: paletteInt8,
   [K.SumSquares]: sumSquares,
   [K.ClipScale]: clipScale,
   [K.AdamW]: adamw,

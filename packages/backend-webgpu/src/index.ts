@@ -27,9 +27,12 @@ import { gatherAffineByCode } from './kernels/gather-affine-by-code';
 import { gatherByCode } from './kernels/gather-by-code';
 import { gatherRows } from './kernels/gather-rows';
 import { int8FragNs, int8MatMul, setInt8Device } from './kernels/int8-matmul';
+import { int8QuantizeRows } from './kernels/int8-quantize-rows';
+import { int8Rescale } from './kernels/int8-rescale';
 import { kvWrite } from './kernels/kv-write';
 import { nearestEntry } from './kernels/nearest-entry';
 import { setPaletteGemv } from './kernels/palette-gemv';
+import { paletteInt8 } from './kernels/palette-int8';
 import {
   paletteMatMul,
   setLinearMTileCap,
@@ -79,6 +82,9 @@ const kernels: KernelTable = {
   [K.SiluMul]: siluMul,
   [K.NearestEntry]: nearestEntry,
   [K.Int8MatMul]: int8MatMul,
+  [K.Int8QuantizeRows]: int8QuantizeRows,
+  [K.Int8Rescale]: int8Rescale,
+  [K.PaletteInt8]: paletteInt8,
 };
 
 /** The table above plus tfjs's BatchMatMul (the tiled GEMM), each behind the binding-size check. */

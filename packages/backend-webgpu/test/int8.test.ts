@@ -1,6 +1,21 @@
 import '../src/index';
-import { Int8KernelNames } from '@edkm/core';
-import { conformanceCases, runConformance, testBackends } from '@edkm/core/testing';
+import {
+  Int8KernelNames,
+  decodeReference,
+  disposePackedWeight,
+  int8MatMulPacked,
+  int8RescaleHost,
+  packedMatMulW8A8,
+  paletteInt8Host,
+  quantizeRowsHost,
+  seededRandom,
+  splitMatMul,
+  tf,
+  unpackInt8,
+  uploadPaletteWeight,
+  useBackend,
+} from '@edkm/core';
+import { conformanceCases, randomPalette, runConformance, testBackends } from '@edkm/core/testing';
 import { describe, expect, it } from 'vitest';
 import {
   getWebGPUDeviceInfo,
@@ -58,4 +73,73 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: int8 matmul', () =
       setInt8MatMulSpec(undefined);
     }
   }, 600_000);
+});
+
+// W8A8 and the split product on the GPU against their host definitions (core's int8-linear.ts),
+// up to one int8 step where float32 division rounds 127 / max differently
+describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: W8A8 and split products', () => {
+  const relErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < a.length; i++) {
+      num += (a[i] - b[i]) ** 2;
+      den += a[i] ** 2;
+    }
+    return Math.sqrt(num / den);
+  };
+
+  it.each(['auto', 'emulate'] as const)(
+    'packedMatMulW8A8 with the RMSNorm prologue and a residual (%s int8 route)',
+    async (route) => {
+      await useBackend('webgpu');
+      const [m, n, k] = [128, 128, 96];
+      const h = randomPalette({ m, n, k, bits: 3, scales: true, permute: true }, 3);
+      const rnd = seededRandom(4);
+      const x = Float32Array.from({ length: m * k }, () => rnd() * 2 - 1);
+      const g = Float32Array.from({ length: k }, () => 0.5 + rnd());
+      const res = Float32Array.from({ length: m * n }, () => rnd() - 0.5);
+      setInt8Route(route);
+      try {
+        const w = uploadPaletteWeight(h);
+        const t = [tf.tensor2d(x, [m, k]), tf.tensor1d(g), tf.tensor2d(res, [m, n])] as const;
+        const y = packedMatMulW8A8(t[0], w, {
+          rmsNorm: { weight: t[1], eps: 1e-5 },
+          residual: t[2],
+        });
+        const got = await y.data();
+        tf.dispose([y, ...t]);
+        disposePackedWeight(w);
+        const qa = quantizeRowsHost(decodeReference.rmsNorm(x, k, g, 1e-5), m, k, 1);
+        const qb = paletteInt8Host(h);
+        const c = int8MatMulPacked(qa.hi, qb.b, m, n, k / 4);
+        const want = int8RescaleHost(c, qa.scale, qb.sb, { residual: res });
+        expect(relErr(want, got)).toBeLessThan(1e-4);
+      } finally {
+        setInt8Route('auto');
+      }
+    },
+    300_000,
+  );
+
+  it('splitMatMul', async () => {
+    await useBackend('webgpu');
+    const [m, n, k] = [20, 36, 72];
+    const rnd = seededRandom(5);
+    const a = Float32Array.from({ length: m * k }, () => rnd() * 2 - 1);
+    const b = Float32Array.from({ length: n * k }, () => rnd() * 2 - 1);
+    const t = [tf.tensor2d(a, [m, k]), tf.tensor2d(b, [n, k])] as const;
+    const c = splitMatMul(t[0], t[1]);
+    const got = await c.data();
+    tf.dispose([c, ...t]);
+    const qa = quantizeRowsHost(a, m, k, 2);
+    const qb = quantizeRowsHost(b, n, k, 2);
+    const w = k / 4;
+    const want = int8RescaleHost(int8MatMulPacked(qa.hi, qb.hi, m, n, w), qa.scale, qb.scale, {
+      c2: int8MatMulPacked(qa.hi, qb.lo as Int32Array, m, n, w),
+      c3: int8MatMulPacked(qa.lo as Int32Array, qb.hi, m, n, w),
+      lo: 1 / 256,
+    });
+    expect(relErr(want, got)).toBeLessThan(1e-6);
+    expect(unpackInt8(qa.hi).some((v) => v !== 0)).toBe(true);
+  }, 300_000);
 });

@@ -17,6 +17,7 @@ export * from './nearest';
 export * from './table';
 export * from './lookup-gemv';
 export * from './int8';
+export * from './int8-linear';
 export * from './linear';
 export * from './decode';
 export * from './kernel-table';

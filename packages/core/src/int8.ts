@@ -74,6 +74,28 @@ export function int8MatMulNT(
  */
 export const Int8KernelNames = {
   Int8MatMul: 'EdkmInt8MatMul',
+  /**
+   * {x: [M, K] f32}, attrs {slices: 1 | 2} → [hi: [M, W] int32, (lo: [M, W] int32,) scale: [M] f32]
+   * (W = ⌈K/4⌉, packed as Int8MatMul reads them): scale = max|x_row| / 127, hi = round(x / scale)
+   * (W8A8's per-token quantization); with slices 2 also lo = round((x / scale − hi) · 256), so that
+   * x ≈ scale · (hi + lo / 256) to about 2^−16 of the row's largest value (the split-precision
+   * product's operands). Rounding to nearest even, both slices clamped to ±127; a row of zeros has
+   * scale 0. See int8-linear.ts.
+   */
+  Int8QuantizeRows: 'EdkmInt8QuantizeRows',
+  /**
+   * {c: [M, N] int32, sa: [M] f32, sb: [N] f32, (c2: [M, N] int32, (c3: [M, N] int32,))
+   * (residual: [M, N] f32)}, attrs {lo: the weight of c2 + c3 (0: neither), residual: boolean}
+   * → [M, N] f32: y = (sa[m] · sb[n]) · (c + lo · (c2 + c3)) (+ residual): an int8 product's
+   * rescale (c2 + c3 summed in int32).
+   */
+  Int8Rescale: 'EdkmInt8Rescale',
+  /**
+   * A palettized weight as int8 rows (see LinearKernelNames.PaletteMatMul for the inputs):
+   * {codes, lut, rows, scales}, attrs {bits, clusterDim, k} → [b: [N, ⌈K/4⌉] int32, sb: [N] f32],
+   * in output row order: sb[o] = max|row o| / 127 (from its LUT's entries and scale), b = round(W / sb).
+   */
+  PaletteInt8: 'EdkmPaletteInt8',
 } as const;
 
 /** Int8 values (rows × k, row-major, each in −128…127) packed four to an int32 word, rows padded to whole words with zeros. */

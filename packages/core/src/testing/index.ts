@@ -2,6 +2,7 @@ import { getPlugin, listPlugins, reference, seededRandom, useBackend } from '@ed
 import * as tf from '@tensorflow/tfjs-core';
 import { codeCases } from './code-cases';
 import { int8Cases } from './int8-cases';
+import { int8LinearCases } from './int8-linear-cases';
 import { decodeCases, linearCases } from './linear-cases';
 import { matMulCases } from './matmul';
 import { nearestCases } from './nearest';
@@ -44,6 +45,7 @@ export function conformanceCases(): ConformanceCase[] {
     ...normCases(),
     ...nearestCases(),
     ...int8Cases(),
+    ...int8LinearCases(),
     ...matMulCases(seededRandom(21)),
   ];
 }
@@ -165,3 +167,4 @@ async function reportSkipped(plugin: string, reason: string): Promise<void> {
 }
 
 export { seededRandom };
+export { randomPalette, type PaletteCase } from './linear-cases';

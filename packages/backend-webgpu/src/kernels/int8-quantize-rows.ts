@@ -1,0 +1,82 @@
+import { DeviceLimitError, type tf } from '@edkm/core';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { allocate, runRaw, uniformBlock } from '../raw';
+
+const THREADS = 256;
+
+/**
+ * EdkmInt8QuantizeRows (core's int8-linear.ts defines the values): one workgroup per row finds
+ * max|x| (a tree in workgroup memory), then each thread packs four values a word (and, with
+ * slices 2, their low slices: the remainders × 256).
+ */
+const wgsl = (slices: 1 | 2) => `
+@group(0) @binding(0) var<storage, read> x : array<f32>;
+@group(0) @binding(1) var<storage, read_write> hi : array<i32>;
+${slices === 2 ? '@group(0) @binding(2) var<storage, read_write> lo : array<i32>;' : ''}
+@group(0) @binding(${slices + 1}) var<storage, read_write> scale : array<f32>;
+struct U { m : u32, k : u32, words : u32, pad : u32 };
+@group(0) @binding(${slices + 2}) var<uniform> u : U;
+var<workgroup> red : array<f32, ${THREADS}>;
+
+fn byte(q : f32, j : u32) -> u32 { return (bitcast<u32>(i32(q)) & 0xffu) << (8u * j); }
+
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) tid : u32) {
+  let r = wg.y * 65535u + wg.x;
+  if (r >= u.m) { return; }
+  let base = r * u.k;
+  var a = 0.0;
+  for (var t = tid; t < u.k; t = t + ${THREADS}u) { a = max(a, abs(x[base + t])); }
+  red[tid] = a;
+  workgroupBarrier();
+  for (var s = ${THREADS / 2}u; s > 0u; s = s >> 1u) {
+    if (tid < s) { red[tid] = max(red[tid], red[tid + s]); }
+    workgroupBarrier();
+  }
+  let amax = red[0];
+  let on = amax > 0.0;
+  let inv = select(0.0, 127.0 / amax, on);
+  if (tid == 0u) { scale[r] = select(0.0, amax / 127.0, on); }
+  for (var w = tid; w < u.words; w = w + ${THREADS}u) {
+    var h = 0u;
+    ${slices === 2 ? 'var l = 0u;' : ''}
+    for (var j = 0u; j < 4u; j = j + 1u) {
+      let t = 4u * w + j;
+      if (t < u.k) {
+        let v = x[base + t] * inv;
+        let q = clamp(round(v), -127.0, 127.0);
+        h = h | byte(q, j);
+        ${slices === 2 ? 'l = l | byte(clamp(round((v - q) * 256.0), -127.0, 127.0), j);' : ''}
+      }
+    }
+    hi[r * u.words + w] = bitcast<i32>(h);
+    ${slices === 2 ? 'lo[r * u.words + w] = bitcast<i32>(l);' : ''}
+  }
+}`;
+
+export const int8QuantizeRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { x } = inputs as { x: tf.TensorInfo };
+  const slices = (attrs as { slices: 1 | 2 }).slices;
+  const [m, k] = x.shape;
+  const words = Math.ceil(k / 4);
+  const hi = allocate(gpu, [m, words], 'int32');
+  const lo = slices === 2 ? allocate(gpu, [m, words], 'int32') : undefined;
+  const scale = allocate(gpu, [m]);
+  const outs = lo ? [hi, lo, scale] : [hi, scale];
+  if (m === 0) return outs;
+  if (m > 65535 * 65535)
+    throw new DeviceLimitError(`EdkmInt8QuantizeRows: ${m} rows are over one dispatch's grid`);
+  runRaw(gpu, {
+    key: `EdkmInt8QuantizeRows:${slices}`,
+    wgsl: () => wgsl(slices),
+    tensors: [x, ...outs],
+    uniforms: uniformBlock([
+      ['u', m],
+      ['u', k],
+      ['u', words],
+    ]),
+    groups: [Math.min(m, 65535), Math.ceil(m / 65535), 1],
+  });
+  return outs;
+};

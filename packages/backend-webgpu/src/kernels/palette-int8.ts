@@ -1,0 +1,88 @@
+import type { tf } from '@edkm/core';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { allocate, runRaw, uniformBlock } from '../raw';
+
+const THREADS = 256;
+
+/**
+ * EdkmPaletteInt8 (core's int8-linear.ts defines the values): one workgroup per stored row finds
+ * the largest |scale · LUT entry| of the row's group, then each thread packs four weights a word
+ * into the row's output position: index read from the packed stream (spanning two words where it
+ * crosses one), LUT entry × scale × 127 / max, rounded.
+ */
+const wgsl = (bits: number, d: number) => `
+@group(0) @binding(0) var<storage, read> codes : array<u32>;
+@group(0) @binding(1) var<storage, read> lut : array<f32>;
+@group(0) @binding(2) var<storage, read> rows : array<i32>;
+@group(0) @binding(3) var<storage, read> scales : array<f32>;
+@group(0) @binding(4) var<storage, read_write> b : array<i32>;
+@group(0) @binding(5) var<storage, read_write> sb : array<f32>;
+struct U { n : u32, k : u32, words : u32, pad : u32 };
+@group(0) @binding(6) var<uniform> u : U;
+var<workgroup> red : array<f32, ${THREADS}>;
+
+fn indexAt(i : u32) -> u32 {
+  let p = i * ${bits}u;
+  let w = p >> 5u;
+  let s = p & 31u;
+  var v = codes[w] >> s;
+  if (s + ${bits}u > 32u) { v = v | (codes[w + 1u] << (32u - s)); }
+  return v & ${(1 << bits) - 1}u;
+}
+
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) tid : u32) {
+  let s = wg.y * 65535u + wg.x;
+  if (s >= u.n) { return; }
+  let o = u32(rows[2u * s]);
+  let base = u32(rows[2u * s + 1u]) * ${(1 << bits) * d}u;
+  let sc = scales[s];
+  var a = 0.0;
+  for (var j = tid; j < ${(1 << bits) * d}u; j = j + ${THREADS}u) { a = max(a, abs(sc * lut[base + j])); }
+  red[tid] = a;
+  workgroupBarrier();
+  for (var h = ${THREADS / 2}u; h > 0u; h = h >> 1u) {
+    if (tid < h) { red[tid] = max(red[tid], red[tid + h]); }
+    workgroupBarrier();
+  }
+  let amax = red[0];
+  let on = amax > 0.0;
+  let inv = select(0.0, 127.0 / amax, on);
+  if (tid == 0u) { sb[o] = select(0.0, amax / 127.0, on); }
+  let first = s * (u.k / ${d}u);
+  for (var w = tid; w < u.words; w = w + ${THREADS}u) {
+    var q = 0u;
+    for (var j = 0u; j < 4u; j = j + 1u) {
+      let t = 4u * w + j;
+      if (t < u.k) {
+        let e = lut[base + indexAt(first + t / ${d}u) * ${d}u + t % ${d}u];
+        let v = clamp(round((sc * e) * inv), -127.0, 127.0);
+        q = q | ((bitcast<u32>(i32(v)) & 0xffu) << (8u * j));
+      }
+    }
+    b[o * u.words + w] = bitcast<i32>(q);
+  }
+}`;
+
+export const paletteInt8: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const gpu = backend as WebGPUBackend;
+  const { codes, lut, rows, scales } = inputs as Record<string, tf.TensorInfo>;
+  const { bits, clusterDim: d, k } = attrs as { bits: number; clusterDim: number; k: number };
+  const n = rows.shape[0];
+  const words = Math.ceil(k / 4);
+  const b = allocate(gpu, [n, words], 'int32');
+  const sb = allocate(gpu, [n]);
+  if (n === 0) return [b, sb];
+  runRaw(gpu, {
+    key: `EdkmPaletteInt8:${bits}_${d}`,
+    wgsl: () => wgsl(bits, d),
+    tensors: [codes, lut, rows, scales, b, sb],
+    uniforms: uniformBlock([
+      ['u', n],
+      ['u', k],
+      ['u', words],
+    ]),
+    groups: [Math.min(n, 65535), Math.ceil(n / 65535), 1],
+  });
+  return [b, sb];
+};
