@@ -8,6 +8,8 @@
 //        [--prompt 32] [--new 128] [--max-length 512] [--temperature T --top-k K --top-p P]
 //        [--layers 32] (the 7B shape's layer count, for a quick smoke run)
 //        [--no-graph] (every step op by op through tfjs, not replayed as a recorded device graph)
+//        [--prefill-modes exact,w8a8] (prefill only: one forward pass of --prompt tokens per mode,
+//        the same decoder; w8a8 = palettized products on int8 tensor cores, EDKM_WEBGPU_UNSAFE=1)
 import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
 import { readFileSync } from 'node:fs';
@@ -266,6 +268,55 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
   };
   decoder.dispose();
   return result;
+}
+
+/** Prefill only: one pass over the prompt per mode on one decoder (median of 3 after a warm-up). */
+async function measurePrefill(name: string, config: LlamaConfig, source: DecoderSource) {
+  const decoder = new Decoder(config, source, {
+    batch,
+    maxLength: Math.max(maxLength, promptLength),
+  });
+  const ids = tf.tensor1d(
+    Int32Array.from(
+      { length: batch * promptLength },
+      (_, i) => 3 + ((i * 17) % (config.vocabSize - 3)),
+    ),
+    'int32',
+  );
+  const modes: Record<string, { ms: number; tokensPerSecond: number }> = {};
+  for (const mode of prefillModes as ('exact' | 'w8a8')[]) {
+    decoder.prefill = mode;
+    const times: number[] = [];
+    for (let r = 0; r < 4; r++) {
+      decoder.reset();
+      const p0 = performance.now();
+      const logits = decoder.forward(ids, promptLength);
+      await logits.data();
+      logits.dispose();
+      if (r > 0) times.push((performance.now() - p0) / 1000);
+    }
+    const s = median(times);
+    modes[mode] = { ms: s * 1000, tokensPerSecond: (batch * promptLength) / s };
+  }
+  ids.dispose();
+  decoder.dispose();
+  const speedup =
+    modes.exact && modes.w8a8
+      ? modes.w8a8.tokensPerSecond / modes.exact.tokensPerSecond
+      : undefined;
+  return { model: name, batch, promptLength, modes, speedup };
+}
+
+const prefillModes = argValue('prefill-modes')?.split(',');
+if (prefillModes) {
+  const results = [];
+  for (const m of models) {
+    const { config, source } = m === '7b3' ? llama7bSource(3) : tinyPalettized(3);
+    if (m !== '7b3' && m !== 'tiny3') throw new Error(`--prefill-modes: tiny3 or 7b3, not ${m}`);
+    results.push(await measurePrefill(m, config, source));
+  }
+  printJson({ bench: 'prefill', backend: selection.description, results });
+  process.exit(0);
 }
 
 const copy = await copyBandwidth();

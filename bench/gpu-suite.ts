@@ -14,6 +14,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   'decode-ops': () => import('./decode-ops'),
   gemm: () => import('./gemm'),
   int8: () => import('./int8'),
+  split: () => import('./split'),
   conformance: () => import('./conformance'),
   // the app's command line: `run.sh edkm demo --backend webgpu …`, `run.sh edkm finetune …`
   edkm: () =>

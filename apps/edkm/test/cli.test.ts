@@ -226,6 +226,35 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
     expect(p.task).toBe('ppl');
     expect(p.ppl).toBeGreaterThan(1);
     expect(p.tokens).toBeGreaterThan(100);
+    // the same perplexity through the inference decoder (stored weights), and close under W8A8
+    const engine = async (e: string) => {
+      const r = await edkm([
+        'eval',
+        '--model',
+        out,
+        '--task',
+        'ppl',
+        '--data',
+        val,
+        '--window',
+        '64',
+        '--stride',
+        '32',
+        '--engine',
+        e,
+        '--json',
+        '--backend',
+        'cpu',
+      ]);
+      expect(r.code).toBe(0);
+      return JSON.parse(r.stdout);
+    };
+    const viaDecoder = await engine('decoder');
+    expect(viaDecoder).toMatchObject({ engine: 'decoder', palettized: true, tokens: p.tokens });
+    expect(Math.abs(viaDecoder.ppl - p.ppl) / p.ppl).toBeLessThan(1e-5);
+    const w8a8 = await engine('w8a8');
+    expect(w8a8.ppl).not.toBe(viaDecoder.ppl);
+    expect(Math.abs(w8a8.ppl - p.ppl) / p.ppl).toBeLessThan(0.03);
 
     const gen = await edkm([
       'generate',
@@ -255,7 +284,7 @@ describe('edkm finetune: checkpoints, a kill, --resume', () => {
         readFileSync(join(out2, 'model.safetensors')),
       ),
     ).toBe(0);
-  });
+  }, 180_000);
 
   it('generate --flash (FFN read from disk at a 25% budget, every neuron) gives the same tokens', async () => {
     const args = [

@@ -36,6 +36,44 @@ export interface QuantizedRows {
   scale: Float32Array;
 }
 
+/**
+ * Zero rows and columns that int8 operands are padded with, so that a tensor-core kernel's whole
+ * tiles cover them: rows to a multiple of `rows`, K to a multiple of `k` bytes (a multiple of 4).
+ * Padding adds nothing to the products; Int8Rescale reads only the real M×N corner.
+ */
+export interface Int8Padding {
+  rows: number;
+  k: number;
+}
+/** No padding: rows as they are, K to whole 32-bit words. */
+export const INT8_UNPADDED: Int8Padding = { rows: 1, k: 4 };
+/**
+ * What the WebGPU plugin's tensor-core kernel needs (128×128 tiles, K in 64-byte steps covers
+ * every variant): W8A8 and the split product pad to it on every backend (at most 127 zero rows).
+ */
+export const INT8_TENSOR_CORE_PADDING: Int8Padding = { rows: 128, k: 64 };
+
+/** The packed shape [rows, words] of m rows of k int8 values under a padding. */
+export function int8PackedShape(
+  m: number,
+  k: number,
+  pad: Int8Padding = INT8_UNPADDED,
+): [number, number] {
+  if (
+    !(
+      Number.isInteger(pad.rows) &&
+      pad.rows >= 1 &&
+      Number.isInteger(pad.k) &&
+      pad.k >= 4 &&
+      pad.k % 4 === 0
+    )
+  )
+    throw new InvalidArgumentError(
+      `int8 padding: rows ≥ 1 and k a multiple of 4, got ${JSON.stringify(pad)}`,
+    );
+  return [Math.ceil(m / pad.rows) * pad.rows, (Math.ceil(k / pad.k) * pad.k) / 4];
+}
+
 const pack = (out: Int32Array, words: number, r: number, t: number, v: number) => {
   out[r * words + (t >> 2)] |= (v & 0xff) << (8 * (t & 3));
 };
@@ -46,11 +84,12 @@ export function quantizeRowsHost(
   m: number,
   k: number,
   slices: 1 | 2,
+  pad: Int8Padding = INT8_UNPADDED,
 ): QuantizedRows {
   if (x.length !== m * k) throw new ShapeError(`quantizeRows: ${x.length} values for ${m}×${k}`);
-  const words = Math.ceil(k / 4);
-  const hi = new Int32Array(m * words);
-  const lo = slices === 2 ? new Int32Array(m * words) : undefined;
+  const [rows, words] = int8PackedShape(m, k, pad);
+  const hi = new Int32Array(rows * words);
+  const lo = slices === 2 ? new Int32Array(rows * words) : undefined;
   const scale = new Float32Array(m);
   for (let r = 0; r < m; r++) {
     let amax = 0;
@@ -71,38 +110,51 @@ export function quantizeRowsHost(
 
 const clamp127 = (q: number) => Math.max(-127, Math.min(127, q));
 
-/** Int8Rescale on the host: (sa[m] · sb[n]) · (c + lo · (c2 + c3)) (+ residual), in float32 steps. */
+/**
+ * Int8Rescale on the host: (sa[m] · sb[n]) · (c + lo · (c2 + c3)) (+ residual), in float32 steps;
+ * c (and c2, c3) may be padded: rows of `cols` ≥ N values (default N), M of them read.
+ */
 export function int8RescaleHost(
   c: Int32Array,
   sa: Float32Array,
   sb: Float32Array,
-  opts: { c2?: Int32Array; c3?: Int32Array; lo?: number; residual?: Float32Array } = {},
+  opts: {
+    c2?: Int32Array;
+    c3?: Int32Array;
+    lo?: number;
+    residual?: Float32Array;
+    cols?: number;
+  } = {},
 ): Float32Array {
   const m = sa.length;
   const n = sb.length;
+  const cols = opts.cols ?? n;
   const y = new Float32Array(m * n);
   const lo = Math.fround(opts.lo ?? 0);
   for (let i = 0; i < m; i++)
     for (let j = 0; j < n; j++) {
-      const at = i * n + j;
+      const at = i * cols + j;
       let v = Math.fround(c[at]);
       if (opts.c2) {
         const c23 = opts.c3 ? (opts.c2[at] + opts.c3[at]) | 0 : opts.c2[at];
         v = Math.fround(v + Math.fround(Math.fround(c23) * lo));
       }
       v = Math.fround(Math.fround(sa[i] * sb[j]) * v);
-      y[at] = opts.residual ? Math.fround(v + opts.residual[at]) : v;
+      y[i * n + j] = opts.residual ? Math.fround(v + opts.residual[i * n + j]) : v;
     }
   return y;
 }
 
 /** PaletteInt8 on the host: the weight's int8 rows in output order and their scales. */
-export function paletteInt8Host(h: PaletteWeightHost): { b: Int32Array; sb: Float32Array } {
+export function paletteInt8Host(
+  h: PaletteWeightHost,
+  pad: Int8Padding = INT8_UNPADDED,
+): { b: Int32Array; sb: Float32Array } {
   const [n, k] = h.shape;
   const d = h.clusterDim;
   const size = 2 ** h.bits;
-  const words = Math.ceil(k / 4);
-  const b = new Int32Array(n * words);
+  const [rows, words] = int8PackedShape(n, k, pad);
+  const b = new Int32Array(rows * words);
   const sb = new Float32Array(n);
   for (let s = 0; s < n; s++) {
     const base = h.rowGroup[s] * size * d;
@@ -132,12 +184,16 @@ function checkFloat2D(op: string, x: tf.Tensor): void {
 export function quantizeRowsInt8(
   x: tf.Tensor2D,
   slices: 1 | 2 = 1,
+  pad: Int8Padding = INT8_UNPADDED,
 ): { hi: tf.Tensor2D; lo?: tf.Tensor2D; scale: tf.Tensor1D } {
   checkFloat2D('quantizeRowsInt8', x);
   if (slices !== 1 && slices !== 2)
     throw new InvalidArgumentError(`quantizeRowsInt8: slices must be 1 or 2, got ${slices}`);
+  int8PackedShape(x.shape[0], x.shape[1], pad);
   const out = tf.engine().runKernel(Int8KernelNames.Int8QuantizeRows, { x }, {
     slices,
+    padRows: pad.rows,
+    padK: pad.k,
   } as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
   return slices === 2
     ? { hi: out[0] as tf.Tensor2D, lo: out[1] as tf.Tensor2D, scale: out[2] as tf.Tensor1D }
@@ -151,19 +207,20 @@ export function int8Rescale(
   sb: tf.Tensor1D,
   opts: { c2?: tf.Tensor2D; c3?: tf.Tensor2D; lo?: number; residual?: tf.Tensor2D } = {},
 ): tf.Tensor2D {
-  const [m, n] = c.shape;
+  const [m, n] = [sa.shape[0], sb.shape[0]];
   if ([c, opts.c2, opts.c3].some((t) => t && t.dtype !== 'int32'))
     throw new DTypeError('int8Rescale: c, c2 and c3 must be int32 (int8MatMul products)');
   if (opts.c3 && !opts.c2) throw new InvalidArgumentError('int8Rescale: c3 comes with c2');
-  if (sa.shape[0] !== m || sb.shape[0] !== n)
+  if (c.rank !== 2 || m > c.shape[0] || n > c.shape[1])
     throw new ShapeError(`int8Rescale: scales [${sa.shape}] and [${sb.shape}] for c [${c.shape}]`);
   for (const [name, t] of [
     ['c2', opts.c2],
     ['c3', opts.c3],
-    ['residual', opts.residual],
   ] as const)
-    if (t && (t.shape[0] !== m || t.shape[1] !== n))
+    if (t && (t.shape[0] !== c.shape[0] || t.shape[1] !== c.shape[1]))
       throw new ShapeError(`int8Rescale: ${name} [${t.shape}] is not c's [${c.shape}]`);
+  if (opts.residual && (opts.residual.shape[0] !== m || opts.residual.shape[1] !== n))
+    throw new ShapeError(`int8Rescale: the residual [${opts.residual.shape}] is not [${m}, ${n}]`);
   if (opts.c2 && !(Number.isFinite(opts.lo) && (opts.lo as number) !== 0))
     throw new InvalidArgumentError('int8Rescale: c2 needs a finite, nonzero weight `lo`');
   const inputs: Record<string, tf.Tensor> = { c, sa, sb };
@@ -177,15 +234,25 @@ export function int8Rescale(
 }
 
 /** PaletteInt8: a palettized weight's int8 rows [N, ⌈K/4⌉] in output order and their scales [N]. */
-export function paletteInt8(w: PackedWeight): { b: tf.Tensor2D; sb: tf.Tensor1D } {
+export function paletteInt8(
+  w: PackedWeight,
+  pad: Int8Padding = INT8_UNPADDED,
+): { b: tf.Tensor2D; sb: tf.Tensor1D } {
   if (w.format !== 'palette')
     throw new InvalidArgumentError(`paletteInt8: the weight must be palettized, got ${w.format}`);
+  int8PackedShape(w.shape[0], w.shape[1], pad);
   const out = tf
     .engine()
     .runKernel(
       Int8KernelNames.PaletteInt8,
       { codes: w.codes, lut: w.lut, rows: w.rows, scales: w.scales },
-      { bits: w.bits, clusterDim: w.clusterDim, k: w.shape[1] } as unknown as tf.NamedAttrMap,
+      {
+        bits: w.bits,
+        clusterDim: w.clusterDim,
+        k: w.shape[1],
+        padRows: pad.rows,
+        padK: pad.k,
+      } as unknown as tf.NamedAttrMap,
     ) as unknown as tf.Tensor[];
   return { b: out[0] as tf.Tensor2D, sb: out[1] as tf.Tensor1D };
 }
@@ -215,8 +282,8 @@ export function packedMatMulW8A8(
       : fuse.swiglu
         ? siluMul(x)
         : x;
-    const a = quantizeRowsInt8(xp, 1);
-    const { b, sb } = paletteInt8(w);
+    const a = quantizeRowsInt8(xp, 1, INT8_TENSOR_CORE_PADDING);
+    const { b, sb } = paletteInt8(w, INT8_TENSOR_CORE_PADDING);
     const c = int8MatMul(a.hi, b);
     return int8Rescale(c, a.scale, sb, fuse.residual ? { residual: fuse.residual } : {});
   });
@@ -235,8 +302,8 @@ export function splitMatMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   if (a.shape[1] !== b.shape[1])
     throw new ShapeError(`splitMatMul: A [${a.shape}] and B [${b.shape}] differ in K`);
   return tf.tidy(() => {
-    const qa = quantizeRowsInt8(a, 2);
-    const qb = quantizeRowsInt8(b, 2);
+    const qa = quantizeRowsInt8(a, 2, INT8_TENSOR_CORE_PADDING);
+    const qb = quantizeRowsInt8(b, 2, INT8_TENSOR_CORE_PADDING);
     // (three products, not two over concatenated slices: tfjs-webgpu's concat of int32 goes
     // through float32 and rounds packed words above 2^24)
     return int8Rescale(int8MatMul(qa.hi, qb.hi), qa.scale, qb.scale, {

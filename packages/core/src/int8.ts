@@ -80,20 +80,23 @@ export const Int8KernelNames = {
    * (W8A8's per-token quantization); with slices 2 also lo = round((x / scale − hi) · 256), so that
    * x ≈ scale · (hi + lo / 256) to about 2^−16 of the row's largest value (the split-precision
    * product's operands). Rounding to nearest even, both slices clamped to ±127; a row of zeros has
-   * scale 0. See int8-linear.ts.
+   * scale 0. attrs padRows, padK (Int8Padding): hi and lo [⌈M/padRows⌉·padRows, ⌈K/padK⌉·padK/4],
+   * the padding zeros. See int8-linear.ts.
    */
   Int8QuantizeRows: 'EdkmInt8QuantizeRows',
   /**
    * {c: [M, N] int32, sa: [M] f32, sb: [N] f32, (c2: [M, N] int32, (c3: [M, N] int32,))
    * (residual: [M, N] f32)}, attrs {lo: the weight of c2 + c3 (0: neither), residual: boolean}
    * → [M, N] f32: y = (sa[m] · sb[n]) · (c + lo · (c2 + c3)) (+ residual): an int8 product's
-   * rescale (c2 + c3 summed in int32).
+   * rescale (c2 + c3 summed in int32). c, c2, c3 may be padded (more rows and columns than sa and
+   * sb): y is their top-left M×N corner.
    */
   Int8Rescale: 'EdkmInt8Rescale',
   /**
    * A palettized weight as int8 rows (see LinearKernelNames.PaletteMatMul for the inputs):
-   * {codes, lut, rows, scales}, attrs {bits, clusterDim, k} → [b: [N, ⌈K/4⌉] int32, sb: [N] f32],
-   * in output row order: sb[o] = max|row o| / 127 (from its LUT's entries and scale), b = round(W / sb).
+   * {codes, lut, rows, scales}, attrs {bits, clusterDim, k, padRows, padK} → [b: [N', W'] int32,
+   * sb: [N] f32] (N', W' padded as Int8QuantizeRows pads), in output row order: sb[o] = max|row o|
+   * / 127 (from its LUT's entries and scale), b = round(W / sb).
    */
   PaletteInt8: 'EdkmPaletteInt8',
 } as const;

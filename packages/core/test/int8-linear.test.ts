@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import '@edkm/backend-cpu';
 import {
+  INT8_TENSOR_CORE_PADDING,
   decodeReference,
   disposePackedWeight,
   fromHalfBits,
   int8MatMulPacked,
+  int8PackedShape,
   int8RescaleHost,
   linearReference,
   packedMatMulW8A8,
@@ -106,10 +108,25 @@ describe('packedMatMulW8A8 and splitMatMul (cpu plugin)', () => {
     disposePackedWeight(w);
     // the definition, step by step
     const xn = decodeReference.rmsNorm(x, k, g, 1e-5);
-    const qa = quantizeRowsHost(xn, m, k, 1);
-    const qb = paletteInt8Host(h);
-    const c = int8MatMulPacked(qa.hi, qb.b, m, n, k / 4);
-    expect(Array.from(y)).toEqual(Array.from(int8RescaleHost(c, qa.scale, qb.sb, { residual })));
+    // (both operands padded to the tensor cores' tiles: 128 rows, K to 64 bytes)
+    const pad = INT8_TENSOR_CORE_PADDING;
+    const qa = quantizeRowsHost(xn, m, k, 1, pad);
+    const qb = paletteInt8Host(h, pad);
+    const [mp, words] = int8PackedShape(m, k, pad);
+    const [np] = int8PackedShape(n, k, pad);
+    expect([mp, np, words]).toEqual([128, 128, 16]);
+    const c = int8MatMulPacked(qa.hi, qb.b, mp, np, words);
+    const y0 = int8RescaleHost(c, qa.scale, qb.sb, { residual, cols: np });
+    expect(Array.from(y)).toEqual(Array.from(y0));
+    // the padding is zeros: the unpadded definition gives the same products
+    const c0 = int8MatMulPacked(
+      quantizeRowsHost(xn, m, k, 1).hi,
+      paletteInt8Host(h).b,
+      m,
+      n,
+      k / 4,
+    );
+    expect(Array.from(int8RescaleHost(c0, qa.scale, qb.sb, { residual }))).toEqual(Array.from(y0));
     const exact = linearReference.paletteMatMul(xn, m, h);
     let num = 0;
     let den = 0;

@@ -16,6 +16,7 @@ import {
   hostWeightShape,
   kvWrite,
   packedMatMul,
+  packedMatMulW8A8,
   rmsNormRows,
   ropeTable,
   seededRandom,
@@ -101,6 +102,14 @@ export interface DecoderOptions {
   batch?: number;
   /** Positions the KV cache holds (prompt + new tokens; default the config's maximum). */
   maxLength?: number;
+  /**
+   * How products of many rows (prefill, scoring) run: 'exact' (float32, the default) or 'w8a8'
+   * (palettized weights on int8 tensor cores, activations quantized per token: core's
+   * packedMatMulW8A8). Decoding steps (fewer than `w8a8MinRows` rows) stay exact.
+   */
+  prefill?: 'exact' | 'w8a8';
+  /** The fewest rows a product takes W8A8 with (default 64). */
+  w8a8MinRows?: number;
 }
 
 export interface DecoderMemory {
@@ -132,6 +141,8 @@ export class Decoder {
   private starts: tf.Tensor1D;
   private pos = 0;
   private readonly weightBytes: number;
+  private readonly w8a8MinRows: number;
+  private prefillMode: 'exact' | 'w8a8';
 
   constructor(config: LlamaConfig, source: DecoderSource, opts: DecoderOptions = {}) {
     this.config = config;
@@ -144,6 +155,14 @@ export class Decoder {
       throw new InvalidArgumentError(`batch must be a positive integer, got ${this.batch}`);
     if (!Number.isInteger(this.maxLength) || this.maxLength < 1)
       throw new InvalidArgumentError(`maxLength must be a positive integer, got ${this.maxLength}`);
+    const prefill = opts.prefill ?? 'exact';
+    if (prefill !== 'exact' && prefill !== 'w8a8')
+      throw new InvalidArgumentError(`prefill must be 'exact' or 'w8a8', got '${prefill}'`);
+    const minRows = opts.w8a8MinRows ?? 64;
+    if (!Number.isInteger(minRows) || minRows < 1)
+      throw new InvalidArgumentError(`w8a8MinRows must be a positive integer, got ${minRows}`);
+    this.w8a8MinRows = minRows;
+    this.prefillMode = prefill;
     const c = config;
     let bytes = 0;
     const linear = (names: string[]): Linear => {
@@ -192,6 +211,16 @@ export class Decoder {
     this.weightBytes = bytes;
   }
 
+  /** How products of many rows run from now on (see DecoderOptions.prefill). */
+  get prefill(): 'exact' | 'w8a8' {
+    return this.prefillMode;
+  }
+  set prefill(mode: 'exact' | 'w8a8') {
+    if (mode !== 'exact' && mode !== 'w8a8')
+      throw new InvalidArgumentError(`prefill must be 'exact' or 'w8a8', got '${mode}'`);
+    this.prefillMode = mode;
+  }
+
   /** Device bytes of the weights and of the KV caches. */
   memory(): DecoderMemory {
     const c = this.config;
@@ -213,10 +242,14 @@ export class Decoder {
    * x before, the residual after): one dispatch instead of two or three.
    */
   private matmul(x: tf.Tensor2D, lin: Linear, fuse: LinearFusionInputs = {}): tf.Tensor2D {
-    if (lin.parts.length === 1) return packedMatMul(x, lin.parts[0], fuse);
+    const product =
+      this.prefillMode === 'w8a8' && x.shape[0] >= this.w8a8MinRows
+        ? packedMatMulW8A8
+        : packedMatMul;
+    if (lin.parts.length === 1) return product(x, lin.parts[0], fuse);
     const { residual, ...prologue } = fuse;
     const y = tf.concat(
-      lin.parts.map((w) => packedMatMul(x, w, prologue)),
+      lin.parts.map((w) => product(x, w, prologue)),
       1,
     );
     return residual ? y.add(residual) : y;
@@ -231,9 +264,10 @@ export class Decoder {
    * Runs T new positions per batch row (ids [B·T] int32, row-major) from the current position and
    * returns the logits of each row's last one [B, V]. The caches advance by T. With `position` (an
    * int32 [1] tensor holding the current position) the attention kernels read the position from
-   * the device, so that the step can be recorded and replayed (generate's graph).
+   * the device, so that the step can be recorded and replayed (generate's graph). With
+   * `allPositions`, the logits of every new position instead [B·T, V].
    */
-  forward(ids: tf.Tensor1D, t: number, position?: tf.Tensor1D): tf.Tensor2D {
+  forward(ids: tf.Tensor1D, t: number, position?: tf.Tensor1D, allPositions = false): tf.Tensor2D {
     const c = this.config;
     const B = this.batch;
     if (ids.shape[0] !== B * t) throw new ShapeError(`forward: ${ids.shape[0]} ids for ${B}×${t}`);
@@ -270,7 +304,7 @@ export class Decoder {
         x = this.matmul(gateUp, layer.down, { swiglu: true, residual: x });
       }
       const last =
-        t === 1
+        t === 1 || allPositions
           ? x
           : (tf.gather(
               x,
@@ -284,6 +318,43 @@ export class Decoder {
     });
     this.pos += t;
     return logits;
+  }
+
+  /**
+   * The logits of every position of each sequence [B', T, V] for ids [B', T] (any B'), each row
+   * run from an empty cache as one prefill (B' / batch passes): for scoring (perplexity, the
+   * eval tasks) through the inference kernels, e.g. with `prefill: 'w8a8'`.
+   */
+  logits(ids: tf.Tensor2D): tf.Tensor3D {
+    const [rows, t] = ids.shape;
+    const B = this.batch;
+    if (ids.dtype !== 'int32') throw new InvalidArgumentError('logits: ids must be int32');
+    if (t > this.maxLength)
+      throw new InvalidArgumentError(`logits: ${t} positions exceed maxLength ${this.maxLength}`);
+    const out: tf.Tensor2D[] = [];
+    for (let r = 0; r < rows; r += B) {
+      const take = Math.min(B, rows - r);
+      const part = tf.tidy(() => {
+        const slice = ids.slice([r, 0], [take, t]);
+        // a last partial batch is padded with copies of its first row (their logits are dropped)
+        const full =
+          take < B
+            ? tf.concat([slice, tf.tile(slice.slice([0, 0], [1, t]), [B - take, 1])])
+            : slice;
+        return full.reshape([B * t]) as tf.Tensor1D;
+      });
+      this.reset();
+      const y = this.forward(part, t, undefined, true);
+      part.dispose();
+      out.push(take < B ? tf.tidy(() => y.slice([0, 0], [take * t, y.shape[1]])) : y);
+      if (take < B) y.dispose();
+    }
+    this.reset();
+    const all = tf.tidy(() =>
+      (out.length === 1 ? out[0] : tf.concat(out)).reshape([rows, t, this.config.vocabSize]),
+    ) as tf.Tensor3D;
+    tf.dispose(out);
+    return all;
   }
 
   /** Empties the caches (a new generation; the caches keep their memory). */

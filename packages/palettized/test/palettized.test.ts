@@ -218,6 +218,58 @@ describe('palettized export of the shipped model', () => {
     loaded.model.dispose();
   });
 
+  it('Decoder.logits scores every position (the dequantized model’s logits); W8A8 prefill stays close', async () => {
+    const loaded = loadModel(exportDir);
+    const source = decoderSource(exportDir);
+    const ids = loaded.tokenizer.encode(
+      'ROMEO: But soft, what light through yonder window breaks? It is the east, and Juliet',
+    );
+    const t = ids.length;
+    const idsT = tf.tensor2d([ids, ids.slice().reverse()], [2, t], 'int32');
+    const before = tf.memory().numTensors;
+    const exact = new Decoder(loaded.config, source, { maxLength: 64 });
+    const w8a8 = new Decoder(loaded.config, source, {
+      maxLength: 64,
+      prefill: 'w8a8',
+      w8a8MinRows: 2,
+    });
+    const outs = [loaded.model.logits(idsT), exact.logits(idsT), w8a8.logits(idsT)];
+    const [r, e, q] = await Promise.all(outs.map((x) => x.data()));
+    let scale = 0;
+    for (const v of r) scale = Math.max(scale, Math.abs(v));
+    let worst = 0;
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < r.length; i++) {
+      worst = Math.max(worst, Math.abs(e[i] - r[i]));
+      num += (q[i] - r[i]) ** 2;
+      den += r[i] ** 2;
+    }
+    expect(worst).toBeLessThan(1e-3 * scale);
+    const rel = Math.sqrt(num / den);
+    expect(rel).toBeGreaterThan(0); // W8A8 did run: it is not the exact product
+    expect(rel).toBeLessThan(0.05);
+    const V = loaded.config.vocabSize;
+    const argmax = (v: ArrayLike<number>, p: number) => {
+      let best = 0;
+      for (let j = 1; j < V; j++) if (v[p * V + j] > v[p * V + best]) best = j;
+      return best;
+    };
+    let same = 0;
+    for (let p = 0; p < 2 * t; p++) if (argmax(q, p) === argmax(r, p)) same++;
+    expect(same / (2 * t)).toBeGreaterThan(0.8);
+    tf.dispose(outs);
+    exact.dispose();
+    w8a8.dispose();
+    expect(() => new Decoder(loaded.config, source, { prefill: 'int4' as 'w8a8' })).toThrow(
+      /prefill must be 'exact' or 'w8a8'/,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    idsT.dispose();
+    source.close();
+    loaded.model.dispose();
+  });
+
   it('inspect names every weight, its LUTs, scales and permutation, and the size', () => {
     const i = inspect(exportDir);
     expect(i.kind).toBe('palettized');

@@ -28,6 +28,14 @@ export function registerEval(program: Command, { print, note }: CliIO): void {
     .option('--batch <n>', 'sequences per forward pass', int('--batch'), 8)
     .option('--window <n>', 'ppl: window tokens', int('--window'), 256)
     .option('--stride <n>', 'ppl: stride tokens', int('--stride'), 128)
+    .addOption(
+      new Option(
+        '--engine <name>',
+        'what computes the logits: the dense model, the inference decoder (stored weights), or the decoder with W8A8 palettized products',
+      )
+        .choices(['model', 'decoder', 'w8a8'])
+        .default('model'),
+    )
     .addOption(backendOption())
     .option('--json', 'print the result as one JSON object', false)
     .action(async (o) => {
@@ -40,6 +48,7 @@ export function registerEval(program: Command, { print, note }: CliIO): void {
         window: o.window,
         stride: o.stride,
         backend: o.backend,
+        engine: o.engine,
         progress: !o.json && process.stderr.isTTY,
         log: note,
       });

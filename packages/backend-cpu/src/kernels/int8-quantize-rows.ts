@@ -1,4 +1,4 @@
-import { quantizeRowsHost, type tf } from '@edkm/core';
+import { int8PackedShape, quantizeRowsHost, type tf } from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { values } from './util';
 
@@ -7,11 +7,12 @@ export const int8QuantizeRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
   const { x } = inputs as { x: tf.TensorInfo };
   const [m, k] = x.shape;
-  const slices = (attrs as { slices: 1 | 2 }).slices;
-  const q = quantizeRowsHost(values(cpu, x) as Float32Array, m, k, slices);
-  const w = Math.ceil(k / 4);
-  const out = [cpu.makeTensorInfo([m, w], 'int32', q.hi)];
-  if (q.lo) out.push(cpu.makeTensorInfo([m, w], 'int32', q.lo));
+  const a = attrs as { slices: 1 | 2; padRows: number; padK: number };
+  const pad = { rows: a.padRows, k: a.padK };
+  const q = quantizeRowsHost(values(cpu, x) as Float32Array, m, k, a.slices, pad);
+  const shape = int8PackedShape(m, k, pad);
+  const out = [cpu.makeTensorInfo(shape, 'int32', q.hi)];
+  if (q.lo) out.push(cpu.makeTensorInfo(shape, 'int32', q.lo));
   out.push(cpu.makeTensorInfo([m], 'float32', q.scale));
   return out;
 };

@@ -14,8 +14,9 @@ export const int8Rescale: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       c2: c2 ? (values(cpu, c2) as Int32Array) : undefined,
       c3: c3 ? (values(cpu, c3) as Int32Array) : undefined,
       lo: (attrs as { lo: number }).lo,
+      cols: c.shape[1],
       residual: residual ? (values(cpu, residual) as Float32Array) : undefined,
     },
   );
-  return cpu.makeTensorInfo(c.shape, 'float32', y);
+  return cpu.makeTensorInfo([sa.shape[0], sb.shape[0]], 'float32', y);
 };

@@ -1,4 +1,4 @@
-import { paletteHostOf, paletteInt8Host, type tf } from '@edkm/core';
+import { int8PackedShape, paletteHostOf, paletteInt8Host, type tf } from '@edkm/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { values } from './util';
 
@@ -6,7 +6,8 @@ import { values } from './util';
 export const paletteInt8: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const cpu = backend as MathBackendCPU;
   const { codes, lut, rows, scales } = inputs as Record<string, tf.TensorInfo>;
-  const a = attrs as { bits: number; clusterDim: number; k: number };
+  const a = attrs as { bits: number; clusterDim: number; k: number; padRows: number; padK: number };
+  const pad = { rows: a.padRows, k: a.padK };
   const { b, sb } = paletteInt8Host(
     paletteHostOf(
       values(cpu, codes) as Int32Array,
@@ -15,10 +16,11 @@ export const paletteInt8: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       values(cpu, scales) as Float32Array,
       a,
     ),
+    pad,
   );
   const n = rows.shape[0];
   return [
-    cpu.makeTensorInfo([n, Math.ceil(a.k / 4)], 'int32', b),
+    cpu.makeTensorInfo(int8PackedShape(n, a.k, pad), 'int32', b),
     cpu.makeTensorInfo([n], 'float32', sb),
   ];
 };

@@ -9,7 +9,8 @@ export const int8Rescale: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     c2: c2 ? i32(wasm, c2) : undefined,
     c3: c3 ? i32(wasm, c3) : undefined,
     lo: (attrs as { lo: number }).lo,
+    cols: c.shape[1],
     residual: residual ? f32(wasm, residual) : undefined,
   });
-  return output(wasm, c.shape, 'float32', y);
+  return output(wasm, [sa.shape[0], sb.shape[0]], 'float32', y);
 };

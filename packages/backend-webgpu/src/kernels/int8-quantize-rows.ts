@@ -1,4 +1,4 @@
-import { DeviceLimitError, type tf } from '@edkm/core';
+import { DeviceLimitError, int8PackedShape, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { allocate, runRaw, uniformBlock } from '../raw';
 
@@ -14,7 +14,7 @@ const wgsl = (slices: 1 | 2) => `
 @group(0) @binding(1) var<storage, read_write> hi : array<i32>;
 ${slices === 2 ? '@group(0) @binding(2) var<storage, read_write> lo : array<i32>;' : ''}
 @group(0) @binding(${slices + 1}) var<storage, read_write> scale : array<f32>;
-struct U { m : u32, k : u32, words : u32, pad : u32 };
+struct U { m : u32, k : u32, words : u32, rows : u32 };
 @group(0) @binding(${slices + 2}) var<uniform> u : U;
 var<workgroup> red : array<f32, ${THREADS}>;
 
@@ -23,7 +23,14 @@ fn byte(q : f32, j : u32) -> u32 { return (bitcast<u32>(i32(q)) & 0xffu) << (8u 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) tid : u32) {
   let r = wg.y * 65535u + wg.x;
-  if (r >= u.m) { return; }
+  if (r >= u.rows) { return; }
+  if (r >= u.m) { // a padding row: zeros
+    for (var w = tid; w < u.words; w = w + ${THREADS}u) {
+      hi[r * u.words + w] = 0;
+      ${slices === 2 ? 'lo[r * u.words + w] = 0;' : ''}
+    }
+    return;
+  }
   let base = r * u.k;
   var a = 0.0;
   for (var t = tid; t < u.k; t = t + ${THREADS}u) { a = max(a, abs(x[base + t])); }
@@ -57,15 +64,16 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
 export const int8QuantizeRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { x } = inputs as { x: tf.TensorInfo };
-  const slices = (attrs as { slices: 1 | 2 }).slices;
+  const a = attrs as { slices: 1 | 2; padRows: number; padK: number };
+  const slices = a.slices;
   const [m, k] = x.shape;
-  const words = Math.ceil(k / 4);
-  const hi = allocate(gpu, [m, words], 'int32');
-  const lo = slices === 2 ? allocate(gpu, [m, words], 'int32') : undefined;
+  const [rows, words] = int8PackedShape(m, k, { rows: a.padRows, k: a.padK });
+  const hi = allocate(gpu, [rows, words], 'int32');
+  const lo = slices === 2 ? allocate(gpu, [rows, words], 'int32') : undefined;
   const scale = allocate(gpu, [m]);
   const outs = lo ? [hi, lo, scale] : [hi, scale];
-  if (m === 0) return outs;
-  if (m > 65535 * 65535)
+  if (rows === 0) return outs;
+  if (rows > 65535 * 65535)
     throw new DeviceLimitError(`EdkmInt8QuantizeRows: ${m} rows are over one dispatch's grid`);
   runRaw(gpu, {
     key: `EdkmInt8QuantizeRows:${slices}`,
@@ -75,8 +83,9 @@ export const int8QuantizeRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       ['u', m],
       ['u', k],
       ['u', words],
+      ['u', rows],
     ]),
-    groups: [Math.min(m, 65535), Math.ceil(m / 65535), 1],
+    groups: [Math.min(rows, 65535), Math.ceil(rows / 65535), 1],
   });
   return outs;
 };

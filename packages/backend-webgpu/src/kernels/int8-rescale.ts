@@ -21,7 +21,7 @@ ${two ? `@group(0) @binding(${c2}) var<storage, read> c2 : array<i32>;` : ''}
 ${parts === 3 ? `@group(0) @binding(${c3}) var<storage, read> c3 : array<i32>;` : ''}
 ${residual ? `@group(0) @binding(${res}) var<storage, read> residual : array<f32>;` : ''}
 @group(0) @binding(${y}) var<storage, read_write> y : array<f32>;
-struct U { size : u32, n : u32, stride : u32, lo : f32 };
+struct U { size : u32, n : u32, stride : u32, lo : f32, cols : u32, p0 : u32, p1 : u32, p2 : u32 };
 @group(0) @binding(${b}) var<uniform> u : U;
 
 @compute @workgroup_size(${THREADS})
@@ -29,9 +29,11 @@ fn main(@builtin(global_invocation_id) g : vec3<u32>) {
   let i = g.y * u.stride + g.x;
   if (i >= u.size) { return; }
   let row = i / u.n;
-  var v = f32(c[i]);
-  ${two ? `v = v + f32(c2[i]${parts === 3 ? ' + c3[i]' : ''}) * u.lo;` : ''}
-  v = (sa[row] * sb[i - row * u.n]) * v;
+  let col = i - row * u.n;
+  let at = row * u.cols + col; // c may be padded to more columns
+  var v = f32(c[at]);
+  ${two ? `v = v + f32(c2[at]${parts === 3 ? ' + c3[at]' : ''}) * u.lo;` : ''}
+  v = (sa[row] * sb[col]) * v;
   y[i] = v${residual ? ' + residual[i]' : ''};
 }`;
 };
@@ -40,7 +42,7 @@ export const int8Rescale: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { c, sa, sb, c2, c3, residual } = inputs as Record<string, tf.TensorInfo>;
   const { lo } = attrs as { lo: number };
-  const [m, n] = c.shape;
+  const [m, n] = [sa.shape[0], sb.shape[0]];
   const y = allocate(gpu, [m, n]);
   const size = m * n;
   if (size === 0) return y;
@@ -61,6 +63,7 @@ export const int8Rescale: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       ['u', n],
       ['u', gx * THREADS],
       ['f', c2 ? lo : 0],
+      ['u', c.shape[1]],
     ]),
     groups: [gx, Math.ceil(blocks / gx), 1],
   });

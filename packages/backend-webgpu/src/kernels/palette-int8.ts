@@ -1,4 +1,4 @@
-import type { tf } from '@edkm/core';
+import { int8PackedShape, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { allocate, runRaw, uniformBlock } from '../raw';
 
@@ -17,7 +17,7 @@ const wgsl = (bits: number, d: number) => `
 @group(0) @binding(3) var<storage, read> scales : array<f32>;
 @group(0) @binding(4) var<storage, read_write> b : array<i32>;
 @group(0) @binding(5) var<storage, read_write> sb : array<f32>;
-struct U { n : u32, k : u32, words : u32, pad : u32 };
+struct U { n : u32, k : u32, words : u32, rows : u32 };
 @group(0) @binding(6) var<uniform> u : U;
 var<workgroup> red : array<f32, ${THREADS}>;
 
@@ -33,7 +33,11 @@ fn indexAt(i : u32) -> u32 {
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) tid : u32) {
   let s = wg.y * 65535u + wg.x;
-  if (s >= u.n) { return; }
+  if (s >= u.rows) { return; }
+  if (s >= u.n) { // a padding row (after every output row): zeros
+    for (var w = tid; w < u.words; w = w + ${THREADS}u) { b[s * u.words + w] = 0; }
+    return;
+  }
   let o = u32(rows[2u * s]);
   let base = u32(rows[2u * s + 1u]) * ${(1 << bits) * d}u;
   let sc = scales[s];
@@ -67,12 +71,13 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
 export const paletteInt8: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { codes, lut, rows, scales } = inputs as Record<string, tf.TensorInfo>;
-  const { bits, clusterDim: d, k } = attrs as { bits: number; clusterDim: number; k: number };
+  const a = attrs as { bits: number; clusterDim: number; k: number; padRows: number; padK: number };
+  const { bits, clusterDim: d, k } = a;
   const n = rows.shape[0];
-  const words = Math.ceil(k / 4);
-  const b = allocate(gpu, [n, words], 'int32');
+  const [padded, words] = int8PackedShape(n, k, { rows: a.padRows, k: a.padK });
+  const b = allocate(gpu, [padded, words], 'int32');
   const sb = allocate(gpu, [n]);
-  if (n === 0) return [b, sb];
+  if (padded === 0) return [b, sb];
   runRaw(gpu, {
     key: `EdkmPaletteInt8:${bits}_${d}`,
     wgsl: () => wgsl(bits, d),
@@ -81,8 +86,9 @@ export const paletteInt8: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       ['u', n],
       ['u', k],
       ['u', words],
+      ['u', padded],
     ]),
-    groups: [Math.min(n, 65535), Math.ceil(n / 65535), 1],
+    groups: [Math.min(padded, 65535), Math.ceil(padded / 65535), 1],
   });
   return [b, sb];
 };

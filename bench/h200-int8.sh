@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Issue 25's uses of the int8 tensor cores, in one H200 device call (run from the repo root on the
+# GPU machine; scripts/gpu-pack.sh made .gpu/, ../shared/anchors copied to .gpu-anchors/), most
+# important first:
+#  1. W8A8 prefill of the Llama-2-7B-shaped 3-bit model against our f32 prefill, same decoder
+#     (bench/generate.ts --prefill-modes) → $OUT/prefill.json
+#  2. the split-precision product against our f32 GEMM and PyTorch's bf16 autocast on the same
+#     matrices (bench/split.ts, bench/torch/torch_split_ref.py) → $OUT/split.json
+#  3. edkm-tiny 3-bit perplexity, exact decoder vs W8A8 (edkm eval --engine) → $OUT/ppl.json
+#  4. the decode GEMV's variants (issue 23) → $OUT/ops.txt; generate 7B-shaped 3-bit with the
+#     default and PyTorch fp16 → $OUT/generate.json, $OUT/torch-generate7b.json
+#  5. the int8 GEMM's default kernel at issue 25's shapes → $OUT/int8.json
+# and $OUT/log.txt (8 files at most come back).
+set -u
+R="bash .gpu/run.sh"
+TSF=disable-dawn-features=timestamp_quantization
+U="EDKM_WEBGPU_UNSAFE=1 EDKM_DAWN_FLAGS=$TSF"
+log() { echo "$*" | tee -a "$OUT/log.txt"; }
+merge() { # merge.py OUT name=path ...: one JSON object of the named files (or their error)
+  python3 - "$@" <<'PY'
+import json, os, sys
+out = {}
+for a in sys.argv[2:]:
+    k, p = a.split("=", 1)
+    try:
+        out[k] = json.load(open(p))
+    except Exception as e:
+        out[k] = {"error": repr(e), "text": open(p).read()[-3000:] if os.path.exists(p) else None}
+json.dump(out, open(sys.argv[1], "w"), indent=1)
+PY
+}
+
+# 1. prefill: 2048 tokens, exact then W8A8
+env $U timeout 120 $R generate --backend webgpu --models 7b3 --prompt 2048 --max-length 2048 \
+  --prefill-modes exact,w8a8 >"$OUT/prefill.json" 2>>"$OUT/log.txt"
+log "prefill rc=$? $(python3 -c "import json; r=json.load(open('$OUT/prefill.json'))['results'][0]; print({k: round(v['tokensPerSecond']) for k, v in r['modes'].items()}, 'speedup', r['speedup'])" 2>&1)"
+
+# 2. split precision
+if [ "${SPLIT:-1}" = 1 ]; then
+  env $U timeout 150 $R split --dump /tmp/split-dump ${SPLIT_ARGS:-} >/tmp/split-ours.json 2>>"$OUT/log.txt"; log "split rc=$?"
+  timeout 90 python3 bench/torch/torch_split_ref.py --dump /tmp/split-dump ${TORCH_SPLIT_ARGS:-} >/tmp/split-torch.json 2>>"$OUT/log.txt"; log "torch-split rc=$?"
+  merge "$OUT/split.json" ours=/tmp/split-ours.json torch=/tmp/split-torch.json
+  python3 -c "import json; d=json.load(open('$OUT/split.json')); print('split verdict', json.dumps(d['ours'].get('verdict')), '| torch', json.dumps(d['torch'].get('accuracy', {}).get('bf16Autocast')))" 2>&1 | tee -a "$OUT/log.txt"
+fi
+
+# 3. perplexity of a 3-bit edkm-tiny (k-means, post-training) on the last 20,000 characters
+timeout 30 $R edkm export --model models/edkm-tiny --out /tmp/tiny3 --method kmeans --bits 3 --backend cpu --json >/tmp/export.json 2>>"$OUT/log.txt"; log "export rc=$?"
+tail -c 20000 data/tinyshakespeare/input.txt >/tmp/heldout.txt
+for e in decoder w8a8; do
+  env $U timeout 90 $R edkm eval --model /tmp/tiny3 --task ppl --data /tmp/heldout.txt --engine $e --backend webgpu --json >/tmp/ppl-$e.json 2>>"$OUT/log.txt"; log "ppl $e rc=$? $(cut -c1-120 /tmp/ppl-$e.json)"
+done
+merge "$OUT/ppl.json" decoder=/tmp/ppl-decoder.json w8a8=/tmp/ppl-w8a8.json export=/tmp/export.json
+
+# 4. decode: the GEMV's variants (op times of a 7B-shaped layer), then generate
+for v in "-" "coalesce" "prefetch" "coalesce+prefetch"; do
+  sw=()
+  for o in ${v//+/ }; do [ "$o" = - ] || sw+=("EDKM_GEMV_${o^^}=1"); done
+  echo "=== gemv=$v" >>"$OUT/ops.txt"
+  env ${sw[@]+"${sw[@]}"} EDKM_DAWN_FLAGS=$TSF timeout 80 $R decode-ops 2>/dev/null |
+    python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({o['op']: round(o['gpuMicroseconds'],1) for o in d['ops']}))" >>"$OUT/ops.txt"
+done
+log "ops done"; cat "$OUT/ops.txt" | cut -c1-400 | tee -a "$OUT/log.txt"
+env ${GEN_ENV:-} timeout 100 $R generate --backend webgpu --models ${GEN_MODELS:-tiny3,7b3} >"$OUT/generate.json" 2>>"$OUT/log.txt"; log "generate rc=$?"
+[ "${TORCH_GEN:-1}" = 1 ] && { timeout 150 python3 bench/torch/generate_7b_ref.py >"$OUT/torch-generate7b.json" 2>>"$OUT/log.txt"; log "torch-generate7b rc=$?"; }
+
+# 5. the int8 GEMM (default kernel) at 8192³ and the 7B shapes
+[ "${INT8:-1}" = 1 ] && { timeout 120 $R int8 --only "${INT8_ONLY:-^staged1-2x2sg-4x4-k32-p16-g8-a1$}" --max-seconds 90 >"$OUT/int8.json" 2>/tmp/int8.err; log "int8 rc=$?"; grep "tops=" /tmp/int8.err | tail -6 | tee -a "$OUT/log.txt"; }
+log "all done"
