@@ -196,6 +196,10 @@ printJson({
   bench: 'decode-ops',
   backend: selection.description,
   dawnFlags: process.env.EDKM_DAWN_FLAGS ?? '',
+  // the decode GEMV's switches (EDKM_PALETTE_GEMV, EDKM_GEMV_*: tile, split, coalesce, prefetch)
+  gemv: Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => /^EDKM_(PALETTE_GEMV|GEMV_)/.test(k)),
+  ),
   shape: { hidden: H, intermediate: I, heads, kvHeads, vocab, bits, pos, reps },
   ops: rows,
   layerMicroseconds: layerUs,

@@ -15,7 +15,7 @@ import {
 } from '@edkm/backend-webgpu';
 import { seededRandom, tf, useBackend } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { type Form, argNumber, argValue, gemmSides, printJson, sync } from './util';
+import { type Form, argNumber, argValue, gemmSides, printJson, sync, warmUpGpu } from './util';
 
 const LLAMA_SHAPES = ['4096x4096x4096', '2048x4096x4096', '2048x4096x11008', '2048x11008x4096'];
 // the weight gradients of a LLaMA-7B layer's linears over 2048 tokens (TN)
@@ -82,17 +82,7 @@ async function time(run: () => tf.Tensor): Promise<number> {
   return times.sort((x, y) => x - y)[2];
 }
 
-// about a second of products first, so that the GPU's clocks are up before the first measurement
-if (!getWebGPUDeviceInfo()?.software) {
-  const a = tf.randomUniform([4096, 4096], -1, 1, 'float32', 3);
-  const t0 = performance.now();
-  while (performance.now() - t0 < 1000) {
-    const c = tf.matMul(a, a);
-    await sync(c);
-    c.dispose();
-  }
-  a.dispose();
-}
+if (!getWebGPUDeviceInfo()?.software) await warmUpGpu();
 
 const rows: Record<string, unknown>[] = [];
 for (const shape of shapes) {

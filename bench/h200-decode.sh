@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # This round's decode/int8/layer measurements in one H200 device call (run from the repo root on
 # the GPU machine; scripts/gpu-pack.sh made .gpu/, ../shared/anchors copied to .gpu-anchors/):
-# each decode op of a 7B-shaped layer under the GEMV and attention variants, generate (ours and
-# PyTorch's, same call), a 7B-shaped layer's forward + backward (ours recorded and replayed,
-# PyTorch's), and the int8 tensor-core variants. Writes $OUT/{ops.txt,generate*.json,
-# torch-*.json,layer7b.json,int8.json} and $OUT/log.txt (7 files: the device returns at most 8).
+# each decode op of a 7B-shaped layer under the GEMV (tile, split, coalesce, prefetch) and
+# attention variants, generate (ours and PyTorch's, same call), a 7B-shaped layer's forward +
+# backward (ours recorded and replayed, PyTorch's), the int8 tensor-core variants, and the
+# split-precision product (bench/split.ts and bench/torch/torch_split_ref.py on the same
+# matrices). Writes $OUT/{ops.txt,generate*.json,torch-*.json,layer7b.json,int8.json,split.json}
+# and $OUT/log.txt (8 files: the device returns at most 8).
 set -u
 R="bash .gpu/run.sh"
 A=.gpu-anchors
 TSF=disable-dawn-features=timestamp_quantization
 log() { echo "$*" | tee -a "$OUT/log.txt"; }
 # QUICK=1: fewer variants and no layer step (a short device budget)
-VARIANTS=("16 8 auto 1" "32 4 auto 1" "16 8 auto 2" "32 8 auto 2" "16 8 off 1")
-[ "${QUICK:-0}" = 1 ] && VARIANTS=("16 8 auto 1" "16 8 auto 2" "16 8 off 1")
+# variant: rb unroll subgroup-attention split gemv-switches (a+b: EDKM_GEMV_A=1 EDKM_GEMV_B=1; -: none)
+GEMV_NEW=("16 8 auto 1 coalesce" "16 8 auto 1 prefetch" "16 8 auto 1 coalesce+prefetch")
+VARIANTS=("16 8 auto 1 -" "32 4 auto 1 -" "16 8 auto 2 -" "32 8 auto 2 -" "16 8 off 1 -" "${GEMV_NEW[@]}")
+[ "${QUICK:-0}" = 1 ] && VARIANTS=("16 8 auto 1 -" "16 8 auto 2 -" "16 8 off 1 -" "${GEMV_NEW[@]}")
 for v in "${VARIANTS[@]}"; do
   set -- $v
-  echo "=== rb=$1 unroll=$2 subgroup-attention=$3 split=$4" >>"$OUT/ops.txt"
-  EDKM_DAWN_FLAGS=$TSF EDKM_GEMV_RB=$1 EDKM_GEMV_UNROLL=$2 EDKM_GEMV_SPLIT=$4 \
+  sw=()
+  for o in ${5//+/ }; do [ "$o" = - ] || sw+=("EDKM_GEMV_${o^^}=1"); done
+  echo "=== rb=$1 unroll=$2 subgroup-attention=$3 split=$4 gemv=$5" >>"$OUT/ops.txt"
+  env ${sw[@]+"${sw[@]}"} EDKM_DAWN_FLAGS=$TSF EDKM_GEMV_RB=$1 EDKM_GEMV_UNROLL=$2 EDKM_GEMV_SPLIT=$4 \
     EDKM_SUBGROUP_ATTENTION=$3 timeout 100 $R decode-ops 2>/dev/null |
     python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({o['op']: round(o['gpuMicroseconds'],1) for o in d['ops']}))" >>"$OUT/ops.txt"
 done
@@ -32,3 +38,22 @@ timeout 150 python3 bench/torch/generate_7b_ref.py >"$OUT/torch-generate7b.json"
 [ "${QUICK:-0}" = 1 ] || timeout 90 python3 bench/torch/torch_layer7b.py >"$OUT/torch-layer7b.json" 2>>"$OUT/log.txt"; log "torch-layer7b rc=$?"
 timeout 200 $R int8 --max-seconds ${INT8_SECONDS:-170} >"$OUT/int8.json" 2>/tmp/int8.err; log "int8 rc=$?"
 grep "tops=" /tmp/int8.err | awk '{split($NF,a,"="); print a[2], $2, $3}' | sort -rn | head -12 | tee -a "$OUT/log.txt"
+# split precision (issue #25): ours (tensor cores: EDKM_WEBGPU_UNSAFE=1) against our f32 GEMM, and
+# PyTorch's bf16 autocast on the matrices ours dumped (SPLIT=0 skips; SPLIT_ARGS, e.g.
+# "--shapes 2048x4096x4096", replaces the defaults); both objects in $OUT/split.json
+if [ "${SPLIT:-1}" = 1 ]; then
+  EDKM_WEBGPU_UNSAFE=1 EDKM_DAWN_FLAGS=$TSF timeout 150 $R split --dump /tmp/split-dump ${SPLIT_ARGS:-} >/tmp/split-ours.json 2>>"$OUT/log.txt"; log "split rc=$?"
+  timeout 90 python3 bench/torch/torch_split_ref.py --dump /tmp/split-dump >/tmp/split-torch.json 2>>"$OUT/log.txt"; log "torch-split rc=$?"
+  python3 - "$OUT/split.json" <<'PY' 2>&1 | tee -a "$OUT/log.txt"
+import json, os, sys
+def load(p):
+    try:
+        return json.load(open(p))
+    except Exception as e:
+        return {"error": repr(e), "text": open(p).read()[-4000:] if os.path.exists(p) else None}
+d = {"ours": load("/tmp/split-ours.json"), "torch": load("/tmp/split-torch.json")}
+json.dump(d, open(sys.argv[1], "w"), indent=1)
+print("split verdict", json.dumps(d["ours"].get("verdict")), "| torch bf16 autocast",
+      json.dumps(d["torch"].get("accuracy", {}).get("bf16Autocast")))
+PY
+fi

@@ -5,7 +5,8 @@
 #  1. W8A8 prefill of the Llama-2-7B-shaped 3-bit model against our f32 prefill, same decoder
 #     (bench/generate.ts --prefill-modes) → $OUT/prefill.json
 #  2. the split-precision product against our f32 GEMM and PyTorch's bf16 autocast on the same
-#     matrices (bench/split.ts, bench/torch/torch_split_ref.py) → $OUT/split.json
+#     matrices (bench/split.ts, bench/torch/torch_split_ref.py), and a 7B-shaped layer's forward +
+#     backward with EDKM_MATMUL_PRECISION=split beside f32 (bench/layer7b.ts) → $OUT/split.json
 #  3. edkm-tiny 3-bit perplexity, exact decoder vs W8A8 (edkm eval --engine) → $OUT/ppl.json
 #  4. the decode GEMV's variants (issue 23) → $OUT/ops.txt; generate 7B-shaped 3-bit with the
 #     default and PyTorch fp16 → $OUT/generate.json, $OUT/torch-generate7b.json
@@ -39,7 +40,12 @@ log "prefill rc=$? $(python3 -c "import json; r=json.load(open('$OUT/prefill.jso
 if [ "${SPLIT:-1}" = 1 ]; then
   env $U timeout 150 $R split --dump /tmp/split-dump ${SPLIT_ARGS:-} >/tmp/split-ours.json 2>>"$OUT/log.txt"; log "split rc=$?"
   timeout 90 python3 bench/torch/torch_split_ref.py --dump /tmp/split-dump ${TORCH_SPLIT_ARGS:-} >/tmp/split-torch.json 2>>"$OUT/log.txt"; log "torch-split rc=$?"
-  merge "$OUT/split.json" ours=/tmp/split-ours.json torch=/tmp/split-torch.json
+  # a 7B-shaped layer's forward + backward with every product split (training's use), f32 beside it
+  for pr in f32 split; do
+    env $U EDKM_MATMUL_PRECISION=$pr timeout 100 $R layer7b --backend webgpu >/tmp/layer7b-$pr.json 2>>"$OUT/log.txt"; log "layer7b $pr rc=$?"
+  done
+  merge "$OUT/split.json" ours=/tmp/split-ours.json torch=/tmp/split-torch.json \
+    layer7b_f32=/tmp/layer7b-f32.json layer7b_split=/tmp/layer7b-split.json
   python3 -c "import json; d=json.load(open('$OUT/split.json')); print('split verdict', json.dumps(d['ours'].get('verdict')), '| torch', json.dumps(d['torch'].get('accuracy', {}).get('bf16Autocast')))" 2>&1 | tee -a "$OUT/log.txt"
 fi
 
@@ -52,11 +58,10 @@ done
 merge "$OUT/ppl.json" decoder=/tmp/ppl-decoder.json w8a8=/tmp/ppl-w8a8.json export=/tmp/export.json
 
 # 4. decode: the GEMV's variants (op times of a 7B-shaped layer), then generate
-for v in "-" "coalesce" "prefetch" "coalesce+prefetch"; do
-  sw=()
-  for o in ${v//+/ }; do [ "$o" = - ] || sw+=("EDKM_GEMV_${o^^}=1"); done
-  echo "=== gemv=$v" >>"$OUT/ops.txt"
-  env ${sw[@]+"${sw[@]}"} EDKM_DAWN_FLAGS=$TSF timeout 80 $R decode-ops 2>/dev/null |
+for v in "-" "EDKM_GEMV_COALESCE=1" "EDKM_GEMV_PREFETCH=1" "EDKM_GEMV_COALESCE=1 EDKM_GEMV_PREFETCH=1" \
+  "EDKM_GEMV_COALESCE=1 EDKM_GEMV_PREFETCH=1 EDKM_GEMV_UNROLL=4"; do
+  echo "=== gemv: $v" >>"$OUT/ops.txt"
+  env ${v/#-/} EDKM_DAWN_FLAGS=$TSF timeout 80 $R decode-ops 2>/dev/null |
     python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({o['op']: round(o['gpuMicroseconds'],1) for o in d['ops']}))" >>"$OUT/ops.txt"
 done
 log "ops done"; cat "$OUT/ops.txt" | cut -c1-400 | tee -a "$OUT/log.txt"

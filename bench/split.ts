@@ -50,7 +50,7 @@ import {
   toHalfBits,
   useBackend,
 } from '@edkm/core';
-import { argNumber, argValue, printJson, sync } from './util';
+import { argNumber, argValue, printJson, sync, warmUpGpu } from './util';
 
 // LLaMA-7B's linears over 2048 tokens (q/k/v/o, gate/up, down) and a square one
 const SPEED_SHAPES = '2048x4096x4096,2048x11008x4096,2048x4096x11008,4096x4096x4096';
@@ -166,17 +166,7 @@ async function graphTime(run: () => tf.Tensor) {
   }
 }
 
-// about a second of products first, so that the GPU's clocks are up before the first measurement
-if (webgpu && !info?.software) {
-  const a = tf.randomUniform([4096, 4096], -1, 1, 'float32', 3);
-  const t0 = performance.now();
-  while (performance.now() - t0 < 1000) {
-    const c = tf.matMul(a, a);
-    await sync(c);
-    c.dispose();
-  }
-  a.dispose();
-}
+if (webgpu && !info?.software) await warmUpGpu();
 
 const speed: Record<string, unknown>[] = [];
 for (const [m, n, k] of speedShapes) {

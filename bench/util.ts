@@ -67,6 +67,18 @@ export async function sync(t: {
   one.dispose();
 }
 
+/** About a second of 4096³ products, so that the GPU's clocks are up before a measurement. */
+export async function warmUpGpu(): Promise<void> {
+  const a = tf.randomUniform([4096, 4096], -1, 1, 'float32', 3);
+  const t0 = performance.now();
+  while (performance.now() - t0 < 1000) {
+    const c = tf.matMul(a, a);
+    await sync(c);
+    c.dispose();
+  }
+  a.dispose();
+}
+
 /**
  * Makes a tensor resident on the device before a measurement: WebGPU uploads a tensor created
  * from host values (tf.tensor, tf.randomNormal, ...) at its first use, and that upload would

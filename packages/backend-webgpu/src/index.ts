@@ -46,6 +46,7 @@ import { scatterAddByCode } from './kernels/scatter-add-by-code';
 import { scatterAddRows } from './kernels/scatter-add-rows';
 import { siluMul } from './kernels/silu-mul';
 import { softContract } from './kernels/soft-contract';
+import { setMatMulPrecision } from './kernels/split-matmul';
 import { setSubgroupDevice } from './kernels/subgroup-route';
 import { sumSquares } from './kernels/sum-squares';
 import { tableBackward } from './kernels/table-backward';
@@ -121,6 +122,12 @@ export {
   setInt8Route,
 } from './kernels/int8-matmul';
 export { INT8_MATMUL_SPEC, type Int8KernelSpec } from './int8-wgsl';
+export {
+  type MatMulPrecision,
+  getMatMulPrecision,
+  setMatMulPrecision,
+  takesSplit,
+} from './kernels/split-matmul';
 
 /** What the adapter reported once the plugin started. */
 export interface WebGPUDeviceInfo {
@@ -249,6 +256,10 @@ async function init(): Promise<boolean> {
   // EDKM_MATMUL_ROUTE=stock|gemm|auto: where float32 BatchMatMul goes (A/B comparisons)
   const route = envChoice('EDKM_MATMUL_ROUTE', ['auto', 'gemm', 'stock'] as const);
   if (route) setMatMulRoute(route);
+  // EDKM_MATMUL_PRECISION=split|f32: float32 BatchMatMul on int8 tensor cores as the
+  // split-precision product (needs EDKM_WEBGPU_UNSAFE=1 for the tensor cores)
+  const precision = envChoice('EDKM_MATMUL_PRECISION', ['f32', 'split'] as const);
+  if (precision) setMatMulPrecision(precision);
   // EDKM_LINEAR_ROUTE=reduce|rows|serial|auto: the shape of the palettized/bf16 linear kernels (A/B)
   const linear = envChoice('EDKM_LINEAR_ROUTE', ['auto', 'reduce', 'rows', 'serial'] as const);
   if (linear) setLinearRoute(linear);
@@ -256,19 +267,23 @@ async function init(): Promise<boolean> {
   const lut = envChoice('EDKM_PALETTE_LUT', ['pairs', 'lanes'] as const);
   if (lut) setPaletteLut(lut);
   // EDKM_PALETTE_GEMV=auto|on|off (+ EDKM_GEMV_RB, EDKM_GEMV_UNROLL, EDKM_GEMV_LUT=pairs,
-  // EDKM_GEMV_SPLIT=2): the decode GEMV (A/B)
+  // EDKM_GEMV_SPLIT=2, EDKM_GEMV_COALESCE=1, EDKM_GEMV_PREFETCH=1): the decode GEMV (A/B)
   const modes = ['auto', 'on', 'off'] as const;
   const gemv = envChoice('EDKM_PALETTE_GEMV', modes);
   const rb = Number(env('EDKM_GEMV_RB') ?? 0);
   const unroll = Number(env('EDKM_GEMV_UNROLL') ?? 0);
   const gemvLut = env('EDKM_GEMV_LUT');
   const split = env('EDKM_GEMV_SPLIT');
-  if (gemv || rb || unroll || gemvLut || split)
+  const coalesce = envChoice('EDKM_GEMV_COALESCE', ['0', '1'] as const);
+  const prefetch = envChoice('EDKM_GEMV_PREFETCH', ['0', '1'] as const);
+  if (gemv || rb || unroll || gemvLut || split || coalesce || prefetch)
     setPaletteGemv(gemv ?? 'auto', {
       rb: rb || undefined,
       unroll: unroll || undefined,
       pairs: gemvLut === 'pairs',
       split: split === '2' ? 2 : undefined,
+      coalesce: coalesce === '1',
+      prefetch: prefetch === '1',
     });
   // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B)
   const sga = envChoice('EDKM_SUBGROUP_ATTENTION', modes);

@@ -1,9 +1,27 @@
 import '../src/index';
-import { BackendError, DecodeKernelNames, LinearKernelNames, type tf } from '@edkm/core';
-import { conformanceCases, runConformance, testBackends } from '@edkm/core/testing';
+import {
+  BackendError,
+  DecodeKernelNames,
+  type LinearFusion,
+  LinearKernelNames,
+  disposePackedWeight,
+  linearReference,
+  packedMatMul,
+  tf,
+  uploadPaletteWeight,
+} from '@edkm/core';
+import {
+  type ConformanceCase,
+  conformanceCases,
+  randomPalette,
+  runConformance,
+  seededRandom,
+  testBackends,
+} from '@edkm/core/testing';
 import { describe, expect, it } from 'vitest';
 import {
   getWebGPUDeviceInfo,
+  paletteGemvWgsl,
   setLinearRoute,
   setMatMulRoute,
   setPaletteGemv,
@@ -66,6 +84,169 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
     },
     300_000,
   );
+});
+
+/**
+ * One row of x through the GEMV against the reference: 1, 3, 6 and 8 bits at K = 2080 (65
+ * chunks: a last group of lanes with one chunk in K; whole entries a word, the shuffle exchange,
+ * and 6 bits' own case) and 3 bits at K = 2048, each under one of no prologue, RMSNorm + residual
+ * and SwiGLU + residual; 37 rows in two LUT groups (a partial workgroup), permuted and scaled.
+ * (Few cases: lavapipe compiles each GEMV shader in up to a minute, cold in CI.)
+ */
+function gemvCases(): ConformanceCase[] {
+  const fusions: LinearFusion[] = [
+    {},
+    { prologue: 'rmsnorm', eps: 1e-5, residual: true },
+    { prologue: 'swiglu', residual: true },
+  ];
+  const cases: ConformanceCase[] = [];
+  for (const bits of [1, 3, 6, 8])
+    (bits === 3 ? [2080, 2048] : [2080]).forEach((k, ki) => {
+      const f = fusions[(bits + ki) % 3];
+      const seed = 9000 + 10 * bits + ki;
+      cases.push({
+        kernelName: LinearKernelNames.PaletteMatMul,
+        name: `gemv bits=${bits} k=${k} ${f.prologue ?? 'plain'}${f.residual ? ' + residual' : ''}`,
+        run: async () => {
+          const n = 37;
+          const h = randomPalette(
+            { m: 1, n, k, bits, groups: [20, 17], scales: true, permute: true },
+            seed,
+          );
+          const rnd = seededRandom(seed);
+          const xw = f.prologue === 'swiglu' ? 2 * k : k;
+          const x = Float32Array.from({ length: xw }, () => rnd() * 4 - 2);
+          const g = Float32Array.from({ length: k }, () => 0.5 + rnd());
+          const residual = Float32Array.from({ length: n }, () => rnd() * 2 - 1);
+          const w = uploadPaletteWeight(h);
+          const [xt, gt, rt] = [
+            tf.tensor2d(x, [1, xw]),
+            tf.tensor1d(g),
+            tf.tensor2d(residual, [1, n]),
+          ];
+          const yt = packedMatMul(xt, w, {
+            rmsNorm: f.prologue === 'rmsnorm' ? { weight: gt, eps: f.eps as number } : undefined,
+            swiglu: f.prologue === 'swiglu',
+            residual: f.residual ? rt : undefined,
+          });
+          const actual = Float32Array.from((await yt.data()) as Float32Array);
+          tf.dispose([xt, gt, rt, yt]);
+          disposePackedWeight(w);
+          const expected = linearReference.paletteMatMul(
+            linearReference.prologue(x, 1, f, g),
+            1,
+            h,
+          );
+          if (f.residual) for (let j = 0; j < n; j++) expected[j] += residual[j];
+          let max = 1;
+          for (const v of expected) max = Math.max(max, Math.abs(v));
+          return { actual, expected, tolerance: 1e-6 * k * max };
+        },
+      });
+    });
+  return cases;
+}
+
+describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV options', () => {
+  // 8 lanes: lavapipe's subgroup size, so the 3/5/6/7-bit shuffle exchange runs (at 32 it falls
+  // back to each thread's own words; the 1/2/4/8-bit layout needs no subgroup). Rows 2 at a time
+  // (short compiles at 5–7 bits), 4 a workgroup under prefetch: two row groups to pipeline.
+  // (each option alone is a subset of these two; the JS check below covers 16 and 32 lanes)
+  it.each([
+    ['coalesce (32 lanes: each thread its own words here)', { coalesce: true }],
+    ['coalesce (8 lanes) + prefetch', { coalesce: true, lanes: 8, prefetch: true, rb: 4 }],
+  ] as const)(
+    '%s matches the reference',
+    async (_, tuning) => {
+      const cases = gemvCases();
+      setPaletteGemv('on', { rb: 2, unroll: 2, ...tuning });
+      try {
+        const report = await runConformance('webgpu', cases);
+        expect(report.results.length).toBe(cases.length);
+        expect(report.failures).toEqual([]);
+      } finally {
+        setPaletteGemv('auto');
+      }
+    },
+    300_000,
+  );
+});
+
+/**
+ * The WGSL's index loads and exchange (from `let sg` to the first row's sums) run in JS for a
+ * workgroup of `sgs`-wide subgroups, with codes[i] = i: each thread's words cw{w}_{u}.
+ */
+function gemvWords(wgsl: string, threads: number, sgs: number): Record<string, number>[] {
+  const body = wgsl.slice(wgsl.indexOf('let sg ='), wgsl.indexOf('let lb0'));
+  const lines = [...body.matchAll(/let (\w+) = ([^;]+);/g)]
+    .filter(([, name]) => !['row', 'at', 'j'].includes(name))
+    .map(([, name, expr]) => {
+      const js = expr
+        .replace(/codes\[(.*)\]$/, 'codes($1)')
+        .replace(/u\.n/g, 'N')
+        .replace(/(\d+)u\b/g, '$1')
+        .replace(/(?<![.\w])([A-Za-z_]\w*)\b(?!\()/g, 'e.$1')
+        .replace(/(e\.\w+|\d+) \/ (e\.\w+|\d+)/g, 'Math.floor($1 / $2)')
+        .replace(/\bmin\(/g, 'Math.min(')
+        .replace(/subgroupShuffle\(e\.(\w+), (e\.\w+)\)/g, "shuffle('$1', $2)")
+        .replace(/select\(/g, 'sel(');
+      return { name, f: new Function('e', 'sel', 'shuffle', 'codes', `return ${js};`) };
+    });
+  const envs = Array.from({ length: threads }, (_, tid) => ({
+    tid,
+    sl: tid % sgs,
+    sgs,
+    first: 0,
+    r: 0,
+    N: 1 << 20,
+  })) as Record<string, number>[];
+  const sel = (f: unknown, t: unknown, c: unknown) => (c ? t : f);
+  for (const { name, f } of lines)
+    if (name !== 'first') {
+      const values = envs.map((e, tid) =>
+        f(
+          e,
+          sel,
+          (v: string, src: number) => envs[tid - (tid % sgs) + src][v],
+          (i: number) => i,
+        ),
+      );
+      envs.forEach((e, tid) => {
+        e[name] = values[tid];
+      });
+    }
+  return envs;
+}
+
+describe("webgpu plugin: the GEMV's coalesced word exchange", () => {
+  // on lavapipe (8-wide subgroups) only 8 lanes exchange: here 16 and 32 too, in subgroups of
+  // 8 (the fallback), the same width and twice it; 65 and 344 chunks end in a partial group
+  it.each([3, 5, 6, 7])('%i bits: every thread gets its own words', (bits) => {
+    for (const lanes of [8, 16, 32])
+      for (const sgs of [8, lanes, 2 * lanes])
+        for (const k of [2048, 2080, 11008]) {
+          const fusion = {};
+          const wgsl = paletteGemvWgsl({
+            k,
+            bits,
+            rb: 4,
+            unroll: 2,
+            fusion,
+            coalesce: true,
+            lanes,
+          });
+          const ch = k / 32;
+          const threads = Math.ceil(ch / 32) * 32;
+          const envs = gemvWords(wgsl, threads, sgs);
+          const wrong: string[] = [];
+          for (let c = 0; c < ch; c++)
+            for (let u = 0; u < 2; u++)
+              for (let w = 0; w < bits; w++)
+                if (envs[c][`cw${w}_${u}`] !== (u * ch + c) * bits + w)
+                  wrong.push(`thread ${c} row ${u} word ${w}: ${envs[c][`cw${w}_${u}`]}`);
+          expect(wrong.slice(0, 4), `lanes ${lanes} subgroups ${sgs} k ${k}`).toEqual([]);
+        }
+  });
 });
 
 describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: subgroup attention', () => {

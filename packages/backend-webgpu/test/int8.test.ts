@@ -22,6 +22,8 @@ import {
   int8MatMulRoute,
   setInt8MatMulSpec,
   setInt8Route,
+  setMatMulPrecision,
+  takesSplit,
 } from '../src/index';
 
 const backends = await testBackends();
@@ -142,5 +144,69 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: W8A8 and split pro
     });
     expect(relErr(want, got)).toBeLessThan(1e-6);
     expect(unpackInt8(qa.hi).some((v) => v !== 0)).toBe(true);
+  }, 300_000);
+});
+
+// setMatMulPrecision('split'): tfjs's float32 matMul (every transposed form, and so training's
+// gradients) through the split-precision product; the tiled int8 kernel emulated on lavapipe
+describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: split matmul precision', () => {
+  it('matMul in the four forms, and a gradient, as the float64 product to ~1e-5', async () => {
+    await useBackend('webgpu');
+    const [m, k, n] = [100, 72, 60];
+    const rnd = seededRandom(9);
+    const a = Float32Array.from({ length: m * k }, () => rnd() * 2 - 1);
+    const b = Float32Array.from({ length: k * n }, () => rnd() * 2 - 1);
+    const ref = new Float64Array(m * n); // A [M, K] · B [K, N]
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let t = 0; t < k; t++) s += a[i * k + t] * b[t * n + j];
+        ref[i * n + j] = s;
+      }
+    const rel = (got: ArrayLike<number>) => {
+      let num = 0;
+      let den = 0;
+      for (let i = 0; i < ref.length; i++) {
+        num += (got[i] - ref[i]) ** 2;
+        den += ref[i] ** 2;
+      }
+      return Math.sqrt(num / den);
+    };
+    const at = tf.tensor2d(a, [m, k]);
+    const bt = tf.tensor2d(b, [k, n]);
+    const forms = [
+      [at, bt, false, false],
+      [at, bt.transpose(), false, true],
+      [at.transpose(), bt, true, false],
+      [at.transpose(), bt.transpose(), true, true],
+    ] as const;
+    setInt8Route('emulate');
+    setMatMulPrecision('split');
+    try {
+      expect(takesSplit(m, n, k, 1)).toBe(true);
+      expect(takesSplit(m, n, k, 2)).toBe(false); // batched products stay f32
+      for (const [x, y, ta, tb] of forms) {
+        const c = tf.matMul(x, y, ta, tb);
+        const err = rel(await c.data());
+        c.dispose();
+        expect(err, `${ta} ${tb}`).toBeGreaterThan(1e-7); // not the f32 GEMM
+        expect(err, `${ta} ${tb}`).toBeLessThan(3e-5);
+      }
+      // d(sum(A·B))/dA = 1·Bᵀ: the gradient's product (NT form) through the split path too
+      const g = tf.grad((x: tf.Tensor) => tf.matMul(x as tf.Tensor2D, bt).sum())(at);
+      const gv = await g.data();
+      g.dispose();
+      for (let i = 0; i < m; i += 17)
+        for (let t = 0; t < k; t += 7) {
+          let s = 0;
+          for (let j = 0; j < n; j++) s += b[t * n + j];
+          expect(Math.abs(gv[i * k + t] - s)).toBeLessThan(1e-3);
+        }
+    } finally {
+      setMatMulPrecision('f32');
+      setInt8Route('auto');
+      tf.dispose([at, bt, ...forms.flat()]);
+    }
+    expect(() => setMatMulPrecision('bf16' as 'split')).toThrow(/'f32' or 'split'/);
   }, 300_000);
 });

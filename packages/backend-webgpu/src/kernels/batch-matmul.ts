@@ -8,6 +8,7 @@ import {
   gemmTileSize,
 } from '../gemm-program';
 import { ZerosProgram } from '../programs';
+import { splitProduct, takesSplit } from './split-matmul';
 
 /**
  * 128×128 output tiles, 8×8 per thread, K-slices of 8: large products (on the H200 38–41 TFLOP/s
@@ -206,7 +207,10 @@ export function gemm(
   return { dataId: out.dataId, shape: d.outShape, dtype: 'float32' };
 }
 
-/** tfjs's BatchMatMul on WebGPU for float32 through `gemm`; other dtypes go to tfjs's kernel. */
+/**
+ * tfjs's BatchMatMul on WebGPU for float32 through `gemm` (or the split-precision product where
+ * `setMatMulPrecision('split')` asks and int8 tensor cores take it); other dtypes go to tfjs's kernel.
+ */
 export const batchMatMul: tf.KernelFunc = (args) => {
   const { inputs, backend, attrs } = args;
   const gpu = backend as WebGPUBackend;
@@ -219,6 +223,11 @@ export const batchMatMul: tf.KernelFunc = (args) => {
     tf.util.sizeFromShape(a.shape.slice(0, -2)),
     tf.util.sizeFromShape(b.shape.slice(0, -2)),
   );
+  if (a.dtype === 'float32' && b.dtype === 'float32') {
+    const d = dims(a, b, transposeA, transposeB);
+    if (takesSplit(d.m, d.n, d.k, d.batch))
+      return splitProduct(gpu, a, b, transposeA, transposeB, d.outShape);
+  }
   const useStock =
     route === 'stock' ||
     (route === 'auto' && software) ||

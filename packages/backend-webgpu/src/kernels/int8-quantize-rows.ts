@@ -5,6 +5,20 @@ import { allocate, runRaw, uniformBlock } from '../raw';
 const THREADS = 256;
 
 /**
+ * WGSL: the workgroup's largest `value` (each thread's partial max in `a`) into `amax`, through
+ * `red` (array<f32, THREADS> in workgroup memory); every thread reads it.
+ */
+export function workgroupMaxWgsl(threads: number): string {
+  return `red[tid] = a;
+  workgroupBarrier();
+  for (var h = ${threads / 2}u; h > 0u; h = h >> 1u) {
+    if (tid < h) { red[tid] = max(red[tid], red[tid + h]); }
+    workgroupBarrier();
+  }
+  let amax = red[0];`;
+}
+
+/**
  * EdkmInt8QuantizeRows (core's int8-linear.ts defines the values): one workgroup per row finds
  * max|x| (a tree in workgroup memory), then each thread packs four values a word (and, with
  * slices 2, their low slices: the remainders × 256).
@@ -34,13 +48,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
   let base = r * u.k;
   var a = 0.0;
   for (var t = tid; t < u.k; t = t + ${THREADS}u) { a = max(a, abs(x[base + t])); }
-  red[tid] = a;
-  workgroupBarrier();
-  for (var s = ${THREADS / 2}u; s > 0u; s = s >> 1u) {
-    if (tid < s) { red[tid] = max(red[tid], red[tid + s]); }
-    workgroupBarrier();
-  }
-  let amax = red[0];
+  ${workgroupMaxWgsl(THREADS)}
   let on = amax > 0.0;
   let inv = select(0.0, 127.0 / amax, on);
   if (tid == 0u) { scale[r] = select(0.0, amax / 127.0, on); }

@@ -10,8 +10,8 @@ import { type SubgroupMode, maxInvocations, subgroupKernelOn } from './subgroup-
  * Thread c of a workgroup owns the 32 weights 32c..32c+31 of every weight row (one thread per
  * 32-column chunk of K: 128 threads at K = 4096, 352 at 11,008) and keeps x's 32 values of its
  * chunk in registers for the whole workgroup. The workgroup then walks RB weight rows: for each,
- * every thread reads its `bits` index words (the threads' words lie side by side: one coalesced
- * sweep of the row), looks its 32 entries up in the row's LUT (staged in workgroup memory: all
+ * every thread reads its `bits` index words (the threads' words lie side by side: one sweep of
+ * the row, though each load of a subgroup takes one word every `bits`; see `coalesce`), looks its 32 entries up in the row's LUT (staged in workgroup memory: all
  * lanes of a subgroup read the same ≤ 2^bits neighbouring words, so no bank conflicts) and
  * accumulates; a subgroupAdd and one slot per subgroup replace the per-row tree and barriers of
  * the rows shape. x is read once per workgroup instead of once per weight row, so the inner loop
@@ -34,6 +34,19 @@ export interface GemvShape {
   pairs?: boolean;
   /** Threads per 32-column chunk: 2 halves the work and registers of a thread (1–4 bits). */
   split?: 1 | 2;
+  /**
+   * Coalesced index loads (split 1): each load of `lanes` neighbouring threads reads `lanes`
+   * consecutive words of the row, not one word every `bits` words. At 1, 2, 4 and 8 bits a word
+   * holds whole entries, so the threads keep the x values of the words they load instead (no
+   * exchange); at 3, 5, 6 and 7 bits each thread keeps its chunk and the words reach it through
+   * `bits` subgroupShuffles, where the subgroup size is a multiple of `lanes` (elsewhere each
+   * thread loads its own words, as without the option).
+   */
+  coalesce?: boolean;
+  /** Threads of one coalesced load: 8, 16 or 32 (the default: a warp's 128-byte line). */
+  lanes?: number;
+  /** Index loads a row group ahead: the first group's before the LUT staging and x loads. */
+  prefetch?: boolean;
 }
 
 /** Where the GEMV runs (see SubgroupMode). */
@@ -44,6 +57,9 @@ type GemvTuning = {
   unroll?: number;
   pairs?: boolean;
   split?: 1 | 2;
+  coalesce?: boolean;
+  lanes?: number;
+  prefetch?: boolean;
 };
 let gemvTuning: GemvTuning = {};
 /** Where the x-stationary GEMV runs ('off': decode takes the rows shape) and its tile (A/B). */
@@ -77,7 +93,15 @@ export function useGemv(m: number, k: number, clusterDim: number): boolean {
 export function gemvTile(
   n: number,
   bits: number,
-): { rb: number; unroll: number; pairs: boolean; split: 1 | 2 } {
+): {
+  rb: number;
+  unroll: number;
+  pairs: boolean;
+  split: 1 | 2;
+  coalesce: boolean;
+  lanes: number;
+  prefetch: boolean;
+} {
   // 16 rows, 8 at a time: the best of 16/32/64 × 2/4/8 on the H200 (QKV 34.6 µs, gate-up 52.6,
   // down 29.2; bench/results/h200-2026-12-03/decode-ops-gemv-tiles.txt)
   const unroll = gemvTuning.unroll ?? 8;
@@ -86,12 +110,38 @@ export function gemvTile(
   let rb = gemvTuning.rb ?? 16;
   rb = Math.max(unroll, Math.min(rb, Math.floor(2048 / slots)));
   rb -= rb % unroll;
+  const lanes = gemvTuning.lanes ?? 32;
   return {
     rb,
     unroll,
     pairs,
     split: gemvTuning.split ?? 1,
+    coalesce: gemvTuning.coalesce ?? false,
+    lanes: [8, 16, 32].includes(lanes) ? lanes : 32,
+    prefetch: gemvTuning.prefetch ?? false,
   };
+}
+
+/**
+ * The exchange of coalesced index words at 3, 5, 6 and 7 bits (GemvShape.coalesce): word i of a
+ * group's span is loaded by thread i % lanes into its register i / lanes, and thread d needs words
+ * d·bits + w. With g = gcd(bits, lanes), b1 = bits / g, l1 = lanes / g: word w of a chunk lies in
+ * the threads s ≡ w (mod g). Step t = t1·g + t0 (of bits) brings thread d, of block kd = d / l1,
+ * its word g·f(t1) + (t0 + kd) % g, f(t1) = l1·t1 % b1, from thread (d·bits + that) % lanes: for
+ * each t the sources are distinct, and thread s (w0 = s % g, s1 = s / g) sends its register
+ * ((w0 − t0) % g)·b1 + (t1 − s1·inv) % b1, inv = l1⁻¹ mod b1.
+ */
+export function gemvExchange(
+  bits: number,
+  lanes: number,
+): { g: number; b1: number; l1: number; inv: number; f: (t1: number) => number } {
+  let g = 1;
+  while (bits % (g * 2) === 0 && lanes % (g * 2) === 0) g *= 2;
+  const b1 = bits / g;
+  const l1 = lanes / g;
+  let inv = 0;
+  while (b1 > 1 && inv < b1 && (l1 * inv) % b1 !== 1) inv++;
+  return { g, b1, l1, inv, f: (t1) => (l1 * t1) % b1 };
 }
 
 /** The WGSL of the x-stationary GEMV (bindings: x, codes, lut, rows, scales, [g], [residual], y, uniforms). */
@@ -101,26 +151,97 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   const per = pairs ? 1 << (2 * bits) : 1 << bits; // LUT slots a row
   const rms = fusion.prologue === 'rmsnorm';
   const split = shape.split === 2 && bits <= 4 && !pairs ? 2 : 1;
+  const coalesce = shape.coalesce === true && split === 1;
+  const lanes = shape.lanes ?? 32;
+  if (![8, 16, 32].includes(lanes)) throw new Error(`GEMV lanes ${lanes}: 8, 16 or 32`);
+  // 1, 2, 4, 8 bits coalesced: thread l of a group of `lanes` loads words j·lanes + l of the
+  // group's span and keeps x for them; 3, 5, 6, 7: words exchanged by shuffles
+  const own = coalesce && (bits & (bits - 1)) === 0;
+  const exchange = coalesce && !own;
   const wgt = gemvThreads(k, split);
   const nq = 8 / split; // vec4s of x a thread holds
   const ch = k / 32;
   const entries = 1 << bits;
   const nsg = wgt / 4; // subgroup slots: any subgroup size from 4 up
+  const raw = split === 2 ? 3 : bits; // index words a thread loads per row
+  const vpw = 8 / bits; // under `own`: vec4s of x per word
   let binding = 5;
   const gBinding = rms ? binding++ : -1;
   const resBinding = fusion.residual ? binding++ : -1;
   const yBinding = binding++;
   const uBinding = binding;
+  // the thread's chunk (and under `coalesce` its words' offsets in the row: o0..)
+  const setup: string[] = [];
+  if (split === 2)
+    setup.push(
+      'let h = tid % 2u;',
+      `let on = tid / 2u < ${ch}u;`,
+      `let c = min(tid / 2u, ${ch - 1}u);`,
+      `let sb = h * ${16 * bits}u;`,
+      'let w0i = sb / 32u;',
+      'let sh = sb % 32u;',
+    );
+  else if (own) {
+    // word j·lanes + vl of the span of chunks g0..g0 + lanes − 1 is word vl % bits of chunk
+    // g0 + j·lanes/bits + vl/bits (loads past the row clamped, their x zero)
+    setup.push(`let vl = tid % ${lanes}u;`, 'let g0 = tid - vl;');
+    for (let j = 0; j < bits; j++)
+      setup.push(
+        `let xc${j} = g0 + ${(j * lanes) / bits}u + vl / ${bits}u;`,
+        `let on${j} = xc${j} < ${ch}u;`,
+        `let o${j} = min(g0 * ${bits}u + ${j * lanes}u + vl, ${ch * bits - 1}u);`,
+      );
+  } else {
+    setup.push(`let on = tid < ${ch}u;`, `let c = min(tid, ${ch - 1}u);`);
+    if (exchange) {
+      // (see gemvExchange) the rotations of the registers by s1·inv and w0 at the source and by
+      // kd at the destination; where the subgroup size is not a multiple of `lanes`, none, and
+      // register j = jb·b1 + jc holds the thread's own word g·f(jc) + (−jb) % g (lane sl − vl of
+      // the subgroup is thread tid − vl, as sg = tid / sgs takes it)
+      const { g, b1, l1, inv, f } = gemvExchange(bits, lanes);
+      setup.push(`let vl = tid % ${lanes}u;`, `let ex = sgs % ${lanes}u == 0u;`);
+      if (b1 > 1) setup.push(`let q1 = select(0u, (vl / ${g}u * ${inv}u) % ${b1}u, ex);`);
+      if (g > 1)
+        setup.push(`let w0 = select(0u, vl % ${g}u, ex);`, `let kd = select(0u, vl / ${l1}u, ex);`);
+      for (let j = 0; j < bits; j++) {
+        const own = g * f(j % b1) + ((g - Math.floor(j / b1)) % g);
+        setup.push(
+          `let o${j} = select(c * ${bits}u + ${own}u, min((tid - vl) * ${bits}u + ${j * lanes}u + vl, ${ch * bits - 1}u), ex);`,
+        );
+      }
+      for (let t = 0; t < bits; t++) {
+        const [t1, t0] = [Math.floor(t / g), t % g];
+        const w = g > 1 ? `${g * f(t1)}u + (${t0}u + kd) % ${g}u` : `${f(t1)}u`;
+        setup.push(`let src${t} = select(sl, sl - vl + (vl * ${bits}u + ${w}) % ${lanes}u, ex);`);
+      }
+      for (let b = 0; 1 << b < b1; b++) setup.push(`let qr${b} = (q1 & ${1 << b}u) != 0u;`);
+      for (let b = 0; 1 << b < g; b++)
+        setup.push(
+          `let wr${b} = (w0 & ${1 << b}u) != 0u;`,
+          `let kr${b} = (kd & ${1 << b}u) != 0u;`,
+        );
+    }
+  }
+  /** Offset of the thread's word j in a row. */
+  const offset = (j: number) =>
+    coalesce ? `o${j}` : split === 2 ? `c * ${bits}u + w0i + ${j}u` : `c * ${bits}u + ${j}u`;
+  /** Whether the thread's vec4 q of x lies in K, and its index in x. */
+  const onAt = (q: number) => (own ? `on${Math.floor(q / vpw)}` : 'on');
+  const xAt = (q: number) =>
+    own
+      ? `xc${Math.floor(q / vpw)} * 8u + (vl % ${bits}u) * ${vpw}u + ${q % vpw}u`
+      : split === 2
+        ? `c * 8u + h * 4u + ${q}u`
+        : `c * 8u + ${q}u`;
   const lines: string[] = [];
   // x's 32 values of this thread's chunk (zero past K), times g under the RMSNorm prologue;
   // under SwiGLU's, silu(gate) · up from x [1, 2K] (computed once per workgroup and chunk)
   const swiglu = fusion.prologue === 'swiglu';
-  const xAt = (q: number) => (split === 2 ? `c * 8u + h * 4u + ${q}u` : `c * 8u + ${q}u`);
   for (let q = 0; q < nq; q++)
     lines.push(
       swiglu
-        ? `let gt${q} = x[${xAt(q)}]; var x${q} = select(vec4<f32>(0.0), gt${q} / (vec4<f32>(1.0) + exp(-gt${q})) * x[${k / 4}u + ${xAt(q)}], on);`
-        : `var x${q} = select(vec4<f32>(0.0), x[${xAt(q)}], on);`,
+        ? `let gt${q} = x[${xAt(q)}]; var x${q} = select(vec4<f32>(0.0), gt${q} / (vec4<f32>(1.0) + exp(-gt${q})) * x[${k / 4}u + ${xAt(q)}], ${onAt(q)});`
+        : `var x${q} = select(vec4<f32>(0.0), x[${xAt(q)}], ${onAt(q)});`,
     );
   if (rms) {
     lines.push(
@@ -130,48 +251,113 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     );
     for (let q = 0; q < nq; q++) lines.push(`x${q} = x${q} * g[${xAt(q)}];`);
   }
+  /** The loads of row r + u's words into k{u}_{j} (`decl`: let, var or an assignment). */
+  const loads = (r: string, u: number, decl: string): string =>
+    Array.from(
+      { length: raw },
+      (_, j) =>
+        `${decl}k${u}_${j} = codes[min(first + ${r} + ${u}u, u.n - 1u) * ${ch * bits}u + ${offset(j)}];`,
+    ).join(' ');
+  /** Row u's words cw{w}_{u} from the loaded k{u}_{j}. */
+  const words = (u: number): string[] => {
+    if (split === 2)
+      // this half's 16·bits bits start `sh` bits into word w0i of the chunk: two funnel shifts
+      return [
+        `let cw0_${u} = select((k${u}_0 >> sh) | (k${u}_1 << (32u - sh)), k${u}_0, sh == 0u);`,
+        `let cw1_${u} = select((k${u}_1 >> sh) | (k${u}_2 << (32u - sh)), k${u}_1, sh == 0u);`,
+      ];
+    if (!exchange) return Array.from({ length: bits }, (_, w) => `let cw${w}_${u} = k${u}_${w};`);
+    // (see gemvExchange) a[jb][jc] = register jb·b1 + jc, rotated by barrels of selects
+    const { g, b1, f } = gemvExchange(bits, lanes);
+    const out: string[] = [];
+    let a = Array.from({ length: g }, (_, jb) =>
+      Array.from({ length: b1 }, (_, jc) => `k${u}_${jb * b1 + jc}`),
+    );
+    /** a rotated by 2^b (flag `${flag}${b}`) along blocks or within them, into lets named `name`. */
+    const rotate = (name: string, flag: string, b: number, blocks: boolean) => {
+      const n = blocks ? g : b1;
+      a = a.map((row, jb) =>
+        row.map((v, jc) => {
+          const from = blocks ? a[(jb - (1 << b) + n) % n][jc] : a[jb][(jc - (1 << b) + n) % n];
+          out.push(`let ${name}${u}_${b}_${jb}_${jc} = select(${v}, ${from}, ${flag}${b});`);
+          return `${name}${u}_${b}_${jb}_${jc}`;
+        }),
+      );
+    };
+    for (let b = 0; 1 << b < b1; b++) rotate('ea', 'qr', b, false);
+    a = a.map((_, jb) => a[(g - jb) % g]);
+    for (let b = 0; 1 << b < g; b++) rotate('eb', 'wr', b, true);
+    a = a.map((row, t0) =>
+      row.map((v, t1) => {
+        out.push(`let v${u}_${t0}_${t1} = subgroupShuffle(${v}, src${t1 * g + t0});`);
+        return `v${u}_${t0}_${t1}`;
+      }),
+    );
+    for (let b = 0; 1 << b < g; b++) rotate('ec', 'kr', b, true);
+    a.forEach((row, w0) =>
+      row.forEach((v, t1) => out.push(`let cw${g * f(t1) + w0}_${u} = ${v};`)),
+    );
+    return out;
+  };
+  /** Row r + u's sum of LUT entries times x. */
+  const sums = (r: string, u: number): string[] => {
+    const out = [`let lb${u} = (${r} + ${u}u) * ${per}u;`];
+    const field = (j: number, width: number) =>
+      chunkField(j, width)
+        .replace(/cw(\d+)/g, `cw$1_${u}`)
+        .replace(/^i32\((.*)\)$/, '$1');
+    /** Entry j (of width bits) of word w, which holds whole entries. */
+    const whole = (w: number, j: number, width: number) =>
+      `((cw${w}_${u} >> ${j * width}u) & ${(1 << width) - 1}u)`;
+    const terms = Array.from({ length: nq }, (_, q) => {
+      const w = Math.floor(q / vpw);
+      const qw = q % vpw;
+      if (pairs) {
+        const [a, b] = [0, 1].map(
+          (i) =>
+            `lutP[lb${u} + ${own ? whole(w, 2 * qw + i, 2 * bits) : `(${field(2 * q + i, 2 * bits)})`}]`,
+        );
+        return `dot(x${q}, vec4<f32>(${a}, ${b}))`;
+      }
+      const l = [0, 1, 2, 3].map(
+        (i) => `lutS[lb${u} + ${own ? whole(w, 4 * qw + i, bits) : `(${field(4 * q + i, bits)})`}]`,
+      );
+      return `dot(x${q}, vec4<f32>(${l.join(', ')}))`;
+    });
+    out.push(
+      `let s${u} = subgroupAdd(${terms.join(' +\n        ')});`,
+      `if (sl == 0u) { part[(${r} + ${u}u) * ${nsg}u + sg] = s${u}; }`,
+    );
+    return out;
+  };
+  const us = Array.from({ length: unroll }, (_, u) => u);
   /** One group of `unroll` rows from row r (a WGSL expression): their loads, then their sums. */
   const group = (r: string): string => {
-    const loads: string[] = [];
-    const math: string[] = [];
-    for (let u = 0; u < unroll; u++) {
-      loads.push(
-        `let wb${u} = min(first + ${r} + ${u}u, u.n - 1u) * ${ch * bits}u + c * ${bits}u${split === 2 ? ' + w0i' : ''};`,
-      );
-      if (split === 2)
-        // this half's 16·bits bits start `sh` bits into word w0i of the chunk: two funnel shifts
-        loads.push(
-          `let a${u} = codes[wb${u}]; let b${u} = codes[wb${u} + 1u]; let d${u} = codes[wb${u} + 2u];`,
-          `let cw0_${u} = select((a${u} >> sh) | (b${u} << (32u - sh)), a${u}, sh == 0u);`,
-          `let cw1_${u} = select((b${u} >> sh) | (d${u} << (32u - sh)), b${u}, sh == 0u);`,
-        );
-      else for (let w = 0; w < bits; w++) loads.push(`let cw${w}_${u} = codes[wb${u} + ${w}u];`);
-      math.push(`let lb${u} = (${r} + ${u}u) * ${per}u;`);
-      const field = (j: number, width: number) =>
-        chunkField(j, width)
-          .replace(/cw(\d+)/g, `cw$1_${u}`)
-          .replace(/^i32\((.*)\)$/, '$1');
-      const terms = Array.from({ length: nq }, (_, q) => {
-        if (pairs) {
-          const [a, b] = [0, 1].map((i) => `lutP[lb${u} + (${field(2 * q + i, 2 * bits)})]`);
-          return `dot(x${q}, vec4<f32>(${a}, ${b}))`;
-        }
-        const l = [0, 1, 2, 3].map((i) => `lutS[lb${u} + (${field(4 * q + i, bits)})]`);
-        return `dot(x${q}, vec4<f32>(${l.join(', ')}))`;
-      });
-      math.push(
-        `let s${u} = subgroupAdd(${terms.join(' +\n        ')});`,
-        `if (sl == 0u) { part[(${r} + ${u}u) * ${nsg}u + sg] = s${u}; }`,
-      );
+    const body: string[] = [];
+    if (shape.prefetch) {
+      // this group's words were loaded the iteration before (or before the staging): load the
+      // next group's (the last group's again on the last iteration) before the sums
+      for (const u of us)
+        body.push(Array.from({ length: raw }, (_, j) => `let n${u}_${j} = k${u}_${j};`).join(' '));
+      if (rb > unroll) {
+        body.push(`let rn = min(${r} + ${unroll}u, ${rb - unroll}u);`);
+        for (const u of us) body.push(loads('rn', u, ''));
+      }
+      for (const u of us) body.push(...words(u).map((l) => l.replace(/\bk(\d+)_/g, 'n$1_')));
+    } else {
+      for (const u of us) body.push(loads(r, u, 'let '));
+      for (const u of us) body.push(...words(u));
     }
+    for (const u of us) body.push(...sums(r, u));
     return `{
-    ${loads.join('\n    ')}
-    ${math.join('\n    ')}
+    ${body.join('\n    ')}
   }`;
   };
   // (the groups written out with constant rows, and two threads a chunk, measured no faster on the
   // H200: bench/results/h200-2026-12-03/decode-ops-call18.txt)
   const walk = `for (var r = 0u; r < ${rb}u; r = r + ${unroll}u) ${group('r')}`;
+  // under `prefetch`, the first group's loads go out before the LUT staging and x loads
+  const early = shape.prefetch ? us.map((u) => loads('0u', u, 'var ')) : [];
   const scaled = rms ? `t * inverseSqrt(ssSum / ${k}.0 + u.eps)` : 't';
   return `
 enable subgroups;
@@ -193,6 +379,8 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
         @builtin(subgroup_invocation_id) sl : u32, @builtin(subgroup_size) sgs : u32) {
   let first = wg.x * ${rb}u;
   let sg = tid / sgs;
+  ${setup.join('\n  ')}
+  ${early.join('\n  ')}
   for (var e = tid; e < ${rb * per}u; e = e + ${wgt}u) {
     let row = min(first + e / ${per}u, u.n - 1u);
     let at = u32(rows[2u * row + 1u]) * ${entries}u;
@@ -202,17 +390,6 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
     lutP[e] = vec2<f32>(lut[at + (j & ${entries - 1}u)], lut[at + (j >> ${bits}u)]);`
         : `lutS[e] = lut[at + e % ${entries}u];`
     }
-  }
-  ${
-    split === 2
-      ? `let h = tid % 2u;
-  let on = tid / 2u < ${ch}u;
-  let c = min(tid / 2u, ${ch - 1}u);
-  let sb = h * ${16 * bits}u;
-  let w0i = sb / 32u;
-  let sh = sb % 32u;`
-      : `let on = tid < ${ch}u;
-  let c = min(tid, ${ch - 1}u);`
   }
   ${lines.join('\n  ')}
   workgroupBarrier();
@@ -254,15 +431,27 @@ export function paletteGemv(
     residual: attrs.residual,
     eps: attrs.eps,
   };
-  const { rb, unroll, pairs, split } = gemvTile(n, bits);
+  const { rb, unroll, pairs, split, coalesce, lanes, prefetch } = gemvTile(n, bits);
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
-    wgsl: () => paletteGemvWgsl({ k, bits, rb, unroll, fusion, pairs, split }),
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    wgsl: () =>
+      paletteGemvWgsl({
+        k,
+        bits,
+        rb,
+        unroll,
+        fusion,
+        pairs,
+        split,
+        coalesce,
+        lanes,
+        prefetch,
+      }),
     tensors,
     uniforms: uniformBlock([
       ['u', n],

@@ -1,6 +1,7 @@
 import { int8PackedShape, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { allocate, runRaw, uniformBlock } from '../raw';
+import { workgroupMaxWgsl } from './int8-quantize-rows';
 
 const THREADS = 256;
 
@@ -43,13 +44,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
   let sc = scales[s];
   var a = 0.0;
   for (var j = tid; j < ${(1 << bits) * d}u; j = j + ${THREADS}u) { a = max(a, abs(sc * lut[base + j])); }
-  red[tid] = a;
-  workgroupBarrier();
-  for (var h = ${THREADS / 2}u; h > 0u; h = h >> 1u) {
-    if (tid < h) { red[tid] = max(red[tid], red[tid + h]); }
-    workgroupBarrier();
-  }
-  let amax = red[0];
+  ${workgroupMaxWgsl(THREADS)}
   let on = amax > 0.0;
   let inv = select(0.0, 127.0 / amax, on);
   if (tid == 0u) { sb[o] = select(0.0, amax / 127.0, on); }
