@@ -79,17 +79,18 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: int8 matmul', () =
 
 // W8A8 and the split product on the GPU against their host definitions (core's int8-linear.ts),
 // up to one int8 step where float32 division rounds 127 / max differently
-describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: W8A8 and split products', () => {
-  const relErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-    let num = 0;
-    let den = 0;
-    for (let i = 0; i < a.length; i++) {
-      num += (a[i] - b[i]) ** 2;
-      den += a[i] ** 2;
-    }
-    return Math.sqrt(num / den);
-  };
+/** ‖b − a‖ / ‖a‖ (a the reference). */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += a[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
 
+describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: W8A8 and split products', () => {
   it.each(['auto', 'emulate'] as const)(
     'packedMatMulW8A8 with the RMSNorm prologue and a residual (%s int8 route)',
     async (route) => {
@@ -163,15 +164,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: split matmul preci
         for (let t = 0; t < k; t++) s += a[i * k + t] * b[t * n + j];
         ref[i * n + j] = s;
       }
-    const rel = (got: ArrayLike<number>) => {
-      let num = 0;
-      let den = 0;
-      for (let i = 0; i < ref.length; i++) {
-        num += (got[i] - ref[i]) ** 2;
-        den += ref[i] ** 2;
-      }
-      return Math.sqrt(num / den);
-    };
+    const rel = (got: ArrayLike<number>) => relErr(ref, got);
     const at = tf.tensor2d(a, [m, k]);
     const bt = tf.tensor2d(b, [k, n]);
     const forms = [
