@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { rmsNormRows, siluMul } from './decode';
 import { DTypeError, InvalidArgumentError, ShapeError } from './errors';
-import { Int8KernelNames, int8MatMul } from './int8';
+import { Int8KernelNames, int8MatMul, setPackedInt8 } from './int8';
 import {
   type LinearFusionInputs,
   type PackedWeight,
@@ -74,10 +74,6 @@ export function int8PackedShape(
   return [Math.ceil(m / pad.rows) * pad.rows, (Math.ceil(k / pad.k) * pad.k) / 4];
 }
 
-const pack = (out: Int32Array, words: number, r: number, t: number, v: number) => {
-  out[r * words + (t >> 2)] |= (v & 0xff) << (8 * (t & 3));
-};
-
 /** Int8QuantizeRows on the host (the kernel's definition; see Int8KernelNames). */
 export function quantizeRowsHost(
   x: Float32Array,
@@ -100,9 +96,9 @@ export function quantizeRowsHost(
     for (let t = 0; t < k; t++) {
       const v = Math.fround(x[r * k + t] * inv);
       const h = clamp127(roundEven(v));
-      pack(hi, words, r, t, h);
+      setPackedInt8(hi, words, r, t, h);
       // v − h and its product by 256 are exact in float32
-      if (lo) pack(lo, words, r, t, clamp127(roundEven(Math.fround((v - h) * 256))));
+      if (lo) setPackedInt8(lo, words, r, t, clamp127(roundEven(Math.fround((v - h) * 256))));
     }
   }
   return lo ? { hi, lo, scale } : { hi, scale };
@@ -168,7 +164,13 @@ export function paletteInt8Host(
     for (let v = 0; v < k / d; v++) {
       const idx = packedIndexAt(h.codes, h.bits, s * (k / d) + v);
       for (let e = 0; e < d; e++) {
-        pack(b, words, o, v * d + e, clamp127(roundEven(Math.fround(w(idx * d + e) * inv))));
+        setPackedInt8(
+          b,
+          words,
+          o,
+          v * d + e,
+          clamp127(roundEven(Math.fround(w(idx * d + e) * inv))),
+        );
       }
     }
   }

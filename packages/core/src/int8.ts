@@ -101,6 +101,17 @@ export const Int8KernelNames = {
   PaletteInt8: 'EdkmPaletteInt8',
 } as const;
 
+/** Writes int8 value v as element t of row r of packed rows of `words` words (into zeros). */
+export function setPackedInt8(
+  out: Int32Array,
+  words: number,
+  r: number,
+  t: number,
+  v: number,
+): void {
+  out[r * words + (t >> 2)] |= (v & 0xff) << (8 * (t & 3));
+}
+
 /** Int8 values (rows × k, row-major, each in −128…127) packed four to an int32 word, rows padded to whole words with zeros. */
 export function packInt8(values: ArrayLike<number>, rows: number, k: number): Int32Array {
   if (values.length !== rows * k)
@@ -112,7 +123,7 @@ export function packInt8(values: ArrayLike<number>, rows: number, k: number): In
       const v = values[r * k + t];
       if (!(Number.isInteger(v) && v >= -128 && v <= 127))
         throw new InvalidArgumentError(`packInt8: value ${v} at [${r}, ${t}] is not an int8`);
-      out[r * words + (t >> 2)] |= (v & 0xff) << (8 * (t & 3));
+      setPackedInt8(out, words, r, t, v);
     }
   return out;
 }

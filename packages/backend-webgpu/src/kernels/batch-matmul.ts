@@ -8,7 +8,7 @@ import {
   gemmTileSize,
 } from '../gemm-program';
 import { ZerosProgram } from '../programs';
-import { splitProduct, takesSplit } from './split-matmul';
+import { getMatMulPrecision, splitProduct, takesSplit } from './split-matmul';
 
 /**
  * 128×128 output tiles, 8×8 per thread, K-slices of 8: large products (on the H200 38–41 TFLOP/s
@@ -223,7 +223,7 @@ export const batchMatMul: tf.KernelFunc = (args) => {
     tf.util.sizeFromShape(a.shape.slice(0, -2)),
     tf.util.sizeFromShape(b.shape.slice(0, -2)),
   );
-  if (a.dtype === 'float32' && b.dtype === 'float32') {
+  if (getMatMulPrecision() === 'split' && a.dtype === 'float32' && b.dtype === 'float32') {
     const d = dims(a, b, transposeA, transposeB);
     if (takesSplit(d.m, d.n, d.k, d.batch))
       return splitProduct(gpu, a, b, transposeA, transposeB, d.outShape);

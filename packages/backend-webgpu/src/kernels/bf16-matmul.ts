@@ -91,17 +91,7 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { x, w, g, residual } = inputs as Record<string, tf.TensorInfo>;
   const fusion = attrs as unknown as Bf16MatMulAttrs;
-  if (fusion.prologue === 'swiglu')
-    return withSiluMul(
-      gpu,
-      x,
-      (xs) =>
-        bf16MatMul({
-          inputs: { ...inputs, x: xs },
-          backend,
-          attrs: { ...attrs, prologue: '' },
-        }) as tf.TensorInfo,
-    );
+  if (fusion.prologue === 'swiglu') return withSiluMul(bf16MatMul, { inputs, backend, attrs });
   const m = x.shape[0];
   const k = x.shape[1];
   const serial = serialLinear();

@@ -18,6 +18,10 @@ export function workgroupMaxWgsl(threads: number): string {
   let amax = red[0];`;
 }
 
+/** WGSL: byte j of a packed int8 word holding the integer q (a float in −128…127). */
+export const INT8_BYTE_WGSL =
+  'fn byte(q : f32, j : u32) -> u32 { return (bitcast<u32>(i32(q)) & 0xffu) << (8u * j); }';
+
 /**
  * EdkmInt8QuantizeRows (core's int8-linear.ts defines the values): one workgroup per row finds
  * max|x| (a tree in workgroup memory), then each thread packs four values a word (and, with
@@ -32,7 +36,7 @@ struct U { m : u32, k : u32, words : u32, rows : u32 };
 @group(0) @binding(${slices + 2}) var<uniform> u : U;
 var<workgroup> red : array<f32, ${THREADS}>;
 
-fn byte(q : f32, j : u32) -> u32 { return (bitcast<u32>(i32(q)) & 0xffu) << (8u * j); }
+${INT8_BYTE_WGSL}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) tid : u32) {

@@ -1,7 +1,7 @@
 import { int8PackedShape, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { allocate, runRaw, uniformBlock } from '../raw';
-import { workgroupMaxWgsl } from './int8-quantize-rows';
+import { INT8_BYTE_WGSL, workgroupMaxWgsl } from './int8-quantize-rows';
 
 const THREADS = 256;
 
@@ -21,6 +21,7 @@ const wgsl = (bits: number, d: number) => `
 struct U { n : u32, k : u32, words : u32, rows : u32 };
 @group(0) @binding(6) var<uniform> u : U;
 var<workgroup> red : array<f32, ${THREADS}>;
+${INT8_BYTE_WGSL}
 
 fn indexAt(i : u32) -> u32 {
   let p = i * ${bits}u;
@@ -56,7 +57,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
       if (t < u.k) {
         let e = lut[base + indexAt(first + t / ${d}u) * ${d}u + t % ${d}u];
         let v = clamp(round((sc * e) * inv), -127.0, 127.0);
-        q = q | ((bitcast<u32>(i32(v)) & 0xffu) << (8u * j));
+        q = q | byte(v, j);
       }
     }
     b[o * u.words + w] = bitcast<i32>(q);

@@ -397,17 +397,7 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   if (useGemv(m, k, clusterDim))
     return paletteGemv(gpu, { x, codes, lut, rows, scales, g, residual }, fusion);
   // the SwiGLU prologue outside the GEMV: SiluMul first, then the plain product
-  if (swiglu)
-    return withSiluMul(
-      gpu,
-      x,
-      (xs) =>
-        paletteMatMul({
-          inputs: { ...inputs, x: xs },
-          backend,
-          attrs: { ...attrs, prologue: '' },
-        }) as tf.TensorInfo,
-    );
+  if (swiglu) return withSiluMul(paletteMatMul, { inputs, backend, attrs });
   const serial = serialLinear();
   const mt = serial ? serialMTile(m) : mTile(m);
   const program =
@@ -422,14 +412,18 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   );
 };
 
-/** `run` on silu(gate) · up of x [M, 2K] (the SwiGLU prologue of kernels that cannot fuse it). */
+/** `kernel` on silu(gate) · up of x [M, 2K] (the SwiGLU prologue of kernels that cannot fuse it), its prologue cleared. */
 export function withSiluMul(
-  gpu: WebGPUBackend,
-  x: tf.TensorInfo,
-  run: (xs: tf.TensorInfo) => tf.TensorInfo,
+  kernel: tf.KernelFunc,
+  { inputs, backend, attrs }: Parameters<tf.KernelFunc>[0],
 ): tf.TensorInfo {
-  const xs = siluMul({ inputs: { gu: x }, backend: gpu, attrs: {} }) as tf.TensorInfo;
-  const y = run(xs);
+  const gpu = backend as WebGPUBackend;
+  const xs = siluMul({ inputs: { gu: inputs.x }, backend, attrs: {} }) as tf.TensorInfo;
+  const y = kernel({
+    inputs: { ...inputs, x: xs },
+    backend,
+    attrs: { ...attrs, prologue: '' },
+  }) as tf.TensorInfo;
   gpu.disposeData(xs.dataId);
   return y;
 }
