@@ -3,10 +3,10 @@
 # the GPU machine; scripts/gpu-pack.sh made .gpu/, ../shared/anchors copied to .gpu-anchors/):
 # each decode op of a 7B-shaped layer under the GEMV (tile, split, coalesce, prefetch) and
 # attention variants, generate (ours and PyTorch's, same call), a 7B-shaped layer's forward +
-# backward (ours recorded and replayed, PyTorch's), the int8 tensor-core variants, and the
-# split-precision product (bench/split.ts and bench/torch/torch_split_ref.py on the same
-# matrices). Writes $OUT/{ops.txt,generate*.json,torch-*.json,layer7b.json,int8.json,split.json}
-# and $OUT/log.txt (8 files: the device returns at most 8).
+# backward (ours recorded and replayed, PyTorch's), and the int8 tensor-core variants
+# (INT8_ONLY=REGEX: those variants only). Writes $OUT/{ops.txt,generate*.json,torch-*.json,
+# layer7b.json,int8.json} and $OUT/log.txt (7 files: the device returns at most 8).
+# bench/h200-int8.sh runs its QUICK form after issue 25's int8 measurements.
 set -u
 R="bash .gpu/run.sh"
 A=.gpu-anchors
@@ -14,7 +14,8 @@ TSF=disable-dawn-features=timestamp_quantization
 log() { echo "$*" | tee -a "$OUT/log.txt"; }
 # QUICK=1: fewer variants and no layer step (a short device budget)
 # variant: rb unroll subgroup-attention split gemv-switches (a+b: EDKM_GEMV_A=1 EDKM_GEMV_B=1; -: none)
-GEMV_NEW=("16 8 auto 1 coalesce" "16 8 auto 1 prefetch" "16 8 auto 1 coalesce+prefetch")
+GEMV_NEW=("16 8 auto 1 coalesce" "16 8 auto 1 prefetch" "16 8 auto 1 coalesce+prefetch"
+  "16 4 auto 1 coalesce+prefetch")
 VARIANTS=("16 8 auto 1 -" "32 4 auto 1 -" "16 8 auto 2 -" "32 8 auto 2 -" "16 8 off 1 -" "${GEMV_NEW[@]}")
 [ "${QUICK:-0}" = 1 ] && VARIANTS=("16 8 auto 1 -" "16 8 auto 2 -" "16 8 off 1 -" "${GEMV_NEW[@]}")
 for v in "${VARIANTS[@]}"; do
@@ -36,24 +37,5 @@ timeout 150 python3 bench/torch/generate_7b_ref.py >"$OUT/torch-generate7b.json"
 [ "${QUICK:-0}" = 1 ] || timeout 120 python3 $A/torch_tiny_throughput.py models/edkm-tiny cuda >>"$OUT/log.txt" 2>&1; log "torch-tiny rc=$?"
 [ "${QUICK:-0}" = 1 ] || EDKM_DAWN_FLAGS=$TSF timeout 120 $R layer7b --backend webgpu --profile >"$OUT/layer7b.json" 2>>"$OUT/log.txt"; log "layer7b rc=$?"
 [ "${QUICK:-0}" = 1 ] || timeout 90 python3 bench/torch/torch_layer7b.py >"$OUT/torch-layer7b.json" 2>>"$OUT/log.txt"; log "torch-layer7b rc=$?"
-timeout 200 $R int8 --max-seconds ${INT8_SECONDS:-170} >"$OUT/int8.json" 2>/tmp/int8.err; log "int8 rc=$?"
+timeout 200 $R int8 ${INT8_ONLY:+--only "$INT8_ONLY"} --max-seconds ${INT8_SECONDS:-170} >"$OUT/int8.json" 2>/tmp/int8.err; log "int8 rc=$?"
 grep "tops=" /tmp/int8.err | awk '{split($NF,a,"="); print a[2], $2, $3}' | sort -rn | head -12 | tee -a "$OUT/log.txt"
-# split precision (issue #25): ours (tensor cores: EDKM_WEBGPU_UNSAFE=1) against our f32 GEMM, and
-# PyTorch's bf16 autocast on the matrices ours dumped (SPLIT=0 skips; SPLIT_ARGS, e.g.
-# "--shapes 2048x4096x4096", replaces the defaults); both objects in $OUT/split.json
-if [ "${SPLIT:-1}" = 1 ]; then
-  EDKM_WEBGPU_UNSAFE=1 EDKM_DAWN_FLAGS=$TSF timeout 150 $R split --dump /tmp/split-dump ${SPLIT_ARGS:-} >/tmp/split-ours.json 2>>"$OUT/log.txt"; log "split rc=$?"
-  timeout 90 python3 bench/torch/torch_split_ref.py --dump /tmp/split-dump >/tmp/split-torch.json 2>>"$OUT/log.txt"; log "torch-split rc=$?"
-  python3 - "$OUT/split.json" <<'PY' 2>&1 | tee -a "$OUT/log.txt"
-import json, os, sys
-def load(p):
-    try:
-        return json.load(open(p))
-    except Exception as e:
-        return {"error": repr(e), "text": open(p).read()[-4000:] if os.path.exists(p) else None}
-d = {"ours": load("/tmp/split-ours.json"), "torch": load("/tmp/split-torch.json")}
-json.dump(d, open(sys.argv[1], "w"), indent=1)
-print("split verdict", json.dumps(d["ours"].get("verdict")), "| torch bf16 autocast",
-      json.dumps(d["torch"].get("accuracy", {}).get("bf16Autocast")))
-PY
-fi

@@ -8,15 +8,17 @@
 #     matrices (bench/split.ts, bench/torch/torch_split_ref.py), and a 7B-shaped layer's forward +
 #     backward with EDKM_MATMUL_PRECISION=split beside f32 (bench/layer7b.ts) → $OUT/split.json
 #  3. edkm-tiny 3-bit perplexity, exact decoder vs W8A8 (edkm eval --engine) → $OUT/ppl.json
-#  4. the decode GEMV's variants (issue 23) → $OUT/ops.txt; generate 7B-shaped 3-bit with the
-#     default and PyTorch fp16 → $OUT/generate.json, $OUT/torch-generate7b.json
-#  5. the int8 GEMM's default kernel at issue 25's shapes → $OUT/int8.json
-# and $OUT/log.txt (8 files at most come back).
+#  4. bench/h200-decode.sh's quick form: the decode GEMV's variants (issue 23) → $OUT/ops.txt,
+#     generate beside PyTorch fp16 → $OUT/generate.json, $OUT/torch-generate7b.json, and the int8
+#     GEMM's default kernel at issue 25's shapes → $OUT/int8.json
+# and $OUT/log.txt (8 files at most come back). STEPS=123 / STEPS=4 split it over two calls of a
+# warm machine (default: all).
 set -u
 R="bash .gpu/run.sh"
 TSF=disable-dawn-features=timestamp_quantization
 U="EDKM_WEBGPU_UNSAFE=1 EDKM_DAWN_FLAGS=$TSF"
 log() { echo "$*" | tee -a "$OUT/log.txt"; }
+step() { [[ "${STEPS:-1234}" == *$1* ]]; }
 merge() { # merge.py OUT name=path ...: one JSON object of the named files (or their error)
   python3 - "$@" <<'PY'
 import json, os, sys
@@ -32,12 +34,14 @@ PY
 }
 
 # 1. prefill: 2048 tokens, exact then W8A8
-env $U timeout 120 $R generate --backend webgpu --models 7b3 --prompt 2048 --max-length 2048 \
-  --prefill-modes exact,w8a8 >"$OUT/prefill.json" 2>>"$OUT/log.txt"
-log "prefill rc=$? $(python3 -c "import json; r=json.load(open('$OUT/prefill.json'))['results'][0]; print({k: round(v['tokensPerSecond']) for k, v in r['modes'].items()}, 'speedup', r['speedup'])" 2>&1)"
+if step 1; then
+  env $U timeout 120 $R generate --backend webgpu --models 7b3 --prompt 2048 --max-length 2048 \
+    --prefill-modes exact,w8a8 >"$OUT/prefill.json" 2>>"$OUT/log.txt"
+  log "prefill rc=$? $(python3 -c "import json; r=json.load(open('$OUT/prefill.json'))['results'][0]; print({k: round(v['tokensPerSecond']) for k, v in r['modes'].items()}, 'speedup', r['speedup'])" 2>&1)"
+fi
 
 # 2. split precision
-if [ "${SPLIT:-1}" = 1 ]; then
+if step 2; then
   env $U timeout 150 $R split --dump /tmp/split-dump ${SPLIT_ARGS:-} >/tmp/split-ours.json 2>>"$OUT/log.txt"; log "split rc=$?"
   timeout 90 python3 bench/torch/torch_split_ref.py --dump /tmp/split-dump ${TORCH_SPLIT_ARGS:-} >/tmp/split-torch.json 2>>"$OUT/log.txt"; log "torch-split rc=$?"
   # a 7B-shaped layer's forward + backward with every product split (training's use), f32 beside it
@@ -50,24 +54,19 @@ if [ "${SPLIT:-1}" = 1 ]; then
 fi
 
 # 3. perplexity of a 3-bit edkm-tiny (k-means, post-training) on the last 20,000 characters
-timeout 30 $R edkm export --model models/edkm-tiny --out /tmp/tiny3 --method kmeans --bits 3 --backend cpu --json >/tmp/export.json 2>>"$OUT/log.txt"; log "export rc=$?"
-tail -c 20000 data/tinyshakespeare/input.txt >/tmp/heldout.txt
-for e in decoder w8a8; do
-  env $U timeout 90 $R edkm eval --model /tmp/tiny3 --task ppl --data /tmp/heldout.txt --engine $e --backend webgpu --json >/tmp/ppl-$e.json 2>>"$OUT/log.txt"; log "ppl $e rc=$? $(cut -c1-120 /tmp/ppl-$e.json)"
-done
-merge "$OUT/ppl.json" decoder=/tmp/ppl-decoder.json w8a8=/tmp/ppl-w8a8.json export=/tmp/export.json
+if step 3; then
+  timeout 30 $R edkm export --model models/edkm-tiny --out /tmp/tiny3 --method kmeans --bits 3 --backend cpu --json >/tmp/export.json 2>>"$OUT/log.txt"; log "export rc=$?"
+  tail -c 20000 data/tinyshakespeare/input.txt >/tmp/heldout.txt
+  for e in decoder w8a8; do
+    env $U timeout 90 $R edkm eval --model /tmp/tiny3 --task ppl --data /tmp/heldout.txt --engine $e --backend webgpu --json >/tmp/ppl-$e.json 2>>"$OUT/log.txt"; log "ppl $e rc=$? $(cut -c1-120 /tmp/ppl-$e.json)"
+  done
+  merge "$OUT/ppl.json" decoder=/tmp/ppl-decoder.json w8a8=/tmp/ppl-w8a8.json export=/tmp/export.json
+fi
 
-# 4. decode: the GEMV's variants (op times of a 7B-shaped layer), then generate
-for v in "-" "EDKM_GEMV_COALESCE=1" "EDKM_GEMV_PREFETCH=1" "EDKM_GEMV_COALESCE=1 EDKM_GEMV_PREFETCH=1" \
-  "EDKM_GEMV_COALESCE=1 EDKM_GEMV_PREFETCH=1 EDKM_GEMV_UNROLL=4"; do
-  echo "=== gemv: $v" >>"$OUT/ops.txt"
-  env ${v/#-/} EDKM_DAWN_FLAGS=$TSF timeout 80 $R decode-ops 2>/dev/null |
-    python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({o['op']: round(o['gpuMicroseconds'],1) for o in d['ops']}))" >>"$OUT/ops.txt"
-done
-log "ops done"; cat "$OUT/ops.txt" | cut -c1-400 | tee -a "$OUT/log.txt"
-env ${GEN_ENV:-} timeout 100 $R generate --backend webgpu --models ${GEN_MODELS:-tiny3,7b3} >"$OUT/generate.json" 2>>"$OUT/log.txt"; log "generate rc=$?"
-[ "${TORCH_GEN:-1}" = 1 ] && { timeout 150 python3 bench/torch/generate_7b_ref.py >"$OUT/torch-generate7b.json" 2>>"$OUT/log.txt"; log "torch-generate7b rc=$?"; }
-
-# 5. the int8 GEMM (default kernel) at 8192³ and the 7B shapes
-[ "${INT8:-1}" = 1 ] && { timeout 120 $R int8 --only "${INT8_ONLY:-^staged1-2x2sg-4x4-k32-p16-g8-a1$}" --max-seconds 90 >"$OUT/int8.json" 2>/tmp/int8.err; log "int8 rc=$?"; grep "tops=" /tmp/int8.err | tail -6 | tee -a "$OUT/log.txt"; }
+# 4. decode (the GEMV's variants, generate beside PyTorch fp16) and the int8 GEMM's default
+# kernel: bench/h200-decode.sh's quick form (ops.txt, generate.json, torch-generate7b.json, int8.json)
+if step 4; then
+  QUICK=1 INT8_ONLY="${INT8_ONLY:-^staged1-2x2sg-4x4-k32-p16-g8-a1$}" INT8_SECONDS=${INT8_SECONDS:-90} \
+    bash bench/h200-decode.sh
+fi
 log "all done"
