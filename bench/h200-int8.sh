@@ -19,6 +19,24 @@ TSF=disable-dawn-features=timestamp_quantization
 U="EDKM_WEBGPU_UNSAFE=1 EDKM_DAWN_FLAGS=$TSF"
 log() { echo "$*" | tee -a "$OUT/log.txt"; }
 step() { [[ "${STEPS:-1234}" == *$1* ]]; }
+# jsononly FILE: keep only the last JSON document of FILE (Dawn prints shader-compilation warnings
+# and validation messages on stdout, before the bench's JSON); what came before goes to the log
+jsononly() {
+  python3 - "$1" "$OUT/log.txt" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+starts = [i for i in range(len(text)) if text[i] == "{" and (i == 0 or text[i - 1] == "\n")]
+for i in reversed(starts):
+    try:
+        doc, _ = json.JSONDecoder().raw_decode(text[i:])
+    except ValueError:
+        continue
+    if text[:i].strip():
+        open(sys.argv[2], "a").write(f"[{sys.argv[1]}: before its JSON]\n{text[:i][-4000:]}\n")
+    json.dump(doc, open(sys.argv[1], "w"), indent=1)
+    break
+PY
+}
 merge() { # merge.py OUT name=path ...: one JSON object of the named files (or their error)
   python3 - "$@" <<'PY'
 import json, os, sys
@@ -37,16 +55,18 @@ PY
 if step 1; then
   env $U timeout 120 $R generate --backend webgpu --models 7b3 --prompt 2048 --max-length 2048 \
     --prefill-modes exact,w8a8 >"$OUT/prefill.json" 2>>"$OUT/log.txt"
-  log "prefill rc=$? $(python3 -c "import json; r=json.load(open('$OUT/prefill.json'))['results'][0]; print({k: round(v['tokensPerSecond']) for k, v in r['modes'].items()}, 'speedup', r['speedup'])" 2>&1)"
+  rc=$?
+  jsononly "$OUT/prefill.json"
+  log "prefill rc=$rc $(python3 -c "import json; r=json.load(open('$OUT/prefill.json'))['results'][0]; print({k: round(v['tokensPerSecond']) for k, v in r['modes'].items()}, 'speedup', r['speedup'])" 2>&1)"
 fi
 
 # 2. split precision
 if step 2; then
-  env $U timeout 150 $R split --dump /tmp/split-dump ${SPLIT_ARGS:-} >/tmp/split-ours.json 2>>"$OUT/log.txt"; log "split rc=$?"
+  env $U timeout 150 $R split --dump /tmp/split-dump ${SPLIT_ARGS:-} >/tmp/split-ours.json 2>>"$OUT/log.txt"; log "split rc=$?"; jsononly /tmp/split-ours.json
   timeout 90 python3 bench/torch/torch_split_ref.py --dump /tmp/split-dump ${TORCH_SPLIT_ARGS:-} >/tmp/split-torch.json 2>>"$OUT/log.txt"; log "torch-split rc=$?"
   # a 7B-shaped layer's forward + backward with every product split (training's use), f32 beside it
   for pr in f32 split; do
-    env $U EDKM_MATMUL_PRECISION=$pr timeout 100 $R layer7b --backend webgpu >/tmp/layer7b-$pr.json 2>>"$OUT/log.txt"; log "layer7b $pr rc=$?"
+    env $U EDKM_MATMUL_PRECISION=$pr timeout 100 $R layer7b --backend webgpu >/tmp/layer7b-$pr.json 2>>"$OUT/log.txt"; log "layer7b $pr rc=$?"; jsononly /tmp/layer7b-$pr.json
   done
   merge "$OUT/split.json" ours=/tmp/split-ours.json torch=/tmp/split-torch.json \
     layer7b_f32=/tmp/layer7b-f32.json layer7b_split=/tmp/layer7b-split.json
@@ -58,7 +78,7 @@ if step 3; then
   timeout 30 $R edkm export --model models/edkm-tiny --out /tmp/tiny3 --method kmeans --bits 3 --backend cpu --json >/tmp/export.json 2>>"$OUT/log.txt"; log "export rc=$?"
   tail -c 20000 data/tinyshakespeare/input.txt >/tmp/heldout.txt
   for e in decoder w8a8; do
-    env $U timeout 90 $R edkm eval --model /tmp/tiny3 --task ppl --data /tmp/heldout.txt --engine $e --backend webgpu --json >/tmp/ppl-$e.json 2>>"$OUT/log.txt"; log "ppl $e rc=$? $(cut -c1-120 /tmp/ppl-$e.json)"
+    env $U timeout 90 $R edkm eval --model /tmp/tiny3 --task ppl --data /tmp/heldout.txt --engine $e --backend webgpu --json >/tmp/ppl-$e.json 2>>"$OUT/log.txt"; jsononly /tmp/ppl-$e.json; log "ppl $e rc=$? $(cut -c1-120 /tmp/ppl-$e.json)"
   done
   merge "$OUT/ppl.json" decoder=/tmp/ppl-decoder.json w8a8=/tmp/ppl-w8a8.json export=/tmp/export.json
 fi

@@ -6,10 +6,12 @@
 #   dkmB    eDKM fine-tuning at B bits (the recipe below), one lane per B
 #   ft16    the same recipe without palettization (--bits 16), then k-means of it at each of BITS
 #   jlcmB   JLCM fine-tuning at B bits (4 codebooks, per-row scales), one lane per B in $JLCM
+#   cfg     fine-tuning with each palettizer config file in $CONFIGS (the lane is named after the
+#           file, e.g. bench/configs/dkm2-g96.json: 2-bit DKM, one LUT per 96 rows)
 #   torch   PyTorch's DKM reference (../shared/anchors/torch_dkm_ablation.py) at each of BITS
 # Each lane logs to $OUT/<lane>.log; $OUT/summary.txt has one line per row: name, exit status,
 # seconds, bits per weight and the ppl. bench/quality-json.mjs turns it into quality.json.
-# Usage (repo root, GPU machine): [JLCM="2"] [LANES="base dkm ft16 jlcm torch"] bash bench/h200-quality.sh [BITS...]
+# Usage (repo root, GPU machine): [JLCM="2"] [CONFIGS="F..."] [LANES="base dkm ft16 jlcm torch"] bash bench/h200-quality.sh [BITS...]
 set -u
 M=models/edkm-tiny
 T=data/tinyshakespeare/input.txt
@@ -86,6 +88,7 @@ for l in $LANES; do
     dkm) for b in $BITS; do lane train dkm$b --bits "$b"; done ;;
     ft16) lane train ft16 --bits 16 --save-every 400 ;;
     jlcm) for b in $JLCM; do lane "train jlcm$b --save-every 100 --config \$(jlcmconfig $b)"; done ;;
+    cfg) for f in ${CONFIGS:-}; do lane train "$(basename "$f" .json)" --config "$f"; done ;;
     torch) lane torchref ;;
   esac
 done

@@ -115,6 +115,7 @@ export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
 export { type PaletteLut, setPaletteLut } from './kernels/palette-rows';
 export { type GemvMode, paletteGemvWgsl, setPaletteGemv } from './kernels/palette-gemv';
 export { setSubgroupAttention } from './kernels/cached-attention-subgroup';
+export { MAX_GROUPS_PER_DIMENSION, setMaxGroupsPerDimension } from './grid';
 export {
   type Int8Route,
   int8MatMulRoute,

@@ -2,8 +2,10 @@ import '../src/index';
 import {
   BackendError,
   DecodeKernelNames,
+  Int8KernelNames,
   type LinearFusion,
   LinearKernelNames,
+  NormKernelNames,
   disposePackedWeight,
   linearReference,
   packedMatMul,
@@ -24,6 +26,7 @@ import {
   paletteGemvWgsl,
   setLinearRoute,
   setMatMulRoute,
+  setMaxGroupsPerDimension,
   setPaletteGemv,
   setPaletteLut,
   setSubgroupAttention,
@@ -248,6 +251,38 @@ describe("webgpu plugin: the GEMV's coalesced word exchange", () => {
         }
   });
 });
+
+describe.skipIf(!backends.includes('webgpu'))(
+  'webgpu plugin: grids folded into two dimensions',
+  () => {
+    // a dispatch has at most 65,535 workgroups along x; a 2,048-token prefill of 32 heads needs
+    // 65,536 (one per row and head). The kernels that take one workgroup per row (and head) fold
+    // their grids: with the limit set to 23 here, the conformance cases' small shapes take that path.
+    it("passes the row-per-workgroup kernels' cases with 23 workgroups per dimension", async () => {
+      const names = new Set<string>([
+        DecodeKernelNames.CachedAttention,
+        DecodeKernelNames.RmsNorm,
+        NormKernelNames.RmsNormGrad,
+        Int8KernelNames.Int8QuantizeRows,
+        Int8KernelNames.PaletteInt8,
+      ]);
+      const cases = conformanceCases().filter((c) => names.has(c.kernelName));
+      setMaxGroupsPerDimension(23);
+      try {
+        for (const sub of ['off', 'on'] as const) {
+          setSubgroupAttention(sub);
+          const report = await runConformance('webgpu', cases);
+          expect(report.results.length).toBe(cases.length);
+          expect(report.failures).toEqual([]);
+        }
+        expect(() => setMaxGroupsPerDimension(0)).toThrow(/1\.\.65535/);
+      } finally {
+        setMaxGroupsPerDimension();
+        setSubgroupAttention('auto');
+      }
+    }, 300_000);
+  },
+);
 
 describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: subgroup attention', () => {
   // the suite takes the adapter's own choice (the serial-loop kernel on a software adapter):

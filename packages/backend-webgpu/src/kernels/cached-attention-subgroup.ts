@@ -1,5 +1,6 @@
 import type { DecodeAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { linearGroupWgsl, linearGroups } from '../grid';
 import { allocate, runRaw, uniformBlock } from '../raw';
 import { ropeFunction } from './kv-write';
 import { type SubgroupMode, subgroupKernelOn } from './subgroup-route';
@@ -101,9 +102,10 @@ var<workgroup> oS : array<vec4<f32>, ${(WG / 4) * d4}>;
 var<workgroup> bounds : vec2<u32>;
 ${ropeFunction(`${d}u`, 'u32')}
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) tid : u32,
+fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : vec3<u32>, @builtin(local_invocation_index) tid : u32,
         @builtin(subgroup_invocation_id) sl : u32, @builtin(subgroup_size) sgs : u32) {
-  let wgi = wg.x;
+  let wgi = ${linearGroupWgsl()};
+  if (wgi >= u.b * u.t * u.h * u.splits) { return; }
   let split = wgi % u.splits;
   let g = wgi / u.splits;
   let hq = g % u.h;
@@ -194,7 +196,7 @@ export function subgroupAttention(
       ['u', splits],
       ['u', span],
     ]),
-    groups: [rows * a.heads * splits, 1, 1],
+    groups: linearGroups(rows * a.heads * splits, 'EdkmCachedAttention'),
   });
   return { out, splits };
 }

@@ -1,5 +1,6 @@
 import type { DecodeAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { TFJS_LINEAR_GROUP, linearGroups } from '../grid';
 import { EdkmProgram } from '../programs';
 import { subgroupAttention, useSubgroupAttention } from './cached-attention-subgroup';
 import { positionOf, ropeFunction } from './kv-write';
@@ -33,11 +34,10 @@ export class CachedAttentionProgram extends EdkmProgram {
     private readonly splits: number,
     private readonly devicePosition = false,
   ) {
-    super(splits > 1 ? [rows * heads * splits * (d + 2)] : [rows, heads * d], [
-      rows * heads * splits,
-      1,
-      1,
-    ]);
+    super(
+      splits > 1 ? [rows * heads * splits * (d + 2)] : [rows, heads * d],
+      linearGroups(rows * heads * splits, 'EdkmCachedAttention'),
+    );
     if (devicePosition) this.variableNames.push('position');
     // keys and values as vec4 when D allows: a quarter of the load instructions, and the value
     // pass reads each cached row as D/4 neighbouring vec4s
@@ -72,7 +72,7 @@ export class CachedAttentionProgram extends EdkmProgram {
     const write =
       this.splits > 1
         ? `
-        let at = i32(workgroupId.x) * (D + 2);
+        let at = wgi * (D + 2);
         if (tid == 0) {
           setOutputAtIndex(at, m);
           setOutputAtIndex(at + 1, l);
@@ -115,8 +115,11 @@ export class CachedAttentionProgram extends EdkmProgram {
       var<workgroup> startS : i32;
       fn main(index : i32) {
         let tid = i32(localIndex);
-        let split = i32(workgroupId.x) % uniforms.splits;
-        let g = i32(workgroupId.x) / uniforms.splits;
+        // the grid's last row may run past rows·heads·splits: those workgroups redo the last
+        // one (same values written; workgroupId is not uniform to WGSL, so no early return)
+        let wgi = min(${TFJS_LINEAR_GROUP}, uniforms.b * uniforms.t * uniforms.h * uniforms.splits - 1);
+        let split = wgi % uniforms.splits;
+        let g = wgi / uniforms.splits;
         let hq = g % uniforms.h;
         let bt = g / uniforms.h;
         let b = bt / uniforms.t;
@@ -183,7 +186,7 @@ export class CachedAttentionCombineProgram extends EdkmProgram {
     heads: number,
     private readonly d: number,
   ) {
-    super([rows, heads * d], [rows * heads, 1, 1]);
+    super([rows, heads * d], linearGroups(rows * heads, 'EdkmCachedAttentionCombine'));
     this.shaderKey = `edkm_cached_attention_combine_${d}`;
   }
   getUserCode(): string {
@@ -193,7 +196,7 @@ export class CachedAttentionCombineProgram extends EdkmProgram {
     return `
       fn main(index : i32) {
         let tid = i32(localIndex);
-        let g = i32(workgroupId.x);
+        let g = min(${TFJS_LINEAR_GROUP}, uniforms.outShape[0] * uniforms.h - 1);
         let D = uniforms.d;
         let stride = D + 2;
         let base = g * uniforms.splits * stride;

@@ -1,5 +1,6 @@
-import { DeviceLimitError, int8PackedShape, type tf } from '@edkm/core';
+import { int8PackedShape, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { linearGroupWgsl, linearGroups } from '../grid';
 import { allocate, runRaw, uniformBlock } from '../raw';
 
 const THREADS = 256;
@@ -39,8 +40,8 @@ var<workgroup> red : array<f32, ${THREADS}>;
 ${INT8_BYTE_WGSL}
 
 @compute @workgroup_size(${THREADS})
-fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) tid : u32) {
-  let r = wg.y * 65535u + wg.x;
+fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : vec3<u32>, @builtin(local_invocation_index) tid : u32) {
+  let r = ${linearGroupWgsl()};
   if (r >= u.rows) { return; }
   if (r >= u.m) { // a padding row: zeros
     for (var w = tid; w < u.words; w = w + ${THREADS}u) {
@@ -85,8 +86,6 @@ export const int8QuantizeRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const scale = allocate(gpu, [m]);
   const outs = lo ? [hi, lo, scale] : [hi, scale];
   if (rows === 0) return outs;
-  if (rows > 65535 * 65535)
-    throw new DeviceLimitError(`EdkmInt8QuantizeRows: ${m} rows are over one dispatch's grid`);
   runRaw(gpu, {
     key: `EdkmInt8QuantizeRows:${slices}`,
     wgsl: () => wgsl(slices),
@@ -97,7 +96,7 @@ export const int8QuantizeRows: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       ['u', words],
       ['u', rows],
     ]),
-    groups: [Math.min(rows, 65535), Math.ceil(rows / 65535), 1],
+    groups: linearGroups(rows, 'EdkmInt8QuantizeRows'),
   });
   return outs;
 };

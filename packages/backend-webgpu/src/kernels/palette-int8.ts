@@ -1,5 +1,6 @@
 import { int8PackedShape, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { linearGroupWgsl, linearGroups } from '../grid';
 import { allocate, runRaw, uniformBlock } from '../raw';
 import { INT8_BYTE_WGSL, workgroupMaxWgsl } from './int8-quantize-rows';
 
@@ -33,8 +34,8 @@ fn indexAt(i : u32) -> u32 {
 }
 
 @compute @workgroup_size(${THREADS})
-fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) tid : u32) {
-  let s = wg.y * 65535u + wg.x;
+fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : vec3<u32>, @builtin(local_invocation_index) tid : u32) {
+  let s = ${linearGroupWgsl()};
   if (s >= u.rows) { return; }
   if (s >= u.n) { // a padding row (after every output row): zeros
     for (var w = tid; w < u.words; w = w + ${THREADS}u) { b[s * u.words + w] = 0; }
@@ -84,7 +85,7 @@ export const paletteInt8: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       ['u', words],
       ['u', padded],
     ]),
-    groups: [Math.min(padded, 65535), Math.ceil(padded / 65535), 1],
+    groups: linearGroups(padded, 'EdkmPaletteInt8'),
   });
   return [b, sb];
 };

@@ -1,5 +1,6 @@
 import type { RmsNormAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { linearGroupWgsl, linearGroups } from '../grid';
 import { workgroupSum256 } from '../programs/reduce';
 import { allocate, runRaw, uniformBlock } from '../raw';
 
@@ -9,12 +10,14 @@ const rows = () => `
 @group(0) @binding(2) var<storage, read> dy : array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx : array<f32>;
 @group(0) @binding(4) var<storage, read_write> rhos : array<f32>;
-struct U { C : u32, eps : f32, pad0 : u32, pad1 : u32 };
+struct U { C : u32, eps : f32, R : u32, pad1 : u32 };
 @group(0) @binding(5) var<uniform> u : U;
 ${workgroupSum256}
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
-  let base = wg.x * u.C;
+fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
+  let r = ${linearGroupWgsl()};
+  if (r >= u.R) { return; }
+  let base = r * u.C;
   var s = 0.0;
   var d = 0.0;
   for (var c = lid; c < u.C; c = c + 256u) {
@@ -28,7 +31,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
   for (var c = lid; c < u.C; c = c + 256u) {
     dx[base + c] = rho * w[c] * dy[base + c] - x[base + c] * k;
   }
-  if (lid == 0u) { rhos[wg.x] = rho; }
+  if (lid == 0u) { rhos[r] = rho; }
 }`;
 
 // dweight in two passes: partial column sums over blocks of 64 rows, then the sum of the partials
@@ -79,8 +82,9 @@ export const rmsNormGrad: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     uniforms: uniformBlock([
       ['u', C],
       ['f', eps],
+      ['u', R],
     ]),
-    groups: [R, 1, 1],
+    groups: linearGroups(R, 'EdkmRmsNormGrad'),
   });
   const P = Math.ceil(R / ROWS_PER_PART);
   const parts = allocate(gpu, [P, C]);

@@ -1,5 +1,6 @@
 import type { tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { TFJS_LINEAR_GROUP, linearGroups } from '../grid';
 import { EdkmProgram } from '../programs';
 
 const WG = 256;
@@ -14,14 +15,14 @@ export class RmsNormProgram extends EdkmProgram {
   uniforms = 'h : i32, eps : f32,';
   shaderKey = 'edkm_rms_norm';
   constructor(shape: number[]) {
-    super(shape, [shape[0], 1, 1]);
+    super(shape, linearGroups(shape[0], 'EdkmRmsNorm'));
   }
   getUserCode(): string {
     return `
       var<workgroup> red : array<f32, ${WG}>;
       fn main(index : i32) {
         let tid = i32(localIndex);
-        let row = i32(workgroupId.x) * uniforms.h;
+        let row = min(${TFJS_LINEAR_GROUP}, uniforms.outShape[0] - 1) * uniforms.h;
         var ss = 0.0;
         for (var i = tid; i < uniforms.h; i = i + ${WG}) { let v = x[row + i]; ss = ss + v * v; }
         red[tid] = ss;
