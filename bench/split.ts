@@ -7,6 +7,9 @@
 // Usage: tsx split.ts [--backend webgpu|cpu] [--shapes MxNxK,...] [--reps 10 (2 on a CPU)]
 //        [--error-shapes MxNxK,...] [--error-rows 64] [--outliers 6] [--seed 1] [--dump DIR]
 //        [--no-steps] [--int8-route auto|plain|emulate]
+//   `precision` (webgpu): the same NT product as training runs it, tf.matMul under
+//   setMatMulPrecision('split') (the fused kernel; EDKM_SPLIT_KERNEL=three for three products,
+//   EDKM_INT8_SPLIT_SPEC for another fused variant).
 //   Shapes are MxNxK, C[M,N] = A·Bᵀ with A [M,K] and B [N,K] (NT: a linear layer's forward x·Wᵀ).
 //   Speed: warm-up, then the median over 5 rounds of --reps back-to-back runs, one sync at the end
 //   (wall ms; effective TFLOP/s = 2·M·N·K / time); where the backend records device graphs
@@ -34,7 +37,9 @@ import {
   type Int8Route,
   getWebGPUDeviceInfo,
   int8MatMulRoute,
+  int8SplitRoute,
   setInt8Route,
+  setMatMulPrecision,
 } from '@edkm/backend-webgpu';
 import {
   canCaptureGraph,
@@ -197,6 +202,30 @@ for (const [m, n, k] of speedShapes) {
         f32: gf && { ...gf, tflops: tflops(m, n, k, gf.ms) },
         speedup: gs && gf ? +(gf.ms / gs.ms).toFixed(2) : null,
       };
+    }
+    if (webgpu) {
+      // training's path: tf.matMul under setMatMulPrecision('split') (the plugin's split product:
+      // the fused kernel unless EDKM_SPLIT_KERNEL=three, or three products where it cannot)
+      setMatMulPrecision('split');
+      try {
+        const run = () => tf.matMul(a, b, false, true);
+        const ms = await time(run);
+        const g = await graphTime(run);
+        row.precision = {
+          kernel: process.env.EDKM_SPLIT_KERNEL ?? 'fused',
+          fused: int8SplitRoute(m, n, k) !== 'plain',
+          ms: round3(ms),
+          tflops: tflops(m, n, k, ms),
+          speedup: +(f32Ms / ms).toFixed(2),
+          graph: g && {
+            ...g,
+            tflops: tflops(m, n, k, g.ms),
+            speedup: gf ? +(gf.ms / g.ms).toFixed(2) : null,
+          },
+        };
+      } finally {
+        setMatMulPrecision('f32');
+      }
     }
     if (withSteps) {
       const qa = quantizeRowsInt8(a, 2);
@@ -445,6 +474,10 @@ printJson({
     speedAtLeast2x: speedups.length ? speedups.every((s) => s >= 2) : null,
     maxSplitTflops: splitTflops.length ? Math.max(...splitTflops) : null,
     moonshot200: splitTflops.length ? splitTflops.some((t) => t >= 200) : null,
+    // training's path (setMatMulPrecision('split')), replayed graphs against the f32 GEMM's
+    precisionGraphSpeedups: speed.map(
+      (r) => (r.precision as { graph?: { speedup: number | null } } | undefined)?.graph?.speedup,
+    ),
   },
   seconds: +((performance.now() - started) / 1000).toFixed(1),
 });

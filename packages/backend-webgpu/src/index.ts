@@ -117,16 +117,21 @@ export { type GemvMode, paletteGemvWgsl, setPaletteGemv } from './kernels/palett
 export { setSubgroupAttention } from './kernels/cached-attention-subgroup';
 export { MAX_GROUPS_PER_DIMENSION, setMaxGroupsPerDimension } from './grid';
 export {
+  INT8_SPLIT_SPEC,
   type Int8Route,
   int8MatMulRoute,
+  int8SplitRoute,
   setInt8MatMulSpec,
   setInt8Route,
+  setInt8SplitSpec,
 } from './kernels/int8-matmul';
 export { INT8_MATMUL_SPEC, type Int8KernelSpec } from './int8-wgsl';
 export {
   type MatMulPrecision,
   getMatMulPrecision,
   setMatMulPrecision,
+  type SplitKernel,
+  setSplitKernel,
   takesSplit,
 } from './kernels/split-matmul';
 

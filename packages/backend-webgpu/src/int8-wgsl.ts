@@ -96,6 +96,13 @@ export interface Int8KernelSpec {
   sgid: 'builtin' | 'index';
   /** the fragment shape's N (the adapter lists 16 and 8 for i8) */
   fragN: number;
+  /**
+   * Split precision in one kernel (staged only): A and B come as two int8 slices each (hi, lo), a
+   * workgroup-memory row holds a slice's hi bytes then its lo bytes, and each subgroup keeps two
+   * accumulator sets: C = hi·hi and C2 = hi·lo + lo·hi (the three products of the split product,
+   * each operand slice read from storage once instead of twice).
+   */
+  split?: boolean;
 }
 
 export interface Int8KernelPlan {
@@ -155,13 +162,23 @@ export function int8Ahead(s: Int8KernelSpec): number {
 }
 
 /**
- * The plugin's kernel by default (EdkmInt8MatMul): the H200's fastest exact variant of round 2
- * (bench/results/h200-2026-12-03/int8.json): 278 TOPS at 8192³, 276 at 2048×4096×11008, 244 at
- * 2048×11008×4096 (round 1's winner, the same without reading ahead: 239 and 213, int8-call5.json).
- * 128×128 tiles over 4 subgroups of 64×64, 32-byte K slices in 12 KiB of workgroup memory, the
- * next slice read into registers while the current one is multiplied.
+ * The plugin's kernel by default (EdkmInt8MatMul): the H200's fastest exact variant of round 3
+ * (bench/results/h200-2026-12-03/int8.json): 374.6 TOPS at 8192³, 371.1 at 2048×4096×11008, 336.8
+ * at 4096³, 328.3 at 2048×11008×4096. 128×128 tiles over 8 subgroups of 16×128 (one row of 8
+ * accumulators each), 128-byte K slices in 36 KiB of workgroup memory, the next slice read into
+ * registers while the current one is multiplied. Round 2's 4 subgroups of 64×64 with 32-byte
+ * slices gave 278.6 and 275.9 (int8-round2-call18.json): longer slices and one fragment of A
+ * against eight of B per subgroup are what paid.
  */
-export const INT8_MATMUL_SPEC: Int8KernelSpec = spec({ stages: 1, bk: 32, ahead: 1 });
+export const INT8_MATMUL_SPEC: Int8KernelSpec = spec({
+  stages: 1,
+  bk: 128,
+  ahead: 1,
+  sy: 8,
+  sx: 1,
+  tm: 1,
+  tn: 8,
+});
 
 /** A short unique name: kind, subgroups, accumulators (n8: 16×8 fragments), slice, pad, ... */
 export function specName(s: Int8KernelSpec): string {
@@ -172,7 +189,8 @@ export function specName(s: Int8KernelSpec): string {
   const idx = s.sgid === 'index' ? '-idx' : '';
   const ahead = int8Ahead(s) !== s.stages - 1 ? `-a${int8Ahead(s)}` : '';
   const unroll = s.unroll ? '-u' : '';
-  return `staged${s.stages}-${s.sy}x${s.sx}sg-${f}-k${s.bk}-p${s.pad}${g}${idx}${ahead}${unroll}`;
+  const split = s.split ? '-split' : '';
+  return `staged${s.stages}-${s.sy}x${s.sx}sg-${f}-k${s.bk}-p${s.pad}${g}${idx}${ahead}${unroll}${split}`;
 }
 
 /** Tile sizes and workgroup-memory use; throws on a spec that cannot be generated. */
@@ -189,6 +207,7 @@ export function planInt8Kernel(
   if (frag.k % 4 !== 0) throw new Error(`fragment K ${frag.k} is not a multiple of 4`);
   if ((frag.m * frag.n) % sg !== 0)
     throw new Error(`a ${frag.m}×${frag.n} result does not spread over ${sg} lanes`);
+  if (s.split && s.kind !== 'staged') throw new Error(`${specName(s)}: split needs staging`);
   const threads = s.sy * s.sx * sg;
   const bm = s.sy * s.tm * frag.m;
   const bn = s.sx * s.tn * frag.n;
@@ -206,7 +225,8 @@ export function planInt8Kernel(
       `${specName(s)}: ahead ${ahead} with ${s.stages} buffer(s)${s.unroll ? '' : ', not unrolled'}`,
     );
   if (s.unroll && s.stages !== 2) throw new Error(`${specName(s)}: unroll needs 2 buffers`);
-  const lds = s.bk + s.pad;
+  // split: a row holds the slice's hi bytes, then its lo bytes
+  const lds = (s.split ? 2 : 1) * s.bk + s.pad;
   const smemBytes = s.stages * (bm + bn) * lds;
   const aVec = (bm * s.bk) / 16;
   const bVec = (bn * s.bk) / 16;
@@ -296,10 +316,10 @@ export function int8GemmWgsl(s: Int8KernelSpec, o: Int8WgslOptions): string {
       : `subgroupMatrixLoad<R>(&${arr}, ${off(e)}, true, ${stride})`;
   const mma = (a: string, b: string, c: string) =>
     emu ? `mma(${a}, ${b}, ${c})` : `subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c})`;
-  const store = (e: string, c: string, stride: string) =>
+  const store = (e: string, c: string, stride: string, to = 'C') =>
     emu
-      ? `storeC(${e}, ${c}, ${stride});`
-      : `subgroupMatrixStore(&C, ${e}, ${c}, false, ${stride});`;
+      ? `store${to}(${e}, ${c}, ${stride});`
+      : `subgroupMatrixStore(&${to}, ${e}, ${c}, false, ${stride});`;
 
   const staged = s.kind === 'staged';
   const useBuiltin = staged && s.sgid === 'builtin' && !emu && s.sy * s.sx > 1;
@@ -317,19 +337,31 @@ export function int8GemmWgsl(s: Int8KernelSpec, o: Int8WgslOptions): string {
     'struct Dims { M: u32, N: u32, K: u32, tilesM: u32, tilesN: u32, kTiles: u32, p0: u32, p1: u32 }',
   );
   const word = staged ? 'vec4<u32>' : 'i32';
-  head.push(
-    `@group(0) @binding(0) var<storage, read> A: array<${word}>; // M×K int8, row-major`,
-    `@group(0) @binding(1) var<storage, read> B: array<${word}>; // N×K int8, row-major (Bᵀ)`,
-    '@group(0) @binding(2) var<storage, read_write> C: array<i32>; // M×N int32',
-    '@group(0) @binding(3) var<uniform> dims: Dims;',
-  );
+  if (s.split)
+    head.push(
+      '// split: A = (A, Alo) and B = (B, Blo) two int8 slices each; C = hi·hi, C2 = hi·lo + lo·hi',
+      `@group(0) @binding(0) var<storage, read> A: array<${word}>; // M×K int8 (hi), row-major`,
+      `@group(0) @binding(1) var<storage, read> Alo: array<${word}>; // M×K int8 (lo)`,
+      `@group(0) @binding(2) var<storage, read> B: array<${word}>; // N×K int8 (hi), row-major (Bᵀ)`,
+      `@group(0) @binding(3) var<storage, read> Blo: array<${word}>; // N×K int8 (lo)`,
+      '@group(0) @binding(4) var<storage, read_write> C: array<i32>; // M×N int32',
+      '@group(0) @binding(5) var<storage, read_write> C2: array<i32>; // M×N int32',
+      '@group(0) @binding(6) var<uniform> dims: Dims;',
+    );
+  else
+    head.push(
+      `@group(0) @binding(0) var<storage, read> A: array<${word}>; // M×K int8, row-major`,
+      `@group(0) @binding(1) var<storage, read> B: array<${word}>; // N×K int8, row-major (Bᵀ)`,
+      '@group(0) @binding(2) var<storage, read_write> C: array<i32>; // M×N int32',
+      '@group(0) @binding(3) var<uniform> dims: Dims;',
+    );
   if (staged) {
     head.push(
       `var<workgroup> As: array<i32, ${(s.stages * p.bm * p.lds) / 4}>; // ${s.stages} × ${p.bm} rows × ${p.lds} bytes`,
       `var<workgroup> Bs: array<i32, ${(s.stages * p.bn * p.lds) / 4}>; // ${s.stages} × ${p.bn} rows × ${p.lds} bytes`,
     );
   }
-  if (emu) head.push(emulation(frag, sg, staged ? ['As', 'Bs'] : ['A', 'B']));
+  if (emu) head.push(emulation(frag, sg, staged ? ['As', 'Bs'] : ['A', 'B'], !!s.split));
   else
     head.push(
       `alias L = subgroup_matrix_left<i8, ${FK}, ${FM}>;`,
@@ -370,7 +402,7 @@ ${body.map((l) => `  ${l}`).join('\n')}
 
 type Load = (arr: string, e: string, stride: string) => string;
 type Mma = (a: string, b: string, c: string) => string;
-type Store = (e: string, c: string, stride: string) => string;
+type Store = (e: string, c: string, stride: string, to?: string) => string;
 
 /** The probe's kernel as it is: arrays of fragments, rolled loops. */
 function probeBody(
@@ -400,10 +432,10 @@ function probeBody(
   ];
 }
 
-function accDecls(tm: number, tn: number): string[] {
+function accDecls(tm: number, tn: number, name = 'c'): string[] {
   const out: string[] = [];
   for (let i = 0; i < tm; i++)
-    out.push(Array.from({ length: tn }, (_, j) => `var c${i}_${j}: Acc;`).join(' '));
+    out.push(Array.from({ length: tn }, (_, j) => `var ${name}${i}_${j}: Acc;`).join(' '));
   return out;
 }
 
@@ -472,6 +504,26 @@ function stagedBody(
   copies('a', p.aLoads, 'row0');
   copies('b', p.bLoads, 'col0');
   out.push(...accDecls(TM, TN));
+  if (s.split) out.push(...accDecls(TM, TN, 'd'));
+  // the copies of a slice: each operand slice's registers, source and place in a workgroup row
+  // (split: the lo slice after the hi one, bk bytes in, with the same thread mapping)
+  const operands: {
+    name: 'a' | 'b';
+    reg: string;
+    src: string;
+    dst: string;
+    per: number;
+    at: number;
+  }[] = [
+    { name: 'a', reg: 'a', src: 'A', dst: 'As', per: aStage, at: 0 },
+    { name: 'b', reg: 'b', src: 'B', dst: 'Bs', per: bStage, at: 0 },
+  ];
+  if (s.split)
+    operands.push(
+      { name: 'a', reg: 'al', src: 'Alo', dst: 'As', per: aStage, at: p.bk / 4 },
+      { name: 'b', reg: 'bl', src: 'Blo', dst: 'Bs', per: bStage, at: p.bk / 4 },
+    );
+  const loadsOf = (name: 'a' | 'b') => (name === 'a' ? p.aLoads : p.bLoads);
   const guard = (name: 'a' | 'b', c: number) => {
     const total = ((name === 'a' ? p.bm : p.bn) * p.bk) / 16;
     const last = c === (name === 'a' ? p.aLoads : p.bLoads) - 1;
@@ -481,13 +533,10 @@ function stagedBody(
   const reg = (name: string, c: number, set: number) => `r${name}${c}${set ? '_1' : ''}`;
   const gload = (t: string, set = 0) => {
     const l: string[] = [];
-    for (const [name, n, src] of [
-      ['a', p.aLoads, 'A'],
-      ['b', p.bLoads, 'B'],
-    ] as const)
-      for (let c = 0; c < n; c++) {
-        const g = guard(name, c);
-        const st = `${reg(name, c, set)} = ${src}[${name}g${c} + ${t} * ${q}u];`;
+    for (const o of operands)
+      for (let c = 0; c < loadsOf(o.name); c++) {
+        const g = guard(o.name, c);
+        const st = `${reg(o.reg, c, set)} = ${o.src}[${o.name}g${c} + ${t} * ${q}u];`;
         l.push(g ? `if (${g}) { ${st} }` : st);
       }
     return l;
@@ -504,18 +553,15 @@ function stagedBody(
   // registers (set) → workgroup-memory buffer `st`
   const sstore = (st: string | number, set = 0) => {
     const l: string[] = [];
-    for (const [name, n, dst, per] of [
-      ['a', p.aLoads, 'As', aStage],
-      ['b', p.bLoads, 'Bs', bStage],
-    ] as const)
-      for (let c = 0; c < n; c++) {
+    for (const { name, reg: r, dst, per, at } of operands)
+      for (let c = 0; c < loadsOf(name); c++) {
         const g = guard(name, c);
-        const w = `${name}w${c}`;
+        const w = `${r}w${c}`;
         const stmt = [
-          `let ${w} = ${stageOff(st, per)}${name}s${c};`,
+          `let ${w} = ${stageOff(st, per)}${name}s${c}${at ? ` + ${at}u` : ''};`,
           ...['x', 'y', 'z', 'w'].map(
             (comp, e) =>
-              `${dst}[${w}${e ? ` + ${e}u` : ''}] = bitcast<i32>(${reg(name, c, set)}.${comp});`,
+              `${dst}[${w}${e ? ` + ${e}u` : ''}] = bitcast<i32>(${reg(r, c, set)}.${comp});`,
           ),
         ].join(' ');
         l.push(g ? `if (${g}) { ${stmt} }` : `{ ${stmt} }`);
@@ -529,6 +575,31 @@ function stagedBody(
       `let aB = ${stageOff(st, aStage * 4)}aSub;`,
       `let bB = ${stageOff(st, bStage * 4)}bSub;`,
     );
+    if (s.split) {
+      // hi fragments at k, lo fragments bk bytes further: C += hi·hi, C2 += hi·lo + lo·hi
+      for (let kk = 0; kk < p.bk / f.k; kk++) {
+        const ka = (i: number, lo: boolean) => i * f.m * p.lds + kk * f.k + (lo ? p.bk : 0);
+        const kb = (j: number, lo: boolean) => j * f.n * p.lds + kk * f.k + (lo ? p.bk : 0);
+        for (let i = 0; i < TM; i++)
+          l.push(
+            `let a${kk}_${i} = ${loadL('As', `aB + ${ka(i, false)}u`, `${p.lds}u`)};`,
+            `let al${kk}_${i} = ${loadL('As', `aB + ${ka(i, true)}u`, `${p.lds}u`)};`,
+          );
+        for (let j = 0; j < TN; j++) {
+          l.push(
+            `let b${kk}_${j} = ${loadR('Bs', `bB + ${kb(j, false)}u`, `${p.lds}u`)};`,
+            `let bl${kk}_${j} = ${loadR('Bs', `bB + ${kb(j, true)}u`, `${p.lds}u`)};`,
+          );
+          for (let i = 0; i < TM; i++)
+            l.push(
+              `c${i}_${j} = ${mma(`a${kk}_${i}`, `b${kk}_${j}`, `c${i}_${j}`)};`,
+              `d${i}_${j} = ${mma(`a${kk}_${i}`, `bl${kk}_${j}`, `d${i}_${j}`)};`,
+              `d${i}_${j} = ${mma(`al${kk}_${i}`, `b${kk}_${j}`, `d${i}_${j}`)};`,
+            );
+        }
+      }
+      return l;
+    }
     for (let kk = 0; kk < p.bk / f.k; kk++) {
       for (let i = 0; i < TM; i++)
         l.push(
@@ -547,8 +618,8 @@ function stagedBody(
   const ahead = int8Ahead(s);
   const regs: string[] = [];
   for (let set = 0; set < Math.max(1, ahead); set++) {
-    for (let c = 0; c < p.aLoads; c++) regs.push(`var ${reg('a', c, set)}: vec4<u32>;`);
-    for (let c = 0; c < p.bLoads; c++) regs.push(`var ${reg('b', c, set)}: vec4<u32>;`);
+    for (const o of operands)
+      for (let c = 0; c < loadsOf(o.name); c++) regs.push(`var ${reg(o.reg, c, set)}: vec4<u32>;`);
   }
   out.push(regs.join(' '));
   const ind = (l: string[], n = 1) => l.map((x) => `${'  '.repeat(n)}${x}`);
@@ -657,8 +728,11 @@ function stagedBody(
   const c0 = `col0 + wx * ${TN * f.n}u`;
   out.push(`let cr = ${r0};`, `let cc = ${c0};`);
   for (let i = 0; i < TM; i++)
-    for (let j = 0; j < TN; j++)
+    for (let j = 0; j < TN; j++) {
       out.push(store(`(cr + ${i * f.m}u) * N + cc + ${j * f.n}u`, `c${i}_${j}`, 'N'));
+      if (s.split)
+        out.push(store(`(cr + ${i * f.m}u) * N + cc + ${j * f.n}u`, `d${i}_${j}`, 'N', 'C2'));
+    }
   return out;
 }
 
@@ -666,7 +740,7 @@ function stagedBody(
  * Plain-WGSL stand-ins for the subgroup-matrix types and calls: a fragment is where it lives, the
  * product reads the int8 values when it runs. Lane l holds result entries l, l + 32, ... (row-major).
  */
-function emulation(f: MatrixShape, sg: number, sources: string[]): string {
+function emulation(f: MatrixShape, sg: number, sources: string[], split = false): string {
   const per = (f.m * f.n) / sg;
   const srcId: Record<string, number> = { A: 0, B: 1, As: 2, Bs: 3 };
   const cases = sources.map((name) => `    case ${srcId[name]}u: { w = ${name}[i / 4u]; }`);
@@ -697,10 +771,14 @@ fn mma(a: L, b: R, c: Acc) -> Acc {
   }
   return r;
 }
-fn storeC(off: u32, c: Acc, stride: u32) {
+${(split ? ['C', 'C2'] : ['C'])
+  .map(
+    (to) => `fn store${to}(off: u32, c: Acc, stride: u32) {
   for (var e = 0u; e < ${per}u; e++) {
     let x = lane + ${sg}u * e;
-    C[off + (x / ${f.n}u) * stride + x % ${f.n}u] = c.v[e];
+    ${to}[off + (x / ${f.n}u) * stride + x % ${f.n}u] = c.v[e];
   }
-}`;
+}`,
+  )
+  .join('\n')}`;
 }

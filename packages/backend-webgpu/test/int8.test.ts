@@ -20,11 +20,15 @@ import { describe, expect, it } from 'vitest';
 import {
   getWebGPUDeviceInfo,
   int8MatMulRoute,
+  int8SplitRoute,
   setInt8MatMulSpec,
   setInt8Route,
+  setInt8SplitSpec,
   setMatMulPrecision,
+  setSplitKernel,
   takesSplit,
 } from '../src/index';
+import { int8SplitMatMul } from '../src/kernels/int8-matmul';
 
 const backends = await testBackends();
 
@@ -40,13 +44,13 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: int8 matmul', () =
     expect(typeof info?.subgroupMatrix).toBe('boolean');
     setInt8Route('emulate');
     try {
-      expect(int8MatMulRoute(128, 128, 64)).toBe('emulate');
-      expect(int8MatMulRoute(130, 128, 64)).toBe('plain'); // not whole 128×128 tiles
+      expect(int8MatMulRoute(128, 128, 128)).toBe('emulate');
+      expect(int8MatMulRoute(130, 128, 128)).toBe('plain'); // not whole 128×128 tiles
       expect(int8MatMulRoute(128, 128, 72)).toBe('plain'); // K not whole 32-byte slices
     } finally {
       setInt8Route('auto');
     }
-    if (!info?.subgroupMatrix) expect(int8MatMulRoute(128, 128, 64)).toBe('plain');
+    if (!info?.subgroupMatrix) expect(int8MatMulRoute(128, 128, 128)).toBe('plain');
   });
 
   it.each(['auto', 'plain', 'emulate'] as const)(
@@ -151,6 +155,59 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: W8A8 and split pro
 // setMatMulPrecision('split'): tfjs's float32 matMul (every transposed form, and so training's
 // gradients) through the split-precision product; the tiled int8 kernel emulated on lavapipe
 describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: split matmul precision', () => {
+  // the fused kernel (one dispatch, two accumulator sets) against three products of the plain
+  // loop: integer products, so equal to the last bit
+  it.each([
+    ['the default', undefined],
+    ['4×4 accumulators a subgroup', { sy: 2, sx: 2, tm: 4, tn: 4 }],
+  ] as const)(
+    'fused split kernel (%s, emulated) = hi·hi and hi·lo + lo·hi exactly',
+    async (_, spec) => {
+      await useBackend('webgpu');
+      const gpu = tf.backend() as unknown as Parameters<typeof int8SplitMatMul>[0];
+      const [m, n, words] = [128, 256, 16]; // K = 64: two slices
+      const rnd = seededRandom(31);
+      const packed = (rows: number) =>
+        tf.tensor2d(
+          Int32Array.from({ length: rows * words }, () => Math.floor(rnd() * 2 ** 32) | 0),
+          [rows, words],
+          'int32',
+        );
+      const [ahi, alo, bhi, blo] = [packed(m), packed(m), packed(n), packed(n)];
+      setInt8SplitSpec(spec);
+      setInt8Route('emulate');
+      try {
+        expect(int8SplitRoute(m, n, 4 * words)).toBe('emulate');
+        expect(int8SplitRoute(m, 100, 4 * words)).toBe('plain'); // not whole tiles
+        const [c, c2] = int8SplitMatMul(gpu, ahi, alo, bhi, blo).map((t) =>
+          tf.engine().makeTensorFromDataId(t.dataId, t.shape, 'int32'),
+        );
+        setInt8Route('plain');
+        const hh = tf
+          .engine()
+          .runKernel(Int8KernelNames.Int8MatMul, { a: ahi, b: bhi }) as tf.Tensor;
+        const hl = tf
+          .engine()
+          .runKernel(Int8KernelNames.Int8MatMul, { a: ahi, b: blo }) as tf.Tensor;
+        const lh = tf
+          .engine()
+          .runKernel(Int8KernelNames.Int8MatMul, { a: alo, b: bhi }) as tf.Tensor;
+        const [cv, c2v, hhv, hlv, lhv] = await Promise.all(
+          [c, c2, hh, hl, lh].map((t) => t.data()),
+        );
+        expect(Array.from(cv)).toEqual(Array.from(hhv));
+        expect(Array.from(c2v)).toEqual(Array.from(hlv, (v, i) => (v + lhv[i]) | 0));
+        expect(new Set(Array.from(c2v)).size).toBeGreaterThan(1000); // not a constant
+        tf.dispose([c, c2, hh, hl, lh]);
+      } finally {
+        setInt8Route('auto');
+        setInt8SplitSpec();
+        tf.dispose([ahi, alo, bhi, blo]);
+      }
+    },
+    300_000,
+  );
+
   it('matMul in the four forms, and a gradient, as the float64 product to ~1e-5', async () => {
     await useBackend('webgpu');
     const [m, k, n] = [100, 72, 60];
@@ -178,13 +235,22 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: split matmul preci
     try {
       expect(takesSplit(m, n, k, 1)).toBe(true);
       expect(takesSplit(m, n, k, 2)).toBe(false); // batched products stay f32
-      for (const [x, y, ta, tb] of forms) {
-        const c = tf.matMul(x, y, ta, tb);
-        const err = rel(await c.data());
-        c.dispose();
-        expect(err, `${ta} ${tb}`).toBeGreaterThan(1e-7); // not the f32 GEMM
-        expect(err, `${ta} ${tb}`).toBeLessThan(3e-5);
+      // the fused kernel (the default), then three products: the same integers, the same floats
+      const firsts: Float32Array[] = [];
+      for (const kernel of ['fused', 'three'] as const) {
+        setSplitKernel(kernel);
+        for (const [x, y, ta, tb] of forms) {
+          const c = tf.matMul(x, y, ta, tb);
+          const got = (await c.data()) as Float32Array;
+          c.dispose();
+          const err = rel(got);
+          expect(err, `${kernel} ${ta} ${tb}`).toBeGreaterThan(1e-7); // not the f32 GEMM
+          expect(err, `${kernel} ${ta} ${tb}`).toBeLessThan(3e-5);
+          if (!ta && !tb) firsts.push(got);
+        }
       }
+      expect(Array.from(firsts[0])).toEqual(Array.from(firsts[1]));
+      setSplitKernel('fused');
       // d(sum(A·B))/dA = 1·Bᵀ: the gradient's product (NT form) through the split path too
       const g = tf.grad((x: tf.Tensor) => tf.matMul(x as tf.Tensor2D, bt).sum())(at);
       const gv = await g.data();
@@ -197,9 +263,11 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: split matmul preci
         }
     } finally {
       setMatMulPrecision('f32');
+      setSplitKernel('fused');
       setInt8Route('auto');
       tf.dispose([at, bt, ...forms.flat()]);
     }
     expect(() => setMatMulPrecision('bf16' as 'split')).toThrow(/'f32' or 'split'/);
+    expect(() => setSplitKernel('two' as 'fused')).toThrow(/'fused' or 'three'/);
   }, 300_000);
 });

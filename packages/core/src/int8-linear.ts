@@ -48,10 +48,11 @@ export interface Int8Padding {
 /** No padding: rows as they are, K to whole 32-bit words. */
 export const INT8_UNPADDED: Int8Padding = { rows: 1, k: 4 };
 /**
- * What the WebGPU plugin's tensor-core kernel needs (128×128 tiles, K in 64-byte steps covers
- * every variant): W8A8 and the split product pad to it on every backend (at most 127 zero rows).
+ * What the WebGPU plugin's tensor-core kernels need (128×128 tiles, K in 128-byte slices for the
+ * default GEMM, 64 for the fused split kernel): W8A8 and the split product pad to it on every
+ * backend (at most 127 zero rows and 127 zero bytes a row).
  */
-export const INT8_TENSOR_CORE_PADDING: Int8Padding = { rows: 128, k: 64 };
+export const INT8_TENSOR_CORE_PADDING: Int8Padding = { rows: 128, k: 128 };
 
 /** The packed shape [rows, words] of m rows of k int8 values under a padding. */
 export function int8PackedShape(

@@ -108,13 +108,13 @@ describe('packedMatMulW8A8 and splitMatMul (cpu plugin)', () => {
     disposePackedWeight(w);
     // the definition, step by step
     const xn = decodeReference.rmsNorm(x, k, g, 1e-5);
-    // (both operands padded to the tensor cores' tiles: 128 rows, K to 64 bytes)
+    // (both operands padded to the tensor cores' tiles: 128 rows, K to 128 bytes)
     const pad = INT8_TENSOR_CORE_PADDING;
     const qa = quantizeRowsHost(xn, m, k, 1, pad);
     const qb = paletteInt8Host(h, pad);
     const [mp, words] = int8PackedShape(m, k, pad);
     const [np] = int8PackedShape(n, k, pad);
-    expect([mp, np, words]).toEqual([128, 128, 16]);
+    expect([mp, np, words]).toEqual([128, 128, 32]);
     const c = int8MatMulPacked(qa.hi, qb.b, mp, np, words);
     const y0 = int8RescaleHost(c, qa.scale, qb.sb, { residual, cols: np });
     expect(Array.from(y)).toEqual(Array.from(y0));

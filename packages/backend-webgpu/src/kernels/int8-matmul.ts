@@ -57,7 +57,26 @@ export function setInt8MatMulSpec(over?: Partial<Int8KernelSpec>): void {
   chosen = over ? int8Spec({ ...INT8_MATMUL_SPEC, ...over }) : undefined;
 }
 
+/**
+ * `s`, or the same kernel with shorter K slices (halved down to 32 bytes) where the device has
+ * less workgroup memory than `s` needs (lavapipe: 32 KiB; the defaults take 36 KiB).
+ */
+function fitting(s: Int8KernelSpec): Int8KernelSpec {
+  let f = s;
+  while (
+    f.bk > 32 &&
+    device.maxWorkgroupStorage > 0 &&
+    planInt8Kernel(f, { m: 16, n: f.fragN, k: 32 }).smemBytes > device.maxWorkgroupStorage
+  )
+    f = int8Spec({ ...f, bk: f.bk / 2 });
+  return f;
+}
+
 function currentSpec(): Int8KernelSpec {
+  return fitting(requestedSpec());
+}
+
+function requestedSpec(): Int8KernelSpec {
   if (!chosen) {
     const env = typeof process !== 'undefined' ? process.env?.EDKM_INT8_SPEC : undefined;
     if (env) {
@@ -171,4 +190,97 @@ export function int8FragNs(info: GPUAdapterInfo | undefined, features: string[])
         c.componentType === 'i8' && c.resultComponentType === 'i32' && c.M === 16 && c.K === 32,
     )
     .map((c) => c.N);
+}
+
+/**
+ * The split product's fused kernel (Int8KernelSpec.split): C = hi·hi and C2 = hi·lo + lo·hi in one
+ * pass over the four int8 slices: 128×128 tiles over 8 subgroups of 16×128 (two accumulator sets
+ * of 1×8 each), 64-byte K slices (hi and lo: 128 bytes a workgroup-memory row), the next read
+ * ahead. On the H200 (bench/h200-split.sh, training's product against our f32 GEMM, replayed):
+ * 2.49–2.93× (99–113 effective TFLOP/s); with 32-byte slices 2.13–2.36×; 8 subgroups of 32×64
+ * 2.02–2.20×, of 64×32 1.43–1.50×, 4 of 64×64 0.72–0.77× (4×4 accumulators twice: spills); three
+ * separate products 1.75–1.92×. EDKM_INT8_SPLIT_SPEC (JSON, Int8KernelSpec fields) sets another.
+ */
+export const INT8_SPLIT_SPEC: Int8KernelSpec = int8Spec({
+  stages: 1,
+  bk: 64,
+  ahead: 1,
+  sy: 8,
+  sx: 1,
+  tm: 1,
+  tn: 8,
+  split: true,
+});
+
+let splitChosen: Int8KernelSpec | undefined;
+
+/** The fused split kernel's variant (fields over INT8_SPLIT_SPEC; undefined: the default). */
+export function setInt8SplitSpec(over?: Partial<Int8KernelSpec>): void {
+  splitChosen = over ? int8Spec({ ...INT8_SPLIT_SPEC, ...over, split: true }) : undefined;
+}
+
+function currentSplitSpec(): Int8KernelSpec {
+  return fitting(requestedSplitSpec());
+}
+
+function requestedSplitSpec(): Int8KernelSpec {
+  if (!splitChosen) {
+    const env = typeof process !== 'undefined' ? process.env?.EDKM_INT8_SPLIT_SPEC : undefined;
+    if (env) {
+      try {
+        setInt8SplitSpec(JSON.parse(env) as Partial<Int8KernelSpec>);
+      } catch (e) {
+        throw new InvalidArgumentError(`EDKM_INT8_SPLIT_SPEC is not a kernel spec: ${String(e)}`);
+      }
+    }
+  }
+  return splitChosen ?? INT8_SPLIT_SPEC;
+}
+
+/** Whether the fused split kernel takes an M×N×K product here: 'tensor-core', 'emulate' or 'plain' (it does not). */
+export function int8SplitRoute(m: number, n: number, k: number): 'tensor-core' | Int8Route {
+  if (route === 'plain' || m * n === 0 || k === 0) return 'plain';
+  const s = currentSplitSpec();
+  if (route === 'auto' && !(device.subgroupMatrix && device.fragNs.includes(s.fragN)))
+    return 'plain';
+  const plan = planInt8Kernel(s, { m: 16, n: s.fragN, k: 32 });
+  if (plan.smemBytes > device.maxWorkgroupStorage || int8ShapeMisfit(plan, m, n, k)) return 'plain';
+  return route === 'emulate' ? 'emulate' : 'tensor-core';
+}
+
+/**
+ * The split product's three int8 products in one dispatch: from the hi and lo slices of A [M, W]
+ * and B [N, W] (packed int8), C = hi·hi and C2 = hi·lo + lo·hi, both [M, N] int32. Only where
+ * int8SplitRoute is not 'plain'.
+ */
+export function int8SplitMatMul(
+  gpu: WebGPUBackend,
+  ahi: tf.TensorInfo,
+  alo: tf.TensorInfo,
+  bhi: tf.TensorInfo,
+  blo: tf.TensorInfo,
+): [tf.TensorInfo, tf.TensorInfo] {
+  const [m, words] = ahi.shape;
+  const n = bhi.shape[0];
+  const k = 4 * words;
+  const form = int8SplitRoute(m, n, k);
+  if (form === 'plain')
+    throw new InvalidArgumentError(
+      `int8SplitMatMul: no fused kernel for ${m}×${n}×${k} here (int8SplitRoute is 'plain')`,
+    );
+  const s = currentSplitSpec();
+  const emulate = form === 'emulate';
+  const frag = { m: 16, n: s.fragN, k: 32 };
+  const plan = planInt8Kernel(s, frag);
+  const [gx, gy] = int8Grid(plan, m, n);
+  const c = allocate(gpu, [m, n], 'int32');
+  const c2 = allocate(gpu, [m, n], 'int32');
+  runRaw(gpu, {
+    key: `EdkmInt8SplitMatMul:${specName(s)}${emulate ? ':emulate' : ''}`,
+    wgsl: () => int8GemmWgsl(s, { frag, emulate }),
+    tensors: [ahi, alo, bhi, blo, c, c2],
+    uniforms: int8Dims(plan, m, n, k).buffer as ArrayBuffer,
+    groups: [gx, gy, 1],
+  });
+  return [c, c2];
 }

@@ -1,6 +1,6 @@
 import { INT8_TENSOR_CORE_PADDING, InvalidArgumentError, int8PackedShape, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { int8MatMul, int8MatMulRoute } from './int8-matmul';
+import { int8MatMul, int8MatMulRoute, int8SplitMatMul, int8SplitRoute } from './int8-matmul';
 import { int8QuantizeRows } from './int8-quantize-rows';
 import { int8Rescale } from './int8-rescale';
 
@@ -24,6 +24,28 @@ export function setMatMulPrecision(p: MatMulPrecision): void {
 
 export function getMatMulPrecision(): MatMulPrecision {
   return precision;
+}
+
+/**
+ * How the split product runs its three int8 products: 'fused' (one kernel, int8SplitMatMul, where
+ * it takes the shape; the default) or 'three' (three EdkmInt8MatMul dispatches). EDKM_SPLIT_KERNEL
+ * sets it in Node.
+ */
+export type SplitKernel = 'fused' | 'three';
+let splitKernel: SplitKernel | undefined;
+
+export function setSplitKernel(k: SplitKernel): void {
+  if (k !== 'fused' && k !== 'three')
+    throw new InvalidArgumentError(`split kernel must be 'fused' or 'three', got '${k}'`);
+  splitKernel = k;
+}
+
+function currentSplitKernel(): SplitKernel {
+  if (!splitKernel) {
+    const env = typeof process !== 'undefined' ? process.env?.EDKM_SPLIT_KERNEL : undefined;
+    setSplitKernel((env as SplitKernel | undefined) ?? 'fused');
+  }
+  return splitKernel as SplitKernel;
 }
 
 /** Whether an M×N×K product (batch 1) runs split: the precision asks and int8 tiles fit it. */
@@ -79,8 +101,15 @@ export function splitProduct(
   const [bhi, blo, sb] = quantize(rowsOf(b, !transposeB));
   const product = (x: tf.TensorInfo, y: tf.TensorInfo) =>
     keep(int8MatMul({ inputs: { a: x, b: y }, backend: gpu, attrs: {} }) as tf.TensorInfo);
+  const fused =
+    currentSplitKernel() === 'fused' &&
+    int8SplitRoute(ahi.shape[0], bhi.shape[0], 4 * ahi.shape[1]) !== 'plain';
+  // C = hi·hi and C2 = hi·lo + lo·hi: one fused dispatch, or three products (C2 = c2 + c3)
+  const parts = fused
+    ? (([c, c2]) => ({ c, c2 }))(keep(int8SplitMatMul(gpu, ahi, alo, bhi, blo)))
+    : { c: product(ahi, bhi), c2: product(ahi, blo), c3: product(alo, bhi) };
   const y = int8Rescale({
-    inputs: { c: product(ahi, bhi), sa, sb, c2: product(ahi, blo), c3: product(alo, bhi) },
+    inputs: { ...parts, sa, sb },
     backend: gpu,
     attrs: { lo: 1 / 256, residual: false },
   }) as tf.TensorInfo;
