@@ -3,7 +3,8 @@
 // the memory plan in finetune/plan.ts, the training itself (restore, steps, read-back,
 // checkpoints, export) in finetune/training.ts.
 import { join } from 'node:path';
-import { useBackend } from '@edkm/core';
+import { getWebGPUDeviceInfo, setMatMulPrecision } from '@edkm/backend-webgpu';
+import { InvalidArgumentError, useBackend } from '@edkm/core';
 import '@edkm/jlcm'; // registers method: 'jlcm' for palettizer configs
 import { describeSelection } from './backend';
 import {
@@ -40,8 +41,16 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
   // 1. the options, checked, and the run folder they name (resumable or free)
   const o = resolveRun(opts, ctl.resume);
   // 2. the backend, then the folder and run.json
+  const precision = ctl.matmulPrecision ?? 'f32';
+  if (precision !== 'f32' && precision !== 'split')
+    throw new InvalidArgumentError(`matmul precision must be 'f32' or 'split', got '${precision}'`);
+  if (precision === 'split' && ctl.backend !== 'webgpu' && ctl.backend !== 'auto')
+    throw new InvalidArgumentError(
+      `--matmul-precision split runs on the webgpu backend's int8 tensor cores, not on --backend ${ctl.backend}`,
+    );
   const selection = await useBackend(ctl.backend);
   ctl.log(describeSelection(selection));
+  useMatMulPrecision(precision, selection.plugin, ctl.log);
   startRunFolder(o, ctl.resume);
   // 3. the palettizer and the memory plan, before the weights are loaded
   const { palettizer, linearWeights } = planRun(o, ctl, selection.plugin);
@@ -67,4 +76,23 @@ export async function finetune(opts: FinetuneOptions, ctl: RunControl): Promise<
     backend: selection.description,
     exportReport,
   };
+}
+
+/** Training's float32 products at `precision` on the started backend (see RunControl). */
+function useMatMulPrecision(
+  precision: 'f32' | 'split',
+  plugin: string,
+  log: (line: string) => void,
+): void {
+  if (plugin === 'webgpu') setMatMulPrecision(precision);
+  if (precision === 'f32') return;
+  if (plugin !== 'webgpu')
+    throw new InvalidArgumentError(
+      `--matmul-precision split runs on the webgpu backend's int8 tensor cores; --backend auto chose ${plugin}`,
+    );
+  log(
+    getWebGPUDeviceInfo()?.subgroupMatrix
+      ? 'matmul precision: split (int8 tensor cores through WebGPU subgroup matrices)'
+      : 'matmul precision: split asked, but this device has no int8 subgroup matrices (needs EDKM_WEBGPU_UNSAFE=1 and a GPU that has them): training products stay f32',
+  );
 }

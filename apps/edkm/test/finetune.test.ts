@@ -1,6 +1,6 @@
 // In-process: the export equals the fine-tuned model with hard-assigned clusters, and a full disk
 // during a checkpoint loses nothing.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -263,6 +263,17 @@ describe('a 16-bit fine-tune (--bits 16) and its post-training baselines', () =>
     model.dispose();
     // two k-means exports of 42 weights on the cpu backend: ~40 s alone on 2 cores, over 60 under load
   }, 180_000);
+
+  it('refuses split matmul precision off the webgpu backend, and an unknown precision, before any file', async () => {
+    const out = join(work, 'split-cpu');
+    await expect(
+      finetune(options(out, 1), { ...control, matmulPrecision: 'split' }),
+    ).rejects.toThrow(/split runs on the webgpu backend's int8 tensor cores, not on --backend cpu/);
+    await expect(
+      finetune(options(out, 1), { ...control, matmulPrecision: 'bf16' as 'split' }),
+    ).rejects.toThrow(/'f32' or 'split', got 'bf16'/);
+    expect(existsSync(out)).toBe(false);
+  });
 
   it('refuses a config that clusters nothing unless it is the 16-bit one, and k-means at 16 bits', async () => {
     await expect(

@@ -1,6 +1,6 @@
 // `edkm finetune`: fine-tune while palettizing (runs finetune()).
 import { defaultAlpacaPath } from '@edkm/alpaca';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import {
   type FinetuneOptions,
   defaultPalettizeConfig,
@@ -91,6 +91,14 @@ export function registerFinetune(program: Command, { print, note }: CliIO): void
       '--no-step-graph',
       'run every step op by op instead of replaying the recorded step (webgpu)',
     )
+    .addOption(
+      new Option(
+        '--matmul-precision <p>',
+        "training's float32 products on webgpu: f32, or split (int8 tensor cores, ~16-bit mantissas; asks Dawn for its unsafe APIs)",
+      )
+        .choices(['f32', 'split'])
+        .default('f32'),
+    )
     .addOption(backendOption())
     .option('--resume', 'continue the run in --out from its checkpoint', false)
     .option('--json', 'print the result as JSON', false)
@@ -121,7 +129,17 @@ export function registerFinetune(program: Command, { print, note }: CliIO): void
         readEvery: o.readEvery,
         checkpointing: o.checkpointing || undefined,
       };
+      // the tensor cores are behind Dawn's unsafe APIs, read when the backend starts
+      if (
+        o.matmulPrecision === 'split' &&
+        (o.backend === 'webgpu' || o.backend === 'auto') &&
+        process.env.EDKM_WEBGPU_UNSAFE === undefined
+      ) {
+        process.env.EDKM_WEBGPU_UNSAFE = '1';
+        note('--matmul-precision split: asking Dawn for its unsafe APIs (subgroup matrices)');
+      }
       const result = await finetune(options, {
+        matmulPrecision: o.matmulPrecision,
         deviceMemory: o.deviceMemory === undefined ? undefined : parseBytes(o.deviceMemory),
         exportTo: o.export,
         stepGraph: o.stepGraph,

@@ -69,6 +69,15 @@ export interface RunControl {
    * Results are the same either way (to float32 rounding).
    */
   stepGraph?: boolean;
+  /**
+   * The float32 products of training (webgpu only): 'f32' (default), or 'split' — the
+   * split-precision product on int8 tensor cores (@edkm/backend-webgpu's setMatMulPrecision: each
+   * operand as two int8 slices, ~2^−16 of a row's largest value; 0.2× bf16 autocast's error and
+   * 2.5× our f32 GEMM on an H200). It needs Dawn's unsafe APIs (EDKM_WEBGPU_UNSAFE=1, set before
+   * the backend starts; the CLI's --matmul-precision does); without tensor cores the products stay
+   * f32 and the log says so.
+   */
+  matmulPrecision?: 'f32' | 'split';
 }
 
 export interface FinetuneResult {
