@@ -38,7 +38,6 @@ interface Int8Device {
 
 let device: Int8Device = { subgroupMatrix: false, fragNs: [], maxWorkgroupStorage: 0 };
 let route: Int8Route = 'auto';
-let chosen: Int8KernelSpec | undefined;
 
 export function setInt8Device(d: Int8Device): void {
   device = d;
@@ -50,11 +49,32 @@ export function setInt8Route(r: Int8Route): void {
 }
 
 /**
- * The tensor-core kernel's variant (fields of Int8KernelSpec over INT8_MATMUL_SPEC; undefined: the
- * default). EDKM_INT8_SPEC (JSON, e.g. '{"stages":2,"unroll":true}') sets it in Node.
+ * A kernel's variant: its default, a caller's fields over it, or an environment variable's (JSON
+ * Int8KernelSpec fields, read in Node until one is set), with its K slices shortened to fit the
+ * device's workgroup memory.
  */
-export function setInt8MatMulSpec(over?: Partial<Int8KernelSpec>): void {
-  chosen = over ? int8Spec({ ...INT8_MATMUL_SPEC, ...over }) : undefined;
+class SpecChoice {
+  private chosen: Int8KernelSpec | undefined;
+  constructor(
+    private readonly base: Int8KernelSpec,
+    private readonly env: string,
+  ) {}
+  set(over?: Partial<Int8KernelSpec>): void {
+    this.chosen = over ? int8Spec({ ...this.base, ...over, split: this.base.split }) : undefined;
+  }
+  current(): Int8KernelSpec {
+    if (!this.chosen) {
+      const v = typeof process !== 'undefined' ? process.env?.[this.env] : undefined;
+      if (v) {
+        try {
+          this.set(JSON.parse(v) as Partial<Int8KernelSpec>);
+        } catch (e) {
+          throw new InvalidArgumentError(`${this.env} is not a kernel spec: ${String(e)}`);
+        }
+      }
+    }
+    return fitting(this.chosen ?? this.base);
+  }
 }
 
 /**
@@ -72,33 +92,29 @@ function fitting(s: Int8KernelSpec): Int8KernelSpec {
   return f;
 }
 
-function currentSpec(): Int8KernelSpec {
-  return fitting(requestedSpec());
-}
-
-function requestedSpec(): Int8KernelSpec {
-  if (!chosen) {
-    const env = typeof process !== 'undefined' ? process.env?.EDKM_INT8_SPEC : undefined;
-    if (env) {
-      try {
-        setInt8MatMulSpec(JSON.parse(env) as Partial<Int8KernelSpec>);
-      } catch (e) {
-        throw new InvalidArgumentError(`EDKM_INT8_SPEC is not a kernel spec: ${String(e)}`);
-      }
-    }
-  }
-  return chosen ?? INT8_MATMUL_SPEC;
-}
-
-/** Which form an M×N×K product takes on this device: 'tensor-core', 'emulate' or 'plain'. */
-export function int8MatMulRoute(m: number, n: number, k: number): 'tensor-core' | Int8Route {
+/** The form kernel `s` takes for an M×N×K product on this device. */
+function routeOf(s: Int8KernelSpec, m: number, n: number, k: number): 'tensor-core' | Int8Route {
   if (route === 'plain' || m * n === 0 || k === 0) return 'plain';
-  const s = currentSpec();
   if (route === 'auto' && !(device.subgroupMatrix && device.fragNs.includes(s.fragN)))
     return 'plain';
   const plan = planInt8Kernel(s, { m: 16, n: s.fragN, k: 32 });
   if (plan.smemBytes > device.maxWorkgroupStorage || int8ShapeMisfit(plan, m, n, k)) return 'plain';
   return route === 'emulate' ? 'emulate' : 'tensor-core';
+}
+
+const gemmSpec = new SpecChoice(INT8_MATMUL_SPEC, 'EDKM_INT8_SPEC');
+
+/**
+ * The tensor-core kernel's variant (fields of Int8KernelSpec over INT8_MATMUL_SPEC; undefined: the
+ * default). EDKM_INT8_SPEC (JSON, e.g. '{"stages":2,"unroll":true}') sets it in Node.
+ */
+export function setInt8MatMulSpec(over?: Partial<Int8KernelSpec>): void {
+  gemmSpec.set(over);
+}
+
+/** Which form an M×N×K product takes on this device: 'tensor-core', 'emulate' or 'plain'. */
+export function int8MatMulRoute(m: number, n: number, k: number): 'tensor-core' | Int8Route {
+  return routeOf(gemmSpec.current(), m, n, k);
 }
 
 const PLAIN = 16;
@@ -137,7 +153,7 @@ export const int8MatMul: tf.KernelFunc = ({ inputs, backend }) => {
   const c = allocate(gpu, [m, n], 'int32');
   const form = int8MatMulRoute(m, n, k);
   if (form === 'tensor-core' || form === 'emulate') {
-    const s = currentSpec();
+    const s = gemmSpec.current();
     const emulate = form === 'emulate';
     const frag = { m: 16, n: s.fragN, k: 32 };
     const plan = planInt8Kernel(s, frag);
@@ -212,40 +228,16 @@ export const INT8_SPLIT_SPEC: Int8KernelSpec = int8Spec({
   split: true,
 });
 
-let splitChosen: Int8KernelSpec | undefined;
+const splitSpec = new SpecChoice(INT8_SPLIT_SPEC, 'EDKM_INT8_SPLIT_SPEC');
 
 /** The fused split kernel's variant (fields over INT8_SPLIT_SPEC; undefined: the default). */
 export function setInt8SplitSpec(over?: Partial<Int8KernelSpec>): void {
-  splitChosen = over ? int8Spec({ ...INT8_SPLIT_SPEC, ...over, split: true }) : undefined;
+  splitSpec.set(over);
 }
 
-function currentSplitSpec(): Int8KernelSpec {
-  return fitting(requestedSplitSpec());
-}
-
-function requestedSplitSpec(): Int8KernelSpec {
-  if (!splitChosen) {
-    const env = typeof process !== 'undefined' ? process.env?.EDKM_INT8_SPLIT_SPEC : undefined;
-    if (env) {
-      try {
-        setInt8SplitSpec(JSON.parse(env) as Partial<Int8KernelSpec>);
-      } catch (e) {
-        throw new InvalidArgumentError(`EDKM_INT8_SPLIT_SPEC is not a kernel spec: ${String(e)}`);
-      }
-    }
-  }
-  return splitChosen ?? INT8_SPLIT_SPEC;
-}
-
-/** Whether the fused split kernel takes an M×N×K product here: 'tensor-core', 'emulate' or 'plain' (it does not). */
+/** Whether the fused split kernel takes an M×N×K product here ('plain': it does not). */
 export function int8SplitRoute(m: number, n: number, k: number): 'tensor-core' | Int8Route {
-  if (route === 'plain' || m * n === 0 || k === 0) return 'plain';
-  const s = currentSplitSpec();
-  if (route === 'auto' && !(device.subgroupMatrix && device.fragNs.includes(s.fragN)))
-    return 'plain';
-  const plan = planInt8Kernel(s, { m: 16, n: s.fragN, k: 32 });
-  if (plan.smemBytes > device.maxWorkgroupStorage || int8ShapeMisfit(plan, m, n, k)) return 'plain';
-  return route === 'emulate' ? 'emulate' : 'tensor-core';
+  return routeOf(splitSpec.current(), m, n, k);
 }
 
 /**
@@ -268,7 +260,7 @@ export function int8SplitMatMul(
     throw new InvalidArgumentError(
       `int8SplitMatMul: no fused kernel for ${m}×${n}×${k} here (int8SplitRoute is 'plain')`,
     );
-  const s = currentSplitSpec();
+  const s = splitSpec.current();
   const emulate = form === 'emulate';
   const frag = { m: 16, n: s.fragN, k: 32 };
   const plan = planInt8Kernel(s, frag);
