@@ -73,8 +73,28 @@ export const int8VariantsRound2: Int8KernelSpec[] = [
   spec({ stages: 2, bk: 32, ahead: 2, unroll: true, sx: 4, tn: 2 }), // two slices ahead
 ];
 
-/** The variants bench/int8.ts runs by default (`--round 1` for round 1's). */
-export const int8Variants: Int8KernelSpec[] = int8VariantsRound2;
+const a1 = { stages: 1, ahead: 1 } as const;
+
+/**
+ * Round 3 (bench/results/h200-2026-12-03/int8-round3-s3-6.json, -s3-7.json): one A fragment against
+ * many B fragments per subgroup, and longer K slices. Winner W, the plugin's INT8_MATMUL_SPEC since:
+ * 8 subgroups of 16×128 with 128-byte slices, 374.6 TOPS at 8192³ and 371.1 at 2048×4096×11008
+ * (round 2's W 278.6 / 275.9). The rest: what the next round tries around it (issue 25 asks 500).
+ */
+export const int8VariantsRound3: Int8KernelSpec[] = [
+  spec({ ...a1, bk: 128, sy: 8, sx: 1, tm: 1, tn: 8 }), // W
+  spec({ ...a1, bk: 64, sy: 8, sx: 1, tm: 2, tn: 8 }), // 256×128: 368.2 / 371.1
+  spec({ ...a1, bk: 64, sy: 8, sx: 1, tm: 1, tn: 16 }), // 128×256: 363.4 / 360.1
+  spec({ ...a1, bk: 128, sy: 8, sx: 1, tm: 1, tn: 8, group: 16 }),
+  spec({ ...a1, bk: 128, sy: 4, sx: 2, tm: 2, tn: 4 }), // 8 subgroups of 32×64
+  spec({ ...a1, bk: 64, sy: 16, sx: 1, tm: 1, tn: 8 }), // 16 subgroups (512 threads), 256×128
+  spec({ ...a1, bk: 128, sy: 8, sx: 1, tm: 1, tn: 8, pad: 32 }),
+  spec({ stages: 2, unroll: true, bk: 64, sy: 8, sx: 1, tm: 1, tn: 8 }), // one barrier a slice
+  spec({ stages: 2, unroll: true, ahead: 0, bk: 64, sy: 8, sx: 1, tm: 1, tn: 8 }),
+];
+
+/** The variants bench/int8.ts runs by default (`--round 1` or `--round 2` for the earlier lists). */
+export const int8Variants: Int8KernelSpec[] = int8VariantsRound3;
 
 /** M×N×K: a square pair, and a LLaMA-7B layer's linear shapes over 2048 tokens (gate/up, down, q/k/v/o). */
 export const INT8_TIMED_SHAPES: [number, number, number][] = [

@@ -4,8 +4,8 @@
 //
 // Usage: tsx int8.ts [--reps 10] [--only REGEX] [--shapes MxNxK,...] [--check-shapes MxNxK,...]
 //        [--samples 2000] [--max-seconds 170] [--no-robustness] [--emulate] [--wgsl NAME]
-//        [--round 1|2|all]
-//   --round: which variant list (bench/int8-kernels.ts): 2 (the default), 1 (round 1's), or all;
+//        [--round 1|2|3|all]
+//   --round: which variant list (bench/int8-kernels.ts): 3 (the default), 1 or 2 (the earlier), or all;
 //   --only REGEX keeps the variants of that list whose names match.
 //   C = A·Bᵀ with A M×K and B N×K row-major int8. Check shapes are compared entry by entry with the
 //   host's product; timed shapes on `--samples` entries (and timed: warm-up, then --reps dispatches
@@ -30,6 +30,7 @@ import {
   int8ShapeMisfit,
   int8VariantsRound1,
   int8VariantsRound2,
+  int8VariantsRound3,
   planInt8Kernel,
   spec,
   specName,
@@ -55,12 +56,18 @@ const CHECKED: [number, number, number][] = argValue('check-shapes')
   : emulate
     ? [[256, 256, 256]]
     : INT8_CHECK_SHAPES;
-const allVariants = [...int8VariantsRound2, ...int8VariantsRound1].filter(
+const allVariants = [...int8VariantsRound3, ...int8VariantsRound2, ...int8VariantsRound1].filter(
   (v, i, list) => list.findIndex((w) => specName(w) === specName(v)) === i,
 );
-const round = argValue('round') ?? '2';
-const VARIANTS =
-  round === '1' ? int8VariantsRound1 : round === 'all' ? allVariants : int8VariantsRound2;
+const round = argValue('round') ?? '3';
+const rounds: Record<string, Int8KernelSpec[]> = {
+  '1': int8VariantsRound1,
+  '2': int8VariantsRound2,
+  '3': int8VariantsRound3,
+  all: allVariants,
+};
+const VARIANTS = rounds[round];
+if (!VARIANTS) throw new Error(`--round ${round}: 1, 2, 3 or all`);
 
 interface Result {
   variant: string;

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   INT8_CHECK_SHAPES,
+  INT8_MATMUL_SPEC,
   INT8_TIMED_SHAPES,
   groupedTile,
   int8Dims,
@@ -16,6 +17,7 @@ import {
   int8ShapeMisfit,
   int8Variants,
   int8VariantsRound1,
+  int8VariantsRound2,
   planInt8Kernel,
   spec,
   specName,
@@ -90,12 +92,16 @@ describe('shapes', () => {
   });
 
   it('default variant names are unique', () => {
-    for (const list of [int8Variants, int8VariantsRound1]) {
+    for (const list of [int8Variants, int8VariantsRound1, int8VariantsRound2]) {
       const names = list.map(specName);
       expect(new Set(names).size).toBe(names.length);
     }
     expect(int8Variants.length).toBeLessThanOrEqual(16);
-    expect(specName(int8Variants[0])).toBe('staged1-2x2sg-4x4-k32-p16-g8'); // round 1's winner
+    expect(specName(int8VariantsRound2[0])).toBe('staged1-2x2sg-4x4-k32-p16-g8'); // round 1's winner
+    // round 3's first is its winner, the plugin's default kernel
+    expect(specName(int8Variants[0])).toBe(specName(INT8_MATMUL_SPEC));
+    for (const v of int8Variants)
+      expect(planInt8Kernel(v, { m: 16, n: v.fragN, k: 32 }).smemBytes).toBeLessThanOrEqual(49152);
   });
 
   it('an unrolled kernel needs K in pairs of slices; ahead 2 needs the unrolled loop', () => {
