@@ -21,10 +21,9 @@ SMALL="--error-shapes 128x128x128 --error-rows 4 --no-steps"
 # the list)
 DEFAULT_VARIANTS='three|three||--dump /tmp/split-dump --no-steps
 fused|fused||SMALL
+fused-k32|fused|{"bk":32}|SMALL
 fused-g16|fused|{"group":16}|SMALL
-fused-a0|fused|{"ahead":0}|SMALL
-fused-k64|fused|{"bk":64}|SMALL
-fused-8x1sg-1x8|fused|{"sy":8,"sx":1,"tm":1,"tn":8}|SMALL'
+fused-4x2sg-2x4|fused|{"sy":4,"sx":2,"tm":2,"tn":4}|SMALL'
 mapfile -t VARIANTS <<<"${SPLIT_VARIANTS:-$DEFAULT_VARIANTS}"
 # INT8_SPECS (one JSON a line): the int8 GEMM's bench with these variants only → $OUT/int8.json
 if [ -n "${INT8_SPECS:-}" ]; then
