@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { getWebGPUDeviceInfo } from '@edkm/backend-webgpu';
 import { type BackendSelection, InvalidArgumentError, useBackend } from '@edkm/core';
 
 /**
@@ -34,4 +35,28 @@ export async function startBackend(
 export function requireModelFolder(dir: string, flag = '--model'): void {
   if (!existsSync(join(dir, 'config.json')))
     throw new InvalidArgumentError(`${flag} ${dir} is not a model folder (no config.json)`);
+}
+
+/**
+ * The int8 tensor cores (WebGPU subgroup matrices) sit behind Dawn's unsafe APIs, which the webgpu
+ * plugin asks for when it starts with EDKM_WEBGPU_UNSAFE=1. A command whose flag `flag` uses them
+ * sets it (saying so through `log`) before its backend starts, unless the user set it either way.
+ */
+export function askForTensorCores(
+  backend: string,
+  flag: string,
+  log: (line: string) => void,
+): void {
+  if (
+    (backend === 'webgpu' || backend === 'auto') &&
+    process.env.EDKM_WEBGPU_UNSAFE === undefined
+  ) {
+    process.env.EDKM_WEBGPU_UNSAFE = '1';
+    log(`${flag}: asking Dawn for its unsafe APIs (subgroup matrices, the int8 tensor cores)`);
+  }
+}
+
+/** Whether the started webgpu backend has int8 tensor cores (false on every other backend). */
+export function hasTensorCores(plugin: string): boolean {
+  return plugin === 'webgpu' && getWebGPUDeviceInfo()?.subgroupMatrix === true;
 }

@@ -3,10 +3,10 @@
 // the memory plan in finetune/plan.ts, the training itself (restore, steps, read-back,
 // checkpoints, export) in finetune/training.ts.
 import { join } from 'node:path';
-import { getWebGPUDeviceInfo, setMatMulPrecision } from '@edkm/backend-webgpu';
+import { setMatMulPrecision } from '@edkm/backend-webgpu';
 import { InvalidArgumentError, useBackend } from '@edkm/core';
 import '@edkm/jlcm'; // registers method: 'jlcm' for palettizer configs
-import { describeSelection } from './backend';
+import { describeSelection, hasTensorCores } from './backend';
 import {
   type FinetuneOptions,
   type FinetuneResult,
@@ -91,7 +91,7 @@ function useMatMulPrecision(
       `--matmul-precision split runs on the webgpu backend's int8 tensor cores; --backend auto chose ${plugin}`,
     );
   log(
-    getWebGPUDeviceInfo()?.subgroupMatrix
+    hasTensorCores(plugin)
       ? 'matmul precision: split (int8 tensor cores through WebGPU subgroup matrices)'
       : 'matmul precision: split asked, but this device has no int8 subgroup matrices (needs EDKM_WEBGPU_UNSAFE=1 and a GPU that has them): training products stay f32',
   );

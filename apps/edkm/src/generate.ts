@@ -6,7 +6,7 @@ import { InvalidArgumentError } from '@edkm/core';
 import { type FlashStats, type PredictorSpec, openFlash, writeFlashLayout } from '@edkm/flash';
 import { Decoder, type GenerateOptions, generate, readLlamaFolder, textStream } from '@edkm/llama';
 import { type LoadedModel, decoderSource } from '@edkm/palettized';
-import { requireModelFolder, startBackend } from './backend';
+import { hasTensorCores, requireModelFolder, startBackend } from './backend';
 
 /** LLM-in-a-flash inference: FFN neurons read from disk on demand (@edkm/flash). */
 export interface FlashGenerateOptions {
@@ -34,6 +34,14 @@ export interface GenerateRunOptions extends Omit<GenerateOptions, 'onToken'> {
   flash?: FlashGenerateOptions;
   /** Told which backend 'auto' took (one line). */
   log?: (line: string) => void;
+  /**
+   * How the prompt's products run (the Decoder's `prefill`): 'exact' (default), or 'w8a8' — int8
+   * weights and activations on the int8 tensor cores, products of 64 rows or more (the prompt;
+   * decoding steps stay exact): 4.2× the exact prefill of a 2,048-token prompt on a 7B-shaped
+   * 3-bit model on an H200, perplexity +0.02 % on edkm-tiny. Without tensor cores the int8
+   * products run as a plain loop (slow on webgpu); the log says so.
+   */
+  prefill?: 'exact' | 'w8a8';
 }
 
 export interface GenerateResult {
@@ -62,13 +70,25 @@ export async function runGenerate(
   if (!opts.prompt) throw new InvalidArgumentError('--prompt is empty');
   if (!loaded) requireModelFolder(opts.model);
   if (opts.flash) checkFlashOptions(opts.model, opts.flash);
-  await startBackend(opts.backend, opts.log);
+  const prefill = opts.prefill ?? 'exact';
+  if (prefill !== 'exact' && prefill !== 'w8a8')
+    throw new InvalidArgumentError(`--prefill must be exact or w8a8, got '${prefill}'`);
+  if (prefill === 'w8a8' && (opts.flash || loaded))
+    throw new InvalidArgumentError(
+      `--prefill w8a8 runs in the Decoder over a model folder${opts.flash ? ', not with --flash' : ''}`,
+    );
+  const selection = await startBackend(opts.backend, opts.log);
+  if (prefill === 'w8a8' && selection.plugin === 'webgpu' && !hasTensorCores(selection.plugin))
+    opts.log?.(
+      '--prefill w8a8: this device has no int8 subgroup matrices (needs EDKM_WEBGPU_UNSAFE=1 and a GPU that has them): the int8 products run as a plain loop',
+    );
   const {
     model: _m,
     prompt: _p,
     alpaca: _a,
     backend: _b,
     log: _l,
+    prefill: _pf,
     onText,
     flash,
     ...sampling
@@ -89,7 +109,7 @@ export async function runGenerate(
   const source = decoderSource(opts.model);
   let decoder: Decoder | undefined;
   try {
-    decoder = new Decoder(config, source, { maxLength });
+    decoder = new Decoder(config, source, { maxLength, prefill });
     const stream = textStream(tokenizer, onText);
     await decoder.generate([promptIds], { ...sampling, onToken: stream.onToken });
     return { prompt_ids: promptIds, ids: stream.ids, text: stream.finish() };

@@ -1,6 +1,7 @@
 // `edkm finetune`: fine-tune while palettizing (runs finetune()).
 import { defaultAlpacaPath } from '@edkm/alpaca';
 import { type Command, Option } from 'commander';
+import { askForTensorCores } from '../backend';
 import {
   type FinetuneOptions,
   defaultPalettizeConfig,
@@ -129,15 +130,8 @@ export function registerFinetune(program: Command, { print, note }: CliIO): void
         readEvery: o.readEvery,
         checkpointing: o.checkpointing || undefined,
       };
-      // the tensor cores are behind Dawn's unsafe APIs, read when the backend starts
-      if (
-        o.matmulPrecision === 'split' &&
-        (o.backend === 'webgpu' || o.backend === 'auto') &&
-        process.env.EDKM_WEBGPU_UNSAFE === undefined
-      ) {
-        process.env.EDKM_WEBGPU_UNSAFE = '1';
-        note('--matmul-precision split: asking Dawn for its unsafe APIs (subgroup matrices)');
-      }
+      if (o.matmulPrecision === 'split')
+        askForTensorCores(o.backend, '--matmul-precision split', note);
       const result = await finetune(options, {
         matmulPrecision: o.matmulPrecision,
         deviceMemory: o.deviceMemory === undefined ? undefined : parseBytes(o.deviceMemory),

@@ -1,5 +1,6 @@
 // `edkm generate`: streamed text, optionally with the FFN on disk (runs runGenerate()).
 import { type Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import { askForTensorCores } from '../backend';
 import { runGenerate } from '../generate';
 import { type CliIO, SHIPPED_MODEL, backendOption, defaultModel, int, num } from './options';
 
@@ -46,12 +47,22 @@ export function registerGenerate(program: Command, { print, note }: CliIO): void
       0.25,
     )
     .option('--window <k>', 'with --flash: tokens whose neurons stay in memory', int('--window'), 4)
+    .addOption(
+      new Option(
+        '--prefill <p>',
+        "the prompt's products: exact, or w8a8 (int8 weights and activations on the int8 tensor cores; asks Dawn for its unsafe APIs)",
+      )
+        .choices(['exact', 'w8a8'])
+        .default('exact'),
+    )
     .addOption(backendOption())
     .option('--json', 'print {prompt_ids, ids, text} instead of streaming', false)
     .action(async (o) => {
       if (o.greedy && o.temperature !== undefined)
         throw new CommanderArgError('--greedy and --temperature exclude each other');
+      if (o.prefill === 'w8a8') askForTensorCores(o.backend, '--prefill w8a8', note);
       const result = await runGenerate({
+        prefill: o.prefill,
         model: defaultModel(o),
         prompt: o.prompt,
         alpaca: o.alpaca,
