@@ -11,7 +11,7 @@ set -u
 R="bash .gpu/run.sh"
 A=.gpu-anchors
 TSF=disable-dawn-features=timestamp_quantization
-log() { echo "$*" | tee -a "$OUT/log.txt"; }
+source bench/device-lib.sh
 # QUICK=1: fewer variants and no layer step (a short device budget)
 # variant: rb unroll subgroup-attention split gemv-switches (a+b: EDKM_GEMV_A=1 EDKM_GEMV_B=1; -: none)
 GEMV_NEW=("16 8 auto 1 coalesce" "16 8 auto 1 prefetch" "16 8 auto 1 coalesce+prefetch"

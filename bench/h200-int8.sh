@@ -17,39 +17,8 @@ set -u
 R="bash .gpu/run.sh"
 TSF=disable-dawn-features=timestamp_quantization
 U="EDKM_WEBGPU_UNSAFE=1 EDKM_DAWN_FLAGS=$TSF"
-log() { echo "$*" | tee -a "$OUT/log.txt"; }
+source bench/device-lib.sh
 step() { [[ "${STEPS:-1234}" == *$1* ]]; }
-# jsononly FILE: keep only the last JSON document of FILE (Dawn prints shader-compilation warnings
-# and validation messages on stdout, before the bench's JSON); what came before goes to the log
-jsononly() {
-  python3 - "$1" "$OUT/log.txt" <<'PY'
-import json, sys
-text = open(sys.argv[1]).read()
-starts = [i for i in range(len(text)) if text[i] == "{" and (i == 0 or text[i - 1] == "\n")]
-for i in reversed(starts):
-    try:
-        doc, _ = json.JSONDecoder().raw_decode(text[i:])
-    except ValueError:
-        continue
-    if text[:i].strip():
-        open(sys.argv[2], "a").write(f"[{sys.argv[1]}: before its JSON]\n{text[:i][-4000:]}\n")
-    json.dump(doc, open(sys.argv[1], "w"), indent=1)
-    break
-PY
-}
-merge() { # merge.py OUT name=path ...: one JSON object of the named files (or their error)
-  python3 - "$@" <<'PY'
-import json, os, sys
-out = {}
-for a in sys.argv[2:]:
-    k, p = a.split("=", 1)
-    try:
-        out[k] = json.load(open(p))
-    except Exception as e:
-        out[k] = {"error": repr(e), "text": open(p).read()[-3000:] if os.path.exists(p) else None}
-json.dump(out, open(sys.argv[1], "w"), indent=1)
-PY
-}
 
 # 1. prefill: 2048 tokens, exact then W8A8
 if step 1; then
@@ -78,7 +47,10 @@ if step 3; then
   timeout 30 $R edkm export --model models/edkm-tiny --out /tmp/tiny3 --method kmeans --bits 3 --backend cpu --json >/tmp/export.json 2>>"$OUT/log.txt"; log "export rc=$?"
   tail -c 20000 data/tinyshakespeare/input.txt >/tmp/heldout.txt
   for e in decoder w8a8; do
-    env $U timeout 90 $R edkm eval --model /tmp/tiny3 --task ppl --data /tmp/heldout.txt --engine $e --backend webgpu --json >/tmp/ppl-$e.json 2>>"$OUT/log.txt"; jsononly /tmp/ppl-$e.json; log "ppl $e rc=$? $(cut -c1-120 /tmp/ppl-$e.json)"
+    env $U timeout 90 $R edkm eval --model /tmp/tiny3 --task ppl --data /tmp/heldout.txt --engine $e --backend webgpu --json >/tmp/ppl-$e.json 2>>"$OUT/log.txt"
+    rc=$?
+    jsononly /tmp/ppl-$e.json
+    log "ppl $e rc=$rc $(cut -c1-120 /tmp/ppl-$e.json)"
   done
   merge "$OUT/ppl.json" decoder=/tmp/ppl-decoder.json w8a8=/tmp/ppl-w8a8.json export=/tmp/export.json
 fi

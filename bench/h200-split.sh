@@ -10,9 +10,7 @@
 set -u
 R="bash .gpu/run.sh"
 U="EDKM_WEBGPU_UNSAFE=1 EDKM_DAWN_FLAGS=disable-dawn-features=timestamp_quantization"
-log() { echo "$*" | tee -a "$OUT/log.txt"; }
-eval "$(sed -n '/^jsononly()/,/^}/p' bench/h200-int8.sh)"
-eval "$(sed -n '/^merge()/,/^}/p' bench/h200-int8.sh)"
+source bench/device-lib.sh
 summary() { # one line: the training path's graph speedups over f32, per shape
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2], [(r['shape'], (r.get('precision') or {}).get('graph', {}).get('speedup'), (r.get('precision') or {}).get('graph', {}).get('tflops')) for r in d['speed']])" "$1" "$2" 2>&1 | tee -a "$OUT/log.txt"
 }

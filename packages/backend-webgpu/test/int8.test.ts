@@ -15,7 +15,13 @@ import {
   uploadPaletteWeight,
   useBackend,
 } from '@edkm/core';
-import { conformanceCases, randomPalette, runConformance, testBackends } from '@edkm/core/testing';
+import {
+  conformanceCases,
+  randomFloats,
+  randomPalette,
+  runConformance,
+  testBackends,
+} from '@edkm/core/testing';
 import { describe, expect, it } from 'vitest';
 import {
   getWebGPUDeviceInfo,
@@ -103,7 +109,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: W8A8 and split pro
       const [m, n, k] = [100, 120, 96];
       const h = randomPalette({ m, n, k, bits: 3, scales: true, permute: true }, 3);
       const rnd = seededRandom(4);
-      const x = Float32Array.from({ length: m * k }, () => rnd() * 2 - 1);
+      const x = randomFloats(m * k, rnd);
       const g = Float32Array.from({ length: k }, () => 0.5 + rnd());
       const res = Float32Array.from({ length: m * n }, () => rnd() - 0.5);
       setInt8Route(route);
@@ -133,8 +139,8 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: W8A8 and split pro
     await useBackend('webgpu');
     const [m, n, k] = [20, 36, 72];
     const rnd = seededRandom(5);
-    const a = Float32Array.from({ length: m * k }, () => rnd() * 2 - 1);
-    const b = Float32Array.from({ length: n * k }, () => rnd() * 2 - 1);
+    const a = randomFloats(m * k, rnd);
+    const b = randomFloats(n * k, rnd);
     const t = [tf.tensor2d(a, [m, k]), tf.tensor2d(b, [n, k])] as const;
     const c = splitMatMul(t[0], t[1]);
     const got = await c.data();
@@ -212,8 +218,8 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: split matmul preci
     await useBackend('webgpu');
     const [m, k, n] = [100, 72, 60];
     const rnd = seededRandom(9);
-    const a = Float32Array.from({ length: m * k }, () => rnd() * 2 - 1);
-    const b = Float32Array.from({ length: k * n }, () => rnd() * 2 - 1);
+    const a = randomFloats(m * k, rnd);
+    const b = randomFloats(k * n, rnd);
     const ref = new Float64Array(m * n); // A [M, K] · B [K, N]
     for (let i = 0; i < m; i++)
       for (let j = 0; j < n; j++) {

@@ -77,6 +77,9 @@ class SpecChoice {
   }
 }
 
+/** The subgroup-matrix fragment a kernel multiplies: i8 16×N×32. */
+const fragOf = (s: Int8KernelSpec) => ({ m: 16, n: s.fragN, k: 32 });
+
 /**
  * `s`, or the same kernel with shorter K slices (halved down to 32 bytes) where the device has
  * less workgroup memory than `s` needs (lavapipe: 32 KiB; the defaults take 36 KiB).
@@ -86,7 +89,7 @@ function fitting(s: Int8KernelSpec): Int8KernelSpec {
   while (
     f.bk > 32 &&
     device.maxWorkgroupStorage > 0 &&
-    planInt8Kernel(f, { m: 16, n: f.fragN, k: 32 }).smemBytes > device.maxWorkgroupStorage
+    planInt8Kernel(f, fragOf(f)).smemBytes > device.maxWorkgroupStorage
   )
     f = int8Spec({ ...f, bk: f.bk / 2 });
   return f;
@@ -97,9 +100,30 @@ function routeOf(s: Int8KernelSpec, m: number, n: number, k: number): 'tensor-co
   if (route === 'plain' || m * n === 0 || k === 0) return 'plain';
   if (route === 'auto' && !(device.subgroupMatrix && device.fragNs.includes(s.fragN)))
     return 'plain';
-  const plan = planInt8Kernel(s, { m: 16, n: s.fragN, k: 32 });
+  const plan = planInt8Kernel(s, fragOf(s));
   if (plan.smemBytes > device.maxWorkgroupStorage || int8ShapeMisfit(plan, m, n, k)) return 'plain';
   return route === 'emulate' ? 'emulate' : 'tensor-core';
+}
+
+/** Kernel `s` (or its emulation) over the whole tiles of an M×N×K product, outputs among `tensors`. */
+function runTiled(
+  gpu: WebGPUBackend,
+  name: string,
+  s: Int8KernelSpec,
+  emulate: boolean,
+  tensors: tf.TensorInfo[],
+  [m, n, k]: [number, number, number],
+): void {
+  const frag = fragOf(s);
+  const plan = planInt8Kernel(s, frag);
+  const [gx, gy] = int8Grid(plan, m, n);
+  runRaw(gpu, {
+    key: `${name}:${specName(s)}${emulate ? ':emulate' : ''}`,
+    wgsl: () => int8GemmWgsl(s, { frag, emulate }),
+    tensors,
+    uniforms: int8Dims(plan, m, n, k).buffer as ArrayBuffer,
+    groups: [gx, gy, 1],
+  });
 }
 
 const gemmSpec = new SpecChoice(INT8_MATMUL_SPEC, 'EDKM_INT8_SPEC');
@@ -153,18 +177,7 @@ export const int8MatMul: tf.KernelFunc = ({ inputs, backend }) => {
   const c = allocate(gpu, [m, n], 'int32');
   const form = int8MatMulRoute(m, n, k);
   if (form === 'tensor-core' || form === 'emulate') {
-    const s = gemmSpec.current();
-    const emulate = form === 'emulate';
-    const frag = { m: 16, n: s.fragN, k: 32 };
-    const plan = planInt8Kernel(s, frag);
-    const [gx, gy] = int8Grid(plan, m, n);
-    runRaw(gpu, {
-      key: `EdkmInt8MatMul:${specName(s)}${emulate ? ':emulate' : ''}`,
-      wgsl: () => int8GemmWgsl(s, { frag, emulate }),
-      tensors: [a, b, c],
-      uniforms: int8Dims(plan, m, n, k).buffer as ArrayBuffer,
-      groups: [gx, gy, 1],
-    });
+    runTiled(gpu, 'EdkmInt8MatMul', gemmSpec.current(), form === 'emulate', [a, b, c], [m, n, k]);
     return c;
   }
   if (m * n === 0) return c;
@@ -260,19 +273,9 @@ export function int8SplitMatMul(
     throw new InvalidArgumentError(
       `int8SplitMatMul: no fused kernel for ${m}×${n}×${k} here (int8SplitRoute is 'plain')`,
     );
-  const s = splitSpec.current();
-  const emulate = form === 'emulate';
-  const frag = { m: 16, n: s.fragN, k: 32 };
-  const plan = planInt8Kernel(s, frag);
-  const [gx, gy] = int8Grid(plan, m, n);
   const c = allocate(gpu, [m, n], 'int32');
   const c2 = allocate(gpu, [m, n], 'int32');
-  runRaw(gpu, {
-    key: `EdkmInt8SplitMatMul:${specName(s)}${emulate ? ':emulate' : ''}`,
-    wgsl: () => int8GemmWgsl(s, { frag, emulate }),
-    tensors: [ahi, alo, bhi, blo, c, c2],
-    uniforms: int8Dims(plan, m, n, k).buffer as ArrayBuffer,
-    groups: [gx, gy, 1],
-  });
+  const tensors = [ahi, alo, bhi, blo, c, c2];
+  runTiled(gpu, 'EdkmInt8SplitMatMul', splitSpec.current(), form === 'emulate', tensors, [m, n, k]);
   return [c, c2];
 }

@@ -168,3 +168,4 @@ async function reportSkipped(plugin: string, reason: string): Promise<void> {
 
 export { seededRandom };
 export { randomPalette, type PaletteCase } from './linear-cases';
+export { randomFloats } from './util';

@@ -1,0 +1,35 @@
+# Shell functions of the H200 device scripts (sourced: bench/h200-int8.sh, bench/h200-split.sh,
+# bench/h200-decode.sh). $OUT is the folder whose files come back.
+# log LINE...: to stdout and $OUT/log.txt
+log() { echo "$*" | tee -a "$OUT/log.txt"; }
+# jsononly FILE: keep only the last JSON document of FILE (Dawn prints shader-compilation warnings
+# and validation messages on stdout, before the bench's JSON); what came before goes to the log
+jsononly() {
+  python3 - "$1" "$OUT/log.txt" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+starts = [i for i in range(len(text)) if text[i] == "{" and (i == 0 or text[i - 1] == "\n")]
+for i in reversed(starts):
+    try:
+        doc, _ = json.JSONDecoder().raw_decode(text[i:])
+    except ValueError:
+        continue
+    if text[:i].strip():
+        open(sys.argv[2], "a").write(f"[{sys.argv[1]}: before its JSON]\n{text[:i][-4000:]}\n")
+    json.dump(doc, open(sys.argv[1], "w"), indent=1)
+    break
+PY
+}
+merge() { # merge.py OUT name=path ...: one JSON object of the named files (or their error)
+  python3 - "$@" <<'PY'
+import json, os, sys
+out = {}
+for a in sys.argv[2:]:
+    k, p = a.split("=", 1)
+    try:
+        out[k] = json.load(open(p))
+    except Exception as e:
+        out[k] = {"error": repr(e), "text": open(p).read()[-3000:] if os.path.exists(p) else None}
+json.dump(out, open(sys.argv[1], "w"), indent=1)
+PY
+}
