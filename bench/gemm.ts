@@ -2,7 +2,9 @@
 // transposed form, and its largest error against a float64 reference on small shapes.
 // Usage: tsx gemm.ts [--sweep] [--tiles 8x8x16x16x16,4x4x16x16x16r,...] [--shapes 4096x4096x4096,...]
 //        [--forms NN,NT,TN,TT] [--reps 5] [--no-stock] [--small]
-// A tile is TMxTNxWXxWYxBK (threads WX·WY, output tile (WY·TM)×(WX·TN)), `r` for a rolled K loop.
+// A tile is TMxTNxWXxWYxBK (threads WX·WY, output tile (WY·TM)×(WX·TN)), `r` for a rolled K loop,
+// `g8` for workgroups in groups of 8 tile rows (L2 reuse), `b` for warps of 8×4 thread blocks;
+// `/s2` after a tile splits K in two.
 // Shapes are MxKxN (C[M,N] = op(A)·op(B)); NT is a linear layer's forward x·Wᵀ, NN its input
 // gradient, TN its weight gradient. --sweep runs several tile shapes on the large shapes.
 import '@edkm/backend-webgpu';
@@ -10,7 +12,9 @@ import {
   type GemmTile,
   chooseGemm,
   gemm,
+  gemmTileName,
   getWebGPUDeviceInfo,
+  parseGemmTile,
   setMatMulRoute,
 } from '@edkm/backend-webgpu';
 import { seededRandom, tf, useBackend } from '@edkm/core';
@@ -26,19 +30,26 @@ const SMALL_SHAPES = ['2048x288x288', '2048x288x768', '2048x768x288', '288x2048x
 // 8x4x16x16x16 and 8x8x8x8x16: all slower)
 const SWEEP_TILES = ['8x8x16x16x8', '8x8x16x16x4', '8x8x16x16x8r', '8x8x16x16x16', '4x4x16x16x16'];
 
-function parseTile(s: string): GemmTile {
-  const rolled = s.endsWith('r');
-  const [tm, tn, wx, wy, bk] = s.replace(/r$/, '').split('x').map(Number);
-  return { tm, tn, wx, wy, bk, unroll: !rolled };
+/** A tile name, optionally with `/s<splits>` (split-K into that many chunks). */
+interface Choice {
+  tile: GemmTile;
+  splits?: number;
 }
-const tileName = (t: GemmTile) =>
-  `${t.tm}x${t.tn}x${t.wx}x${t.wy}x${t.bk}${t.unroll === false ? 'r' : ''}`;
+function parseTile(s: string): Choice {
+  const [name, split] = s.split('/');
+  const tile = parseGemmTile(name);
+  const splits = split ? Number(split.replace(/^s/, '')) : undefined;
+  if (!tile || (split && !(Number.isInteger(splits) && (splits as number) >= 1)))
+    throw new Error(`--tiles: ${s} is not TMxTNxWXxWYxBK[r][g<group>][b][/s<splits>]`);
+  return { tile, splits };
+}
+const choiceName = (c: Choice) => `${gemmTileName(c.tile)}${c.splits ? `/s${c.splits}` : ''}`;
 
 const sweep = process.argv.includes('--sweep');
 const small = process.argv.includes('--small');
 const withStock = !process.argv.includes('--no-stock');
 const reps = argNumber('reps', 5);
-const tiles: (GemmTile | undefined)[] = argValue('tiles')
+const tiles: (Choice | undefined)[] = argValue('tiles')
   ? (argValue('tiles') as string).split(',').map(parseTile)
   : sweep
     ? SWEEP_TILES.map(parseTile)
@@ -94,12 +105,17 @@ for (const shape of shapes) {
     await sync(b);
     const row: Record<string, unknown> = { shape, form, m, k, n };
     for (const tile of tiles) {
-      const key = tile ? tileName(tile) : 'ours';
+      const key = tile ? choiceName(tile) : 'ours';
       try {
         const ms = await time(() =>
-          tf
-            .engine()
-            .makeTensorFromTensorInfo(gemm(gpu, a, b, { transposeA: tA, transposeB: tB, tile })),
+          tf.engine().makeTensorFromTensorInfo(
+            gemm(gpu, a, b, {
+              transposeA: tA,
+              transposeB: tB,
+              tile: tile?.tile,
+              splits: tile?.splits,
+            }),
+          ),
         );
         row[key] = { ms: +ms.toFixed(3), tflops: +(flop / ms / 1e9).toFixed(2) };
       } catch (err) {
@@ -109,7 +125,7 @@ for (const shape of shapes) {
     if (!tiles[0]) {
       const d = { m, n, k, batch: 1 };
       const c = chooseGemm(d, gpu.device.limits.maxStorageBufferBindingSize);
-      row.chosen = { tile: tileName(c.tile), splits: c.splits };
+      row.chosen = { tile: gemmTileName(c.tile), splits: c.splits };
     }
     if (withStock) {
       setMatMulRoute('stock');

@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   'hf-logits': () => import('./hf-logits'),
   dispatch: () => import('./dispatch'),
   'decode-ops': () => import('./decode-ops'),
+  bandwidth: () => import('./bandwidth'),
   gemm: () => import('./gemm'),
   int8: () => import('./int8'),
   split: () => import('./split'),

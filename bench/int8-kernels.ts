@@ -93,8 +93,33 @@ export const int8VariantsRound3: Int8KernelSpec[] = [
   spec({ stages: 2, unroll: true, ahead: 0, bk: 64, sy: 8, sx: 1, tm: 1, tn: 8 }),
 ];
 
-/** The variants bench/int8.ts runs by default (`--round 1` or `--round 2` for the earlier lists). */
-export const int8Variants: Int8KernelSpec[] = int8VariantsRound3;
+const a0 = { stages: 1, ahead: 0 } as const;
+
+/**
+ * Round 4 (bench/results/h200-2026-12-03/int8-round4-s4-1.json): none passed W (374.9 TOPS at
+ * 8192³ with group 16, W 371.3 at 2048×4096×11008; 8 subgroups of 32×64 331.5; 4 subgroups of
+ * 32×128 234.8; 64×64 a subgroup 114–144; pad 32 240.8). Fewer workgroup-memory fragment loads per multiply. W's subgroup loads 1 A and 8 B
+ * fragments for 8 products (1.13 a product); 2×8 (368 TOPS at 64-byte slices against W's 297 at
+ * the same slices) needs 55 KiB at 128-byte slices, over the device's 48. So: 4×4 and 2×4 blocks
+ * a subgroup at 128-byte slices (0.5 and 0.75 loads a product), with and without the register
+ * prefetch (a 4×4 block's 128 accumulator registers and 16 prefetch vec4s may not fit), and round
+ * 3's untried ideas (group 16, pad 32, two buffers unrolled).
+ */
+export const int8VariantsRound4: Int8KernelSpec[] = [
+  spec({ ...a1, bk: 128, sy: 8, sx: 1, tm: 1, tn: 8 }), // W
+  spec({ ...a1, bk: 128, sy: 4, sx: 2, tm: 2, tn: 4 }), // 8 subgroups of 32×64, 128×128
+  spec({ ...a0, bk: 128, sy: 4, sx: 2, tm: 2, tn: 4 }),
+  spec({ ...a1, bk: 128, sy: 2, sx: 4, tm: 4, tn: 2 }), // 8 subgroups of 64×32
+  spec({ ...a0, bk: 128, sy: 2, sx: 2, tm: 4, tn: 4 }), // 4 subgroups of 64×64, 128×128
+  spec({ ...a1, bk: 128, sy: 2, sx: 2, tm: 4, tn: 4 }),
+  spec({ ...a1, bk: 128, sy: 4, sx: 1, tm: 2, tn: 8 }), // 4 subgroups of 32×128, 128×128
+  spec({ ...a0, bk: 128, sy: 4, sx: 1, tm: 2, tn: 8 }),
+  spec({ ...a1, bk: 128, sy: 8, sx: 1, tm: 1, tn: 8, group: 16 }),
+  spec({ ...a1, bk: 128, sy: 8, sx: 1, tm: 1, tn: 8, pad: 32 }),
+];
+
+/** The variants bench/int8.ts runs by default (`--round 1`, `2`, `3` for the earlier lists). */
+export const int8Variants: Int8KernelSpec[] = int8VariantsRound4;
 
 /** M×N×K: a square pair, and a LLaMA-7B layer's linear shapes over 2048 tokens (gate/up, down, q/k/v/o). */
 export const INT8_TIMED_SHAPES: [number, number, number][] = [

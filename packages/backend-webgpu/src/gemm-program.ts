@@ -16,6 +16,18 @@ export interface GemmTile {
    * rasteriser (lavapipe) takes minutes to compile.
    */
   unroll?: boolean;
+  /**
+   * Workgroup order (Triton's grouped ordering): consecutive workgroups walk `group` rows of
+   * tiles down before moving one tile right, so the workgroups resident at once share fewer
+   * operand slices and more of them hit L2. 0 or absent: row by row (dispatch order).
+   */
+  group?: number;
+  /**
+   * 'block': the 32 threads of a warp cover 8 columns × 4 rows of thread blocks (CUTLASS's SIMT
+   * warp arrangement: 4 A and 8 B vec4s per warp and K step from workgroup memory instead of 2
+   * and 16), needs WX a multiple of 8, WY of 4. Absent: threads row by row (16 × 2 a warp).
+   */
+  lanes?: 'block';
 }
 
 /** What a GEMM program is specialised on (its WGSL depends on all of it). */
@@ -34,6 +46,23 @@ export interface GemmVariant {
   checkK: boolean;
 }
 
+/** TMxTNxWXxWYxBK, then `r` (rolled K loop), `g<group>` and `b` (block lanes): '8x8x16x16x8g8b'. */
+export function gemmTileName(t: GemmTile): string {
+  return `${t.tm}x${t.tn}x${t.wx}x${t.wy}x${t.bk}${t.unroll === false ? 'r' : ''}${t.group ? `g${t.group}` : ''}${t.lanes === 'block' ? 'b' : ''}`;
+}
+
+/** The inverse of gemmTileName (undefined for a string that is not a tile name). */
+export function parseGemmTile(s: string): GemmTile | undefined {
+  const m = /^(\d+)x(\d+)x(\d+)x(\d+)x(\d+)(r?)(?:g(\d+))?(b?)$/.exec(s.trim());
+  if (!m) return undefined;
+  const [tm, tn, wx, wy, bk] = m.slice(1, 6).map(Number);
+  const tile: GemmTile = { tm, tn, wx, wy, bk };
+  if (m[6]) tile.unroll = false;
+  if (m[7]) tile.group = Number(m[7]);
+  if (m[8]) tile.lanes = 'block';
+  return tile;
+}
+
 export function gemmTileSize(t: GemmTile): { bm: number; bn: number; threads: number } {
   return { bm: t.wy * t.tm, bn: t.wx * t.tn, threads: t.wx * t.wy };
 }
@@ -44,6 +73,10 @@ export function gemmTileProblem(t: GemmTile, maxWorkgroupStorageBytes = 16384): 
   if (t.tm % 4 || t.tn % 4 || t.bk % 4 || t.tm < 4 || t.tn < 4 || t.bk < 4)
     return 'tm, tn and bk must be positive multiples of 4';
   if (threads > 256) return 'at most 256 threads a workgroup';
+  if (t.group !== undefined && !(Number.isInteger(t.group) && t.group >= 0 && t.group <= 64))
+    return 'group must be an integer 0..64';
+  if (t.lanes === 'block' && (t.wx % 8 || t.wy % 4 || threads % 32))
+    return "lanes 'block' needs WX a multiple of 8, WY of 4";
   if ((bm * t.bk) % (4 * threads) || (bn * t.bk) % (4 * threads))
     return 'each thread must load a whole number of vec4s of each tile';
   const bytes = 2 * 4 * t.bk * (bm + bn);
@@ -94,7 +127,7 @@ export class GemmProgram extends EdkmProgram {
     this.variableComponents = [variant.vecA ? 4 : 1, variant.vecB ? 4 : 1];
     this.outputComponent = variant.vecOut ? 4 : 1;
     const v = variant;
-    this.shaderKey = `edkm_gemm_${tile.tm}_${tile.tn}_${tile.wx}_${tile.wy}_${tile.bk}_${tile.unroll === false ? 'r' : 'u'}_${[
+    this.shaderKey = `edkm_gemm_${gemmTileName(tile)}_${[
       v.transposeA,
       v.transposeB,
       v.vecA,
@@ -220,6 +253,38 @@ function operandTile(
   };
 }
 
+/** WGSL: the thread's column tx and row ty of thread blocks in the workgroup (GemmTile.lanes). */
+function threadsAt(t: GemmTile): string {
+  if (t.lanes !== 'block')
+    return `let tx = i32(localIndex) % ${t.wx};\n      let ty = i32(localIndex) / ${t.wx};`;
+  const across = t.wx / 8; // warps along a row of threads
+  return `let lane = i32(localIndex) % 32;
+      let warp = i32(localIndex) / 32;
+      let tx = (warp % ${across}) * 8 + lane % 8;
+      let ty = (warp / ${across}) * 4 + lane / 8;`;
+}
+
+/**
+ * WGSL: the origin (m0, n0) of the workgroup's output tile. The dispatch is tiles along N × tiles
+ * along M; with a group (GemmTile.group), linear workgroup p takes tile row
+ * first + (p mod G·tilesN) mod rows and tile column (p mod G·tilesN) / rows of its group of G
+ * tile rows (the last group may have fewer rows).
+ */
+function tileAt(t: GemmTile): string {
+  const { bm, bn } = gemmTileSize(t);
+  if (!t.group)
+    return `let m0 = i32(workgroupId.y) * ${bm};\n      let n0 = i32(workgroupId.x) * ${bn};`;
+  return `let tilesN = i32(numWorkgroups.x);
+      let pid = i32(workgroupId.y) * tilesN + i32(workgroupId.x);
+      let inGroup = ${t.group} * tilesN;
+      let groupIndex = pid / inGroup;
+      let firstRow = groupIndex * ${t.group};
+      let rows = min(i32(numWorkgroups.y) - firstRow, ${t.group});
+      let within = pid - groupIndex * inGroup;
+      let m0 = (firstRow + within % rows) * ${bm};
+      let n0 = (within / rows) * ${bn};`;
+}
+
 export function gemmSource(tile: GemmTile, v: GemmVariant): string {
   const { tm, tn, wx, wy, bk, unroll = true } = tile;
   const { bm, bn, threads } = gemmTileSize(tile);
@@ -330,13 +395,11 @@ export function gemmSource(tile: GemmTile, v: GemmVariant): string {
     var<workgroup> bs_ : ${tiles(String(bn / 4))};
 
     fn main() {
-      let tx = i32(localIndex) % ${wx};
-      let ty = i32(localIndex) / ${wx};
+      ${threadsAt(tile)}
       let z = i32(workgroupId.z);
       let batchIndex = z % uniforms.batch;
       let split = z / uniforms.batch;
-      let m0 = i32(workgroupId.y) * ${bm};
-      let n0 = i32(workgroupId.x) * ${bn};
+      ${tileAt(tile)}
       let aBase = (batchIndex % uniforms.batchA) * uniforms.M * uniforms.K;
       let bBase = (batchIndex % uniforms.batchB) * uniforms.K * uniforms.N;
       let cBase = z * uniforms.M * uniforms.N;

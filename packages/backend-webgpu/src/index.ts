@@ -13,7 +13,7 @@ import { withBindingCheck } from './binding-check';
 import { capture } from './graph';
 import { installHostPath, setBatchSource } from './host';
 import { adamw } from './kernels/adamw';
-import { batchMatMul, setGemmSoftware, setMatMulRoute } from './kernels/batch-matmul';
+import { batchMatMul, setGemmSoftware, setGemmTile, setMatMulRoute } from './kernels/batch-matmul';
 import { bf16GatherRows } from './kernels/bf16-gather-rows';
 import { bf16MatMul } from './kernels/bf16-matmul';
 import { cachedAttention } from './kernels/cached-attention';
@@ -108,9 +108,11 @@ export {
   chooseGemm,
   gemm,
   type MatMulRoute,
+  setGemmTile,
   setMatMulRoute,
 } from './kernels/batch-matmul';
-export type { GemmTile } from './gemm-program';
+import { parseGemmTile } from './gemm-program';
+export { type GemmTile, gemmTileName, parseGemmTile } from './gemm-program';
 export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
 export { type PaletteLut, setPaletteLut } from './kernels/palette-rows';
 export { type GemvMode, paletteGemvWgsl, setPaletteGemv } from './kernels/palette-gemv';
@@ -262,6 +264,16 @@ async function init(): Promise<boolean> {
   // EDKM_MATMUL_ROUTE=stock|gemm|auto: where float32 BatchMatMul goes (A/B comparisons)
   const route = envChoice('EDKM_MATMUL_ROUTE', ['auto', 'gemm', 'stock'] as const);
   if (route) setMatMulRoute(route);
+  // EDKM_GEMM_TILE=8x8x16x16x8g8b (gemmTileName): the tile of large float32 products (A/B)
+  const gemmTile = env('EDKM_GEMM_TILE');
+  if (gemmTile) {
+    const tile = parseGemmTile(gemmTile);
+    if (!tile)
+      throw new InvalidArgumentError(
+        `EDKM_GEMM_TILE=${gemmTile}: expected TMxTNxWXxWYxBK[r][g<group>][b], e.g. 8x8x16x16x8g8b`,
+      );
+    setGemmTile(tile);
+  }
   // EDKM_MATMUL_PRECISION=split|f32: float32 BatchMatMul on int8 tensor cores as the
   // split-precision product (needs EDKM_WEBGPU_UNSAFE=1 for the tensor cores)
   const precision = envChoice('EDKM_MATMUL_PRECISION', ['f32', 'split'] as const);

@@ -9,6 +9,8 @@ import {
   SMALL_TILE,
   chooseGemm,
   gemm,
+  gemmTileName,
+  parseGemmTile,
   setMatMulRoute,
 } from '../src/index';
 
@@ -111,6 +113,32 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu GEMM', () => {
       );
     }
   }, 600_000);
+
+  it('grouped workgroup order and block lanes cover every tile once', async () => {
+    await tf.setBackend('webgpu');
+    // 5 × 4 tiles of 64×64 in groups of 2 tile rows (the last group has one row), and groups
+    // taller than the grid; warps of 8×4 thread blocks
+    const s = { m: 300, n: 200, k: 24, batchA: 2, batchB: 1 };
+    for (const tile of [
+      { ...small, group: 2, lanes: 'block' as const },
+      { ...small, group: 8 },
+    ])
+      for (const [tA, tB] of [forms[0], forms[1]]) {
+        const err = await check(s, tA, tB, tile);
+        expect(err, `${gemmTileName(tile)} tA=${tA} tB=${tB}`).toBeLessThan(1e-5 * s.k + 1e-6);
+      }
+  }, 600_000);
+
+  it('tile names round-trip and bad tiles are refused', () => {
+    for (const name of ['8x8x16x16x8', '4x4x16x16x16r', '8x8x16x16x8g8b', '8x8x16x16x8g16'])
+      expect(gemmTileName(parseGemmTile(name) as GemmTile)).toBe(name);
+    expect(parseGemmTile('8x8x16x16')).toBeUndefined();
+    expect(() =>
+      gemm(tf.backend() as WebGPUBackend, tf.zeros([1, 4, 4]), tf.zeros([1, 4, 4]), {
+        tile: { tm: 4, tn: 4, wx: 4, wy: 4, bk: 4, lanes: 'block' },
+      }),
+    ).toThrow(/block/);
+  });
 
   it('split-K sums the partial products', async () => {
     await tf.setBackend('webgpu');

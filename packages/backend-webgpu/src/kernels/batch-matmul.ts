@@ -11,11 +11,34 @@ import { ZerosProgram } from '../programs';
 import { getMatMulPrecision, splitProduct, takesSplit } from './split-matmul';
 
 /**
- * 128×128 output tiles, 8×8 per thread, K-slices of 8: large products (on the H200 38–41 TFLOP/s
- * at the LLaMA-7B training shapes, against 33–37 with K-slices of 16 and ≤ 30 for 64×128 and
- * 64×64 tiles: bench/results/h200-2026-12-02/gemm-sweep-1.json).
+ * 128×128 output tiles, 8×8 per thread, K-slices of 8 (against 33–37 TFLOP/s with K-slices of 16
+ * and ≤ 30 for 64×128 and 64×64 tiles: bench/results/h200-2026-12-02/gemm-sweep-1.json), the
+ * workgroups in groups of 16 tile rows and warps of 8×4 thread blocks: on the H200 37.1–40.6
+ * TFLOP/s over the LLaMA-7B training shapes in every transposed form, where the row-by-row order
+ * fell to 11–32 at the shapes with 11,008 (bench/results/h200-2026-12-03/gemm-f32-s4-1.json).
  */
-export const LARGE_TILE: GemmTile = { tm: 8, tn: 8, wx: 16, wy: 16, bk: 8 };
+export const LARGE_TILE: GemmTile = {
+  tm: 8,
+  tn: 8,
+  wx: 16,
+  wy: 16,
+  bk: 8,
+  group: 16,
+  lanes: 'block',
+};
+let largeTile: GemmTile = LARGE_TILE;
+
+/**
+ * The tile of large products (A/B comparisons; undefined restores LARGE_TILE). The plugin's init
+ * reads EDKM_GEMM_TILE (a gemmTileName such as 8x8x16x16x8g8b).
+ */
+export function setGemmTile(tile?: GemmTile): void {
+  if (tile) {
+    const problem = gemmTileProblem(tile, 1 << 30);
+    if (problem) throw new InvalidArgumentError(`setGemmTile(${JSON.stringify(tile)}): ${problem}`);
+  }
+  largeTile = tile ?? LARGE_TILE;
+}
 /** 64×64 output tiles, 4×4 per thread: products with few 128×128 tiles. */
 export const SMALL_TILE: GemmTile = { tm: 4, tn: 4, wx: 16, wy: 16, bk: 16 };
 
@@ -106,7 +129,7 @@ export function chooseGemm(
     const { bm, bn } = gemmTileSize(t);
     return d.batch * Math.ceil(d.m / bm) * Math.ceil(d.n / bn);
   };
-  if (count(LARGE_TILE) >= MIN_WORKGROUPS) return { tile: LARGE_TILE, splits: 1 };
+  if (count(largeTile) >= MIN_WORKGROUPS) return { tile: largeTile, splits: 1 };
   const tile = SMALL_TILE;
   const groups = count(tile);
   let splits = 1;
