@@ -1,7 +1,7 @@
 // f32 GEMM speed on WebGPU: the plugin's GEMM against tfjs-webgpu's stock matmul, per shape and
 // transposed form, and its largest error against a float64 reference on small shapes.
 // Usage: tsx gemm.ts [--sweep] [--tiles 8x8x16x16x16,4x4x16x16x16r,...] [--shapes 4096x4096x4096,...]
-//        [--forms NN,NT,TN,TT] [--reps 5] [--no-stock] [--small]
+//        [--forms NN,NT,TN,TT] [--reps 5] [--busy-ms 300] [--round-ms 60] [--no-stock] [--small]
 // A tile is TMxTNxWXxWYxBK (threads WX·WY, output tile (WY·TM)×(WX·TN)), `r` for a rolled K loop,
 // `g8` for workgroups in groups of 8 tile rows (L2 reuse), `b` for warps of 8×4 thread blocks;
 // `/s2` after a tile splits K in two.
@@ -71,24 +71,37 @@ function operands(m: number, k: number, n: number, form: Form) {
 }
 
 /**
- * Median over 5 rounds of the milliseconds of one product in `reps` back-to-back runs (after a
- * warm-up run that compiles the shader).
+ * Median over 5 rounds of the milliseconds of one product in back-to-back runs. Before them the
+ * product runs for `busyMs` (the first run compiles the shader; the rest bring the GPU's clocks
+ * up: the operands of each shape are made on the host while the GPU idles, and the first product
+ * measured after that ran at a third of its speed on the H200, bench/results/h200-2026-12-03/
+ * gemm-f32-s4-2.json). Each round has at least `reps` runs and at least `roundMs` of them, so
+ * that the one-element read-back ending a round (a fraction of a millisecond) is a small share.
  */
+const busyMs = argNumber('busy-ms', 300);
+const roundMs = argNumber('round-ms', 60);
 async function time(run: () => tf.Tensor): Promise<number> {
-  const warm = run();
-  await sync(warm);
-  warm.dispose();
+  const t0 = performance.now();
+  let runs = 0;
+  while (runs < 2 || performance.now() - t0 < busyMs) {
+    const warm = run();
+    await sync(warm);
+    warm.dispose();
+    runs++;
+  }
+  const each = (performance.now() - t0) / runs;
+  const n = Math.max(reps, Math.ceil(roundMs / each));
   const times: number[] = [];
   for (let r = 0; r < 5; r++) {
     const t0 = performance.now();
     let last: tf.Tensor | undefined;
-    for (let i = 0; i < reps; i++) {
+    for (let i = 0; i < n; i++) {
       last?.dispose();
       last = run();
     }
     await sync(last as tf.Tensor);
     last?.dispose();
-    times.push((performance.now() - t0) / reps);
+    times.push((performance.now() - t0) / n);
   }
   return times.sort((x, y) => x - y)[2];
 }

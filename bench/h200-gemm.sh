@@ -2,12 +2,15 @@
 # The GEMM kernels' variant sweeps in one H200 device call (run from the repo root on the GPU
 # machine; scripts/gpu-pack.sh made .gpu/, ../shared/anchors copied to .gpu-anchors/):
 #  f32  (issue 21): bench/gemm.ts over $F32_TILES at the LLaMA-7B training shapes in all four
-#       transposed forms, PyTorch's f32 (TF32 off) at the same shapes → $OUT/gemm-f32.json
+#       transposed forms (F32_DAWN: Dawn flags), PyTorch's f32 (TF32 off) at the same shapes →
+#       $OUT/gemm-f32.json
 #  int8 (issue 25): bench/int8.ts's variant list ($INT8_ROUND, $INT8_ONLY) at 8192³ and
 #       2048×4096×11008, exact against the host (INT8_DAWN: more Dawn flags) → $OUT/int8-sweep.json
 #  bw   (issue 23's roof): bench/bandwidth.ts (copies and streaming reads through Dawn) beside
 #       PyTorch's copy and read → $OUT/bandwidth.json
-# and $OUT/log.txt. LANES="f32 int8 bw" (default: f32 int8) picks them.
+#  ops  (issue 23): each decode op of a 7B-shaped 3-bit layer (GPU µs, bench/decode-ops.ts) under
+#       the GEMV tiles $GEMV_TILES ("rows×unroll" each): [GPU µs, µs per op in a row] → $OUT/ops.txt
+# and $OUT/log.txt. LANES="f32 int8 bw ops" (default: f32 int8) picks them.
 set -u
 R="bash .gpu/run.sh"
 TSF=disable-dawn-features=timestamp_quantization
@@ -19,7 +22,7 @@ lane() { [[ " ${LANES:-f32 int8} " == *" $1 "* ]]; }
 if lane f32; then
   timeout 60 python3 bench/torch/torch_gemm.py >/tmp/torch-gemm.json 2>>"$OUT/log.txt"
   log "torch-gemm rc=$?"
-  timeout 240 $R gemm --no-stock --tiles "$F32_TILES" --shapes "$F32_SHAPES" >/tmp/gemm-f32.json 2>>"$OUT/log.txt"
+  EDKM_DAWN_FLAGS="${F32_DAWN:-}" timeout 240 $R gemm --no-stock --tiles "$F32_TILES" --shapes "$F32_SHAPES" >/tmp/gemm-f32.json 2>>"$OUT/log.txt"
   log "gemm rc=$?"
   jsononly /tmp/gemm-f32.json
   merge "$OUT/gemm-f32.json" ours=/tmp/gemm-f32.json torch=/tmp/torch-gemm.json
@@ -47,5 +50,13 @@ if lane bw; then
   jsononly /tmp/bw.json
   merge "$OUT/bandwidth.json" ours=/tmp/bw.json torch=/tmp/torch-bw.json
   python3 -c "import json; print(json.load(open('/tmp/bw.json'))['gbps'])" 2>&1 | tee -a "$OUT/log.txt"
+fi
+if lane ops; then
+  for t in ${GEMV_TILES:-16x8 8x8 4x4 8x4}; do
+    echo "=== gemv rows×unroll $t" >>"$OUT/ops.txt"
+    EDKM_DAWN_FLAGS=$TSF EDKM_GEMV_RB=${t%x*} EDKM_GEMV_UNROLL=${t#*x} timeout 100 $R decode-ops 2>/dev/null |
+      python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({o['op']: [round(o['gpuMicroseconds'],1), round(o['microseconds'],1)] for o in d['ops']}))" >>"$OUT/ops.txt"
+  done
+  log "ops done"
 fi
 log "all done"

@@ -447,7 +447,7 @@ async function kernel(s: Int8KernelSpec, offsetDiv: 1 | 4): Promise<Compiled> {
   return c;
 }
 
-/** One variant on one shape: clear C, warm up (2 dispatches), check, then time. */
+/** One variant on one shape: clear C, warm up (2 dispatches), check, then (busy for ~300 ms) time. */
 async function measure(
   s: Int8KernelSpec,
   o: Operands,
@@ -490,7 +490,19 @@ async function measure(
     if (timed) {
       // keep a slow variant from eating the run: at most ~4 s of dispatches
       const est = warm.wallMs / 2;
-      const n = Math.max(2, Math.min(reps, Math.floor(4000 / Math.max(est, 1e-3))));
+      // the GPU idled through the host's check: ~300 ms of the product first brings its clocks
+      // up (the first variant timed after a check ran at a fifth of its speed on the H200,
+      // bench/results/h200-2026-12-03/int8-round4-s4-1.json), and a timed run of at least
+      // ~60 ms (at least --reps products)
+      if (est < 100)
+        await dispatch(c.pipeline, bind, grid, Math.ceil(300 / Math.max(est, 0.05)), false);
+      const n = Math.max(
+        2,
+        Math.min(
+          Math.max(reps, Math.ceil(60 / Math.max(est, 1e-3))),
+          Math.floor(4000 / Math.max(est, 1e-3)),
+        ),
+      );
       if (n < reps)
         r.note = [r.note, `reps capped at ${n} (≈${est.toFixed(0)} ms a product)`]
           .filter(Boolean)
