@@ -11,7 +11,8 @@
 import '@edkm/backend-webgpu';
 import { tf, useBackend } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { argNumber, median, printJson } from './util';
+import { computePass, streamReadKernel, submitSeconds } from './stream-read';
+import { argNumber, printJson } from './util';
 
 const mib = argNumber('mib', 1024);
 const reps = argNumber('reps', 10);
@@ -27,62 +28,14 @@ const a = device.createBuffer({ size, usage });
 const b = device.createBuffer({ size, usage });
 const sink = device.createBuffer({ size: 4 * 256 * 65535, usage: GPUBufferUsage.STORAGE });
 
-/** Seconds of one submit of `encode` run `n` times (after one warm-up submit). */
-async function seconds(encode: (enc: GPUCommandEncoder) => void, n: number): Promise<number> {
-  const once = async (count: number) => {
-    const enc = device.createCommandEncoder();
-    for (let i = 0; i < count; i++) encode(enc);
-    const t0 = performance.now();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    return (performance.now() - t0) / 1000;
-  };
-  await once(1);
-  return median([await once(n), await once(n), await once(n)]);
-}
-
-function kernel(code: string, entries: GPUBuffer[], groups: number) {
-  const module = device.createShaderModule({ code });
-  const pipeline = device.createComputePipeline({
-    layout: 'auto',
-    compute: { module, entryPoint: 'main' },
-  });
-  const bind = device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: entries.map((buffer, binding) => ({ binding, resource: { buffer } })),
-  });
-  return (enc: GPUCommandEncoder) => {
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bind);
-    pass.dispatchWorkgroups(groups);
-    pass.end();
-  };
-}
-
-const readWgsl = (type: 'vec4<u32>' | 'u32', groups: number) => {
-  const n = size / (type === 'u32' ? 4 : 16);
-  const threads = groups * 256;
-  const per = Math.floor(n / threads / 4) * 4; // elements a thread reads (U = 4 a step)
-  const fold = type === 'u32' ? 'v' : 'v.x ^ v.y ^ v.z ^ v.w';
-  return `@group(0) @binding(0) var<storage, read> a: array<${type}>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
-@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3u) {
-  var acc = 0u;
-  for (var i = 0u; i < ${per}u; i += 4u) {
-    let base = i * ${threads}u + g.x;
-    let v0 = a[base]; let v1 = a[base + ${threads}u];
-    let v2 = a[base + ${2 * threads}u]; let v3 = a[base + ${3 * threads}u];
-    acc ^= ${['v0', 'v1', 'v2', 'v3'].map((v) => fold.replaceAll('v', v)).join(' ^ ')};
-  }
-  out[g.x] = acc;
-}`;
-};
-const readBytes = (type: 'vec4<u32>' | 'u32', groups: number) => {
-  const n = size / (type === 'u32' ? 4 : 16);
-  const per = Math.floor(n / (groups * 256) / 4) * 4;
-  return per * groups * 256 * (type === 'u32' ? 4 : 16);
-};
+const seconds = (encode: (enc: GPUCommandEncoder) => void, n: number) =>
+  submitSeconds(device, encode, n);
+const kernel = (code: string, buffers: GPUBuffer[], groups: number) =>
+  computePass(device, code, buffers, groups);
+const readWgsl = (type: 'vec4<u32>' | 'u32', groups: number) =>
+  streamReadKernel(size, type, groups).wgsl;
+const readBytes = (type: 'vec4<u32>' | 'u32', groups: number) =>
+  streamReadKernel(size, type, groups).reads;
 
 const out: Record<string, unknown> = {
   bench: 'bandwidth',

@@ -1,6 +1,7 @@
 // Decoding at the memory-bandwidth limit: prefill and decode tokens/s of the Decoder (weights read
 // straight from LUTs + packed indices, or bf16), bytes read per token, achieved GB/s against the
-// device's measured copy bandwidth, resident memory. Models: edkm-tiny 16-bit (the shipped bf16
+// device's measured copy bandwidth and against a kernel streaming device memory (the roof; on the
+// CPU half the copy's read + write), resident memory. Models: edkm-tiny 16-bit (the shipped bf16
 // weights), edkm-tiny 3-bit (a per-tensor 3-bit palettization of them, made here), and a
 // Llama-2-7B-shaped 3-bit model with random LUTs and packed indices generated directly (no dense
 // weights ever exist; bf16 embeddings and LM head).
@@ -33,6 +34,7 @@ import {
   safetensorsSource,
 } from '@edkm/llama';
 import { randomBf16, randomPalette } from './random-weights';
+import { streamReadBandwidth } from './stream-read';
 import { argNumber, argValue, median, printJson } from './util';
 
 const backendName = argValue('backend') ?? 'webgpu';
@@ -259,6 +261,9 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
     achievedGBps: achieved / 1e9,
     copyGBps: copy / 1e9,
     fractionOfCopyBandwidth: achieved / copy,
+    // the roof: a kernel streaming device memory (copyBufferToBuffer is far below it on the H200)
+    streamReadGBps: streamRead / 1e9,
+    fractionOfStreamRead: achieved / streamRead,
     resident: {
       weightBytes: memory.weights,
       kvCacheBytes: memory.cache,
@@ -320,6 +325,9 @@ if (prefillModes) {
 }
 
 const copy = await copyBandwidth();
+const streamRead = onGpu
+  ? await streamReadBandwidth((tf.backend() as unknown as { device: GPUDevice }).device)
+  : copy / 2;
 const results = [];
 for (const m of models) {
   if (m === 'tiny16') {
