@@ -40,7 +40,7 @@ function parseTile(s: string): Choice {
   const tile = parseGemmTile(name);
   const splits = split ? Number(split.replace(/^s/, '')) : undefined;
   if (!tile || (split && !(Number.isInteger(splits) && (splits as number) >= 1)))
-    throw new Error(`--tiles: ${s} is not TMxTNxWXxWYxBK[r][g<group>][b][/s<splits>]`);
+    throw new Error(`--tiles: ${s} is not TMxTNxWXxWYxBK[r][g<group>][b][n][/s<splits>]`);
   return { tile, splits };
 }
 const choiceName = (c: Choice) => `${gemmTileName(c.tile)}${c.splits ? `/s${c.splits}` : ''}`;

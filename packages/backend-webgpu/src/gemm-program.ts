@@ -28,6 +28,11 @@ export interface GemmTile {
    * and 16), needs WX a multiple of 8, WY of 4. Absent: threads row by row (16 × 2 a warp).
    */
   lanes?: 'block';
+  /**
+   * false: no vec4 of padding on the workgroup-memory rows of a K-contiguous operand (A/B runs;
+   * name suffix `n`). See gemmSource.
+   */
+  pad?: boolean;
 }
 
 /** What a GEMM program is specialised on (its WGSL depends on all of it). */
@@ -46,20 +51,21 @@ export interface GemmVariant {
   checkK: boolean;
 }
 
-/** TMxTNxWXxWYxBK, then `r` (rolled K loop), `g<group>` and `b` (block lanes): '8x8x16x16x8g8b'. */
+/** TMxTNxWXxWYxBK, then `r` (rolled K loop), `g<group>`, `b` (block lanes), `n` (no padding): '8x8x16x16x8g8b'. */
 export function gemmTileName(t: GemmTile): string {
-  return `${t.tm}x${t.tn}x${t.wx}x${t.wy}x${t.bk}${t.unroll === false ? 'r' : ''}${t.group ? `g${t.group}` : ''}${t.lanes === 'block' ? 'b' : ''}`;
+  return `${t.tm}x${t.tn}x${t.wx}x${t.wy}x${t.bk}${t.unroll === false ? 'r' : ''}${t.group ? `g${t.group}` : ''}${t.lanes === 'block' ? 'b' : ''}${t.pad === false ? 'n' : ''}`;
 }
 
 /** The inverse of gemmTileName (undefined for a string that is not a tile name). */
 export function parseGemmTile(s: string): GemmTile | undefined {
-  const m = /^(\d+)x(\d+)x(\d+)x(\d+)x(\d+)(r?)(?:g(\d+))?(b?)$/.exec(s.trim());
+  const m = /^(\d+)x(\d+)x(\d+)x(\d+)x(\d+)(r?)(?:g(\d+))?(b?)(n?)$/.exec(s.trim());
   if (!m) return undefined;
   const [tm, tn, wx, wy, bk] = m.slice(1, 6).map(Number);
   const tile: GemmTile = { tm, tn, wx, wy, bk };
   if (m[6]) tile.unroll = false;
   if (m[7]) tile.group = Number(m[7]);
   if (m[8]) tile.lanes = 'block';
+  if (m[9]) tile.pad = false;
   return tile;
 }
 
@@ -79,7 +85,7 @@ export function gemmTileProblem(t: GemmTile, maxWorkgroupStorageBytes = 16384): 
     return "lanes 'block' needs WX a multiple of 8, WY of 4";
   if ((bm * t.bk) % (4 * threads) || (bn * t.bk) % (4 * threads))
     return 'each thread must load a whole number of vec4s of each tile';
-  const bytes = 2 * 4 * t.bk * (bm + bn);
+  const bytes = 2 * 4 * t.bk * (bm + bn + 8); // (+ a vec4 a row for a scattered operand)
   if (bytes > maxWorkgroupStorageBytes)
     return `needs ${bytes} bytes of workgroup memory (device: ${maxWorkgroupStorageBytes})`;
   return undefined;
@@ -347,6 +353,10 @@ export function gemmSource(tile: GemmTile, v: GemmVariant): string {
           }`);
         }
       }
+  // a K-contiguous operand is scattered over 4 K rows on its way in: one vec4 of padding a row
+  // puts rows kk and kk + 4 16 banks apart, so the two threads of a warp writing the same column
+  // of them no longer collide (2-way bank conflicts at K-slices of 8)
+  const pad = tile.pad !== false;
   const tiles = (b: string) => `array<array<array<vec4<f32>, ${b}>, ${bk}>, 2>`;
   const loop = unroll
     ? // two copies of the step, one per buffer: every workgroup index is a constant plus a
@@ -391,8 +401,8 @@ export function gemmSource(tile: GemmTile, v: GemmVariant): string {
         t = t + 1;
       }`;
   return `
-    var<workgroup> as_ : ${tiles(String(bm / 4))};
-    var<workgroup> bs_ : ${tiles(String(bn / 4))};
+    var<workgroup> as_ : ${tiles(String(bm / 4 + (pad && !v.transposeA ? 1 : 0)))};
+    var<workgroup> bs_ : ${tiles(String(bn / 4 + (pad && v.transposeB ? 1 : 0)))};
 
     fn main() {
       ${threadsAt(tile)}

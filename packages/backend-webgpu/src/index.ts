@@ -270,7 +270,7 @@ async function init(): Promise<boolean> {
     const tile = parseGemmTile(gemmTile);
     if (!tile)
       throw new InvalidArgumentError(
-        `EDKM_GEMM_TILE=${gemmTile}: expected TMxTNxWXxWYxBK[r][g<group>][b], e.g. 8x8x16x16x8g8b`,
+        `EDKM_GEMM_TILE=${gemmTile}: expected TMxTNxWXxWYxBK[r][g<group>][b][n], e.g. 8x8x16x16x8g8b`,
       );
     setGemmTile(tile);
   }

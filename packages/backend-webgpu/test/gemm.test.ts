@@ -130,7 +130,13 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu GEMM', () => {
   }, 600_000);
 
   it('tile names round-trip and bad tiles are refused', () => {
-    for (const name of ['8x8x16x16x8', '4x4x16x16x16r', '8x8x16x16x8g8b', '8x8x16x16x8g16'])
+    for (const name of [
+      '8x8x16x16x8',
+      '4x4x16x16x16r',
+      '8x8x16x16x8g8b',
+      '8x8x16x16x8g16',
+      '8x8x16x16x8g16bn',
+    ])
       expect(gemmTileName(parseGemmTile(name) as GemmTile)).toBe(name);
     expect(parseGemmTile('8x8x16x16')).toBeUndefined();
     expect(() =>
