@@ -15,7 +15,7 @@ import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';
+import { getWebGPUDeviceInfo, resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';
 import { packIndices } from '@edkm/codec';
 import {
   flushBackend,
@@ -326,7 +326,10 @@ if (prefillModes) {
 
 const copy = await copyBandwidth();
 const streamRead = onGpu
-  ? await streamReadBandwidth((tf.backend() as unknown as { device: GPUDevice }).device)
+  ? await streamReadBandwidth(
+      (tf.backend() as unknown as { device: GPUDevice }).device,
+      getWebGPUDeviceInfo()?.software ? 32 : 512, // MiB (a software adapter reads slowly)
+    )
   : copy / 2;
 const results = [];
 for (const m of models) {

@@ -13,9 +13,10 @@ import { getMatMulPrecision, splitProduct, takesSplit } from './split-matmul';
 /**
  * 128×128 output tiles, 8×8 per thread, K-slices of 8 (against 33–37 TFLOP/s with K-slices of 16
  * and ≤ 30 for 64×128 and 64×64 tiles: bench/results/h200-2026-12-02/gemm-sweep-1.json), the
- * workgroups in groups of 16 tile rows and warps of 8×4 thread blocks: on the H200 37.1–40.6
- * TFLOP/s over the LLaMA-7B training shapes in every transposed form, where the row-by-row order
- * fell to 11–32 at the shapes with 11,008 (bench/results/h200-2026-12-03/gemm-f32-s4-1.json).
+ * workgroups in groups of 16 tile rows, warps of 8×4 thread blocks and padded rows for scattered
+ * operands: on the H200 39.8–41.8 TFLOP/s over the LLaMA-7B training shapes in every transposed
+ * form (bench/results/h200-2026-12-03/speed.json); the order and the lanes gained about 1% over
+ * row by row (gemm-f32-s4-1.json).
  */
 export const LARGE_TILE: GemmTile = {
   tm: 8,
