@@ -89,10 +89,14 @@ export function useGemv(m: number, k: number, clusterDim: number): boolean {
   );
 }
 
-/** The tile for a product of n rows: RB rows per workgroup (at most 8 KiB of LUTs), U unrolled. */
+/**
+ * The tile for a product of n rows of K columns: RB rows per workgroup (at most 8 KiB of LUTs), U
+ * unrolled.
+ */
 export function gemvTile(
   n: number,
   bits: number,
+  k = Number.POSITIVE_INFINITY,
 ): {
   rb: number;
   unroll: number;
@@ -107,7 +111,10 @@ export function gemvTile(
   const unroll = gemvTuning.unroll ?? 8;
   const pairs = (gemvTuning.pairs ?? false) && bits <= 3;
   const slots = pairs ? 2 << (2 * bits) : 1 << bits; // words of LUT a row
-  let rb = gemvTuning.rb ?? 16;
+  // 8 rows a workgroup for a 4096×4096 product (the O projection: 512 workgroups instead of 256;
+  // 20.0–20.7 µs against 24.4 on the H200, where QKV, gate-up and down were slower with 8:
+  // bench/results/h200-2026-12-03/decode-ops-s4-2.txt)
+  let rb = gemvTuning.rb ?? (n * k <= 4096 * 4096 ? 8 : 16);
   rb = Math.max(unroll, Math.min(rb, Math.floor(2048 / slots)));
   rb -= rb % unroll;
   const lanes = gemvTuning.lanes ?? 32;
@@ -431,7 +438,7 @@ export function paletteGemv(
     residual: attrs.residual,
     eps: attrs.eps,
   };
-  const { rb, unroll, pairs, split, coalesce, lanes, prefetch } = gemvTile(n, bits);
+  const { rb, unroll, pairs, split, coalesce, lanes, prefetch } = gemvTile(n, bits, k);
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
