@@ -11,7 +11,7 @@
 import '@edkm/backend-webgpu';
 import { tf, useBackend } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { computePass, streamReadKernel, submitSeconds } from './stream-read';
+import { computePass, copyBufferBandwidth, streamReadKernel, submitSeconds } from './stream-read';
 import { argNumber, printJson } from './util';
 
 const mib = argNumber('mib', 1024);
@@ -23,20 +23,6 @@ if (size > device.limits.maxStorageBufferBindingSize)
   throw new Error(
     `--mib ${mib}: over the device's ${device.limits.maxStorageBufferBindingSize} bytes a binding`,
   );
-const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-const a = device.createBuffer({ size, usage });
-const b = device.createBuffer({ size, usage });
-const sink = device.createBuffer({ size: 4 * 256 * 65535, usage: GPUBufferUsage.STORAGE });
-
-const seconds = (encode: (enc: GPUCommandEncoder) => void, n: number) =>
-  submitSeconds(device, encode, n);
-const kernel = (code: string, buffers: GPUBuffer[], groups: number) =>
-  computePass(device, code, buffers, groups);
-const readWgsl = (type: 'vec4<u32>' | 'u32', groups: number) =>
-  streamReadKernel(size, type, groups).wgsl;
-const readBytes = (type: 'vec4<u32>' | 'u32', groups: number) =>
-  streamReadKernel(size, type, groups).reads;
-
 const out: Record<string, unknown> = {
   bench: 'bandwidth',
   backend: selection.description,
@@ -44,18 +30,21 @@ const out: Record<string, unknown> = {
   reps,
 };
 const gbps: Record<string, number> = {};
-const copySeconds = await seconds((enc) => enc.copyBufferToBuffer(a, 0, b, 0, size), reps);
-gbps['copy-buffer'] = (2 * size * reps) / copySeconds / 1e9;
-for (const groups of [132 * 4, 132 * 8, 132 * 16, 132 * 64]) {
-  const run = kernel(readWgsl('vec4<u32>', groups), [a, sink], groups);
-  gbps[`read-vec4-${groups}`] =
-    (readBytes('vec4<u32>', groups) * reps) / (await seconds(run, reps)) / 1e9;
+// (its own two buffers, freed before the kernels' are made)
+gbps['copy-buffer'] = (await copyBufferBandwidth(device, mib, reps)) / 1e9;
+const usage = GPUBufferUsage.STORAGE;
+const a = device.createBuffer({ size, usage });
+const b = device.createBuffer({ size, usage });
+const sink = device.createBuffer({ size: 4 * 256 * 65535, usage });
+/** GB/s of the streaming read as `type` with `groups` workgroups. */
+async function read(type: 'vec4<u32>' | 'u32', groups: number): Promise<number> {
+  const { wgsl, reads } = streamReadKernel(size, type, groups);
+  const run = computePass(device, wgsl, [a, sink], groups);
+  return (reads * reps) / (await submitSeconds(device, run, reps)) / 1e9;
 }
-{
-  const groups = 132 * 16;
-  const run = kernel(readWgsl('u32', groups), [a, sink], groups);
-  gbps['read-u32'] = (readBytes('u32', groups) * reps) / (await seconds(run, reps)) / 1e9;
-}
+for (const groups of [132 * 4, 132 * 8, 132 * 16, 132 * 64])
+  gbps[`read-vec4-${groups}`] = await read('vec4<u32>', groups);
+gbps['read-u32'] = await read('u32', 132 * 16);
 {
   const n = size / 16;
   const groups = Math.min(65535, Math.ceil(n / 256 / 8));
@@ -65,8 +54,8 @@ for (const groups of [132 * 4, 132 * 8, 132 * 16, 132 * 64]) {
 @compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3u) {
   for (var i = g.x; i < ${n}u; i += ${threads}u) { b[i] = a[i]; }
 }`;
-  const run = kernel(code, [a, b], groups);
-  gbps['copy-vec4'] = (2 * size * reps) / (await seconds(run, reps)) / 1e9;
+  const run = computePass(device, code, [a, b], groups);
+  gbps['copy-vec4'] = (2 * size * reps) / (await submitSeconds(device, run, reps)) / 1e9;
 }
 for (const k of Object.keys(gbps)) gbps[k] = +gbps[k].toFixed(1);
 out.gbps = gbps;

@@ -34,7 +34,7 @@ import {
   safetensorsSource,
 } from '@edkm/llama';
 import { randomBf16, randomPalette } from './random-weights';
-import { streamReadBandwidth } from './stream-read';
+import { copyBufferBandwidth, streamReadBandwidth } from './stream-read';
 import { argNumber, argValue, median, printJson } from './util';
 
 const backendName = argValue('backend') ?? 'webgpu';
@@ -141,27 +141,8 @@ function tinyPalettized(bits: number): { config: LlamaConfig; source: DecoderSou
 
 /** Device copy bandwidth (bytes read + written per second) of a 256 MiB buffer copy. */
 async function copyBandwidth(): Promise<number> {
-  if (onGpu) {
-    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
-    const size = 256 * 2 ** 20;
-    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-    const a = device.createBuffer({ size, usage });
-    const b = device.createBuffer({ size, usage });
-    const run = async (reps: number) => {
-      const enc = device.createCommandEncoder();
-      for (let i = 0; i < reps; i++)
-        enc.copyBufferToBuffer(i % 2 ? b : a, 0, i % 2 ? a : b, 0, size);
-      const t0 = performance.now();
-      device.queue.submit([enc.finish()]);
-      await device.queue.onSubmittedWorkDone();
-      return (performance.now() - t0) / 1000;
-    };
-    await run(2);
-    const seconds = median([await run(20), await run(20), await run(20)]);
-    a.destroy();
-    b.destroy();
-    return (2 * size * 20) / seconds;
-  }
+  if (onGpu)
+    return copyBufferBandwidth((tf.backend() as unknown as { device: GPUDevice }).device, 256, 20);
   const size = 64 * 2 ** 20;
   const a = new Float32Array(size / 4).fill(1);
   const b = new Float32Array(size / 4);

@@ -510,7 +510,7 @@ async function measure(
         ),
       );
       if (n < reps)
-        r.note = [r.note, `reps capped at ${n} (≈${est.toFixed(0)} ms a product)`]
+        r.note = [r.note, `reps capped at ${n} (≈${each.toFixed(0)} ms a product)`]
           .filter(Boolean)
           .join('; ');
       const t = await dispatch(c.pipeline, bind, grid, n, true);

@@ -4,15 +4,18 @@
 // (PyTorch's copy and sum 4.1–4.2) while copyBufferToBuffer gives 0.85
 // (bench/results/h200-2026-12-03/bandwidth-s4-2.json): the roof for the decode GEMV's GB/s.
 
-/** Seconds of one submit of `encode` run `n` times (after one warm-up submit): the median of 3. */
+/**
+ * Seconds of one submit of `encode` run `n` times (its second argument counts them; after one
+ * warm-up submit): the median of 3.
+ */
 export async function submitSeconds(
   device: GPUDevice,
-  encode: (enc: GPUCommandEncoder) => void,
+  encode: (enc: GPUCommandEncoder, i: number) => void,
   n: number,
 ): Promise<number> {
   const once = async (count: number) => {
     const enc = device.createCommandEncoder();
-    for (let i = 0; i < count; i++) encode(enc);
+    for (let i = 0; i < count; i++) encode(enc, i);
     const t0 = performance.now();
     device.queue.submit([enc.finish()]);
     await device.queue.onSubmittedWorkDone();
@@ -21,6 +24,29 @@ export async function submitSeconds(
   await once(1);
   const t = [await once(n), await once(n), await once(n)].sort((a, b) => a - b);
   return t[1];
+}
+
+/**
+ * Bytes read + written a second by copyBufferToBuffer between two buffers of `mib` MiB, back and
+ * forth `reps` times in one submit (far below a streaming kernel on the H200).
+ */
+export async function copyBufferBandwidth(
+  device: GPUDevice,
+  mib: number,
+  reps: number,
+): Promise<number> {
+  const size = mib * 2 ** 20;
+  const usage = GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const a = device.createBuffer({ size, usage });
+  const b = device.createBuffer({ size, usage });
+  const seconds = await submitSeconds(
+    device,
+    (enc, i) => enc.copyBufferToBuffer(i % 2 ? b : a, 0, i % 2 ? a : b, 0, size),
+    reps,
+  );
+  a.destroy();
+  b.destroy();
+  return (2 * size * reps) / seconds;
 }
 
 /** One pass of a compute pipeline from WGSL `code` over `buffers` (bindings 0..), `groups` workgroups. */

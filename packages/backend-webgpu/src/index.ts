@@ -10,6 +10,7 @@ import {
 } from '@edkm/core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { withBindingCheck } from './binding-check';
+import { parseGemmTile } from './gemm-program';
 import { capture } from './graph';
 import { installHostPath, setBatchSource } from './host';
 import { adamw } from './kernels/adamw';
@@ -111,7 +112,6 @@ export {
   setGemmTile,
   setMatMulRoute,
 } from './kernels/batch-matmul';
-import { parseGemmTile } from './gemm-program';
 export { type GemmTile, gemmTileName, parseGemmTile } from './gemm-program';
 export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
 export { type PaletteLut, setPaletteLut } from './kernels/palette-rows';
