@@ -1,4 +1,5 @@
 import { EdkmProgram } from './programs/base';
+import { groupedTileWgsl } from './tile-order';
 
 /**
  * The tile shape of one GEMM workgroup: WX×WY threads, each computing a TM×TN block of the output
@@ -272,23 +273,18 @@ function threadsAt(t: GemmTile): string {
 
 /**
  * WGSL: the origin (m0, n0) of the workgroup's output tile. The dispatch is tiles along N × tiles
- * along M; with a group (GemmTile.group), linear workgroup p takes tile row
- * first + (p mod G·tilesN) mod rows and tile column (p mod G·tilesN) / rows of its group of G
- * tile rows (the last group may have fewer rows).
+ * along M; with a group (GemmTile.group) in the grouped order of tile-order.ts.
  */
 function tileAt(t: GemmTile): string {
   const { bm, bn } = gemmTileSize(t);
   if (!t.group)
     return `let m0 = i32(workgroupId.y) * ${bm};\n      let n0 = i32(workgroupId.x) * ${bn};`;
-  return `let tilesN = i32(numWorkgroups.x);
-      let pid = i32(workgroupId.y) * tilesN + i32(workgroupId.x);
-      let inGroup = ${t.group} * tilesN;
-      let groupIndex = pid / inGroup;
-      let firstRow = groupIndex * ${t.group};
-      let rows = min(i32(numWorkgroups.y) - firstRow, ${t.group});
-      let within = pid - groupIndex * inGroup;
-      let m0 = (firstRow + within % rows) * ${bm};
-      let n0 = (within / rows) * ${bn};`;
+  return [
+    'let pid = i32(workgroupId.y * numWorkgroups.x + workgroupId.x);',
+    ...groupedTileWgsl(t.group, 'pid', 'i32(numWorkgroups.y)', 'i32(numWorkgroups.x)', 'i32'),
+    `let m0 = tileM * ${bm};`,
+    `let n0 = tileN * ${bn};`,
+  ].join('\n      ');
 }
 
 export function gemmSource(tile: GemmTile, v: GemmVariant): string {

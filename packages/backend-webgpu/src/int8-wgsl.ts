@@ -1,3 +1,5 @@
+import { groupedTileWgsl } from './tile-order';
+
 // WGSL for int8 × int8 → int32 GEMMs on WebGPU's subgroup matrices (Dawn's
 // `chromium_experimental_subgroup_matrix`, tensor cores through VK_KHR_cooperative_matrix), and the
 // tile arithmetic behind them. Pure functions (strings and numbers), no side effects: the plugin's
@@ -267,27 +269,7 @@ export function int8Grid(p: Int8KernelPlan, m: number, n: number): [number, numb
   return [n / p.bn, m / p.bm];
 }
 
-/**
- * The tile (row, column) that workgroup (x, y) of a tilesN × tilesM grid computes, in groups of
- * `group` tile rows (Triton's grouped order: consecutive workgroups share the same B columns and a
- * few A rows, so both stay in L2). The WGSL below computes the same; the tests check it is a
- * permutation of the tiles.
- */
-export function groupedTile(
-  x: number,
-  y: number,
-  tilesM: number,
-  tilesN: number,
-  group: number,
-): [number, number] {
-  if (!group) return [y, x];
-  const pid = y * tilesN + x;
-  const per = group * tilesN;
-  const first = Math.floor(pid / per) * group;
-  const size = Math.min(tilesM - first, group);
-  const r = pid % per;
-  return [first + (r % size), Math.floor(r / size)];
-}
+export { groupedTile } from './tile-order';
 
 /** The uniform block the kernels read: M, N, K, tilesM, tilesN, K / bk (and padding). */
 export function int8Dims(p: Int8KernelPlan, m: number, n: number, k: number): Uint32Array {
@@ -378,11 +360,7 @@ export function int8GemmWgsl(s: Int8KernelSpec, o: Int8WgslOptions): string {
     body.push(
       '// grouped tile order (L2 reuse): groups of tile rows, column by column inside a group',
       'let pid = wg.y * dims.tilesN + wg.x;',
-      `let per = ${u(s.group)} * dims.tilesN;`,
-      `let first = (pid / per) * ${u(s.group)};`,
-      `let gsize = min(dims.tilesM - first, ${u(s.group)});`,
-      'let tileM = first + (pid % per) % gsize;',
-      'let tileN = (pid % per) / gsize;',
+      ...groupedTileWgsl(s.group, 'pid', 'dims.tilesM', 'dims.tilesN', 'u32'),
     );
   } else body.push('let tileM = wg.y;', 'let tileN = wg.x;');
   body.push(`let row0 = tileM * ${u(p.bm)};`, `let col0 = tileN * ${u(p.bn)};`);
