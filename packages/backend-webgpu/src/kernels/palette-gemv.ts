@@ -96,7 +96,7 @@ export function useGemv(m: number, k: number, clusterDim: number): boolean {
 export function gemvTile(
   n: number,
   bits: number,
-  k = Number.POSITIVE_INFINITY,
+  k: number,
 ): {
   rb: number;
   unroll: number;
