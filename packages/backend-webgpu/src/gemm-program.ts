@@ -74,19 +74,26 @@ export function gemmTileSize(t: GemmTile): { bm: number; bn: number; threads: nu
   return { bm: t.wy * t.tm, bn: t.wx * t.tn, threads: t.wx * t.wy };
 }
 
-/** Why a tile shape cannot be used (undefined when it can). */
-export function gemmTileProblem(t: GemmTile, maxWorkgroupStorageBytes = 16384): string | undefined {
+/**
+ * Why a tile shape cannot be used on a device with these limits (undefined when it can). Tiles of
+ * more than 256 threads need a device that allows them (WebGPU guarantees 256).
+ */
+export function gemmTileProblem(
+  t: GemmTile,
+  maxWorkgroupStorageBytes = 16384,
+  maxThreads = 256,
+): string | undefined {
   const { bm, bn, threads } = gemmTileSize(t);
   if (t.tm % 4 || t.tn % 4 || t.bk % 4 || t.tm < 4 || t.tn < 4 || t.bk < 4)
     return 'tm, tn and bk must be positive multiples of 4';
-  if (threads > 256) return 'at most 256 threads a workgroup';
+  if (threads > maxThreads) return `at most ${maxThreads} threads a workgroup (device)`;
   if (t.group !== undefined && !(Number.isInteger(t.group) && t.group >= 0 && t.group <= 64))
     return 'group must be an integer 0..64';
   if (t.lanes === 'block' && (t.wx % 8 || t.wy % 4 || threads % 32))
     return "lanes 'block' needs WX a multiple of 8, WY of 4";
-  if ((bm * t.bk) % (4 * threads) || (bn * t.bk) % (4 * threads))
-    return 'each thread must load a whole number of vec4s of each tile';
-  const bytes = 2 * 4 * t.bk * (bm + bn + 8); // (+ a vec4 a row for a scattered operand)
+  if ((bm * t.bk) % 4 || (bn * t.bk) % 4) return 'each tile must be whole vec4s';
+  // (+ a vec4 a K row for each operand stored K-contiguous, unless `pad` is false)
+  const bytes = 2 * 4 * t.bk * (bm + bn + (t.pad === false ? 0 : 8));
   if (bytes > maxWorkgroupStorageBytes)
     return `needs ${bytes} bytes of workgroup memory (device: ${maxWorkgroupStorageBytes})`;
   return undefined;
@@ -175,7 +182,8 @@ function operandTile(
   checkOuter: boolean,
   checkK: boolean,
 ): { decl: string; load: string; store: (array: string) => string } {
-  const n = (tileOuter * bk) / 4 / threads; // vec4s a thread loads
+  const total = (tileOuter * bk) / 4; // vec4s of the tile
+  const n = Math.ceil(total / threads); // vec4s a thread loads (the last round partly, see below)
   const outerDim = name === 'A' ? 'uniforms.M' : 'uniforms.N';
   const origin = name === 'A' ? 'm0' : 'n0';
   const base = name === 'A' ? 'aBase' : 'bBase';
@@ -185,11 +193,16 @@ function operandTile(
   const stores: ((array: string) => string)[] = [];
   for (let r = 0; r < n; r++) {
     decl.push(`var ${reg(r)} : vec4<f32>;`);
+    // a tile of fewer vec4s than threads (or not a multiple of them): the last round's loads and
+    // stores only in the threads that have one
+    const partial = (r + 1) * threads > total;
+    const open = partial ? `if (i32(localIndex) + ${r * threads} < ${total}) {` : '';
+    const close = partial ? '}' : '';
     if (contiguousOuter) {
       // tile [bk][tileOuter/4] of vec4s along the outer dimension; element (k, o..o+3) of the
       // operand is at base + k·outer + o
       const per = tileOuter / 4;
-      load.push(`{
+      load.push(`${open} {
         let l = i32(localIndex) + ${r * threads};
         let kk = l / ${per};
         let oq = l - kk * ${per};
@@ -208,18 +221,18 @@ function operandTile(
           load.push(guarded(`${reg(r)}.${c}`, `${name}[at + ${i}]`, conds, '0.0'));
         }
       }
-      load.push('}');
+      load.push(`}${close}`);
       stores.push(
-        (array) => `{
+        (array) => `${open} {
         let l = i32(localIndex) + ${r * threads};
         let kk = l / ${per};
         ${array}[kk][l - kk * ${per}] = ${reg(r)};
-      }`,
+      }${close}`,
       );
     } else {
       // stored K-contiguous: tile [tileOuter][bk/4] of vec4s along K, each scattered over 4 rows
       const per = bk / 4;
-      load.push(`{
+      load.push(`${open} {
         let l = i32(localIndex) + ${r * threads};
         let oo = l / ${per};
         let kq = l - oo * ${per};
@@ -237,9 +250,9 @@ function operandTile(
           load.push(guarded(`${reg(r)}.${c}`, `${name}[at + ${i}]`, conds, '0.0'));
         }
       }
-      load.push('}');
+      load.push(`}${close}`);
       stores.push(
-        (array) => `{
+        (array) => `${open} {
         let l = i32(localIndex) + ${r * threads};
         let oo = l / ${per};
         let kk = (l - oo * ${per}) * 4;
@@ -249,7 +262,7 @@ function operandTile(
         ${array}[kk + 1][oi][oc] = ${reg(r)}.y;
         ${array}[kk + 2][oi][oc] = ${reg(r)}.z;
         ${array}[kk + 3][oi][oc] = ${reg(r)}.w;
-      }`,
+      }${close}`,
       );
     }
   }

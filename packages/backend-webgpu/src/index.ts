@@ -14,7 +14,14 @@ import { parseGemmTile } from './gemm-program';
 import { capture } from './graph';
 import { installHostPath, setBatchSource } from './host';
 import { adamw } from './kernels/adamw';
-import { batchMatMul, setGemmSoftware, setGemmTile, setMatMulRoute } from './kernels/batch-matmul';
+import {
+  batchMatMul,
+  setGemmDevice,
+  setGemmSlots,
+  setGemmSoftware,
+  setGemmTile,
+  setMatMulRoute,
+} from './kernels/batch-matmul';
 import { bf16GatherRows } from './kernels/bf16-gather-rows';
 import { bf16MatMul } from './kernels/bf16-matmul';
 import { cachedAttention } from './kernels/cached-attention';
@@ -106,11 +113,14 @@ export {
   type GemmOptions,
   LARGE_TILE,
   SMALL_TILE,
+  WIDE_TILE,
   chooseGemm,
   gemm,
   type MatMulRoute,
+  setGemmSlots,
   setGemmTile,
   setMatMulRoute,
+  waveFill,
 } from './kernels/batch-matmul';
 export { type GemmTile, gemmTileName, parseGemmTile } from './gemm-program';
 export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
@@ -256,6 +266,7 @@ async function init(): Promise<boolean> {
   setLinearMTileCap(deviceInfo.software ? 2 : 8);
   setLinearSoftware(deviceInfo.software);
   setGemmSoftware(deviceInfo.software);
+  setGemmDevice(limits);
   setSubgroupDevice({
     subgroups: requiredFeatures.includes('subgroups' as GPUFeatureName),
     software: deviceInfo.software,
@@ -274,6 +285,9 @@ async function init(): Promise<boolean> {
       );
     setGemmTile(tile);
   }
+  // EDKM_GEMM_SLOTS=132: workgroups of the large GEMM tiles the GPU runs at once (its SM count)
+  const slots = env('EDKM_GEMM_SLOTS');
+  if (slots) setGemmSlots(Number(slots));
   // EDKM_MATMUL_PRECISION=split|f32: float32 BatchMatMul on int8 tensor cores as the
   // split-precision product (needs EDKM_WEBGPU_UNSAFE=1 for the tensor cores)
   const precision = envChoice('EDKM_MATMUL_PRECISION', ['f32', 'split'] as const);

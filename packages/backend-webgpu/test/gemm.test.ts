@@ -7,12 +7,15 @@ import {
   type GemmTile,
   LARGE_TILE,
   SMALL_TILE,
+  WIDE_TILE,
   chooseGemm,
   gemm,
   gemmTileName,
   parseGemmTile,
   setMatMulRoute,
+  waveFill,
 } from '../src/index';
+import { setGemmDevice } from '../src/kernels/batch-matmul';
 
 const backends = await testBackends();
 
@@ -122,6 +125,8 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu GEMM', () => {
     for (const tile of [
       { ...small, group: 2, lanes: 'block' as const },
       { ...small, group: 8 },
+      // 512 threads: 128×64 tiles of 8-wide K-slices, fewer vec4s than threads to load
+      { ...small, wy: 32, bk: 8, group: 2, lanes: 'block' as const },
     ])
       for (const [tA, tB] of [forms[0], forms[1]]) {
         const err = await check(s, tA, tB, tile);
@@ -136,6 +141,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu GEMM', () => {
       '8x8x16x16x8g8b',
       '8x8x16x16x8g16',
       '8x8x16x16x8g16bn',
+      '8x8x16x32x8g16b',
     ])
       expect(gemmTileName(parseGemmTile(name) as GemmTile)).toBe(name);
     expect(parseGemmTile('8x8x16x16')).toBeUndefined();
@@ -167,4 +173,34 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu GEMM', () => {
       setMatMulRoute('auto');
     }
   }, 300_000);
+});
+
+describe('GEMM tile choice', () => {
+  it('takes the 512-thread tile where its waves are as full as the large tile’s', () => {
+    const pick = (m: number, k: number, n: number) =>
+      gemmTileName(chooseGemm({ m, n, k, batch: 1 }, 2 ** 31, false).tile);
+    try {
+      setGemmDevice({
+        maxComputeInvocationsPerWorkgroup: 1024,
+        maxComputeWorkgroupStorageSize: 49152,
+      });
+      // 256 wide tiles fill two waves of 132 as well as 512 large ones fill four
+      expect(pick(2048, 4096, 4096)).toBe(gemmTileName(WIDE_TILE));
+      expect(pick(4096, 4096, 4096)).toBe(gemmTileName(WIDE_TILE));
+      // 688 wide tiles fill 6 waves to 87%, 1,376 large ones 11 waves to 95%
+      expect(waveFill(688)).toBeCloseTo(688 / 792);
+      expect(pick(2048, 4096, 11008)).toBe(gemmTileName(LARGE_TILE));
+      // a device without 512-thread workgroups keeps the large tile
+      setGemmDevice({
+        maxComputeInvocationsPerWorkgroup: 256,
+        maxComputeWorkgroupStorageSize: 49152,
+      });
+      expect(pick(2048, 4096, 4096)).toBe(gemmTileName(LARGE_TILE));
+    } finally {
+      setGemmDevice({
+        maxComputeInvocationsPerWorkgroup: 256,
+        maxComputeWorkgroupStorageSize: 16384,
+      });
+    }
+  });
 });

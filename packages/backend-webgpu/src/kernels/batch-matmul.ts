@@ -28,6 +28,54 @@ export const LARGE_TILE: GemmTile = {
   lanes: 'block',
 };
 let largeTile: GemmTile = LARGE_TILE;
+let tileSet = false;
+
+/**
+ * 128×256 output tiles of 512 threads (8×8 each, 25 KiB of workgroup memory): a workgroup too
+ * large for the driver to give a thread more than 128 registers, and half the workgroups of
+ * LARGE_TILE. On the H200 it ran 40.2–43.8 TFLOP/s where its workgroups fill the GPU's waves as
+ * well as LARGE_TILE's, against LARGE_TILE's 39.5–41.4 (bench/results/h200-2026-12-03/
+ * gemm-f32-s5-2.json); where they fill them worse (2048×4096×11008: 688 workgroups, 5.2 waves of
+ * 132) it lost (36.8–38.9). chooseGemm takes it where its waves are at least as full.
+ */
+export const WIDE_TILE: GemmTile = {
+  tm: 8,
+  tn: 8,
+  wx: 32,
+  wy: 16,
+  bk: 8,
+  group: 16,
+  lanes: 'block',
+};
+
+/**
+ * Workgroups of the large tiles that the GPU runs at once: one per streaming multiprocessor (132 on
+ * the H200; WebGPU does not say, so EDKM_GEMM_SLOTS or setGemmSlots tells it for another GPU).
+ */
+let gemmSlots = 132;
+export function setGemmSlots(n: number): void {
+  if (!(Number.isInteger(n) && n >= 1))
+    throw new InvalidArgumentError(`setGemmSlots(${n}): a positive integer`);
+  gemmSlots = n;
+}
+/** Whether the device allows WIDE_TILE (512 invocations, its workgroup memory); set at init. */
+let wideAllowed = false;
+export function setGemmDevice(limits: {
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupStorageSize: number;
+}): void {
+  wideAllowed =
+    gemmTileProblem(
+      WIDE_TILE,
+      limits.maxComputeWorkgroupStorageSize,
+      limits.maxComputeInvocationsPerWorkgroup,
+    ) === undefined;
+}
+
+/** The share of the workgroup slots of its waves that `tiles` workgroups fill. */
+export function waveFill(tiles: number, slots = gemmSlots): number {
+  return tiles / (Math.ceil(tiles / slots) * slots);
+}
 
 /**
  * The tile of large products (A/B comparisons; undefined restores LARGE_TILE). The plugin's init
@@ -35,10 +83,11 @@ let largeTile: GemmTile = LARGE_TILE;
  */
 export function setGemmTile(tile?: GemmTile): void {
   if (tile) {
-    const problem = gemmTileProblem(tile, 1 << 30);
+    const problem = gemmTileProblem(tile, 1 << 30, 1024);
     if (problem) throw new InvalidArgumentError(`setGemmTile(${JSON.stringify(tile)}): ${problem}`);
   }
   largeTile = tile ?? LARGE_TILE;
+  tileSet = tile !== undefined;
 }
 /** 64×64 output tiles, 4×4 per thread: products with few 128×128 tiles. */
 export const SMALL_TILE: GemmTile = { tm: 4, tn: 4, wx: 16, wy: 16, bk: 16 };
@@ -130,7 +179,17 @@ export function chooseGemm(
     const { bm, bn } = gemmTileSize(t);
     return d.batch * Math.ceil(d.m / bm) * Math.ceil(d.n / bn);
   };
-  if (count(largeTile) >= MIN_WORKGROUPS) return { tile: largeTile, splits: 1 };
+  if (count(largeTile) >= MIN_WORKGROUPS) {
+    const wide = count(WIDE_TILE);
+    if (
+      !tileSet &&
+      wideAllowed &&
+      wide >= MIN_WORKGROUPS / 2 &&
+      waveFill(wide) >= waveFill(count(largeTile))
+    )
+      return { tile: WIDE_TILE, splits: 1 };
+    return { tile: largeTile, splits: 1 };
+  }
   const tile = SMALL_TILE;
   const groups = count(tile);
   let splits = 1;
@@ -166,7 +225,11 @@ export function gemm(
   const limits = gpu.device.limits;
   const chosen = chooseGemm(d, limits.maxStorageBufferBindingSize);
   const tile = options.tile ?? chosen.tile;
-  const problem = gemmTileProblem(tile, limits.maxComputeWorkgroupStorageSize);
+  const problem = gemmTileProblem(
+    tile,
+    limits.maxComputeWorkgroupStorageSize,
+    limits.maxComputeInvocationsPerWorkgroup,
+  );
   if (problem) throw new InvalidArgumentError(`gemm: tile ${JSON.stringify(tile)}: ${problem}`);
   const { bm, bn } = gemmTileSize(tile);
   if (Math.ceil(n / bn) > limits.maxComputeWorkgroupsPerDimension)
