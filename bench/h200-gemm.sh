@@ -9,7 +9,8 @@
 #  bw   (issue 23's roof): bench/bandwidth.ts (copies and streaming reads through Dawn) beside
 #       PyTorch's copy and read → $OUT/bandwidth.json
 #  ops  (issue 23): each decode op of a 7B-shaped 3-bit layer (GPU µs, bench/decode-ops.ts) under
-#       the GEMV tiles $GEMV_TILES ("rows×unroll" each): [GPU µs, µs per op in a row] → $OUT/ops.txt
+#       the GEMV tiles $GEMV_TILES ("rows×unroll" each) and streams $GEMV_STREAMS: [GPU µs, µs per
+#       op in a row] → $OUT/ops.txt; then the 7B-shaped decode under each of $GEN_STREAMS → log
 # and $OUT/log.txt. LANES="f32 int8 bw ops" (default: f32 int8) picks them.
 set -u
 R="bash .gpu/run.sh"
@@ -53,10 +54,17 @@ if lane bw; then
 fi
 if lane ops; then
   for t in ${GEMV_TILES:-16x8 8x8 4x4 8x4}; do
-    echo "=== gemv rows×unroll $t" >>"$OUT/ops.txt"
-    EDKM_DAWN_FLAGS=$TSF EDKM_GEMV_RB=${t%x*} EDKM_GEMV_UNROLL=${t#*x} timeout 100 $R decode-ops 2>/dev/null |
-      python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({o['op']: [round(o['gpuMicroseconds'],1), round(o['microseconds'],1)] for o in d['ops']}))" >>"$OUT/ops.txt"
+    for s in ${GEMV_STREAMS:-1}; do
+      echo "=== gemv rows×unroll $t streams $s" >>"$OUT/ops.txt"
+      EDKM_DAWN_FLAGS=$TSF EDKM_GEMV_RB=${t%x*} EDKM_GEMV_UNROLL=${t#*x} EDKM_GEMV_STREAMS=$s timeout 100 $R decode-ops 2>/dev/null |
+        python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({o['op']: [round(o['gpuMicroseconds'],1), round(o['microseconds'],1)] for o in d['ops']}))" >>"$OUT/ops.txt"
+    done
   done
   log "ops done"
+  # the 7B-shaped 3-bit decode under each of GEN_STREAMS (streams of the GEMV's workgroups)
+  for s in ${GEN_STREAMS:-}; do
+    EDKM_GEMV_STREAMS=$s timeout 100 $R generate --backend webgpu --models 7b3 2>/dev/null >/tmp/gen-s$s.json; jsononly /tmp/gen-s$s.json
+    python3 -c "import json,sys; r=json.load(open('/tmp/gen-s$s.json'))['results'][0]; print('generate 7b3 streams $s', r['decodeTokensPerSecond'], r['achievedGBps'], r.get('fractionOfStreamRead'))" 2>&1 | tee -a "$OUT/log.txt"
+  done
 fi
 log "all done"

@@ -271,6 +271,7 @@ async function init(): Promise<boolean> {
     subgroups: requiredFeatures.includes('subgroups' as GPUFeatureName),
     software: deviceInfo.software,
     invocations: limits.maxComputeInvocationsPerWorkgroup,
+    subgroupMaxSize: (info as GPUAdapterInfo & { subgroupMaxSize?: number })?.subgroupMaxSize,
   });
   // EDKM_MATMUL_ROUTE=stock|gemm|auto: where float32 BatchMatMul goes (A/B comparisons)
   const route = envChoice('EDKM_MATMUL_ROUTE', ['auto', 'gemm', 'stock'] as const);
@@ -299,7 +300,8 @@ async function init(): Promise<boolean> {
   const lut = envChoice('EDKM_PALETTE_LUT', ['pairs', 'lanes'] as const);
   if (lut) setPaletteLut(lut);
   // EDKM_PALETTE_GEMV=auto|on|off (+ EDKM_GEMV_RB, EDKM_GEMV_UNROLL, EDKM_GEMV_LUT=pairs,
-  // EDKM_GEMV_SPLIT=2, EDKM_GEMV_COALESCE=1, EDKM_GEMV_PREFETCH=1): the decode GEMV (A/B)
+  // EDKM_GEMV_SPLIT=2, EDKM_GEMV_COALESCE=1, EDKM_GEMV_PREFETCH=1, EDKM_GEMV_STREAMS=4): the
+  // decode GEMV (A/B)
   const modes = ['auto', 'on', 'off'] as const;
   const gemv = envChoice('EDKM_PALETTE_GEMV', modes);
   const rb = Number(env('EDKM_GEMV_RB') ?? 0);
@@ -308,7 +310,8 @@ async function init(): Promise<boolean> {
   const split = env('EDKM_GEMV_SPLIT');
   const coalesce = envChoice('EDKM_GEMV_COALESCE', ['0', '1'] as const);
   const prefetch = envChoice('EDKM_GEMV_PREFETCH', ['0', '1'] as const);
-  if (gemv || rb || unroll || gemvLut || split || coalesce || prefetch)
+  const streams = Number(env('EDKM_GEMV_STREAMS') ?? 0);
+  if (gemv || rb || unroll || gemvLut || split || coalesce || prefetch || streams)
     setPaletteGemv(gemv ?? 'auto', {
       rb: rb || undefined,
       unroll: unroll || undefined,
@@ -316,6 +319,7 @@ async function init(): Promise<boolean> {
       split: split === '2' ? 2 : undefined,
       coalesce: coalesce === '1',
       prefetch: prefetch === '1',
+      streams: streams || undefined,
     });
   // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B)
   const sga = envChoice('EDKM_SUBGROUP_ATTENTION', modes);

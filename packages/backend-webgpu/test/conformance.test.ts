@@ -32,6 +32,7 @@ import {
   setSubgroupAttention,
   withBindingCheck,
 } from '../src/index';
+import { gemvStreams } from '../src/kernels/palette-gemv';
 
 const backends = await testBackends();
 
@@ -157,11 +158,17 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV op
   // (each option alone is a subset of these two; the JS check below covers 16 and 32 lanes)
   it.each([
     ['coalesce (32 lanes: each thread its own words here)', { coalesce: true }],
-    ['coalesce (8 lanes) + prefetch', { coalesce: true, lanes: 8, prefetch: true, rb: 4 }],
+    // two streams of 4 rows a workgroup: 37 rows end in a workgroup whose second stream has one
+    [
+      'coalesce (8 lanes) + prefetch, 2 streams',
+      { coalesce: true, lanes: 8, prefetch: true, rb: 4, streams: 2 },
+    ],
   ] as const)(
     '%s matches the reference',
     async (_, tuning) => {
       const cases = gemvCases();
+      // (the streams are real here: whole subgroups of the device's largest size a stream)
+      if ('streams' in tuning) for (const k of [2048, 2080]) expect(gemvStreams(k, 1, 2)).toBe(2);
       setPaletteGemv('on', { rb: 2, unroll: 2, ...tuning });
       try {
         const report = await runConformance('webgpu', cases);

@@ -2,7 +2,12 @@ import type { LinearFusion, PaletteMatMulAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { allocate, runRaw, uniformBlock } from '../raw';
 import { chunkField } from './palette-rows';
-import { type SubgroupMode, maxInvocations, subgroupKernelOn } from './subgroup-route';
+import {
+  type SubgroupMode,
+  maxInvocations,
+  maxSubgroupSize,
+  subgroupKernelOn,
+} from './subgroup-route';
 
 /**
  * PaletteMatMul for one row of x (decoding) on a device with subgroups: the "x-stationary" shape.
@@ -47,6 +52,13 @@ export interface GemvShape {
   lanes?: number;
   /** Index loads a row group ahead: the first group's before the LUT staging and x loads. */
   prefetch?: boolean;
+  /**
+   * Independent streams of RB rows a workgroup (default 1): each its own threads, one per chunk,
+   * and its own x registers. Larger workgroups cap the registers a thread gets (65,536 a
+   * multiprocessor on NVIDIA: 128 a thread at 512 threads), so more warps run at once. The
+   * threads of a stream must fill whole subgroups (the caller checks).
+   */
+  streams?: number;
 }
 
 /** Where the GEMV runs (see SubgroupMode). */
@@ -60,6 +72,7 @@ type GemvTuning = {
   coalesce?: boolean;
   lanes?: number;
   prefetch?: boolean;
+  streams?: number;
 };
 let gemvTuning: GemvTuning = {};
 /** Where the x-stationary GEMV runs ('off': decode takes the rows shape) and its tile (A/B). */
@@ -105,6 +118,7 @@ export function gemvTile(
   coalesce: boolean;
   lanes: number;
   prefetch: boolean;
+  streams: number;
 } {
   // 16 rows, 8 at a time: the best of 16/32/64 × 2/4/8 on the H200 (QKV 34.6 µs, gate-up 52.6,
   // down 29.2; bench/results/h200-2026-12-03/decode-ops-gemv-tiles.txt)
@@ -126,7 +140,18 @@ export function gemvTile(
     coalesce: gemvTuning.coalesce ?? false,
     lanes: [8, 16, 32].includes(lanes) ? lanes : 32,
     prefetch: gemvTuning.prefetch ?? false,
+    streams: gemvStreams(k, gemvTuning.split ?? 1, gemvTuning.streams ?? 1),
   };
+}
+
+/**
+ * Streams a workgroup of the GEMV for K can take (GemvShape.streams): as many as asked, within the
+ * device's invocations and with each stream whole subgroups of the largest size the device has.
+ */
+export function gemvStreams(k: number, split: number, asked: number): number {
+  const wgt = gemvThreads(k, split);
+  if (wgt % maxSubgroupSize() !== 0) return 1;
+  return Math.max(1, Math.min(Math.floor(asked), Math.floor(maxInvocations() / wgt)));
 }
 
 /**
@@ -154,6 +179,7 @@ export function gemvExchange(
 /** The WGSL of the x-stationary GEMV (bindings: x, codes, lut, rows, scales, [g], [residual], y, uniforms). */
 export function paletteGemvWgsl(shape: GemvShape): string {
   const { k, bits, rb, unroll, fusion } = shape;
+  const streams = shape.streams ?? 1;
   const pairs = shape.pairs === true;
   const per = pairs ? 1 << (2 * bits) : 1 << bits; // LUT slots a row
   const rms = fusion.prologue === 'rmsnorm';
@@ -254,7 +280,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     lines.push(
       `var ss = ${Array.from({ length: nq }, (_, q) => `dot(x${q}, x${q})`).join(' + ')};`,
       'ss = subgroupAdd(ss);',
-      'if (sl == 0u) { ssP[sg] = ss; }',
+      `if (sl == 0u) { ssP[st * ${nsg}u + sg] = ss; }`,
     );
     for (let q = 0; q < nq; q++) lines.push(`x${q} = x${q} * g[${xAt(q)}];`);
   }
@@ -308,7 +334,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   };
   /** Row r + u's sum of LUT entries times x. */
   const sums = (r: string, u: number): string[] => {
-    const out = [`let lb${u} = (${r} + ${u}u) * ${per}u;`];
+    const out = [`let lb${u} = (so + ${r} + ${u}u) * ${per}u;`];
     const field = (j: number, width: number) =>
       chunkField(j, width)
         .replace(/cw(\d+)/g, `cw$1_${u}`)
@@ -333,7 +359,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     });
     out.push(
       `let s${u} = subgroupAdd(${terms.join(' +\n        ')});`,
-      `if (sl == 0u) { part[(${r} + ${u}u) * ${nsg}u + sg] = s${u}; }`,
+      `if (sl == 0u) { part[(so + ${r} + ${u}u) * ${nsg}u + sg] = s${u}; }`,
     );
     return out;
   };
@@ -378,18 +404,22 @@ ${rms ? `@group(0) @binding(${gBinding}) var<storage, read> g : array<vec4<f32>>
 ${fusion.residual ? `@group(0) @binding(${resBinding}) var<storage, read> residual : array<f32>;` : ''}
 @group(0) @binding(${yBinding}) var<storage, read_write> y : array<f32>;
 @group(0) @binding(${uBinding}) var<uniform> u : U;
-${pairs ? `var<workgroup> lutP : array<vec2<f32>, ${rb * per}>;` : `var<workgroup> lutS : array<f32, ${rb * per}>;`}
-var<workgroup> part : array<f32, ${rb * nsg}>;
-${rms ? `var<workgroup> ssP : array<f32, ${nsg}>;` : ''}
-@compute @workgroup_size(${wgt})
-fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) tid : u32,
+${pairs ? `var<workgroup> lutP : array<vec2<f32>, ${streams * rb * per}>;` : `var<workgroup> lutS : array<f32, ${streams * rb * per}>;`}
+var<workgroup> part : array<f32, ${streams * rb * nsg}>;
+${rms ? `var<workgroup> ssP : array<f32, ${streams * nsg}>;` : ''}
+@compute @workgroup_size(${streams * wgt})
+fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) wtid : u32,
         @builtin(subgroup_invocation_id) sl : u32, @builtin(subgroup_size) sgs : u32) {
-  let first = wg.x * ${rb}u;
+  // stream st of the workgroup: its thread tid, its rows from \`first\`, its LUTs and slots from so
+  let st = wtid / ${wgt}u;
+  let tid = wtid % ${wgt}u;
+  let so = st * ${rb}u;
+  let first = wg.x * ${streams * rb}u + so;
   let sg = tid / sgs;
   ${setup.join('\n  ')}
   ${early.join('\n  ')}
-  for (var e = tid; e < ${rb * per}u; e = e + ${wgt}u) {
-    let row = min(first + e / ${per}u, u.n - 1u);
+  for (var e = wtid; e < ${streams * rb * per}u; e = e + ${streams * wgt}u) {
+    let row = min(wg.x * ${streams * rb}u + e / ${per}u, u.n - 1u);
     let at = u32(rows[2u * row + 1u]) * ${entries}u;
     ${
       pairs
@@ -406,8 +436,8 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
     let row = first + tid;
     if (row < u.n) {
       var t = 0.0;
-      for (var i = 0u; i < ${wgt}u / sgs; i = i + 1u) { t = t + part[tid * ${nsg}u + i]; }
-      ${rms ? `var ssSum = 0.0;\n      for (var i = 0u; i < ${wgt}u / sgs; i = i + 1u) { ssSum = ssSum + ssP[i]; }` : ''}
+      for (var i = 0u; i < ${wgt}u / sgs; i = i + 1u) { t = t + part[(so + tid) * ${nsg}u + i]; }
+      ${rms ? `var ssSum = 0.0;\n      for (var i = 0u; i < ${wgt}u / sgs; i = i + 1u) { ssSum = ssSum + ssP[st * ${nsg}u + i]; }` : ''}
       let oi = u32(rows[2u * row]);
       y[oi] = scales[row] * ${scaled}${fusion.residual ? ' + residual[oi]' : ''};
     }
@@ -438,14 +468,14 @@ export function paletteGemv(
     residual: attrs.residual,
     eps: attrs.eps,
   };
-  const { rb, unroll, pairs, split, coalesce, lanes, prefetch } = gemvTile(n, bits, k);
+  const { rb, unroll, pairs, split, coalesce, lanes, prefetch, streams } = gemvTile(n, bits, k);
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_s${streams}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
     wgsl: () =>
       paletteGemvWgsl({
         k,
@@ -458,13 +488,14 @@ export function paletteGemv(
         coalesce,
         lanes,
         prefetch,
+        streams,
       }),
     tensors,
     uniforms: uniformBlock([
       ['u', n],
       ['f', fusion.prologue === 'rmsnorm' ? (fusion.eps as number) : 0],
     ]),
-    groups: [Math.ceil(n / rb), 1, 1],
+    groups: [Math.ceil(n / (streams * rb)), 1, 1],
   });
   return y;
 }

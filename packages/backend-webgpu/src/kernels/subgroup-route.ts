@@ -6,15 +6,19 @@
  */
 export type SubgroupMode = 'auto' | 'on' | 'off';
 
-let device = { subgroups: false, software: false, invocations: 256 };
+let device = { subgroups: false, software: false, invocations: 256, subgroupMaxSize: 128 };
 
-/** The device's `subgroups` feature, whether it is a software rasteriser, its workgroup size limit. */
+/**
+ * The device's `subgroups` feature, whether it is a software rasteriser, its workgroup size limit
+ * and its largest subgroup size (128, WebGPU's largest, where the adapter does not say).
+ */
 export function setSubgroupDevice(d: {
   subgroups: boolean;
   software: boolean;
   invocations: number;
+  subgroupMaxSize?: number;
 }): void {
-  device = { ...d };
+  device = { ...d, subgroupMaxSize: d.subgroupMaxSize || 128 };
 }
 
 /** Whether a subgroup kernel in `mode` runs on this device. */
@@ -25,4 +29,9 @@ export function subgroupKernelOn(mode: SubgroupMode): boolean {
 /** The device's maxComputeInvocationsPerWorkgroup. */
 export function maxInvocations(): number {
   return device.invocations;
+}
+
+/** The device's largest subgroup size (128 where unknown). */
+export function maxSubgroupSize(): number {
+  return device.subgroupMaxSize;
 }
