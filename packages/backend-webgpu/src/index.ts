@@ -39,7 +39,7 @@ import { int8QuantizeRows } from './kernels/int8-quantize-rows';
 import { int8Rescale } from './kernels/int8-rescale';
 import { kvWrite } from './kernels/kv-write';
 import { nearestEntry } from './kernels/nearest-entry';
-import { setPaletteGemv } from './kernels/palette-gemv';
+import { type GemvAblation, setPaletteGemv } from './kernels/palette-gemv';
 import { paletteInt8 } from './kernels/palette-int8';
 import {
   paletteMatMul,
@@ -311,7 +311,12 @@ async function init(): Promise<boolean> {
   const coalesce = envChoice('EDKM_GEMV_COALESCE', ['0', '1'] as const);
   const prefetch = envChoice('EDKM_GEMV_PREFETCH', ['0', '1'] as const);
   const streams = Number(env('EDKM_GEMV_STREAMS') ?? 0);
-  if (gemv || rb || unroll || gemvLut || split || coalesce || prefetch || streams)
+  // EDKM_GEMV_ABLATE=noload,nolut,nosum: parts of the GEMV left out (measurement only: wrong results)
+  const ablate = env('EDKM_GEMV_ABLATE')?.split(',').filter(Boolean) as GemvAblation[] | undefined;
+  for (const a of ablate ?? [])
+    if (!['noload', 'nolut', 'nosum'].includes(a))
+      throw new InvalidArgumentError(`EDKM_GEMV_ABLATE: ${a} is not one of noload, nolut, nosum`);
+  if (gemv || rb || unroll || gemvLut || split || coalesce || prefetch || streams || ablate)
     setPaletteGemv(gemv ?? 'auto', {
       rb: rb || undefined,
       unroll: unroll || undefined,
@@ -320,6 +325,7 @@ async function init(): Promise<boolean> {
       coalesce: coalesce === '1',
       prefetch: prefetch === '1',
       streams: streams || undefined,
+      ablate,
     });
   // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B)
   const sga = envChoice('EDKM_SUBGROUP_ATTENTION', modes);

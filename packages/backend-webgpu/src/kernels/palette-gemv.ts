@@ -59,7 +59,16 @@ export interface GemvShape {
    * threads of a stream must fill whole subgroups (the caller checks).
    */
   streams?: number;
+  /**
+   * Measurement only (wrong results): parts of the kernel left out to see what bounds it
+   * (bench/decode-ops.ts through EDKM_GEMV_ABLATE): 'noload' (index words made from the row
+   * instead of read), 'nolut' (each entry's bits as a float instead of its LUT entry), 'nosum'
+   * (no subgroup sum per row).
+   */
+  ablate?: readonly GemvAblation[];
 }
+
+export type GemvAblation = 'noload' | 'nolut' | 'nosum';
 
 /** Where the GEMV runs (see SubgroupMode). */
 export type GemvMode = SubgroupMode;
@@ -73,6 +82,7 @@ type GemvTuning = {
   lanes?: number;
   prefetch?: boolean;
   streams?: number;
+  ablate?: readonly GemvAblation[];
 };
 let gemvTuning: GemvTuning = {};
 /** Where the x-stationary GEMV runs ('off': decode takes the rows shape) and its tile (A/B). */
@@ -180,6 +190,7 @@ export function gemvExchange(
 export function paletteGemvWgsl(shape: GemvShape): string {
   const { k, bits, rb, unroll, fusion } = shape;
   const streams = shape.streams ?? 1;
+  const ablate = new Set(shape.ablate ?? []);
   const pairs = shape.pairs === true;
   const per = pairs ? 1 << (2 * bits) : 1 << bits; // LUT slots a row
   const rms = fusion.prologue === 'rmsnorm';
@@ -286,10 +297,10 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   }
   /** The loads of row r + u's words into k{u}_{j} (`decl`: let, var or an assignment). */
   const loads = (r: string, u: number, decl: string): string =>
-    Array.from(
-      { length: raw },
-      (_, j) =>
-        `${decl}k${u}_${j} = codes[min(first + ${r} + ${u}u, u.n - 1u) * ${ch * bits}u + ${offset(j)}];`,
+    Array.from({ length: raw }, (_, j) =>
+      ablate.has('noload')
+        ? `${decl}k${u}_${j} = (first + ${r} + ${u}u) * 2654435761u ^ ${offset(j)};`
+        : `${decl}k${u}_${j} = codes[min(first + ${r} + ${u}u, u.n - 1u) * ${ch * bits}u + ${offset(j)}];`,
     ).join(' ');
   /** Row u's words cw{w}_{u} from the loaded k{u}_{j}. */
   const words = (u: number): string[] => {
@@ -352,13 +363,14 @@ export function paletteGemvWgsl(shape: GemvShape): string {
         );
         return `dot(x${q}, vec4<f32>(${a}, ${b}))`;
       }
-      const l = [0, 1, 2, 3].map(
-        (i) => `lutS[lb${u} + ${own ? whole(w, 4 * qw + i, bits) : `(${field(4 * q + i, bits)})`}]`,
-      );
+      const l = [0, 1, 2, 3].map((i) => {
+        const e = own ? whole(w, 4 * qw + i, bits) : `(${field(4 * q + i, bits)})`;
+        return ablate.has('nolut') ? `bitcast<f32>(${e} | 0x3f800000u)` : `lutS[lb${u} + ${e}]`;
+      });
       return `dot(x${q}, vec4<f32>(${l.join(', ')}))`;
     });
     out.push(
-      `let s${u} = subgroupAdd(${terms.join(' +\n        ')});`,
+      `let s${u} = ${ablate.has('nosum') ? '' : 'subgroupAdd'}(${terms.join(' +\n        ')});`,
       `if (sl == 0u) { part[(so + ${r} + ${u}u) * ${nsg}u + sg] = s${u}; }`,
     );
     return out;
@@ -469,13 +481,14 @@ export function paletteGemv(
     eps: attrs.eps,
   };
   const { rb, unroll, pairs, split, coalesce, lanes, prefetch, streams } = gemvTile(n, bits, k);
+  const ablate = gemvTuning.ablate ?? [];
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_s${streams}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_s${streams}_${ablate.join('+')}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
     wgsl: () =>
       paletteGemvWgsl({
         k,
@@ -489,6 +502,7 @@ export function paletteGemv(
         lanes,
         prefetch,
         streams,
+        ablate,
       }),
     tensors,
     uniforms: uniformBlock([
