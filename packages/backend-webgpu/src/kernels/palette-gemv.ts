@@ -299,7 +299,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   const loads = (r: string, u: number, decl: string): string =>
     Array.from({ length: raw }, (_, j) =>
       ablate.has('noload')
-        ? `${decl}k${u}_${j} = (first + ${r} + ${u}u) * 2654435761u ^ ${offset(j)};`
+        ? `${decl}k${u}_${j} = ((first + ${r} + ${u}u) * 2654435761u) ^ (${offset(j)});`
         : `${decl}k${u}_${j} = codes[min(first + ${r} + ${u}u, u.n - 1u) * ${ch * bits}u + ${offset(j)}];`,
     ).join(' ');
   /** Row u's words cw{w}_{u} from the loaded k{u}_{j}. */
@@ -428,6 +428,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
   let so = st * ${rb}u;
   let first = wg.x * ${streams * rb}u + so;
   let sg = tid / sgs;
+  ${ablate.has('noload') ? '_ = codes[0]; // (the binding stays in the layout)' : ''}
   ${setup.join('\n  ')}
   ${early.join('\n  ')}
   for (var e = wtid; e < ${streams * rb * per}u; e = e + ${streams * wgt}u) {
