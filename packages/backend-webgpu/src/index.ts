@@ -271,6 +271,7 @@ async function init(): Promise<boolean> {
     subgroups: requiredFeatures.includes('subgroups' as GPUFeatureName),
     software: deviceInfo.software,
     invocations: limits.maxComputeInvocationsPerWorkgroup,
+    subgroupMinSize: (info as GPUAdapterInfo & { subgroupMinSize?: number })?.subgroupMinSize,
     subgroupMaxSize: (info as GPUAdapterInfo & { subgroupMaxSize?: number })?.subgroupMaxSize,
   });
   // EDKM_MATMUL_ROUTE=stock|gemm|auto: where float32 BatchMatMul goes (A/B comparisons)
@@ -300,8 +301,8 @@ async function init(): Promise<boolean> {
   const lut = envChoice('EDKM_PALETTE_LUT', ['pairs', 'lanes'] as const);
   if (lut) setPaletteLut(lut);
   // EDKM_PALETTE_GEMV=auto|on|off (+ EDKM_GEMV_RB, EDKM_GEMV_UNROLL, EDKM_GEMV_LUT=pairs,
-  // EDKM_GEMV_SPLIT=2, EDKM_GEMV_COALESCE=1, EDKM_GEMV_PREFETCH=1, EDKM_GEMV_STREAMS=4): the
-  // decode GEMV (A/B)
+  // EDKM_GEMV_SPLIT=2, EDKM_GEMV_COALESCE=1, EDKM_GEMV_PREFETCH=1, EDKM_GEMV_STREAMS=4,
+  // EDKM_GEMV_REDUCE=butterfly): the decode GEMV (A/B)
   const modes = ['auto', 'on', 'off'] as const;
   const gemv = envChoice('EDKM_PALETTE_GEMV', modes);
   const rb = Number(env('EDKM_GEMV_RB') ?? 0);
@@ -311,12 +312,24 @@ async function init(): Promise<boolean> {
   const coalesce = envChoice('EDKM_GEMV_COALESCE', ['0', '1'] as const);
   const prefetch = envChoice('EDKM_GEMV_PREFETCH', ['0', '1'] as const);
   const streams = Number(env('EDKM_GEMV_STREAMS') ?? 0);
+  const reduce = envChoice('EDKM_GEMV_REDUCE', ['add', 'butterfly'] as const);
   // EDKM_GEMV_ABLATE=noload,nolut,nosum: parts of the GEMV left out (measurement only: wrong results)
   const ablate = env('EDKM_GEMV_ABLATE')?.split(',').filter(Boolean) as GemvAblation[] | undefined;
   for (const a of ablate ?? [])
     if (!['noload', 'nolut', 'nosum'].includes(a))
       throw new InvalidArgumentError(`EDKM_GEMV_ABLATE: ${a} is not one of noload, nolut, nosum`);
-  if (gemv || rb || unroll || gemvLut || split || coalesce || prefetch || streams || ablate)
+  if (
+    gemv ||
+    rb ||
+    unroll ||
+    gemvLut ||
+    split ||
+    coalesce ||
+    prefetch ||
+    streams ||
+    ablate ||
+    reduce
+  )
     setPaletteGemv(gemv ?? 'auto', {
       rb: rb || undefined,
       unroll: unroll || undefined,
@@ -326,6 +339,7 @@ async function init(): Promise<boolean> {
       prefetch: prefetch === '1',
       streams: streams || undefined,
       ablate,
+      reduce,
     });
   // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B)
   const sga = envChoice('EDKM_SUBGROUP_ATTENTION', modes);

@@ -33,6 +33,7 @@ import {
   withBindingCheck,
 } from '../src/index';
 import { gemvStreams } from '../src/kernels/palette-gemv';
+import { maxSubgroupSize, minSubgroupSize } from '../src/kernels/subgroup-route';
 
 const backends = await testBackends();
 
@@ -157,7 +158,11 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV op
   // (short compiles at 5–7 bits), 4 a workgroup under prefetch: two row groups to pipeline.
   // (each option alone is a subset of these two; the JS check below covers 16 and 32 lanes)
   it.each([
-    ['coalesce (32 lanes: each thread its own words here)', { coalesce: true }],
+    // butterfly sums of 4 rows: 2 halving steps, then 1 plain step at lavapipe's 8 lanes
+    [
+      'coalesce (32 lanes: each thread its own words here), butterfly sums',
+      { coalesce: true, reduce: 'butterfly', rb: 8, unroll: 4 },
+    ],
     // two streams of 4 rows a workgroup: 37 rows end in a workgroup whose second stream has one
     [
       'coalesce (8 lanes) + prefetch, 2 streams',
@@ -169,6 +174,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV op
       const cases = gemvCases();
       // (the streams are real here: whole subgroups of the device's largest size a stream)
       if ('streams' in tuning) for (const k of [2048, 2080]) expect(gemvStreams(k, 1, 2)).toBe(2);
+      if ('reduce' in tuning) expect(minSubgroupSize()).toBe(maxSubgroupSize());
       setPaletteGemv('on', { rb: 2, unroll: 2, ...tuning });
       try {
         const report = await runConformance('webgpu', cases);

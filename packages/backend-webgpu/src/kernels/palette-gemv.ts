@@ -6,6 +6,7 @@ import {
   type SubgroupMode,
   maxInvocations,
   maxSubgroupSize,
+  minSubgroupSize,
   subgroupKernelOn,
 } from './subgroup-route';
 
@@ -66,6 +67,14 @@ export interface GemvShape {
    * (no subgroup sum per row).
    */
   ablate?: readonly GemvAblation[];
+  /**
+   * The subgroup size, where every subgroup of the device has the same one (NVIDIA 32, lavapipe
+   * 8): then the `unroll` rows of a group are summed over the subgroup together, a butterfly of
+   * subgroupShuffleXor that halves the rows each lane carries at each of the first log2(unroll)
+   * steps (unroll − 1 shuffles, then one a step for the rest) instead of a subgroupAdd a row
+   * (unroll · log2(size) shuffles). Needs unroll a power of two up to the size.
+   */
+  butterfly?: number;
 }
 
 export type GemvAblation = 'noload' | 'nolut' | 'nosum';
@@ -83,6 +92,8 @@ type GemvTuning = {
   prefetch?: boolean;
   streams?: number;
   ablate?: readonly GemvAblation[];
+  /** Sum a row group over the subgroup as a butterfly (GemvShape.butterfly) where it can. */
+  reduce?: 'add' | 'butterfly';
 };
 let gemvTuning: GemvTuning = {};
 /** Where the x-stationary GEMV runs ('off': decode takes the rows shape) and its tile (A/B). */
@@ -191,6 +202,13 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   const { k, bits, rb, unroll, fusion } = shape;
   const streams = shape.streams ?? 1;
   const ablate = new Set(shape.ablate ?? []);
+  const sgFixed = shape.butterfly ?? 0;
+  const fly =
+    sgFixed > 0 &&
+    unroll >= 2 &&
+    (unroll & (unroll - 1)) === 0 &&
+    unroll <= sgFixed &&
+    !ablate.has('nosum');
   const pairs = shape.pairs === true;
   const per = pairs ? 1 << (2 * bits) : 1 << bits; // LUT slots a row
   const rms = fusion.prologue === 'rmsnorm';
@@ -369,6 +387,11 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       });
       return `dot(x${q}, vec4<f32>(${l.join(', ')}))`;
     });
+    if (fly) {
+      // (summed over the subgroup with the group's other rows: butterfly below)
+      out.push(`let t${u} = ${terms.join(' +\n        ')};`);
+      return out;
+    }
     out.push(
       `let s${u} = ${ablate.has('nosum') ? '' : 'subgroupAdd'}(${terms.join(' +\n        ')});`,
       `if (sl == 0u) { part[(so + ${r} + ${u}u) * ${nsg}u + sg] = s${u}; }`,
@@ -376,6 +399,35 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     return out;
   };
   const us = Array.from({ length: unroll }, (_, u) => u);
+  /**
+   * The group's row sums t0.. over the subgroup (GemvShape.butterfly): at step i (mask 2^i) a
+   * lane keeps the upper half of its rows if bit i of its lane is set, else the lower half, and
+   * adds the partner's copy of the half it keeps; after log2(unroll) steps lane l carries one row
+   * (Σ bit_i · unroll / 2^(i+1)), summed over the rest of the subgroup by plain steps.
+   */
+  const butterfly = (r: string): string[] => {
+    const out: string[] = [];
+    let vals = us.map((u) => `t${u}`);
+    const picks: string[] = [];
+    for (let m = 1, i = 0; m < unroll; m *= 2, i++) {
+      const h = vals.length / 2;
+      out.push(`let bit${i} = (sl & ${m}u) != 0u;`);
+      vals = Array.from({ length: h }, (_, j) => {
+        const [lo, hi] = [vals[j], vals[j + h]];
+        out.push(
+          `let f${i}_${j} = select(${lo}, ${hi}, bit${i}) + subgroupShuffleXor(select(${hi}, ${lo}, bit${i}), ${m}u);`,
+        );
+        return `f${i}_${j}`;
+      });
+      picks.push(`select(0u, ${h}u, bit${i})`);
+    }
+    out.push(`var fs = ${vals[0]};`);
+    for (let m = unroll; m < sgFixed; m *= 2) out.push(`fs = fs + subgroupShuffleXor(fs, ${m}u);`);
+    out.push(
+      `if (sl < ${unroll}u) { part[(so + ${r} + ${picks.join(' + ')}) * ${nsg}u + sg] = fs; }`,
+    );
+    return out;
+  };
   /** One group of `unroll` rows from row r (a WGSL expression): their loads, then their sums. */
   const group = (r: string): string => {
     const body: string[] = [];
@@ -394,6 +446,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       for (const u of us) body.push(...words(u));
     }
     for (const u of us) body.push(...sums(r, u));
+    if (fly) body.push(...butterfly(r));
     return `{
     ${body.join('\n    ')}
   }`;
@@ -483,13 +536,15 @@ export function paletteGemv(
   };
   const { rb, unroll, pairs, split, coalesce, lanes, prefetch, streams } = gemvTile(n, bits, k);
   const ablate = gemvTuning.ablate ?? [];
+  const fixed = minSubgroupSize() === maxSubgroupSize() ? maxSubgroupSize() : 0;
+  const butterfly = gemvTuning.reduce === 'butterfly' && fixed ? fixed : undefined;
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_s${streams}_${ablate.join('+')}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_s${streams}_${ablate.join('+')}_f${butterfly ?? 0}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
     wgsl: () =>
       paletteGemvWgsl({
         k,
@@ -504,6 +559,7 @@ export function paletteGemv(
         prefetch,
         streams,
         ablate,
+        butterfly,
       }),
     tensors,
     uniforms: uniformBlock([

@@ -6,19 +6,30 @@
  */
 export type SubgroupMode = 'auto' | 'on' | 'off';
 
-let device = { subgroups: false, software: false, invocations: 256, subgroupMaxSize: 128 };
+let device = {
+  subgroups: false,
+  software: false,
+  invocations: 256,
+  subgroupMinSize: 4,
+  subgroupMaxSize: 128,
+};
 
 /**
  * The device's `subgroups` feature, whether it is a software rasteriser, its workgroup size limit
- * and its largest subgroup size (128, WebGPU's largest, where the adapter does not say).
+ * and its smallest and largest subgroup sizes (WebGPU's 4 and 128 where the adapter does not say).
  */
 export function setSubgroupDevice(d: {
   subgroups: boolean;
   software: boolean;
   invocations: number;
+  subgroupMinSize?: number;
   subgroupMaxSize?: number;
 }): void {
-  device = { ...d, subgroupMaxSize: d.subgroupMaxSize || 128 };
+  device = {
+    ...d,
+    subgroupMinSize: d.subgroupMinSize || 4,
+    subgroupMaxSize: d.subgroupMaxSize || 128,
+  };
 }
 
 /** Whether a subgroup kernel in `mode` runs on this device. */
@@ -34,4 +45,9 @@ export function maxInvocations(): number {
 /** The device's largest subgroup size (128 where unknown). */
 export function maxSubgroupSize(): number {
   return device.subgroupMaxSize;
+}
+
+/** The device's smallest subgroup size (4 where unknown). */
+export function minSubgroupSize(): number {
+  return device.subgroupMinSize;
 }
