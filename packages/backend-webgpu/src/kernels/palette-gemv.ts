@@ -17,11 +17,16 @@ import {
  * 32-column chunk of K: 128 threads at K = 4096, 352 at 11,008) and keeps x's 32 values of its
  * chunk in registers for the whole workgroup. The workgroup then walks RB weight rows: for each,
  * every thread reads its `bits` index words (the threads' words lie side by side: one sweep of
- * the row, though each load of a subgroup takes one word every `bits`; see `coalesce`), looks its 32 entries up in the row's LUT (staged in workgroup memory: all
- * lanes of a subgroup read the same ≤ 2^bits neighbouring words, so no bank conflicts) and
- * accumulates; a subgroupAdd and one slot per subgroup replace the per-row tree and barriers of
- * the rows shape. x is read once per workgroup instead of once per weight row, so the inner loop
- * reads only index words, and U rows at a time keep U·bits loads in flight per thread.
+ * the row, though each load of a subgroup takes one word every `bits`; see `coalesce`), looks its
+ * 32 entries up in the row's LUT (staged in workgroup memory: all lanes of a subgroup read the
+ * same ≤ 2^bits neighbouring words, so no bank conflicts) and accumulates; sums over the subgroup
+ * (a butterfly over the row group where the subgroup size is fixed, see GemvShape.butterfly) and
+ * one slot per subgroup replace the per-row tree and barriers of the rows shape. x is read once
+ * per workgroup instead of once per weight row, so the inner loop reads only index words, and U
+ * rows at a time keep U·bits loads in flight per thread.
+ *
+ * What bounds it (H200, bench/gemv-ablate.sh): its instructions per weight and their latency, not
+ * memory — without reading any index words a 7B layer's gate-up product still takes 48 of 54 µs.
  *
  * Why: the rows shape (PaletteRowsProgram) read 64 bytes of x (and g) per 3 bytes of indices and
  * reduced each row through five barriers; on the H200 it reached ~400 GB/s on a 7B layer's
@@ -56,8 +61,9 @@ export interface GemvShape {
   /**
    * Independent streams of RB rows a workgroup (default 1): each its own threads, one per chunk,
    * and its own x registers. Larger workgroups cap the registers a thread gets (65,536 a
-   * multiprocessor on NVIDIA: 128 a thread at 512 threads), so more warps run at once. The
-   * threads of a stream must fill whole subgroups (the caller checks).
+   * multiprocessor on NVIDIA: 128 a thread at 512 threads), so that more warps could run at
+   * once; on the H200 2 and 4 streams were slower (bench/results/h200-2026-12-03/
+   * decode-ops-streams-s5-4.txt). The threads of a stream must fill whole subgroups (gemvStreams).
    */
   streams?: number;
   /**
@@ -92,7 +98,10 @@ type GemvTuning = {
   prefetch?: boolean;
   streams?: number;
   ablate?: readonly GemvAblation[];
-  /** How a row group is summed over the subgroup: 'butterfly' (GemvShape.butterfly, the default where the subgroup size is fixed) or a subgroupAdd a row. */
+  /**
+   * How a row group is summed over the subgroup: 'butterfly' (GemvShape.butterfly; the default
+   * where the subgroup size is fixed) or a subgroupAdd a row.
+   */
   reduce?: 'add' | 'butterfly';
 };
 let gemvTuning: GemvTuning = {};
