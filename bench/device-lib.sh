@@ -1,5 +1,5 @@
-# Shell functions of the H200 device scripts (sourced: bench/h200-int8.sh, bench/h200-split.sh,
-# bench/h200-decode.sh). $OUT is the folder whose files come back.
+# Shell functions of the H200 device scripts (sourced by bench/h200-*.sh and bench/gemv-ablate.sh).
+# $OUT is the folder whose files come back.
 # log LINE...: to stdout and $OUT/log.txt
 log() { echo "$*" | tee -a "$OUT/log.txt"; }
 # jsononly FILE: keep only the last JSON document of FILE (Dawn prints shader-compilation warnings
@@ -32,4 +32,16 @@ for a in sys.argv[2:]:
         out[k] = {"error": repr(e), "text": open(p).read()[-3000:] if os.path.exists(p) else None}
 json.dump(out, open(sys.argv[1], "w"), indent=1)
 PY
+}
+# decode_ops LABEL [VAR=VALUE ...]: each decode op of a 7B-shaped 3-bit layer (bench/decode-ops.ts)
+# under those variables, with unquantized timestamps, as one line {op: [GPU µs, µs per op in a
+# row]} under "=== LABEL" in $OUT/ops.txt (sourced with R set to the runner, e.g. bash .gpu/run.sh)
+decode_ops() {
+  local label=$1
+  shift
+  echo "=== $label" >>"$OUT/ops.txt"
+  env EDKM_DAWN_FLAGS=disable-dawn-features=timestamp_quantization "$@" \
+    timeout 100 $R decode-ops ${DECODE_OPS_ARGS:-} >/tmp/decode-ops.json 2>/dev/null
+  jsononly /tmp/decode-ops.json
+  python3 -c "import json; d = json.load(open('/tmp/decode-ops.json')); print(json.dumps({o['op']: [round(o['gpuMicroseconds'], 1), round(o['microseconds'], 1)] for o in d['ops']}))" >>"$OUT/ops.txt" 2>>"$OUT/log.txt"
 }

@@ -11,11 +11,7 @@ VARIANTS=${VARIANTS:--:add:8 noload:add:8 noload,nolut:add:8 noload,nolut,nosum:
 for v in $VARIANTS; do
   IFS=: read -r A F U <<<"$v"
   [ "$A" = - ] && A=
-  echo "=== ablate=$A reduce=$F unroll=$U" >>"$OUT/ops.txt"
-  EDKM_GEMV_UNROLL=$U EDKM_GEMV_REDUCE=$F EDKM_GEMV_ABLATE=$A \
-    EDKM_DAWN_FLAGS=disable-dawn-features=timestamp_quantization timeout 60 $R decode-ops >/tmp/ops.json 2>/dev/null
-  jsononly /tmp/ops.json
-  python3 -c "import json; d=json.load(open('/tmp/ops.json')); print(json.dumps({o['op']: [round(o['gpuMicroseconds'],1), round(o['microseconds'],1)] for o in d['ops']}))" >>"$OUT/ops.txt"
+  decode_ops "ablate=$A reduce=$F unroll=$U" EDKM_GEMV_UNROLL=$U EDKM_GEMV_REDUCE=$F EDKM_GEMV_ABLATE=$A
 done
 for F in add butterfly add butterfly; do
   EDKM_GEMV_REDUCE=$F timeout 60 $R generate --backend webgpu --models 7b3 >/tmp/g.json 2>/dev/null

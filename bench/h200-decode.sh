@@ -22,10 +22,8 @@ for v in "${VARIANTS[@]}"; do
   set -- $v
   sw=()
   for o in ${5//+/ }; do [ "$o" = - ] || sw+=("EDKM_GEMV_${o^^}=1"); done
-  echo "=== rb=$1 unroll=$2 subgroup-attention=$3 split=$4 gemv=$5" >>"$OUT/ops.txt"
-  env ${sw[@]+"${sw[@]}"} EDKM_DAWN_FLAGS=$TSF EDKM_GEMV_RB=$1 EDKM_GEMV_UNROLL=$2 EDKM_GEMV_SPLIT=$4 \
-    EDKM_SUBGROUP_ATTENTION=$3 timeout 100 $R decode-ops 2>/dev/null |
-    python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({o['op']: round(o['gpuMicroseconds'],1) for o in d['ops']}))" >>"$OUT/ops.txt"
+  decode_ops "rb=$1 unroll=$2 subgroup-attention=$3 split=$4 gemv=$5" ${sw[@]+"${sw[@]}"} \
+    EDKM_GEMV_RB=$1 EDKM_GEMV_UNROLL=$2 EDKM_GEMV_SPLIT=$4 EDKM_SUBGROUP_ATTENTION=$3
 done
 log "ops done"
 timeout 150 $R generate --backend webgpu --models ${GEN_MODELS:-tiny16,tiny3,7b3} >"$OUT/generate.json" 2>>"$OUT/log.txt"; log "generate rc=$?"

@@ -55,9 +55,7 @@ fi
 if lane ops; then
   for t in ${GEMV_TILES:-16x8 8x8 4x4 8x4}; do
     for s in ${GEMV_STREAMS:-1}; do
-      echo "=== gemv rows×unroll $t streams $s" >>"$OUT/ops.txt"
-      EDKM_DAWN_FLAGS=$TSF EDKM_GEMV_RB=${t%x*} EDKM_GEMV_UNROLL=${t#*x} EDKM_GEMV_STREAMS=$s timeout 100 $R decode-ops 2>/dev/null |
-        python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({o['op']: [round(o['gpuMicroseconds'],1), round(o['microseconds'],1)] for o in d['ops']}))" >>"$OUT/ops.txt"
+      decode_ops "gemv rows×unroll $t streams $s" EDKM_GEMV_RB=${t%x*} EDKM_GEMV_UNROLL=${t#*x} EDKM_GEMV_STREAMS=$s
     done
   done
   log "ops done"
