@@ -190,6 +190,10 @@ describe('GEMM tile choice', () => {
       // 688 wide tiles fill 6 waves to 87%, 1,376 large ones 11 waves to 95%
       expect(waveFill(688)).toBeCloseTo(688 / 792);
       expect(pick(2048, 4096, 11008)).toBe(gemmTileName(LARGE_TILE));
+      // nor where it pads more: 32 heads of 2048 × 128 (attention's probabilities times values)
+      expect(
+        gemmTileName(chooseGemm({ m: 2048, n: 128, k: 2048, batch: 32 }, 2 ** 31, false).tile),
+      ).toBe(gemmTileName(LARGE_TILE));
       // a device without 512-thread workgroups keeps the large tile
       setGemmDevice({
         maxComputeInvocationsPerWorkgroup: 256,

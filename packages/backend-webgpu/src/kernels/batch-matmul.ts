@@ -36,7 +36,8 @@ let tileSet = false;
  * LARGE_TILE. On the H200 it ran 40.2–43.8 TFLOP/s where its workgroups fill the GPU's waves as
  * well as LARGE_TILE's, against LARGE_TILE's 39.5–41.4 (bench/results/h200-2026-12-03/
  * gemm-f32-s5-2.json); where they fill them worse (2048×4096×11008: 688 workgroups, 5.2 waves of
- * 132) it lost (36.8–38.9). chooseGemm takes it where its waves are at least as full.
+ * 132) it lost (36.8–38.9). chooseGemm takes it where its waves are at least as full and it pads
+ * the output no more than LARGE_TILE.
  */
 export const WIDE_TILE: GemmTile = {
   tm: 8,
@@ -179,12 +180,20 @@ export function chooseGemm(
     const { bm, bn } = gemmTileSize(t);
     return d.batch * Math.ceil(d.m / bm) * Math.ceil(d.n / bn);
   };
+  /** The output the tile's workgroups cover, padding included. */
+  const covered = (t: GemmTile) => {
+    const { bm, bn } = gemmTileSize(t);
+    return Math.ceil(d.m / bm) * bm * Math.ceil(d.n / bn) * bn;
+  };
   if (count(largeTile) >= MIN_WORKGROUPS) {
     const wide = count(WIDE_TILE);
+    // the wide tile where it pads no more than the large one (not N = 128 of attention's
+    // products per head) and its waves are as full
     if (
       !tileSet &&
       wideAllowed &&
       wide >= MIN_WORKGROUPS / 2 &&
+      covered(WIDE_TILE) <= covered(largeTile) &&
       waveFill(wide) >= waveFill(count(largeTile))
     )
       return { tile: WIDE_TILE, splits: 1 };
