@@ -14,8 +14,6 @@ for v in $VARIANTS; do
   decode_ops "ablate=$A reduce=$F unroll=$U" EDKM_GEMV_UNROLL=$U EDKM_GEMV_REDUCE=$F EDKM_GEMV_ABLATE=$A
 done
 for F in add butterfly add butterfly; do
-  EDKM_GEMV_REDUCE=$F timeout 60 $R generate --backend webgpu --models 7b3 >/tmp/g.json 2>/dev/null
-  jsononly /tmp/g.json
-  python3 -c "import json; r=json.load(open('/tmp/g.json'))['results'][0]; print('generate 7b3 reduce=$F', r['decodeTokensPerSecond'], r['achievedGBps'])" >>"$OUT/ops.txt"
+  decode_7b "generate 7b3 reduce=$F" EDKM_GEMV_REDUCE=$F >>"$OUT/ops.txt"
 done
 cat "$OUT/ops.txt"

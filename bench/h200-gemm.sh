@@ -61,8 +61,7 @@ if lane ops; then
   log "ops done"
   # the 7B-shaped 3-bit decode under each of GEN_STREAMS (streams of the GEMV's workgroups)
   for s in ${GEN_STREAMS:-}; do
-    EDKM_GEMV_STREAMS=$s timeout 100 $R generate --backend webgpu --models 7b3 2>/dev/null >/tmp/gen-s$s.json; jsononly /tmp/gen-s$s.json
-    python3 -c "import json,sys; r=json.load(open('/tmp/gen-s$s.json'))['results'][0]; print('generate 7b3 streams $s', r['decodeTokensPerSecond'], r['achievedGBps'], r.get('fractionOfStreamRead'))" 2>&1 | tee -a "$OUT/log.txt"
+    decode_7b "generate 7b3 streams $s" EDKM_GEMV_STREAMS=$s | tee -a "$OUT/log.txt"
   done
 fi
 log "all done"

@@ -3,6 +3,7 @@
 // loads in flight (xor-reduced; one word per thread written). On the H200 this reaches 4.4 TB/s
 // (PyTorch's copy and sum 4.1–4.2) while copyBufferToBuffer gives 0.85
 // (bench/results/h200-2026-12-03/bandwidth-s4-2.json): the roof for the decode GEMV's GB/s.
+import { median } from './util';
 
 /**
  * Seconds of one submit of `encode` run `n` times (its second argument counts them; after one
@@ -22,8 +23,7 @@ export async function submitSeconds(
     return (performance.now() - t0) / 1000;
   };
   await once(1);
-  const t = [await once(n), await once(n), await once(n)].sort((a, b) => a - b);
-  return t[1];
+  return median([await once(n), await once(n), await once(n)]);
 }
 
 /**

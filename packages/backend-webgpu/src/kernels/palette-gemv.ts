@@ -134,7 +134,7 @@ export function useGemv(m: number, k: number, clusterDim: number): boolean {
 
 /**
  * The tile for a product of n rows of K columns: RB rows per workgroup (at most 8 KiB of LUTs), U
- * unrolled.
+ * unrolled, and the tuning's other options as this device can take them.
  */
 export function gemvTile(
   n: number,
@@ -149,6 +149,8 @@ export function gemvTile(
   lanes: number;
   prefetch: boolean;
   streams: number;
+  ablate: readonly GemvAblation[];
+  butterfly: number | undefined;
 } {
   // 16 rows, 8 at a time: the best of 16/32/64 × 2/4/8 on the H200 (QKV 34.6 µs, gate-up 52.6,
   // down 29.2; bench/results/h200-2026-12-03/decode-ops-gemv-tiles.txt)
@@ -162,6 +164,7 @@ export function gemvTile(
   rb = Math.max(unroll, Math.min(rb, Math.floor(2048 / slots)));
   rb -= rb % unroll;
   const lanes = gemvTuning.lanes ?? 32;
+  const fixed = minSubgroupSize() === maxSubgroupSize() ? maxSubgroupSize() : 0;
   return {
     rb,
     unroll,
@@ -171,6 +174,10 @@ export function gemvTile(
     lanes: [8, 16, 32].includes(lanes) ? lanes : 32,
     prefetch: gemvTuning.prefetch ?? false,
     streams: gemvStreams(k, gemvTuning.split ?? 1, gemvTuning.streams ?? 1),
+    ablate: gemvTuning.ablate ?? [],
+    // (butterfly by default: 7B-shaped 3-bit decode 198.0–198.5 → 212.5–213.0 tokens/s on the
+    // H200, A/B/A/B in one call: bench/results/h200-2026-12-03/decode-ops-ablate-s5-7.txt)
+    butterfly: (gemvTuning.reduce ?? 'butterfly') === 'butterfly' && fixed ? fixed : undefined,
   };
 }
 
@@ -543,12 +550,8 @@ export function paletteGemv(
     residual: attrs.residual,
     eps: attrs.eps,
   };
-  const { rb, unroll, pairs, split, coalesce, lanes, prefetch, streams } = gemvTile(n, bits, k);
-  const ablate = gemvTuning.ablate ?? [];
-  const fixed = minSubgroupSize() === maxSubgroupSize() ? maxSubgroupSize() : 0;
-  // (butterfly by default: 7B-shaped 3-bit decode 198.0–198.5 → 212.5–213.0 tokens/s on the H200,
-  // A/B/A/B in one call: bench/results/h200-2026-12-03/decode-ops-ablate-s5-7.txt)
-  const butterfly = (gemvTuning.reduce ?? 'butterfly') === 'butterfly' && fixed ? fixed : undefined;
+  const tile = gemvTile(n, bits, k);
+  const { rb, unroll, pairs, split, coalesce, lanes, prefetch, streams, ablate, butterfly } = tile;
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
@@ -556,22 +559,7 @@ export function paletteGemv(
   tensors.push(y);
   runRaw(backend, {
     key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_s${streams}_${ablate.join('+')}_f${butterfly ?? 0}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
-    wgsl: () =>
-      paletteGemvWgsl({
-        k,
-        bits,
-        rb,
-        unroll,
-        fusion,
-        pairs,
-        split,
-        coalesce,
-        lanes,
-        prefetch,
-        streams,
-        ablate,
-        butterfly,
-      }),
+    wgsl: () => paletteGemvWgsl({ k, bits, fusion, ...tile }),
     tensors,
     uniforms: uniformBlock([
       ['u', n],
