@@ -5,7 +5,7 @@
 // (bench/dispatch.ts measures that alone). Prints one JSON object:
 // microseconds per op, the bytes each reads and the GB/s that implies.
 // Usage: tsx decode-ops.ts [--reps 50] [--pos 160] [--bits 3] [--hidden 4096 --intermediate 11008
-//   --heads 32 --kv-heads 32 --vocab 32000]
+//   --heads 32 --kv-heads 32 --vocab 32000] [--max-length 1024]
 import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
 import { getWebGPUDeviceInfo } from '@edkm/backend-webgpu';
@@ -36,7 +36,9 @@ const heads = argNumber('heads', 32);
 const kvHeads = argNumber('kv-heads', heads);
 const vocab = argNumber('vocab', 32000);
 const D = H / heads;
-const maxLength = Math.max(512, pos + 1);
+// (the 7B-shaped generate's cache: its replayed steps read the position from the device, so the
+// attention's grid covers all maxLength slots)
+const maxLength = Math.max(argNumber('max-length', 1024), pos + 1);
 const selection = await useBackend(argValue('backend') ?? 'webgpu');
 const timestamps = getWebGPUDeviceInfo()?.features.includes('timestamp-query') ?? false;
 
@@ -60,6 +62,7 @@ const invFreq = Float32Array.from({ length: D / 2 }, (_, i) => 10000 ** ((-2 * i
 const rope = tf.tensor2d(ropeTable(maxLength, invFreq), [maxLength, D]);
 const starts = tf.zeros([1], 'int32') as tf.Tensor1D;
 const attrs: DecodeAttrs = { heads, kvHeads, pos };
+const position = tf.tensor1d([pos], 'int32') as tf.Tensor1D;
 const rms = { rmsNorm: { weight: g, eps: 1e-5 } };
 
 let hostMs = 0;
@@ -145,6 +148,11 @@ const ops: { op: string; f: () => tf.Tensor; bytes: number }[] = [
   {
     op: `attention (${pos + 1} positions)`,
     f: () => cachedAttention(qkv, cache, rope, starts, attrs),
+    bytes: 2 * kvHeads * (pos + 1) * D * 4,
+  },
+  {
+    op: `attention (${pos + 1} positions, device position, ${maxLength} slots)`,
+    f: () => cachedAttention(qkv, cache, rope, starts, { ...attrs, pos: 0 }, position),
     bytes: 2 * kvHeads * (pos + 1) * D * 4,
   },
   {

@@ -1,4 +1,4 @@
-# Shell functions of the H200 device scripts (sourced by bench/h200-*.sh and bench/gemv-ablate.sh).
+# Shell functions of the H200 device scripts (sourced by bench/h200-*.sh and bench/gemv-ab.sh).
 # $OUT is the folder whose files come back.
 # log LINE...: to stdout and $OUT/log.txt
 log() { echo "$*" | tee -a "$OUT/log.txt"; }

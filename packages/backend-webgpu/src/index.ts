@@ -300,24 +300,26 @@ async function init(): Promise<boolean> {
   // EDKM_PALETTE_LUT=lanes|pairs: how the rows shape holds its LUTs at 1–3 bits (A/B; default lanes)
   const lut = envChoice('EDKM_PALETTE_LUT', ['pairs', 'lanes'] as const);
   if (lut) setPaletteLut(lut);
-  // EDKM_PALETTE_GEMV=auto|on|off (+ EDKM_GEMV_RB, EDKM_GEMV_UNROLL, EDKM_GEMV_LUT=pairs,
+  // EDKM_PALETTE_GEMV=auto|on|off (+ EDKM_GEMV_RB, EDKM_GEMV_UNROLL, EDKM_GEMV_LUT=pairs|shuffle|shared,
   // EDKM_GEMV_SPLIT=2, EDKM_GEMV_COALESCE=1, EDKM_GEMV_PREFETCH=1, EDKM_GEMV_STREAMS=4,
   // EDKM_GEMV_REDUCE=butterfly): the decode GEMV (A/B)
   const modes = ['auto', 'on', 'off'] as const;
   const gemv = envChoice('EDKM_PALETTE_GEMV', modes);
   const rb = Number(env('EDKM_GEMV_RB') ?? 0);
   const unroll = Number(env('EDKM_GEMV_UNROLL') ?? 0);
-  const gemvLut = env('EDKM_GEMV_LUT');
+  const gemvLut = envChoice('EDKM_GEMV_LUT', ['pairs', 'shuffle', 'shared'] as const);
   const split = env('EDKM_GEMV_SPLIT');
   const coalesce = envChoice('EDKM_GEMV_COALESCE', ['0', '1'] as const);
   const prefetch = envChoice('EDKM_GEMV_PREFETCH', ['0', '1'] as const);
   const streams = Number(env('EDKM_GEMV_STREAMS') ?? 0);
   const reduce = envChoice('EDKM_GEMV_REDUCE', ['add', 'butterfly'] as const);
-  // EDKM_GEMV_ABLATE=noload,nolut,nosum: parts of the GEMV left out (measurement only: wrong results)
+  // EDKM_GEMV_ABLATE=noload,nolut,nosum,nomath: parts of the GEMV left out (measurement only: wrong results)
   const ablate = env('EDKM_GEMV_ABLATE')?.split(',').filter(Boolean) as GemvAblation[] | undefined;
   for (const a of ablate ?? [])
-    if (!['noload', 'nolut', 'nosum'].includes(a))
-      throw new InvalidArgumentError(`EDKM_GEMV_ABLATE: ${a} is not one of noload, nolut, nosum`);
+    if (!['noload', 'nolut', 'nosum', 'nomath'].includes(a))
+      throw new InvalidArgumentError(
+        `EDKM_GEMV_ABLATE: ${a} is not one of noload, nolut, nosum, nomath`,
+      );
   if (
     gemv ||
     rb ||
@@ -334,6 +336,7 @@ async function init(): Promise<boolean> {
       rb: rb || undefined,
       unroll: unroll || undefined,
       pairs: gemvLut === 'pairs',
+      shuffle: gemvLut ? gemvLut === 'shuffle' : undefined,
       split: split === '2' ? 2 : undefined,
       coalesce: coalesce === '1',
       prefetch: prefetch === '1',
@@ -341,9 +344,12 @@ async function init(): Promise<boolean> {
       ablate,
       reduce,
     });
-  // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B)
+  // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B); EDKM_ATTENTION_BOUNDED=0:
+  // its splits read every slot, live or not (A/B)
   const sga = envChoice('EDKM_SUBGROUP_ATTENTION', modes);
-  if (sga) setSubgroupAttention(sga);
+  const attentionBound = envChoice('EDKM_ATTENTION_BOUNDED', ['0', '1'] as const);
+  if (sga || attentionBound)
+    setSubgroupAttention(sga ?? 'auto', { bounded: attentionBound !== '0' });
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU
   tf.env().set('WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD', 0);

@@ -32,7 +32,8 @@ import {
   setSubgroupAttention,
   withBindingCheck,
 } from '../src/index';
-import { gemvStreams } from '../src/kernels/palette-gemv';
+import { subgroupSplits } from '../src/kernels/cached-attention-subgroup';
+import { gemvStreams, gemvTile } from '../src/kernels/palette-gemv';
 import { maxSubgroupSize, minSubgroupSize } from '../src/kernels/subgroup-route';
 
 const backends = await testBackends();
@@ -164,10 +165,19 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV op
       { coalesce: true, reduce: 'butterfly', rb: 8, unroll: 4 },
     ],
     // two streams of 4 rows a workgroup: 37 rows end in a workgroup whose second stream has one
-    // and a subgroupAdd a row (the butterfly is the default where the subgroup size is fixed)
+    // and a subgroupAdd a row (the butterfly is the default where the subgroup size is fixed);
+    // every LUT in workgroup memory
     [
-      'coalesce (8 lanes) + prefetch, 2 streams, subgroupAdd sums',
-      { coalesce: true, lanes: 8, prefetch: true, rb: 4, streams: 2, reduce: 'add' },
+      'coalesce (8 lanes) + prefetch, 2 streams, subgroupAdd sums, LUT in workgroup memory',
+      {
+        coalesce: true,
+        lanes: 8,
+        prefetch: true,
+        rb: 4,
+        streams: 2,
+        reduce: 'add',
+        shuffle: false,
+      },
     ],
   ] as const)(
     '%s matches the reference',
@@ -175,8 +185,12 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV op
       const cases = gemvCases();
       // (the streams are real here: whole subgroups of the device's largest size a stream)
       if ('streams' in tuning) for (const k of [2048, 2080]) expect(gemvStreams(k, 1, 2)).toBe(2);
-      if (tuning.reduce === 'butterfly') expect(minSubgroupSize()).toBe(maxSubgroupSize());
+      if ('reduce' in tuning && tuning.reduce === 'butterfly')
+        expect(minSubgroupSize()).toBe(maxSubgroupSize());
       setPaletteGemv('on', { unroll: 2, ...tuning });
+      expect([1, 3, 6].map((bits) => gemvTile(37, bits, 2048).shuffle)).toEqual(
+        'shuffle' in tuning ? [undefined, undefined, undefined] : [8, 8, undefined],
+      );
       try {
         const report = await runConformance('webgpu', cases);
         expect(report.results.length).toBe(cases.length);
@@ -297,6 +311,17 @@ describe.skipIf(!backends.includes('webgpu'))(
     }, 300_000);
   },
 );
+
+describe('webgpu plugin: splits of the subgroup attention', () => {
+  it('takes one split per 32 slots, up to 64, where the position is on the device', () => {
+    // (host position: enough workgroups to fill the GPU, as before)
+    expect(subgroupSplits(32, 161)).toEqual({ splits: 6, span: 32 });
+    expect(subgroupSplits(32, 1024)).toEqual({ splits: 16, span: 64 });
+    expect(subgroupSplits(32, 1024, true)).toEqual({ splits: 32, span: 32 });
+    expect(subgroupSplits(32, 4096, true)).toEqual({ splits: 64, span: 64 });
+    expect(subgroupSplits(1, 20, true)).toEqual({ splits: 1, span: 32 });
+  });
+});
 
 describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: subgroup attention', () => {
   // the suite takes the adapter's own choice (the serial-loop kernel on a software adapter):

@@ -15,9 +15,14 @@ export const SUBGROUP_SPAN = 32;
 const TARGET_WORKGROUPS = 512;
 
 let attentionMode: SubgroupMode = 'auto';
-/** Where the subgroup attention runs (see SubgroupMode). */
-export function setSubgroupAttention(mode: SubgroupMode): void {
+let bounded = true;
+/**
+ * Where the subgroup attention runs (see SubgroupMode); `bounded` false (A/B only) brings back
+ * the loads of every slot of a split, live or not (see subgroupAttentionWgsl).
+ */
+export function setSubgroupAttention(mode: SubgroupMode, opts: { bounded?: boolean } = {}): void {
   attentionMode = mode;
+  bounded = opts.bounded ?? true;
 }
 
 /** Whether CachedAttention takes the subgroup kernel for head size d. */
@@ -25,10 +30,25 @@ export function useSubgroupAttention(d: number): boolean {
   return subgroupKernelOn(attentionMode) && d % 4 === 0 && d <= 512;
 }
 
-/** Splits of the cache's slots: SUBGROUP_SPAN positions each, enough to fill the GPU. */
-export function subgroupSplits(groups: number, slots: number): { splits: number; span: number } {
+/** Splits the position read from the device may take at most (DEVICE_SPLITS · SUBGROUP_SPAN slots). */
+const DEVICE_SPLITS = 64;
+
+/**
+ * Splits of the cache's slots: SUBGROUP_SPAN positions each, enough to fill the GPU. With the
+ * position on the device (`device`: `slots` is the whole cache), one split per SUBGROUP_SPAN slots
+ * up to DEVICE_SPLITS: the splits past the position return at once (bounded), so the live ones
+ * stay as short as the host position's (7B-shaped decode at position 161 of 1,024 slots: 16
+ * splits of 64 took 32.5–33.3 µs against 25.9–26.2 with the host's 6 of 32, call s6-2).
+ */
+export function subgroupSplits(
+  groups: number,
+  slots: number,
+  device = false,
+): { splits: number; span: number } {
   const blocks = Math.max(1, Math.ceil(slots / SUBGROUP_SPAN));
-  const want = Math.min(blocks, Math.max(1, Math.ceil(TARGET_WORKGROUPS / groups)));
+  const want = device
+    ? Math.min(blocks, DEVICE_SPLITS)
+    : Math.min(blocks, Math.max(1, Math.ceil(TARGET_WORKGROUPS / groups)));
   const span = Math.ceil(blocks / want) * SUBGROUP_SPAN;
   return { splits: Math.ceil((blocks * SUBGROUP_SPAN) / span), span };
 }
@@ -41,10 +61,18 @@ export function subgroupSplits(groups: number, slots: number): { splits: number;
  * its own dims of the output (value rows read whole by the subgroup: coalesced). The subgroups'
  * (max, sum, output) meet in workgroup memory at the end. Every subgroup runs the same number of
  * steps (positions past the end count as probability 0), so the subgroup sums stay in uniform
- * control flow. The older kernel (CachedAttentionProgram) gave a thread a whole key and a serial
+ * control flow. `bounded`: a split with no live slot writes an empty partial and returns, and the
+ * slots past the end re-read the last live one (cached) instead of their own: with the position
+ * on the device the grid covers the whole cache (a 7B-shaped decode at position 161 of 1,024 has
+ * 13 of 16 splits empty), and each of them read its keys and values in full. The older kernel (CachedAttentionProgram) gave a thread a whole key and a serial
  * 64-step loop per block for the softmax and the value pass.
  */
-export function subgroupAttentionWgsl(d: number, whole: boolean, devicePosition: boolean): string {
+export function subgroupAttentionWgsl(
+  d: number,
+  whole: boolean,
+  devicePosition: boolean,
+  bound = true,
+): string {
   const d4 = d / 4;
   const jmax = Math.ceil(d4 / 4); // vec4 slots a lane may hold (subgroups of 4 lanes and up)
   const slots = (f: (j: number) => string) =>
@@ -54,8 +82,8 @@ export function subgroupAttentionWgsl(d: number, whole: boolean, devicePosition:
     step.push(
       `let j${u} = base + ${u}u;`,
       `let live${u} = j${u} < len;`,
-      `let kr${u} = kBase + min(j${u}, u.l - 1u);`,
-      `let vr${u} = vBase + min(j${u}, u.l - 1u);`,
+      `let kr${u} = kBase + min(j${u}, ${bound ? 'len' : 'u.l'} - 1u);`,
+      `let vr${u} = vBase + min(j${u}, ${bound ? 'len' : 'u.l'} - 1u);`,
       `var part${u} = 0.0;`,
       slots(
         (j) =>
@@ -117,16 +145,31 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : ve
   let p = u32(max(0, i32(pos + t) - i32(start0)));
   let kvh = hq / (u.h / u.kv);
   let row = bt * (u.h + 2u * u.kv) * ${d}u;
-  if (tid < ${d4}u) {
-    let at = row + hq * ${d}u;
-    qS[tid] = vec4<f32>(edkmRope(at, 4u * tid, p), edkmRope(at, 4u * tid + 1u, p), edkmRope(at, 4u * tid + 2u, p), edkmRope(at, 4u * tid + 3u, p)) * u.scale;
-  }
   if (tid == 0u) {
     bounds = vec2<u32>(max(start0, split * u.span), min(pos + t + 1u, (split + 1u) * u.span));
   }
   let bd = workgroupUniformLoad(&bounds);
   let first = bd.x;
   let len = bd.y;
+  ${
+    bound
+      ? `if (first >= len) {
+    ${
+      whole
+        ? `if (tid < ${d}u) { out[(bt * u.h + hq) * ${d}u + tid] = 0.0; }`
+        : `let at = wgi * ${d + 2}u;
+    if (tid == 0u) { out[at] = -3.0e38; out[at + 1u] = 0.0; }
+    if (tid < ${d}u) { out[at + 2u + tid] = 0.0; }`
+    }
+    return;
+  }`
+      : ''
+  }
+  if (tid < ${d4}u) {
+    let at = row + hq * ${d}u;
+    qS[tid] = vec4<f32>(edkmRope(at, 4u * tid, p), edkmRope(at, 4u * tid + 1u, p), edkmRope(at, 4u * tid + 2u, p), edkmRope(at, 4u * tid + 3u, p)) * u.scale;
+  }
+  workgroupBarrier();
   let nsg = ${WG}u / sgs;
   let sg = tid / sgs;
   let kBase = (b * u.kv + kvh) * u.l;
@@ -176,14 +219,18 @@ export function subgroupAttention(
   const [, b, kv, l, d] = cache.shape;
   const rows = qkv.shape[0];
   const t = rows / b;
-  const { splits, span } = subgroupSplits(rows * a.heads, position ? l : a.pos + t);
+  const { splits, span } = subgroupSplits(
+    rows * a.heads,
+    position ? l : a.pos + t,
+    !!position && bounded,
+  );
   const whole = splits === 1;
   const out = allocate(backend, whole ? [rows, a.heads * d] : [rows * a.heads * splits * (d + 2)]);
   // without a device position the binding still needs a buffer: starts stands in (its value
   // multiplied by 0: the binding must be used for the pipeline's layout to have it)
   runRaw(backend, {
-    key: `EdkmCachedAttentionSubgroup:${d}_${whole}_${!!position}`,
-    wgsl: () => subgroupAttentionWgsl(d, whole, !!position),
+    key: `EdkmCachedAttentionSubgroup:${d}_${whole}_${!!position}_${bounded}`,
+    wgsl: () => subgroupAttentionWgsl(d, whole, !!position, bounded),
     tensors: [qkv, cache, rope, starts, position ?? starts, out],
     uniforms: uniformBlock([
       ['u', b],

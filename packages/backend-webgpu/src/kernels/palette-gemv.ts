@@ -25,7 +25,7 @@ import {
  * per workgroup instead of once per weight row, so the inner loop reads only index words, and U
  * rows at a time keep U·bits loads in flight per thread.
  *
- * What bounds it (H200, bench/gemv-ablate.sh): its instructions per weight and their latency, not
+ * What bounds it (H200, bench/gemv-ab.sh): its instructions per weight and their latency, not
  * memory — without reading any index words a 7B layer's gate-up product still takes 48 of 54 µs.
  *
  * Why: the rows shape (PaletteRowsProgram) read 64 bytes of x (and g) per 3 bytes of indices and
@@ -81,9 +81,19 @@ export interface GemvShape {
    * (unroll · log2(size) shuffles). Needs unroll a power of two up to the size.
    */
   butterfly?: number;
+  /**
+   * The smallest subgroup size of the device, where the LUT lookups go through subgroupShuffle:
+   * before each row group, lane l of a subgroup reads entry l % 2^bits of each row's LUT from
+   * workgroup memory into a register, and each weight's entry is the shuffle of that register
+   * from the lane its index names. A lookup then takes no address arithmetic (the workgroup-memory
+   * load's add, bounds clamp and byte offset) and no workgroup-memory load: the field extraction,
+   * the shuffle and the FMA. Needs 2^bits ≤ the size (NVIDIA 32: up to 5 bits; lavapipe 8: up to
+   * 3) and single lookups (not `pairs`).
+   */
+  shuffle?: number;
 }
 
-export type GemvAblation = 'noload' | 'nolut' | 'nosum';
+export type GemvAblation = 'noload' | 'nolut' | 'nosum' | 'nomath';
 
 /** Where the GEMV runs (see SubgroupMode). */
 export type GemvMode = SubgroupMode;
@@ -98,6 +108,11 @@ type GemvTuning = {
   prefetch?: boolean;
   streams?: number;
   ablate?: readonly GemvAblation[];
+  /**
+   * LUT lookups through subgroupShuffle where 2^bits ≤ the device's smallest subgroup
+   * (GemvShape.shuffle; default true), else from workgroup memory.
+   */
+  shuffle?: boolean;
   /**
    * How a row group is summed over the subgroup: 'butterfly' (GemvShape.butterfly; the default
    * where the subgroup size is fixed) or a subgroupAdd a row.
@@ -151,11 +166,21 @@ export function gemvTile(
   streams: number;
   ablate: readonly GemvAblation[];
   butterfly: number | undefined;
+  shuffle: number | undefined;
 } {
-  // 16 rows, 8 at a time: the best of 16/32/64 × 2/4/8 on the H200 (QKV 34.6 µs, gate-up 52.6,
-  // down 29.2; bench/results/h200-2026-12-03/decode-ops-gemv-tiles.txt)
-  const unroll = gemvTuning.unroll ?? 8;
   const pairs = (gemvTuning.pairs ?? false) && bits <= 3;
+  // lookups through subgroupShuffle wherever the LUT fits a subgroup (the default: 7B-shaped
+  // 3-bit decode 218.0 / 219.0 → 222.0 / 221.5 tokens/s, and 4 rows at a time 225.8 / 226.2,
+  // A/B/A/B in call s6-2: bench/results/h200-2026-12-03/decode-ops-shuffle-s6-2.txt)
+  const shuffle =
+    (gemvTuning.shuffle ?? true) && !pairs && 1 << bits <= minSubgroupSize()
+      ? minSubgroupSize()
+      : undefined;
+  // 16 rows, 8 at a time with the LUT in workgroup memory: the best of 16/32/64 × 2/4/8 on the
+  // H200 (QKV 34.6 µs, gate-up 52.6, down 29.2; bench/results/h200-2026-12-03/
+  // decode-ops-gemv-tiles.txt); 4 at a time with shuffles (fewer registers: gate-up 51.3 → 48.2,
+  // QKV 34.1 → 32.5, down 27.7 → 27.0 µs, call s6-1; 2 at a time no better, call s6-2)
+  const unroll = gemvTuning.unroll ?? (shuffle ? 4 : 8);
   const slots = pairs ? 2 << (2 * bits) : 1 << bits; // words of LUT a row
   // 8 rows a workgroup for a 4096×4096 product (the O projection: 512 workgroups instead of 256;
   // 20.0–20.7 µs against 24.4 on the H200, where QKV, gate-up and down were slower with 8:
@@ -178,6 +203,7 @@ export function gemvTile(
     // (butterfly by default: 7B-shaped 3-bit decode 198.0–198.5 → 212.5–213.0 tokens/s on the
     // H200, A/B/A/B in one call: bench/results/h200-2026-12-03/decode-ops-ablate-s5-7.txt)
     butterfly: (gemvTuning.reduce ?? 'butterfly') === 'butterfly' && fixed ? fixed : undefined,
+    shuffle,
   };
 }
 
@@ -226,6 +252,8 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     unroll <= sgFixed &&
     !ablate.has('nosum');
   const pairs = shape.pairs === true;
+  const shuffle = !pairs && (shape.shuffle ?? 0) >= 1 << bits && !ablate.has('nolut');
+  const nomath = ablate.has('nomath');
   const per = pairs ? 1 << (2 * bits) : 1 << bits; // LUT slots a row
   const rms = fusion.prologue === 'rmsnorm';
   const split = shape.split === 2 && bits <= 4 && !pairs ? 2 : 1;
@@ -380,6 +408,8 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   /** Row r + u's sum of LUT entries times x. */
   const sums = (r: string, u: number): string[] => {
     const out = [`let lb${u} = (so + ${r} + ${u}u) * ${per}u;`];
+    // (GemvShape.shuffle) lane l holds entry l % entries of the row's LUT
+    if (shuffle) out.push(`let lr${u} = lutS[lb${u} + (sl & ${entries - 1}u)];`);
     const field = (j: number, width: number) =>
       chunkField(j, width)
         .replace(/cw(\d+)/g, `cw$1_${u}`)
@@ -399,10 +429,21 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       }
       const l = [0, 1, 2, 3].map((i) => {
         const e = own ? whole(w, 4 * qw + i, bits) : `(${field(4 * q + i, bits)})`;
-        return ablate.has('nolut') ? `bitcast<f32>(${e} | 0x3f800000u)` : `lutS[lb${u} + ${e}]`;
+        return ablate.has('nolut')
+          ? `bitcast<f32>(${e} | 0x3f800000u)`
+          : shuffle
+            ? `subgroupShuffle(lr${u}, ${e})`
+            : `lutS[lb${u} + ${e}]`;
       });
       return `dot(x${q}, vec4<f32>(${l.join(', ')}))`;
     });
+    if (nomath)
+      // (measurement: no per-weight work; the row's words still feed the sum, so none is dead)
+      terms.splice(
+        0,
+        terms.length,
+        `x0.x * f32(${Array.from({ length: split === 2 ? 2 : bits }, (_, w) => `cw${w}_${u}`).join(' ^ ')})`,
+      );
     if (fly) {
       // (summed over the subgroup with the group's other rows: butterfly below)
       out.push(`let t${u} = ${terms.join(' +\n        ')};`);
@@ -551,14 +592,26 @@ export function paletteGemv(
     eps: attrs.eps,
   };
   const tile = gemvTile(n, bits, k);
-  const { rb, unroll, pairs, split, coalesce, lanes, prefetch, streams, ablate, butterfly } = tile;
+  const {
+    rb,
+    unroll,
+    pairs,
+    split,
+    coalesce,
+    lanes,
+    prefetch,
+    streams,
+    ablate,
+    butterfly,
+    shuffle,
+  } = tile;
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_s${streams}_${ablate.join('+')}_f${butterfly ?? 0}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_s${streams}_${ablate.join('+')}_f${butterfly ?? 0}_sh${shuffle ?? 0}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
     wgsl: () => paletteGemvWgsl({ k, bits, fusion, ...tile }),
     tensors,
     uniforms: uniformBlock([

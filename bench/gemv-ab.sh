@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Decode-GEMV variants A/B in one H200 device call (from the repo root on the GPU machine;
+# scripts/gpu-pack.sh made .gpu/): each decode op of a 7B-shaped 3-bit layer (GPU µs and µs per
+# op, bench/decode-ops.ts) under each of OPS, then the 7B-shaped decode under each of DECODE in
+# turn, twice (A/B/A/B) → $OUT/ops.txt. A variant is a comma-separated list of EDKM_GEMV_
+# variables without the prefix (other variables by their whole name, EDKM_...), or - for the
+# defaults: OPS="- LUT=shuffle,UNROLL=4 ABLATE=noload+nolut EDKM_ATTENTION_BOUNDED=0" (+ stands
+# for a comma inside a value).
+set -u
+R="bash .gpu/run.sh"
+source bench/device-lib.sh
+OPS=${OPS:--}
+DECODE=${DECODE:--}
+vars() { # VARIANT → EDKM_GEMV_NAME=VALUE words
+  [ "$1" = - ] && return
+  local IFS=,
+  for kv in $1; do
+    case $kv in
+    EDKM_*) echo "${kv//+/,}" ;;
+    *) echo "EDKM_GEMV_${kv//+/,}" ;;
+    esac
+  done
+}
+for v in $OPS; do
+  decode_ops "$v" $(vars "$v")
+done
+for round in 1 2; do
+  for v in $DECODE; do decode_7b "generate 7b3 $v" $(vars "$v") >>"$OUT/ops.txt"; done
+done
+cat "$OUT/ops.txt"
