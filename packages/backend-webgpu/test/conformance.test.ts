@@ -32,7 +32,6 @@ import {
   setSubgroupAttention,
   withBindingCheck,
 } from '../src/index';
-import { subgroupSplits } from '../src/kernels/cached-attention-subgroup';
 import { gemvStreams, gemvTile } from '../src/kernels/palette-gemv';
 import { maxSubgroupSize, minSubgroupSize } from '../src/kernels/subgroup-route';
 
@@ -311,17 +310,6 @@ describe.skipIf(!backends.includes('webgpu'))(
     }, 300_000);
   },
 );
-
-describe('webgpu plugin: splits of the subgroup attention', () => {
-  it('takes one split per 32 slots, up to 64, where the position is on the device', () => {
-    // (host position: enough workgroups to fill the GPU, as before)
-    expect(subgroupSplits(32, 161)).toEqual({ splits: 6, span: 32 });
-    expect(subgroupSplits(32, 1024)).toEqual({ splits: 16, span: 64 });
-    expect(subgroupSplits(32, 1024, true)).toEqual({ splits: 32, span: 32 });
-    expect(subgroupSplits(32, 4096, true)).toEqual({ splits: 64, span: 64 });
-    expect(subgroupSplits(1, 20, true)).toEqual({ splits: 1, span: 32 });
-  });
-});
 
 describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: subgroup attention', () => {
   // the suite takes the adapter's own choice (the serial-loop kernel on a software adapter):

@@ -30,25 +30,15 @@ export function useSubgroupAttention(d: number): boolean {
   return subgroupKernelOn(attentionMode) && d % 4 === 0 && d <= 512;
 }
 
-/** Splits the position read from the device may take at most (DEVICE_SPLITS · SUBGROUP_SPAN slots). */
-const DEVICE_SPLITS = 64;
-
 /**
- * Splits of the cache's slots: SUBGROUP_SPAN positions each, enough to fill the GPU. With the
- * position on the device (`device`: `slots` is the whole cache), one split per SUBGROUP_SPAN slots
- * up to DEVICE_SPLITS: the splits past the position return at once (bounded), so the live ones
- * stay as short as the host position's (7B-shaped decode at position 161 of 1,024 slots: 16
- * splits of 64 took 32.5–33.3 µs against 25.9–26.2 with the host's 6 of 32, call s6-2).
+ * Splits of the cache's slots: SUBGROUP_SPAN positions each, enough to fill the GPU. (With the
+ * position on the device, `slots` is the whole cache. One split per SUBGROUP_SPAN slots there —
+ * 32 of 32 for 1,024 slots instead of 16 of 64 — was slower: the device-position attention op of
+ * a 7B-shaped layer 33.3 → 39.5 µs, calls s6-2 and s6-3.)
  */
-export function subgroupSplits(
-  groups: number,
-  slots: number,
-  device = false,
-): { splits: number; span: number } {
+export function subgroupSplits(groups: number, slots: number): { splits: number; span: number } {
   const blocks = Math.max(1, Math.ceil(slots / SUBGROUP_SPAN));
-  const want = device
-    ? Math.min(blocks, DEVICE_SPLITS)
-    : Math.min(blocks, Math.max(1, Math.ceil(TARGET_WORKGROUPS / groups)));
+  const want = Math.min(blocks, Math.max(1, Math.ceil(TARGET_WORKGROUPS / groups)));
   const span = Math.ceil(blocks / want) * SUBGROUP_SPAN;
   return { splits: Math.ceil((blocks * SUBGROUP_SPAN) / span), span };
 }
@@ -219,11 +209,7 @@ export function subgroupAttention(
   const [, b, kv, l, d] = cache.shape;
   const rows = qkv.shape[0];
   const t = rows / b;
-  const { splits, span } = subgroupSplits(
-    rows * a.heads,
-    position ? l : a.pos + t,
-    !!position && bounded,
-  );
+  const { splits, span } = subgroupSplits(rows * a.heads, position ? l : a.pos + t);
   const whole = splits === 1;
   const out = allocate(backend, whole ? [rows, a.heads * d] : [rows * a.heads * splits * (d + 2)]);
   // without a device position the binding still needs a buffer: starts stands in (its value
