@@ -16,6 +16,7 @@ import {
   canCaptureGraph,
   captureGraph,
   kvWrite,
+  kvWriteAttention,
   packedMatMul,
   rmsNormRows,
   ropeTable,
@@ -154,6 +155,11 @@ const ops: { op: string; f: () => tf.Tensor; bytes: number }[] = [
     op: `attention (${pos + 1} positions, device position, ${maxLength} slots)`,
     f: () => cachedAttention(qkv, cache, rope, starts, { ...attrs, pos: 0 }, position),
     bytes: 2 * kvHeads * (pos + 1) * D * 4,
+  },
+  {
+    op: `kv write + attention (device position, ${maxLength} slots: one kernel where fused)`,
+    f: () => kvWriteAttention(cache, qkv, rope, starts, { ...attrs, pos: 0 }, position),
+    bytes: 2 * kvHeads * (pos + 2) * D * 4,
   },
   {
     op: 'o (residual fused)',

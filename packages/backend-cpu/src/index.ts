@@ -2,6 +2,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import {
   PluginKernelNames as K,
   type KernelTable,
+  kvWriteThenAttention,
   pluginKernels,
   registerPlugin,
   tf,
@@ -56,6 +57,7 @@ const kernels: KernelTable = {
   [K.Bf16GatherRows]: bf16GatherRows,
   [K.KvWrite]: kvWrite,
   [K.CachedAttention]: cachedAttention,
+  [K.KvWriteAttention]: kvWriteThenAttention(kvWrite, cachedAttention),
   [K.SumSquares]: sumSquares,
   [K.ClipScale]: clipScale,
   [K.AdamW]: adamw,

@@ -38,6 +38,7 @@ import { int8FragNs, int8MatMul, setInt8Device } from './kernels/int8-matmul';
 import { int8QuantizeRows } from './kernels/int8-quantize-rows';
 import { int8Rescale } from './kernels/int8-rescale';
 import { kvWrite } from './kernels/kv-write';
+import { kvWriteAttention, setKvWriteFusion } from './kernels/kv-write-attention';
 import { nearestEntry } from './kernels/nearest-entry';
 import { type GemvAblation, setPaletteGemv } from './kernels/palette-gemv';
 import { paletteInt8 } from './kernels/palette-int8';
@@ -82,6 +83,7 @@ const kernels: KernelTable = {
   [K.Bf16GatherRows]: bf16GatherRows,
   [K.KvWrite]: kvWrite,
   [K.CachedAttention]: cachedAttention,
+  [K.KvWriteAttention]: kvWriteAttention,
   [K.SumSquares]: sumSquares,
   [K.ClipScale]: clipScale,
   [K.AdamW]: adamw,
@@ -127,6 +129,7 @@ export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
 export { type PaletteLut, setPaletteLut } from './kernels/palette-rows';
 export { type GemvMode, paletteGemvWgsl, setPaletteGemv } from './kernels/palette-gemv';
 export { setSubgroupAttention } from './kernels/cached-attention-subgroup';
+export { setKvWriteFusion } from './kernels/kv-write-attention';
 export { MAX_GROUPS_PER_DIMENSION, setMaxGroupsPerDimension } from './grid';
 export {
   INT8_SPLIT_SPEC,
@@ -350,6 +353,9 @@ async function init(): Promise<boolean> {
   const attentionBound = envChoice('EDKM_ATTENTION_BOUNDED', ['0', '1'] as const);
   if (sga || attentionBound)
     setSubgroupAttention(sga ?? 'auto', { bounded: attentionBound !== '0' });
+  // EDKM_KV_FUSE=0: a decoding step's KV write and attention as two dispatches (A/B)
+  const kvFuse = envChoice('EDKM_KV_FUSE', ['0', '1'] as const);
+  if (kvFuse) setKvWriteFusion(kvFuse === '1');
   // tfjs-webgpu runs small ops on the CPU through a synchronous read, which needs OffscreenCanvas
   // (absent in Node): keep every op on the GPU
   tf.env().set('WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD', 0);

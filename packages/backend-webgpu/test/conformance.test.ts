@@ -288,6 +288,7 @@ describe.skipIf(!backends.includes('webgpu'))(
     it("passes the row-per-workgroup kernels' cases with 23 workgroups per dimension", async () => {
       const names = new Set<string>([
         DecodeKernelNames.CachedAttention,
+        DecodeKernelNames.KvWriteAttention,
         DecodeKernelNames.RmsNorm,
         NormKernelNames.RmsNormGrad,
         Int8KernelNames.Int8QuantizeRows,
@@ -314,9 +315,12 @@ describe.skipIf(!backends.includes('webgpu'))(
 describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: subgroup attention', () => {
   // the suite takes the adapter's own choice (the serial-loop kernel on a software adapter):
   // CachedAttention on subgroups here too (lavapipe's subgroups are 8 wide, the H200's 32)
+  // (and KvWriteAttention's one-position cases in one kernel that writes the cache as it attends)
   it('passes the cached-attention cases on subgroups', async () => {
     const cases = conformanceCases().filter(
-      (c) => c.kernelName === DecodeKernelNames.CachedAttention,
+      (c) =>
+        c.kernelName === DecodeKernelNames.CachedAttention ||
+        c.kernelName === DecodeKernelNames.KvWriteAttention,
     );
     setSubgroupAttention('on');
     try {

@@ -23,6 +23,8 @@ export const DecodeKernelNames = {
   KvWrite: 'EdkmKvWrite',
   /** {qkv, cache, rope, starts, position?}, attrs → [B·T, H·D]: causal attention over slots [starts[b], pos + t]. */
   CachedAttention: 'EdkmCachedAttention',
+  /** {cache, qkv, rope, starts, position?}, attrs → [B·T, H·D]: KvWrite, then CachedAttention (one kernel where it can). */
+  KvWriteAttention: 'EdkmKvWriteAttention',
   /** {x: [M, H], weight: [H]}, attrs {eps} → [M, H]: x / √(mean(x²) + eps) · weight (one pass per row). */
   RmsNorm: 'EdkmRmsNorm',
   /** {gu: [M, 2I]} → [M, I]: silu(gu[:, :I]) · gu[:, I:] (the MLP's gate and up from one stacked matmul). */
@@ -153,6 +155,46 @@ export function cachedAttention(
       decodeInputs({ qkv, cache, rope, starts }, position),
       { ...attrs } as unknown as tf.NamedAttrMap,
     ) as tf.Tensor2D;
+}
+
+/**
+ * kvWrite, then cachedAttention: this step's keys (RoPE applied) and values into the cache, then
+ * the causal attention of its queries over it → [B·T, H·D]; the cache is written in place. A
+ * backend may do both in one kernel (the webgpu plugin does when decoding one position a row:
+ * one dispatch a layer fewer).
+ */
+export function kvWriteAttention(
+  cache: tf.Tensor,
+  qkv: tf.Tensor2D,
+  rope: tf.Tensor2D,
+  starts: tf.Tensor1D,
+  attrs: DecodeAttrs,
+  position?: tf.Tensor1D,
+): tf.Tensor2D {
+  check('kvWriteAttention', cache, qkv, rope, starts, attrs, position);
+  return tf
+    .engine()
+    .runKernel(
+      DecodeKernelNames.KvWriteAttention,
+      decodeInputs({ cache, qkv, rope, starts }, position),
+      { ...attrs } as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor2D;
+}
+
+/**
+ * DecodeKernelNames.KvWriteAttention from a plugin's KvWrite and CachedAttention kernels, one
+ * after the other (for plugins without a fused kernel, and for a fused kernel's other cases).
+ */
+export function kvWriteThenAttention(
+  kvWrite: tf.KernelFunc,
+  attention: tf.KernelFunc,
+): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    // (the in-place KvWrite returns the cache with one more reference: drop it)
+    const cache = kvWrite({ inputs, backend, attrs }) as tf.TensorInfo;
+    (backend as tf.KernelBackend).disposeData(cache.dataId);
+    return attention({ inputs, backend, attrs });
+  };
 }
 
 export interface DecodeShape {

@@ -8,13 +8,12 @@ import {
   type PackedWeight,
   ShapeError,
   bf16GatherRows,
-  cachedAttention,
   captureGraph,
   disposePackedWeight,
   flushBackend,
   fromHalfBits,
   hostWeightShape,
-  kvWrite,
+  kvWriteAttention,
   packedMatMul,
   packedMatMulW8A8,
   rmsNormRows,
@@ -285,14 +284,13 @@ export class Decoder {
         this.embed.format === 'bf16'
           ? bf16GatherRows(this.embed, ids)
           : (tf.gather((this.embed as { weight: tf.Tensor2D }).weight, ids) as tf.Tensor2D);
-      // per layer: RMSNorm·QKV, KV write, attention, O + residual, RMSNorm·gate-up,
-      // SwiGLU·down + residual (6 dispatches where the down product takes SwiGLU in, else 7)
+      // per layer: RMSNorm·QKV, KV write and attention (one kernel where the backend fuses them),
+      // O + residual, RMSNorm·gate-up, SwiGLU·down + residual
       for (const layer of this.layers) {
         const qkv = this.matmul(x, layer.qkv, this.norm(layer.inputNorm));
-        kvWrite(layer.cache, qkv, this.rope, this.starts, attrs, position).dispose();
-        const attention = cachedAttention(
-          qkv,
+        const attention = kvWriteAttention(
           layer.cache,
+          qkv,
           this.rope,
           this.starts,
           attrs,

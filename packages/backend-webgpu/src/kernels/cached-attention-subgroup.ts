@@ -54,7 +54,10 @@ export function subgroupSplits(groups: number, slots: number): { splits: number;
  * control flow. `bounded`: a split with no live slot writes an empty partial and returns, and the
  * slots past the end re-read the last live one (cached) instead of their own: with the position
  * on the device the grid covers the whole cache (a 7B-shaped decode at position 161 of 1,024 has
- * 13 of 16 splits empty), and each of them read its keys and values in full. The older kernel (CachedAttentionProgram) gave a thread a whole key and a serial
+ * 13 of 16 splits empty), and each of them read its keys and values in full. `write` (one new
+ * position a row: decoding) is KvWriteAttention in this one kernel: each workgroup ropes the new
+ * key and takes the new value from qkv into workgroup memory and uses them at the new slot, and
+ * the KV head's first query head writes them to the cache in the split that holds the slot. The older kernel (CachedAttentionProgram) gave a thread a whole key and a serial
  * 64-step loop per block for the softmax and the value pass.
  */
 export function subgroupAttentionWgsl(
@@ -62,22 +65,29 @@ export function subgroupAttentionWgsl(
   whole: boolean,
   devicePosition: boolean,
   bound = true,
+  write = false,
 ): string {
   const d4 = d / 4;
   const jmax = Math.ceil(d4 / 4); // vec4 slots a lane may hold (subgroups of 4 lanes and up)
   const slots = (f: (j: number) => string) =>
     Array.from({ length: jmax }, (_, j) => f(j)).join('\n      ');
+  /**
+   * A cached key or value vec4 (`load`), or under `write` at the new slot this step's own from
+   * workgroup memory (`fromS`[i]): the kernel writes the slot itself, so no workgroup reads it.
+   */
+  const fresh = (load: string, fromS: string, i: string, u: number) =>
+    write ? `select(${load}, ${fromS}[${i}], j${u} == slot)` : load;
   const step: string[] = [];
   for (let u = 0; u < STEP; u++) {
     step.push(
       `let j${u} = base + ${u}u;`,
       `let live${u} = j${u} < len;`,
-      `let kr${u} = kBase + min(j${u}, ${bound ? 'len' : 'u.l'} - 1u);`,
-      `let vr${u} = vBase + min(j${u}, ${bound ? 'len' : 'u.l'} - 1u);`,
+      `let kr${u} = kBase + min(j${u}, last);`,
+      `let vr${u} = vBase + min(j${u}, last);`,
       `var part${u} = 0.0;`,
       slots(
         (j) =>
-          `if (sl + ${j}u * sgs < ${d4}u) { part${u} = part${u} + dot(qS[sl + ${j}u * sgs], cache[kr${u} * ${d4}u + sl + ${j}u * sgs]); }`,
+          `if (sl + ${j}u * sgs < ${d4}u) { part${u} = part${u} + dot(qS[sl + ${j}u * sgs], ${fresh(`cache[kr${u} * ${d4}u + sl + ${j}u * sgs]`, 'kS', `sl + ${j}u * sgs`, u)}); }`,
       ),
     );
   }
@@ -94,10 +104,10 @@ export function subgroupAttentionWgsl(
     'm = mx;',
     slots(
       (j) =>
-        `if (sl + ${j}u * sgs < ${d4}u) { let i = sl + ${j}u * sgs; o${j} = o${j} * corr + p0 * cache[vr0 * ${d4}u + i] + p1 * cache[vr1 * ${d4}u + i] + p2 * cache[vr2 * ${d4}u + i] + p3 * cache[vr3 * ${d4}u + i]; }`,
+        `if (sl + ${j}u * sgs < ${d4}u) { let i = sl + ${j}u * sgs; o${j} = o${j} * corr + ${Array.from({ length: STEP }, (_, u) => `p${u} * ${fresh(`cache[vr${u} * ${d4}u + i]`, 'vS', 'i', u)}`).join(' + ')}; }`,
     ),
   );
-  const write = whole
+  const output = whole
     ? `let inv = select(0.0, 1.0 / total, total > 0.0);
     out[(bt * u.h + hq) * ${d}u + tid] = acc * inv;`
     : `let at = wgi * ${d + 2}u;
@@ -107,13 +117,19 @@ export function subgroupAttentionWgsl(
 enable subgroups;
 struct U { b : u32, t : u32, h : u32, kv : u32, l : u32, pos : u32, scale : f32, splits : u32, span : u32, p0 : u32, p1 : u32, p2 : u32 };
 @group(0) @binding(0) var<storage, read> qkv : array<f32>;
-@group(0) @binding(1) var<storage, read> cache : array<vec4<f32>>;
+@group(0) @binding(1) var<storage, ${write ? 'read_write' : 'read'}> cache : array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> rope : array<f32>;
 @group(0) @binding(3) var<storage, read> starts : array<i32>;
 @group(0) @binding(4) var<storage, read> position : array<i32>;
 @group(0) @binding(5) var<storage, read_write> out : array<f32>;
 @group(0) @binding(6) var<uniform> u : U;
 var<workgroup> qS : array<vec4<f32>, ${d4}>;
+${
+  write
+    ? `var<workgroup> kS : array<vec4<f32>, ${d4}>;
+var<workgroup> vS : array<vec4<f32>, ${d4}>;`
+    : ''
+}
 var<workgroup> mS : array<f32, ${WG / 4}>;
 var<workgroup> lS : array<f32, ${WG / 4}>;
 var<workgroup> oS : array<vec4<f32>, ${(WG / 4) * d4}>;
@@ -133,6 +149,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : ve
   let pos = ${devicePosition ? 'u32(position[0])' : 'u.pos + 0u * u32(position[0])'};
   let start0 = u32(starts[b]);
   let p = u32(max(0, i32(pos + t) - i32(start0)));
+  ${write ? 'let slot = pos + t;' : ''}
   let kvh = hq / (u.h / u.kv);
   let row = bt * (u.h + 2u * u.kv) * ${d}u;
   if (tid == 0u) {
@@ -158,12 +175,33 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : ve
   if (tid < ${d4}u) {
     let at = row + hq * ${d}u;
     qS[tid] = vec4<f32>(edkmRope(at, 4u * tid, p), edkmRope(at, 4u * tid + 1u, p), edkmRope(at, 4u * tid + 2u, p), edkmRope(at, 4u * tid + 3u, p)) * u.scale;
+    ${
+      write
+        ? `// this step's key (roped) and value of the row's one new position (slot pos + t)
+    let ak = row + (u.h + kvh) * ${d}u;
+    kS[tid] = vec4<f32>(edkmRope(ak, 4u * tid, p), edkmRope(ak, 4u * tid + 1u, p), edkmRope(ak, 4u * tid + 2u, p), edkmRope(ak, 4u * tid + 3u, p));
+    let av = row + (u.h + u.kv + kvh) * ${d}u + 4u * tid;
+    vS[tid] = vec4<f32>(qkv[av], qkv[av + 1u], qkv[av + 2u], qkv[av + 3u]);`
+        : ''
+    }
   }
   workgroupBarrier();
   let nsg = ${WG}u / sgs;
   let sg = tid / sgs;
   let kBase = (b * u.kv + kvh) * u.l;
   let vBase = ((u.b + b) * u.kv + kvh) * u.l;
+  ${
+    write
+      ? `// the cache's copy: by the first query head of the KV head, in the split holding the slot
+  if (hq % (u.h / u.kv) == 0u && slot >= split * u.span && slot < (split + 1u) * u.span && tid < ${d4}u) {
+    cache[(kBase + slot) * ${d4}u + tid] = kS[tid];
+    cache[(vBase + slot) * ${d4}u + tid] = vS[tid];
+  }`
+      : ''
+  }
+  // the last slot a load reads (past it, positions count 0): under \`write\` not the new slot,
+  // whose key and value come from workgroup memory (slot 0 aside: the load is discarded there)
+  let last = ${write ? 'min(len, max(slot, 1u)) - 1u' : bound ? 'len - 1u' : 'u.l - 1u'};
   var m = -3.0e38;
   var l = 0.0;
   ${slots((j) => `var o${j} = vec4<f32>(0.0);`)}
@@ -185,7 +223,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : ve
     if (tid < ${d}u) { acc = acc + oS[s * ${d4}u + tid / 4u][tid % 4u] * f; }
   }
   if (tid < ${d}u) {
-    ${write}
+    ${output}
   }
 }`;
 }
@@ -204,19 +242,21 @@ export function subgroupAttention(
     position?: tf.TensorInfo;
   },
   a: DecodeAttrs,
+  write = false,
 ): { out: tf.TensorInfo; splits: number } {
   const { qkv, cache, rope, starts, position } = inputs;
   const [, b, kv, l, d] = cache.shape;
   const rows = qkv.shape[0];
   const t = rows / b;
+  if (write && t !== 1) throw new Error('subgroupAttention: write takes one new position a row');
   const { splits, span } = subgroupSplits(rows * a.heads, position ? l : a.pos + t);
   const whole = splits === 1;
   const out = allocate(backend, whole ? [rows, a.heads * d] : [rows * a.heads * splits * (d + 2)]);
   // without a device position the binding still needs a buffer: starts stands in (its value
   // multiplied by 0: the binding must be used for the pipeline's layout to have it)
   runRaw(backend, {
-    key: `EdkmCachedAttentionSubgroup:${d}_${whole}_${!!position}_${bounded}`,
-    wgsl: () => subgroupAttentionWgsl(d, whole, !!position, bounded),
+    key: `${write ? 'EdkmKvWriteAttentionSubgroup' : 'EdkmCachedAttentionSubgroup'}:${d}_${whole}_${!!position}_${bounded}`,
+    wgsl: () => subgroupAttentionWgsl(d, whole, !!position, bounded, write),
     tensors: [qkv, cache, rope, starts, position ?? starts, out],
     uniforms: uniformBlock([
       ['u', b],

@@ -228,6 +228,30 @@ export function attentionSplits(groups: number, slots: number): { splits: number
   return { splits: Math.ceil((blocks * WG) / span), span };
 }
 
+/**
+ * The attention's output from its kernel's `out`: as it is with one split; with several (partials:
+ * max, sum, D values each) one more dispatch merges them.
+ */
+export function mergeSplits(
+  gpu: WebGPUBackend,
+  out: tf.TensorInfo,
+  splits: number,
+  rows: number,
+  heads: number,
+  d: number,
+): tf.TensorInfo {
+  if (splits === 1) return out;
+  const int = (v: number) => ({ type: 'int32', data: [v] });
+  const merged = gpu.runWebGPUProgram(
+    new CachedAttentionCombineProgram(rows, heads, d),
+    [out],
+    'float32',
+    [int(heads), int(d), int(splits)],
+  );
+  gpu.disposeData(out.dataId);
+  return merged;
+}
+
 export const cachedAttention: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const gpu = backend as WebGPUBackend;
   const { qkv, cache, rope, starts, position } = inputs as Record<string, tf.TensorInfo>;
@@ -236,18 +260,8 @@ export const cachedAttention: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const rows = qkv.shape[0];
   const t = rows / b;
   const int = (v: number) => ({ type: 'int32', data: [v] });
-  // several splits write partials (max, sum, D values): one more dispatch merges them
-  const merge = (out: tf.TensorInfo, splits: number): tf.TensorInfo => {
-    if (splits === 1) return out;
-    const merged = gpu.runWebGPUProgram(
-      new CachedAttentionCombineProgram(rows, a.heads, d),
-      [out],
-      'float32',
-      [int(a.heads), int(d), int(splits)],
-    );
-    gpu.disposeData(out.dataId);
-    return merged;
-  };
+  const merge = (out: tf.TensorInfo, splits: number) =>
+    mergeSplits(gpu, out, splits, rows, a.heads, d);
   if (useSubgroupAttention(d)) {
     const { out, splits } = subgroupAttention(gpu, { qkv, cache, rope, starts, position }, a);
     return merge(out, splits);

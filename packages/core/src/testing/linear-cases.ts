@@ -8,6 +8,7 @@ import {
   decodeReference,
   disposePackedWeight,
   kvWrite,
+  kvWriteAttention,
   linearReference,
   packedMatMul,
   paletteWeightHost,
@@ -408,6 +409,29 @@ function decodeKernelCases(
         tf.dispose(Object.values(t));
         const expected = decodeReference.cachedAttention(qkv, cache, shape, rope, starts, attrs);
         return { actual, expected, tolerance: 1e-5 };
+      },
+    },
+    {
+      // the attention's output, then the written cache
+      kernelName: DecodeKernelNames.KvWriteAttention,
+      name: `kvWriteAttention ${label}`,
+      run: async () => {
+        const { cache, qkv, rope, attrs, shape, t, claim } = make();
+        const out = await read(
+          kvWriteAttention(t.cache, t.qkv, t.rope, t.starts, claim, t.position),
+        );
+        const written = await read(t.cache);
+        tf.dispose(Object.values(t));
+        const after = Float32Array.from(cache);
+        decodeReference.kvWrite(after, shape, qkv, rope, starts, attrs);
+        const attention = decodeReference.cachedAttention(qkv, after, shape, rope, starts, attrs);
+        const join = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+          const j = new Float32Array(a.length + b.length);
+          j.set(a);
+          j.set(b, a.length);
+          return j;
+        };
+        return { actual: join(out, written), expected: join(attention, after), tolerance: 1e-5 };
       },
     },
   ];
