@@ -54,3 +54,15 @@ decode_7b() {
   jsononly /tmp/decode-7b.json
   python3 -c "import json; r = json.load(open('/tmp/decode-7b.json'))['results'][0]; print('$label', r['decodeTokensPerSecond'], r['achievedGBps'], r.get('fractionOfStreamRead'))" 2>>"$OUT/log.txt"
 }
+# vars VARIANT: a comma-separated list of EDKM_GEMV_ variables without the prefix (others by their
+# whole name, EDKM_...; + for a comma inside a value), or - for none → VAR=VALUE words
+vars() {
+  [ "$1" = - ] && return
+  local IFS=,
+  for kv in $1; do
+    case $kv in
+    EDKM_*) echo "${kv//+/,}" ;;
+    *) echo "EDKM_GEMV_${kv//+/,}" ;;
+    esac
+  done
+}

@@ -11,16 +11,6 @@ R="bash .gpu/run.sh"
 source bench/device-lib.sh
 OPS=${OPS:--}
 DECODE=${DECODE:--}
-vars() { # VARIANT → EDKM_GEMV_NAME=VALUE words
-  [ "$1" = - ] && return
-  local IFS=,
-  for kv in $1; do
-    case $kv in
-    EDKM_*) echo "${kv//+/,}" ;;
-    *) echo "EDKM_GEMV_${kv//+/,}" ;;
-    esac
-  done
-}
 for v in $OPS; do
   decode_ops "$v" $(vars "$v")
 done

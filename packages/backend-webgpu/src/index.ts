@@ -342,17 +342,22 @@ async function init(): Promise<boolean> {
       shuffle: gemvLut ? gemvLut === 'shuffle' : undefined,
       split: split === '2' ? 2 : undefined,
       coalesce: coalesce === '1',
-      prefetch: prefetch === '1',
+      prefetch: prefetch ? prefetch === '1' : undefined,
       streams: streams || undefined,
       ablate,
       reduce,
     });
   // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B); EDKM_ATTENTION_BOUNDED=0:
-  // its splits read every slot, live or not (A/B)
+  // its splits read every slot, live or not (A/B); EDKM_ATTENTION_INTERLEAVE=0: each split one run
+  // of slots (A/B)
   const sga = envChoice('EDKM_SUBGROUP_ATTENTION', modes);
   const attentionBound = envChoice('EDKM_ATTENTION_BOUNDED', ['0', '1'] as const);
-  if (sga || attentionBound)
-    setSubgroupAttention(sga ?? 'auto', { bounded: attentionBound !== '0' });
+  const interleave = envChoice('EDKM_ATTENTION_INTERLEAVE', ['0', '1'] as const);
+  if (sga || attentionBound || interleave)
+    setSubgroupAttention(sga ?? 'auto', {
+      bounded: attentionBound !== '0',
+      interleaved: interleave !== '0',
+    });
   // EDKM_KV_FUSE=0: a decoding step's KV write and attention as two dispatches (A/B)
   const kvFuse = envChoice('EDKM_KV_FUSE', ['0', '1'] as const);
   if (kvFuse) setKvWriteFusion(kvFuse === '1');

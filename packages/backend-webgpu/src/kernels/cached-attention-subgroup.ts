@@ -16,13 +16,18 @@ const TARGET_WORKGROUPS = 512;
 
 let attentionMode: SubgroupMode = 'auto';
 let bounded = true;
+let interleaved = true;
 /**
  * Where the subgroup attention runs (see SubgroupMode); `bounded` false (A/B only) brings back
  * the loads of every slot of a split, live or not (see subgroupAttentionWgsl).
  */
-export function setSubgroupAttention(mode: SubgroupMode, opts: { bounded?: boolean } = {}): void {
+export function setSubgroupAttention(
+  mode: SubgroupMode,
+  opts: { bounded?: boolean; interleaved?: boolean } = {},
+): void {
   attentionMode = mode;
   bounded = opts.bounded ?? true;
+  interleaved = opts.interleaved ?? true;
 }
 
 /** Whether CachedAttention takes the subgroup kernel for head size d. */
@@ -57,7 +62,11 @@ export function subgroupSplits(groups: number, slots: number): { splits: number;
  * 13 of 16 splits empty), and each of them read its keys and values in full. `write` (one new
  * position a row: decoding) is KvWriteAttention in this one kernel: each workgroup ropes the new
  * key and takes the new value from qkv into workgroup memory and uses them at the new slot, and
- * the KV head's first query head writes them to the cache in the split that holds the slot. The older kernel (CachedAttentionProgram) gave a thread a whole key and a serial
+ * the KV head's first query head writes them to the cache in the split that holds the slot.
+ * `interleave` (with `bound`): split s takes the blocks s, s + S, s + 2S … of SUBGROUP_SPAN slots
+ * instead of one run of `span`, so that the live slots of a short context spread over as many
+ * splits as they fill (a 7B-shaped decode at position 161 of 1,024: 6 live splits of 32 instead of
+ * 3 of 64, as with the position on the host). The older kernel (CachedAttentionProgram) gave a thread a whole key and a serial
  * 64-step loop per block for the softmax and the value pass.
  */
 export function subgroupAttentionWgsl(
@@ -66,7 +75,10 @@ export function subgroupAttentionWgsl(
   devicePosition: boolean,
   bound = true,
   write = false,
+  interleave = false,
 ): string {
+  // (interleaved splits only where bounded: the unbounded form is the A/B reference)
+  const il = interleave && bound;
   const d4 = d / 4;
   const jmax = Math.ceil(d4 / 4); // vec4 slots a lane may hold (subgroups of 4 lanes and up)
   const slots = (f: (j: number) => string) =>
@@ -80,8 +92,13 @@ export function subgroupAttentionWgsl(
   const step: string[] = [];
   for (let u = 0; u < STEP; u++) {
     step.push(
-      `let j${u} = base + ${u}u;`,
-      `let live${u} = j${u} < len;`,
+      ...(il
+        ? [
+            `let q${u} = li + ${u}u;`,
+            `let j${u} = (split + q${u} / ${SUBGROUP_SPAN}u * u.splits) * ${SUBGROUP_SPAN}u + q${u} % ${SUBGROUP_SPAN}u;`,
+            `let live${u} = q${u} < u.span && j${u} >= first && j${u} < len;`,
+          ]
+        : [`let j${u} = base + ${u}u;`, `let live${u} = j${u} < len;`]),
       `let kr${u} = kBase + min(j${u}, last);`,
       `let vr${u} = vBase + min(j${u}, last);`,
       `var part${u} = 0.0;`,
@@ -153,14 +170,14 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : ve
   let kvh = hq / (u.h / u.kv);
   let row = bt * (u.h + 2u * u.kv) * ${d}u;
   if (tid == 0u) {
-    bounds = vec2<u32>(max(start0, split * u.span), min(pos + t + 1u, (split + 1u) * u.span));
+    bounds = ${il ? 'vec2<u32>(start0, pos + t + 1u)' : 'vec2<u32>(max(start0, split * u.span), min(pos + t + 1u, (split + 1u) * u.span))'};
   }
   let bd = workgroupUniformLoad(&bounds);
   let first = bd.x;
   let len = bd.y;
   ${
     bound
-      ? `if (first >= len) {
+      ? `if (${il ? `split * ${SUBGROUP_SPAN}u >= len` : 'first >= len'}) {
     ${
       whole
         ? `if (tid < ${d}u) { out[(bt * u.h + hq) * ${d}u + tid] = 0.0; }`
@@ -193,7 +210,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : ve
   ${
     write
       ? `// the cache's copy: by the first query head of the KV head, in the split holding the slot
-  if (hq % (u.h / u.kv) == 0u && slot >= split * u.span && slot < (split + 1u) * u.span && tid < ${d4}u) {
+  if (hq % (u.h / u.kv) == 0u && ${il ? `(slot / ${SUBGROUP_SPAN}u) % u.splits == split` : 'slot >= split * u.span && slot < (split + 1u) * u.span'} && tid < ${d4}u) {
     cache[(kBase + slot) * ${d4}u + tid] = kS[tid];
     cache[(vBase + slot) * ${d4}u + tid] = vS[tid];
   }`
@@ -207,7 +224,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : ve
   ${slots((j) => `var o${j} = vec4<f32>(0.0);`)}
   let steps = (u.span + nsg * ${STEP}u - 1u) / (nsg * ${STEP}u);
   for (var it = 0u; it < steps; it = it + 1u) {
-    let base = first + (it * nsg + sg) * ${STEP}u;
+    ${il ? `let li = (it * nsg + sg) * ${STEP}u;` : `let base = first + (it * nsg + sg) * ${STEP}u;`}
     ${step.join('\n    ')}
   }
   if (sl == 0u) { mS[sg] = m; lS[sg] = l; }
@@ -255,8 +272,8 @@ export function subgroupAttention(
   // without a device position the binding still needs a buffer: starts stands in (its value
   // multiplied by 0: the binding must be used for the pipeline's layout to have it)
   runRaw(backend, {
-    key: `${write ? 'EdkmKvWriteAttentionSubgroup' : 'EdkmCachedAttentionSubgroup'}:${d}_${whole}_${!!position}_${bounded}`,
-    wgsl: () => subgroupAttentionWgsl(d, whole, !!position, bounded, write),
+    key: `${write ? 'EdkmKvWriteAttentionSubgroup' : 'EdkmCachedAttentionSubgroup'}:${d}_${whole}_${!!position}_${bounded}_${interleaved}`,
+    wgsl: () => subgroupAttentionWgsl(d, whole, !!position, bounded, write, interleaved),
     tensors: [qkv, cache, rope, starts, position ?? starts, out],
     uniforms: uniformBlock([
       ['u', b],

@@ -185,9 +185,10 @@ export class CachedAttentionCombineProgram extends EdkmProgram {
     rows: number,
     heads: number,
     private readonly d: number,
+    private readonly splits: number,
   ) {
     super([rows, heads * d], linearGroups(rows * heads, 'EdkmCachedAttentionCombine'));
-    this.shaderKey = `edkm_cached_attention_combine_${d}`;
+    this.shaderKey = `edkm_cached_attention_combine_${d}_${splits}`;
   }
   getUserCode(): string {
     const dp = Math.ceil(this.d / WG);
@@ -199,12 +200,14 @@ export class CachedAttentionCombineProgram extends EdkmProgram {
         let g = min(${TFJS_LINEAR_GROUP}, uniforms.outShape[0] * uniforms.h - 1);
         let D = uniforms.d;
         let stride = D + 2;
-        let base = g * uniforms.splits * stride;
+        // (the split count a constant: both loops unroll, so that their loads go out together
+        // instead of one split's after the other's)
+        let base = g * ${this.splits} * stride;
         var mx = -3.0e38;
-        for (var s = 0; s < uniforms.splits; s++) { mx = max(mx, part[base + s * stride]); }
+        for (var s = 0; s < ${this.splits}; s++) { mx = max(mx, part[base + s * stride]); }
         var total = 0.0;
         ${each((r) => `var o${r} = 0.0;`)}
-        for (var s = 0; s < uniforms.splits; s++) {
+        for (var s = 0; s < ${this.splits}; s++) {
           let at = base + s * stride;
           let f = exp(part[at] - mx);
           total = total + part[at + 1] * f;
@@ -243,7 +246,7 @@ export function mergeSplits(
   if (splits === 1) return out;
   const int = (v: number) => ({ type: 'int32', data: [v] });
   const merged = gpu.runWebGPUProgram(
-    new CachedAttentionCombineProgram(rows, heads, d),
+    new CachedAttentionCombineProgram(rows, heads, d, splits),
     [out],
     'float32',
     [int(heads), int(d), int(splits)],

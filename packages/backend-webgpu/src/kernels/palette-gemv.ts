@@ -197,7 +197,9 @@ export function gemvTile(
     split: gemvTuning.split ?? 1,
     coalesce: gemvTuning.coalesce ?? false,
     lanes: [8, 16, 32].includes(lanes) ? lanes : 32,
-    prefetch: gemvTuning.prefetch ?? false,
+    // the next row group's index loads before this one's sums, where lookups are shuffles (7B-shaped
+    // 3-bit decode 231.7 / 231.4 → 235.2 / 235.6 tokens/s, A/B/A/B in call s6-4)
+    prefetch: gemvTuning.prefetch ?? shuffle !== undefined,
     streams: gemvStreams(k, gemvTuning.split ?? 1, gemvTuning.streams ?? 1),
     ablate: gemvTuning.ablate ?? [],
     // (butterfly by default: 7B-shaped 3-bit decode 198.0–198.5 → 212.5–213.0 tokens/s on the

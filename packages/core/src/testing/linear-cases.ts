@@ -342,6 +342,9 @@ const decodeShapes = [
   // wholly before a row's start, D over 64
   { b: 1, t: 1, h: 4, kv: 2, l: 300, d: 16, pos: 250, starts: [0] },
   { b: 2, t: 2, h: 2, kv: 1, l: 200, d: 130, pos: 150, starts: [0, 100] },
+  // many heads over a long cache: the webgpu subgroup kernel's splits take several blocks of 32
+  // slots each (7 splits of 96 here: interleaved, the live ones spread over all 7)
+  { b: 1, t: 1, h: 64, kv: 8, l: 600, d: 8, pos: 250, starts: [3] },
 ];
 
 /** A decode case's inputs (seeded), and its tensors (with the device position when asked). */
@@ -445,7 +448,7 @@ export function decodeCases(): ConformanceCase[] {
     cases.push(...decodeKernelCases(s, 7400 + i, label, false));
   });
   // the position read from the device (a replayable step)
-  for (const i of [0, 1, 3]) {
+  for (const i of [0, 1, 3, 5]) {
     const s = decodeShapes[i];
     const label = `b=${s.b} t=${s.t} l=${s.l} pos=${s.pos} (device position)`;
     cases.push(...decodeKernelCases(s, 7700 + i, label, true));
