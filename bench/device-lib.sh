@@ -45,12 +45,13 @@ decode_ops() {
   jsononly /tmp/decode-ops.json
   python3 -c "import json; d = json.load(open('/tmp/decode-ops.json')); print(json.dumps({o['op']: [round(o['gpuMicroseconds'], 1), round(o['microseconds'], 1)] for o in d['ops']}))" >>"$OUT/ops.txt" 2>>"$OUT/log.txt"
 }
-# decode_7b LABEL [VAR=VALUE ...]: the 7B-shaped 3-bit decode (bench/generate.ts) under those
-# variables as one line on stdout: LABEL, tokens/s, GB/s, share of the streaming-read roof
+# decode_7b LABEL [VAR=VALUE ...]: the 7B-shaped 3-bit decode (bench/generate.ts; DECODE_MODEL
+# picks another of its models, e.g. tiny3) under those variables as one line on stdout: LABEL,
+# tokens/s, GB/s, share of the streaming-read roof
 decode_7b() {
   local label=$1
   shift
-  env "$@" timeout 100 $R generate --backend webgpu --models 7b3 >/tmp/decode-7b.json 2>/dev/null
+  env "$@" timeout 100 $R generate --backend webgpu --models ${DECODE_MODEL:-7b3} >/tmp/decode-7b.json 2>/dev/null
   jsononly /tmp/decode-7b.json
   python3 -c "import json; r = json.load(open('/tmp/decode-7b.json'))['results'][0]; print('$label', r['decodeTokensPerSecond'], r['achievedGBps'], r.get('fractionOfStreamRead'))" 2>>"$OUT/log.txt"
 }

@@ -5,12 +5,14 @@
 # turn, twice (A/B/A/B) → $OUT/ops.txt. A variant is a comma-separated list of EDKM_GEMV_
 # variables without the prefix (other variables by their whole name, EDKM_...), or - for the
 # defaults: OPS="- LUT=shuffle,UNROLL=4 ABLATE=noload+nolut EDKM_ATTENTION_BOUNDED=0" (+ stands
-# for a comma inside a value).
+# for a comma inside a value); OPS=none: no decode-ops run; DECODE_MODEL=tiny3: decode edkm-tiny
+# 3-bit instead.
 set -u
 R="bash .gpu/run.sh"
 source bench/device-lib.sh
 OPS=${OPS:--}
 DECODE=${DECODE:--}
+[ "$OPS" = none ] && OPS=
 for v in $OPS; do
   decode_ops "$v" $(vars "$v")
 done
