@@ -130,12 +130,7 @@ export function kvWrite(
   attrs: DecodeAttrs,
   position?: tf.Tensor1D,
 ): tf.Tensor {
-  check('kvWrite', cache, qkv, rope, starts, attrs, position);
-  return tf
-    .engine()
-    .runKernel(DecodeKernelNames.KvWrite, decodeInputs({ cache, qkv, rope, starts }, position), {
-      ...attrs,
-    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return runDecode('kvWrite', DecodeKernelNames.KvWrite, cache, qkv, rope, starts, attrs, position);
 }
 
 /** Causal grouped-query attention of the new positions' queries over the cache → [B·T, H·D]. */
@@ -147,14 +142,8 @@ export function cachedAttention(
   attrs: DecodeAttrs,
   position?: tf.Tensor1D,
 ): tf.Tensor2D {
-  check('cachedAttention', cache, qkv, rope, starts, attrs, position);
-  return tf
-    .engine()
-    .runKernel(
-      DecodeKernelNames.CachedAttention,
-      decodeInputs({ qkv, cache, rope, starts }, position),
-      { ...attrs } as unknown as tf.NamedAttrMap,
-    ) as tf.Tensor2D;
+  const kernel = DecodeKernelNames.CachedAttention;
+  return runDecode('cachedAttention', kernel, cache, qkv, rope, starts, attrs, position);
 }
 
 /**
@@ -171,14 +160,25 @@ export function kvWriteAttention(
   attrs: DecodeAttrs,
   position?: tf.Tensor1D,
 ): tf.Tensor2D {
-  check('kvWriteAttention', cache, qkv, rope, starts, attrs, position);
-  return tf
-    .engine()
-    .runKernel(
-      DecodeKernelNames.KvWriteAttention,
-      decodeInputs({ cache, qkv, rope, starts }, position),
-      { ...attrs } as unknown as tf.NamedAttrMap,
-    ) as tf.Tensor2D;
+  const kernel = DecodeKernelNames.KvWriteAttention;
+  return runDecode('kvWriteAttention', kernel, cache, qkv, rope, starts, attrs, position);
+}
+
+/** One of the decode kernels on checked inputs (`op` names the caller in errors). */
+function runDecode<T extends tf.Tensor>(
+  op: string,
+  kernel: string,
+  cache: tf.Tensor,
+  qkv: tf.Tensor2D,
+  rope: tf.Tensor2D,
+  starts: tf.Tensor1D,
+  attrs: DecodeAttrs,
+  position?: tf.Tensor1D,
+): T {
+  check(op, cache, qkv, rope, starts, attrs, position);
+  return tf.engine().runKernel(kernel, decodeInputs({ cache, qkv, rope, starts }, position), {
+    ...attrs,
+  } as unknown as tf.NamedAttrMap) as T;
 }
 
 /**

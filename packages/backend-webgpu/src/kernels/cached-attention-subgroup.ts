@@ -1,4 +1,4 @@
-import type { DecodeAttrs, tf } from '@edkm/core';
+import { BackendError, type DecodeAttrs, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { linearGroupWgsl, linearGroups } from '../grid';
 import { allocate, runRaw, uniformBlock } from '../raw';
@@ -18,12 +18,12 @@ let attentionMode: SubgroupMode = 'auto';
 let bounded = true;
 let interleaved = true;
 /**
- * Where the subgroup attention runs (see SubgroupMode); `bounded` false (A/B only) brings back
- * the loads of every slot of a split, live or not (see subgroupAttentionWgsl).
+ * Where the subgroup attention runs (see SubgroupMode), and its form (SubgroupAttentionForm: both
+ * on by default; off for A/B only).
  */
 export function setSubgroupAttention(
   mode: SubgroupMode,
-  opts: { bounded?: boolean; interleaved?: boolean } = {},
+  opts: Pick<SubgroupAttentionForm, 'bounded' | 'interleaved'> = {},
 ): void {
   attentionMode = mode;
   bounded = opts.bounded ?? true;
@@ -48,6 +48,31 @@ export function subgroupSplits(groups: number, slots: number): { splits: number;
   return { splits: Math.ceil((blocks * SUBGROUP_SPAN) / span), span };
 }
 
+/** Forms of subgroupAttentionWgsl's kernel. */
+export interface SubgroupAttentionForm {
+  /**
+   * A split with no live slot writes an empty partial and returns, and the slots past the end
+   * re-read the last live one (cached) instead of their own (default true): with the position on
+   * the device the grid covers the whole cache (a 7B-shaped decode at position 161 of 1,024 has
+   * 13 of 16 splits empty), and each of them read its keys and values in full.
+   */
+  bounded?: boolean;
+  /**
+   * (With `bounded`) split s takes the blocks s, s + S, s + 2S … of SUBGROUP_SPAN slots instead of
+   * one run of `span`, so that the live slots of a short context spread over as many splits as
+   * they fill (a 7B-shaped decode at position 161 of 1,024: 6 live splits of 32 instead of 3 of
+   * 64, as with the position on the host).
+   */
+  interleaved?: boolean;
+  /**
+   * KvWriteAttention in this one kernel (one new position a row: decoding): each workgroup ropes
+   * the new key and takes the new value from qkv into workgroup memory and uses them at the new
+   * slot (its loads stop one slot short), and the KV head's first query head writes them to the
+   * cache in the split that holds the slot.
+   */
+  write?: boolean;
+}
+
 /**
  * CachedAttention on subgroups (flash-decoding's shape): one workgroup per (row, query head,
  * split of the cached slots). The roped, scaled query waits in workgroup memory; each subgroup
@@ -56,29 +81,20 @@ export function subgroupSplits(groups: number, slots: number): { splits: number;
  * its own dims of the output (value rows read whole by the subgroup: coalesced). The subgroups'
  * (max, sum, output) meet in workgroup memory at the end. Every subgroup runs the same number of
  * steps (positions past the end count as probability 0), so the subgroup sums stay in uniform
- * control flow. `bounded`: a split with no live slot writes an empty partial and returns, and the
- * slots past the end re-read the last live one (cached) instead of their own: with the position
- * on the device the grid covers the whole cache (a 7B-shaped decode at position 161 of 1,024 has
- * 13 of 16 splits empty), and each of them read its keys and values in full. `write` (one new
- * position a row: decoding) is KvWriteAttention in this one kernel: each workgroup ropes the new
- * key and takes the new value from qkv into workgroup memory and uses them at the new slot, and
- * the KV head's first query head writes them to the cache in the split that holds the slot.
- * `interleave` (with `bound`): split s takes the blocks s, s + S, s + 2S … of SUBGROUP_SPAN slots
- * instead of one run of `span`, so that the live slots of a short context spread over as many
- * splits as they fill (a 7B-shaped decode at position 161 of 1,024: 6 live splits of 32 instead of
- * 3 of 64, as with the position on the host). The older kernel (CachedAttentionProgram) gave a thread a whole key and a serial
- * 64-step loop per block for the softmax and the value pass.
+ * control flow. The older kernel (CachedAttentionProgram) gave a thread a whole key and a serial
+ * 64-step loop per block for the softmax and the value pass. See SubgroupAttentionForm for the
+ * forms.
  */
 export function subgroupAttentionWgsl(
   d: number,
   whole: boolean,
   devicePosition: boolean,
-  bound = true,
-  write = false,
-  interleave = false,
+  form: SubgroupAttentionForm = {},
 ): string {
+  const bound = form.bounded ?? true;
+  const write = form.write ?? false;
   // (interleaved splits only where bounded: the unbounded form is the A/B reference)
-  const il = interleave && bound;
+  const il = (form.interleaved ?? false) && bound;
   const d4 = d / 4;
   const jmax = Math.ceil(d4 / 4); // vec4 slots a lane may hold (subgroups of 4 lanes and up)
   const slots = (f: (j: number) => string) =>
@@ -265,7 +281,8 @@ export function subgroupAttention(
   const [, b, kv, l, d] = cache.shape;
   const rows = qkv.shape[0];
   const t = rows / b;
-  if (write && t !== 1) throw new Error('subgroupAttention: write takes one new position a row');
+  if (write && t !== 1)
+    throw new BackendError('subgroupAttention: write takes one new position a row');
   const { splits, span } = subgroupSplits(rows * a.heads, position ? l : a.pos + t);
   const whole = splits === 1;
   const out = allocate(backend, whole ? [rows, a.heads * d] : [rows * a.heads * splits * (d + 2)]);
@@ -273,7 +290,7 @@ export function subgroupAttention(
   // multiplied by 0: the binding must be used for the pipeline's layout to have it)
   runRaw(backend, {
     key: `${write ? 'EdkmKvWriteAttentionSubgroup' : 'EdkmCachedAttentionSubgroup'}:${d}_${whole}_${!!position}_${bounded}_${interleaved}`,
-    wgsl: () => subgroupAttentionWgsl(d, whole, !!position, bounded, write, interleaved),
+    wgsl: () => subgroupAttentionWgsl(d, whole, !!position, { bounded, interleaved, write }),
     tensors: [qkv, cache, rope, starts, position ?? starts, out],
     uniforms: uniformBlock([
       ['u', b],
