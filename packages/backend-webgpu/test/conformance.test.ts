@@ -322,12 +322,15 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: subgroup attention
         c.kernelName === DecodeKernelNames.CachedAttention ||
         c.kernelName === DecodeKernelNames.KvWriteAttention,
     );
-    setSubgroupAttention('on');
     try {
-      const report = await runConformance('webgpu', cases);
-      expect(cases.length).toBeGreaterThan(2);
-      expect(report.results.length).toBe(cases.length);
-      expect(report.failures).toEqual([]);
+      // interleaved splits (the default) and each split one run of slots (the A/B form)
+      for (const interleaved of [true, false]) {
+        setSubgroupAttention('on', { interleaved });
+        const report = await runConformance('webgpu', cases);
+        expect(cases.length).toBeGreaterThan(2);
+        expect(report.results.length).toBe(cases.length);
+        expect(report.failures, `interleaved: ${interleaved}`).toEqual([]);
+      }
     } finally {
       setSubgroupAttention('auto');
     }

@@ -51,10 +51,11 @@ export function subgroupSplits(groups: number, slots: number): { splits: number;
 /** Forms of subgroupAttentionWgsl's kernel. */
 export interface SubgroupAttentionForm {
   /**
-   * A split with no live slot writes an empty partial and returns, and the slots past the end
-   * re-read the last live one (cached) instead of their own (default true): with the position on
-   * the device the grid covers the whole cache (a 7B-shaped decode at position 161 of 1,024 has
-   * 13 of 16 splits empty), and each of them read its keys and values in full.
+   * A split with no live slot writes an empty partial and returns, a live one steps only over
+   * its live slots, and the slots past the end within a step re-read the last live one (cached)
+   * instead of their own (default true): with the position on the device the grid covers the
+   * whole cache (a 7B-shaped decode at position 161 of 1,024 has 13 of 16 splits empty), and each
+   * of them read its keys and values in full.
    */
   bounded?: boolean;
   /**
@@ -238,7 +239,17 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : ve
   var m = -3.0e38;
   var l = 0.0;
   ${slots((j) => `var o${j} = vec4<f32>(0.0);`)}
-  let steps = (u.span + nsg * ${STEP}u - 1u) / (nsg * ${STEP}u);
+  let per = nsg * ${STEP}u;
+  ${
+    !bound
+      ? 'let steps = (u.span + per - 1u) / per;'
+      : il
+        ? `// (bounded) only the steps over this split's live blocks: those holding a slot below len
+  let mine = (((len + ${SUBGROUP_SPAN - 1}u) / ${SUBGROUP_SPAN}u) - split + u.splits - 1u) / u.splits;
+  let steps = min((u.span + per - 1u) / per, (mine * ${SUBGROUP_SPAN}u + per - 1u) / per);`
+        : `// (bounded) only the steps over live slots
+  let steps = (len - first + per - 1u) / per;`
+  }
   for (var it = 0u; it < steps; it = it + 1u) {
     ${il ? `let li = (it * nsg + sg) * ${STEP}u;` : `let base = first + (it * nsg + sg) * ${STEP}u;`}
     ${step.join('\n    ')}
