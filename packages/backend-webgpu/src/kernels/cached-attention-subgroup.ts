@@ -106,6 +106,9 @@ export function subgroupAttentionWgsl(
    */
   const fresh = (load: string, fromS: string, i: string, u: number) =>
     write ? `select(${load}, ${fromS}[${i}], j${u} == slot)` : load;
+  /** Thread tid's vec4 of the head at `at` of a qkv row, roped to position p. */
+  const rope4 = (at: string) =>
+    `vec4<f32>(${[0, 1, 2, 3].map((i) => `edkmRope(${at}, 4u * tid + ${i}u, p)`).join(', ')})`;
   const step: string[] = [];
   for (let u = 0; u < STEP; u++) {
     step.push(
@@ -208,12 +211,12 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(num_workgroups) nwg : ve
   }
   if (tid < ${d4}u) {
     let at = row + hq * ${d}u;
-    qS[tid] = vec4<f32>(edkmRope(at, 4u * tid, p), edkmRope(at, 4u * tid + 1u, p), edkmRope(at, 4u * tid + 2u, p), edkmRope(at, 4u * tid + 3u, p)) * u.scale;
+    qS[tid] = ${rope4('at')} * u.scale;
     ${
       write
         ? `// this step's key (roped) and value of the row's one new position (slot pos + t)
     let ak = row + (u.h + kvh) * ${d}u;
-    kS[tid] = vec4<f32>(edkmRope(ak, 4u * tid, p), edkmRope(ak, 4u * tid + 1u, p), edkmRope(ak, 4u * tid + 2u, p), edkmRope(ak, 4u * tid + 3u, p));
+    kS[tid] = ${rope4('ak')};
     let av = row + (u.h + u.kv + kvh) * ${d}u + 4u * tid;
     vS[tid] = vec4<f32>(qkv[av], qkv[av + 1u], qkv[av + 2u], qkv[av + 3u]);`
         : ''

@@ -179,7 +179,7 @@ export class CachedAttentionProgram extends EdkmProgram {
 export class CachedAttentionCombineProgram extends EdkmProgram {
   override workgroupSize: [number, number, number] = [WG, 1, 1];
   variableNames = ['part'];
-  uniforms = 'h : i32, d : i32, splits : i32,';
+  uniforms = 'h : i32, d : i32,';
   shaderKey: string;
   constructor(
     rows: number,
@@ -249,7 +249,7 @@ export function mergeSplits(
     new CachedAttentionCombineProgram(rows, heads, d, splits),
     [out],
     'float32',
-    [int(heads), int(d), int(splits)],
+    [int(heads), int(d)],
   );
   gpu.disposeData(out.dataId);
   return merged;
