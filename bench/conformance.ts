@@ -2,17 +2,24 @@
 // exercises: the GEMM's hardware tiles (128×128, split-K) at training shapes against a float64
 // reference on sampled entries, and one training step's loss and gradients through the plugin's
 // GEMM against tfjs's stock BatchMatMul.
-// Usage: tsx conformance.ts [--backend webgpu] [--batch 32] [--seq 256]
+// Usage: tsx conformance.ts [--backend webgpu] [--batch 32] [--seq 256] [--only NAME,NAME]
+// (--only: the cases of those kernels only, e.g. PaletteMatMul, and no GEMM or step checks)
 import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
 import { getWebGPUDeviceInfo, setMatMulRoute } from '@edkm/backend-webgpu';
 import { seededRandom, tf, useBackend } from '@edkm/core';
-import { runConformance } from '@edkm/core/testing';
+import { conformanceCases, runConformance } from '@edkm/core/testing';
 import { defaultModelDir, loadLlama } from '@edkm/llama';
 import { type Form, argNumber, argValue, gemmSides, printJson } from './util';
 
 const selection = await useBackend(argValue('backend') ?? 'auto');
-const report = await runConformance(selection.plugin);
+const only = argValue('only')?.split(',');
+const report = await runConformance(
+  selection.plugin,
+  only ? conformanceCases().filter((c) => only.includes(c.kernelName)) : undefined,
+);
+if (only && report.results.length === 0)
+  throw new Error(`--only ${only.join(',')}: no conformance case has that kernel name`);
 process.stderr.write(
   `conformance: ${report.results.length - report.failures.length}/${report.results.length} passed\n`,
 );
@@ -34,7 +41,7 @@ async function gemmCheck(m: number, k: number, n: number, form: Form) {
 }
 
 const gemm: { shape: string; form: Form; relError: number; passed: boolean }[] = [];
-if (selection.tfjsBackend === 'webgpu') {
+if (selection.tfjsBackend === 'webgpu' && !only) {
   const shapes: [number, number, number][] = [
     [8192, 256, 688], // edkm-tiny at 32×256 tokens: forward (128×128 tiles)
     [256, 8192, 688], // weight gradient: split-K
@@ -54,7 +61,7 @@ if (selection.tfjsBackend === 'webgpu') {
 
 /** Loss and gradients of one step of the shipped model: the plugin's GEMM against stock. */
 async function stepCompare() {
-  if (selection.tfjsBackend !== 'webgpu') return undefined;
+  if (selection.tfjsBackend !== 'webgpu' || only) return undefined;
   const batch = argNumber('batch', 32);
   const seq = argNumber('seq', 256);
   const { model } = loadLlama(argValue('model') ?? defaultModelDir());

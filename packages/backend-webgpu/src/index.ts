@@ -316,12 +316,17 @@ async function init(): Promise<boolean> {
   const prefetch = envChoice('EDKM_GEMV_PREFETCH', ['0', '1'] as const);
   const streams = Number(env('EDKM_GEMV_STREAMS') ?? 0);
   const reduce = envChoice('EDKM_GEMV_REDUCE', ['add', 'butterfly'] as const);
-  // EDKM_GEMV_ABLATE=noload,nolut,nosum,nomath: parts of the GEMV left out (measurement only: wrong results)
+  // EDKM_GEMV_GRID=T: persistent workgroups, T threads in all (0: a block of rows a workgroup) (A/B)
+  const gridEnv = env('EDKM_GEMV_GRID');
+  const grid = gridEnv === undefined ? undefined : Number(gridEnv);
+  if (grid !== undefined && !(Number.isInteger(grid) && grid >= 0))
+    throw new InvalidArgumentError(`EDKM_GEMV_GRID: ${gridEnv} is not a count of threads (0: off)`);
+  // EDKM_GEMV_ABLATE=noload,nolut,nosum,nomath,nomask: parts of the GEMV left out (measurement only: wrong results)
   const ablate = env('EDKM_GEMV_ABLATE')?.split(',').filter(Boolean) as GemvAblation[] | undefined;
   for (const a of ablate ?? [])
-    if (!['noload', 'nolut', 'nosum', 'nomath'].includes(a))
+    if (!['noload', 'nolut', 'nosum', 'nomath', 'nomask'].includes(a))
       throw new InvalidArgumentError(
-        `EDKM_GEMV_ABLATE: ${a} is not one of noload, nolut, nosum, nomath`,
+        `EDKM_GEMV_ABLATE: ${a} is not one of noload, nolut, nosum, nomath, nomask`,
       );
   if (
     gemv ||
@@ -333,7 +338,8 @@ async function init(): Promise<boolean> {
     prefetch ||
     streams ||
     ablate ||
-    reduce
+    reduce ||
+    grid !== undefined
   )
     setPaletteGemv(gemv ?? 'auto', {
       rb: rb || undefined,
@@ -346,6 +352,7 @@ async function init(): Promise<boolean> {
       streams: streams || undefined,
       ablate,
       reduce,
+      grid,
     });
   // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B); EDKM_ATTENTION_BOUNDED=0:
   // its splits read every slot, live or not (A/B); EDKM_ATTENTION_INTERLEAVE=0: each split one run

@@ -178,6 +178,12 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV op
         shuffle: false,
       },
     ],
+    // persistent workgroups (LUT entries read with the words) walk the row groups of each case:
+    // 192 threads are 3 workgroups at K = 2,048 (64 threads; 37 rows: 19 groups of 2, 7 for the
+    // first, 6 for the others) and 2 at 2,080 (96), 320 are 5 and 3; with and without the next
+    // group's loads ahead
+    ['persistent workgroups of 192 threads, prefetch', { grid: 192, prefetch: true }],
+    ['persistent workgroups of 320 threads, no prefetch', { grid: 320, prefetch: false }],
   ] as const)(
     '%s matches the reference',
     async (_, tuning) => {

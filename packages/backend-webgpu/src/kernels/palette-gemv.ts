@@ -7,6 +7,7 @@ import {
   maxInvocations,
   maxSubgroupSize,
   minSubgroupSize,
+  softwareDevice,
   subgroupKernelOn,
 } from './subgroup-route';
 
@@ -70,7 +71,11 @@ export interface GemvShape {
    * Measurement only (wrong results): parts of the kernel left out to see what bounds it
    * (bench/decode-ops.ts through EDKM_GEMV_ABLATE): 'noload' (index words made from the row
    * instead of read), 'nolut' (each entry's bits as a float instead of its LUT entry), 'nosum'
-   * (no subgroup sum per row).
+   * (no subgroup sum per row), 'nomath' (no per-weight work), 'nomask' (shuffle indices left
+   * unmasked: the bits above a field are the next fields', so the lookup is right only where the
+   * shuffle takes its lane modulo the subgroup size — lane l holds entry l % 2^bits. WGSL leaves
+   * an index past the subgroup indeterminate, and on the H200 6 of the 38 conformance cases fail:
+   * it measures what the mask costs, 7B-shaped decode 236–241 → 265–267 tokens/s in call s7-1).
    */
   ablate?: readonly GemvAblation[];
   /**
@@ -91,9 +96,19 @@ export interface GemvShape {
    * 3) and single lookups (not `pairs`).
    */
   shuffle?: number;
+  /**
+   * Persistent workgroups (needs `shuffle`, one stream): `grid` workgroups, each walking the row
+   * groups (of `unroll` rows) wg, wg + grid, … of the n rows, so that every workgroup runs in the
+   * first wave and the rows spread over them in small pieces (a 16-row block per workgroup left
+   * the last of two to three waves mostly empty). Each row's LUT entry comes straight from `lut`
+   * (no staging, no first barrier) with the row's index words.
+   */
+  grid?: number;
+  /** Rows of the product (needed with `grid`: the groups a workgroup walks are a shader constant). */
+  n?: number;
 }
 
-export type GemvAblation = 'noload' | 'nolut' | 'nosum' | 'nomath';
+export type GemvAblation = 'noload' | 'nolut' | 'nosum' | 'nomath' | 'nomask';
 
 /** Where the GEMV runs (see SubgroupMode). */
 export type GemvMode = SubgroupMode;
@@ -118,6 +133,11 @@ type GemvTuning = {
    * where the subgroup size is fixed) or a subgroupAdd a row.
    */
   reduce?: 'add' | 'butterfly';
+  /**
+   * Threads of a persistent grid (GemvShape.grid = this / the workgroup's threads: one number for
+   * every K; 0 or absent: a block of rb rows a workgroup).
+   */
+  grid?: number;
 };
 let gemvTuning: GemvTuning = {};
 /** Where the x-stationary GEMV runs ('off': decode takes the rows shape) and its tile (A/B). */
@@ -167,6 +187,8 @@ export function gemvTile(
   ablate: readonly GemvAblation[];
   butterfly: number | undefined;
   shuffle: number | undefined;
+  grid: number | undefined;
+  n: number;
 } {
   const pairs = (gemvTuning.pairs ?? false) && bits <= 3;
   // lookups through subgroupShuffle wherever the LUT fits a subgroup (the default: 7B-shaped
@@ -190,22 +212,34 @@ export function gemvTile(
   rb -= rb % unroll;
   const lanes = gemvTuning.lanes ?? 32;
   const fixed = minSubgroupSize() === maxSubgroupSize() ? maxSubgroupSize() : 0;
+  const split = gemvTuning.split ?? 1;
+  // persistent workgroups (GemvShape.grid) for the largest products on a hardware adapter, 67,584
+  // threads (512 for each of the H200's 132 multiprocessors): a 7B layer's gate-up product 48.3 →
+  // 41.6 µs, where QKV, O and down were no faster or slower (bench/results/h200-2026-12-04/
+  // decode-ops-grid-s7-1.txt)
+  const gridThreads =
+    shuffle !== undefined && (gemvTuning.streams ?? 1) === 1
+      ? (gemvTuning.grid ?? (!softwareDevice() && n * k >= 1 << 26 ? 67584 : 0))
+      : 0;
   return {
     rb,
     unroll,
     pairs,
-    split: gemvTuning.split ?? 1,
+    split,
     coalesce: gemvTuning.coalesce ?? false,
     lanes: [8, 16, 32].includes(lanes) ? lanes : 32,
     // the next row group's index loads before this one's sums, where lookups are shuffles (7B-shaped
     // 3-bit decode 231.7 / 231.4 → 235.2 / 235.6 tokens/s, A/B/A/B in call s6-4)
     prefetch: gemvTuning.prefetch ?? shuffle !== undefined,
-    streams: gemvStreams(k, gemvTuning.split ?? 1, gemvTuning.streams ?? 1),
+    streams: gemvStreams(k, split, gemvTuning.streams ?? 1),
     ablate: gemvTuning.ablate ?? [],
     // (butterfly by default: 7B-shaped 3-bit decode 198.0–198.5 → 212.5–213.0 tokens/s on the
     // H200, A/B/A/B in one call: bench/results/h200-2026-12-03/decode-ops-ablate-s5-7.txt)
     butterfly: (gemvTuning.reduce ?? 'butterfly') === 'butterfly' && fixed ? fixed : undefined,
     shuffle,
+    grid:
+      gridThreads > 0 ? Math.max(1, Math.floor(gridThreads / gemvThreads(k, split))) : undefined,
+    n,
   };
 }
 
@@ -256,6 +290,21 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   const pairs = shape.pairs === true;
   const shuffle = !pairs && (shape.shuffle ?? 0) >= 1 << bits && !ablate.has('nolut');
   const nomath = ablate.has('nomath');
+  // (GemvShape.grid) persistent workgroups: M groups of `unroll` rows each at most, slot r + u of
+  // a workgroup holding row (wg + r / unroll · grid) · unroll + u
+  const persist = shuffle && (shape.grid ?? 0) > 0 && streams === 1 && (shape.n ?? 0) > 0;
+  const grid = shape.grid ?? 0;
+  const groups = Math.ceil((shape.n ?? 0) / unroll);
+  const slotsN = persist ? Math.ceil(groups / grid) * unroll : rb;
+  // (ablation 'nomask': shuffle indices without their mask, the next fields' bits above them)
+  const wrap = shuffle && ablate.has('nomask');
+  /** The row of slot r + u (r a WGSL expression). */
+  const rowOf = (r: string, u: number | string) => {
+    const du = typeof u === 'number' ? `${u}u` : u;
+    return persist
+      ? `(wg.x + (${r}) / ${unroll}u * ${grid}u) * ${unroll}u + ${du}`
+      : `first + ${r} + ${du}`;
+  };
   const per = pairs ? 1 << (2 * bits) : 1 << bits; // LUT slots a row
   const rms = fusion.prologue === 'rmsnorm';
   const split = shape.split === 2 && bits <= 4 && !pairs ? 2 : 1;
@@ -364,8 +413,17 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     Array.from({ length: raw }, (_, j) =>
       ablate.has('noload')
         ? `${decl}k${u}_${j} = ((first + ${r} + ${u}u) * 2654435761u) ^ (${offset(j)});`
-        : `${decl}k${u}_${j} = codes[min(first + ${r} + ${u}u, u.n - 1u) * ${ch * bits}u + ${offset(j)}];`,
-    ).join(' ');
+        : `${decl}k${u}_${j} = codes[min(${rowOf(r, u)}, u.n - 1u) * ${ch * bits}u + ${offset(j)}];`,
+    )
+      .concat(
+        // (persistent) the row's LUT entry for this lane, with its words
+        persist
+          ? [
+              `${decl}m${u} = lut[u32(rows[2u * min(${rowOf(r, u)}, u.n - 1u) + 1u]) * ${1 << bits}u + (sl & ${(1 << bits) - 1}u)];`,
+            ]
+          : [],
+      )
+      .join(' ');
   /** Row u's words cw{w}_{u} from the loaded k{u}_{j}. */
   const words = (u: number): string[] => {
     if (split === 2)
@@ -409,16 +467,25 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   };
   /** Row r + u's sum of LUT entries times x. */
   const sums = (r: string, u: number): string[] => {
-    const out = [`let lb${u} = (so + ${r} + ${u}u) * ${per}u;`];
+    const out = persist ? [] : [`let lb${u} = (so + ${r} + ${u}u) * ${per}u;`];
     // (GemvShape.shuffle) lane l holds entry l % entries of the row's LUT
-    if (shuffle) out.push(`let lr${u} = lutS[lb${u} + (sl & ${entries - 1}u)];`);
+    if (shuffle && !persist) out.push(`let lr${u} = lutS[lb${u} + (sl & ${entries - 1}u)];`);
     const field = (j: number, width: number) =>
       chunkField(j, width)
         .replace(/cw(\d+)/g, `cw$1_${u}`)
         .replace(/^i32\((.*)\)$/, '$1');
     /** Entry j (of width bits) of word w, which holds whole entries. */
     const whole = (w: number, j: number, width: number) =>
-      `((cw${w}_${u} >> ${j * width}u) & ${(1 << width) - 1}u)`;
+      wrap
+        ? `(cw${w}_${u} >> ${j * width}u)`
+        : `((cw${w}_${u} >> ${j * width}u) & ${(1 << width) - 1}u)`;
+    /** (ablation 'nomask') field j without its mask: the bits above it are the next fields'. */
+    const unmasked = (j: number, width: number) => {
+      const at = j * width;
+      const [w, sh] = [at >> 5, at & 31];
+      const lo = sh === 0 ? `cw${w}_${u}` : `(cw${w}_${u} >> ${sh}u)`;
+      return sh + width <= 32 ? lo : `(${lo} | (cw${w + 1}_${u} << ${32 - sh}u))`;
+    };
     const terms = Array.from({ length: nq }, (_, q) => {
       const w = Math.floor(q / vpw);
       const qw = q % vpw;
@@ -430,7 +497,11 @@ export function paletteGemvWgsl(shape: GemvShape): string {
         return `dot(x${q}, vec4<f32>(${a}, ${b}))`;
       }
       const l = [0, 1, 2, 3].map((i) => {
-        const e = own ? whole(w, 4 * qw + i, bits) : `(${field(4 * q + i, bits)})`;
+        const e = own
+          ? whole(w, 4 * qw + i, bits)
+          : wrap
+            ? unmasked(4 * q + i, bits)
+            : `(${field(4 * q + i, bits)})`;
         return ablate.has('nolut')
           ? `bitcast<f32>(${e} | 0x3f800000u)`
           : shuffle
@@ -494,14 +565,19 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       // this group's words were loaded the iteration before (or before the staging): load the
       // next group's (the last group's again on the last iteration) before the sums
       for (const u of us)
-        body.push(Array.from({ length: raw }, (_, j) => `let n${u}_${j} = k${u}_${j};`).join(' '));
-      if (rb > unroll) {
-        body.push(`let rn = min(${r} + ${unroll}u, ${rb - unroll}u);`);
+        body.push(
+          Array.from({ length: raw }, (_, j) => `let n${u}_${j} = k${u}_${j};`)
+            .concat(persist ? [`let lr${u} = m${u};`] : [])
+            .join(' '),
+        );
+      if (slotsN > unroll) {
+        body.push(`let rn = min(${r} + ${unroll}u, ${slotsN - unroll}u);`);
         for (const u of us) body.push(loads('rn', u, ''));
       }
       for (const u of us) body.push(...words(u).map((l) => l.replace(/\bk(\d+)_/g, 'n$1_')));
     } else {
       for (const u of us) body.push(loads(r, u, 'let '));
+      if (persist) for (const u of us) body.push(`let lr${u} = m${u};`);
       for (const u of us) body.push(...words(u));
     }
     for (const u of us) body.push(...sums(r, u));
@@ -512,10 +588,42 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   };
   // (the groups written out with constant rows, and two threads a chunk, measured no faster on the
   // H200: bench/results/h200-2026-12-03/decode-ops-call18.txt)
-  const walk = `for (var r = 0u; r < ${rb}u; r = r + ${unroll}u) ${group('r')}`;
+  const walk = persist
+    ? `for (var r = 0u; r < ${slotsN}u; r = r + ${unroll}u) {
+    if (wg.x + r / ${unroll}u * ${grid}u >= ${groups}u) { break; }
+    ${group('r')}
+  }`
+    : `for (var r = 0u; r < ${rb}u; r = r + ${unroll}u) ${group('r')}`;
   // under `prefetch`, the first group's loads go out before the LUT staging and x loads
   const early = shape.prefetch ? us.map((u) => loads('0u', u, 'var ')) : [];
   const scaled = rms ? `t * inverseSqrt(ssSum / ${k}.0 + u.eps)` : 't';
+  // the rows' LUTs into workgroup memory (not under `grid`: each row's entry comes with its words)
+  const staging = `for (var e = wtid; e < ${streams * rb * per}u; e = e + ${streams * wgt}u) {
+    let row = min(wg.x * ${streams * rb}u + e / ${per}u, u.n - 1u);
+    let at = u32(rows[2u * row + 1u]) * ${entries}u;
+    ${
+      pairs
+        ? `let j = e % ${per}u;
+    lutP[e] = vec2<f32>(lut[at + (j & ${entries - 1}u)], lut[at + (j >> ${bits}u)]);`
+        : `lutS[e] = lut[at + e % ${entries}u];`
+    }
+  }`;
+  /** Slot e's row (sum over the subgroups' slots, scale, residual) into y. */
+  const finish = (e: string, row: string) => `let row = ${row};
+    if (row < u.n) {
+      var t = 0.0;
+      for (var i = 0u; i < ${wgt}u / sgs; i = i + 1u) { t = t + part[(${e}) * ${nsg}u + i]; }
+      ${rms ? `var ssSum = 0.0;\n      for (var i = 0u; i < ${wgt}u / sgs; i = i + 1u) { ssSum = ssSum + ssP[st * ${nsg}u + i]; }` : ''}
+      let oi = u32(rows[2u * row]);
+      y[oi] = scales[row] * ${scaled}${fusion.residual ? ' + residual[oi]' : ''};
+    }`;
+  const final = persist
+    ? `for (var e = tid; e < ${slotsN}u; e = e + ${wgt}u) {
+    ${finish('e', rowOf('e - e % ' + unroll + 'u', `e % ${unroll}u`))}
+  }`
+    : `if (tid < ${rb}u) {
+    ${finish('so + tid', 'first + tid')}
+  }`;
   return `
 enable subgroups;
 struct U { n : u32, eps : f32, p0 : u32, p1 : u32 };
@@ -528,8 +636,8 @@ ${rms ? `@group(0) @binding(${gBinding}) var<storage, read> g : array<vec4<f32>>
 ${fusion.residual ? `@group(0) @binding(${resBinding}) var<storage, read> residual : array<f32>;` : ''}
 @group(0) @binding(${yBinding}) var<storage, read_write> y : array<f32>;
 @group(0) @binding(${uBinding}) var<uniform> u : U;
-${pairs ? `var<workgroup> lutP : array<vec2<f32>, ${streams * rb * per}>;` : `var<workgroup> lutS : array<f32, ${streams * rb * per}>;`}
-var<workgroup> part : array<f32, ${streams * rb * nsg}>;
+${persist ? '' : pairs ? `var<workgroup> lutP : array<vec2<f32>, ${streams * rb * per}>;` : `var<workgroup> lutS : array<f32, ${streams * rb * per}>;`}
+var<workgroup> part : array<f32, ${persist ? slotsN * nsg : streams * rb * nsg}>;
 ${rms ? `var<workgroup> ssP : array<f32, ${streams * nsg}>;` : ''}
 @compute @workgroup_size(${streams * wgt})
 fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) wtid : u32,
@@ -543,30 +651,12 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
   ${ablate.has('noload') ? '_ = codes[0]; // (the binding stays in the layout)' : ''}
   ${setup.join('\n  ')}
   ${early.join('\n  ')}
-  for (var e = wtid; e < ${streams * rb * per}u; e = e + ${streams * wgt}u) {
-    let row = min(wg.x * ${streams * rb}u + e / ${per}u, u.n - 1u);
-    let at = u32(rows[2u * row + 1u]) * ${entries}u;
-    ${
-      pairs
-        ? `let j = e % ${per}u;
-    lutP[e] = vec2<f32>(lut[at + (j & ${entries - 1}u)], lut[at + (j >> ${bits}u)]);`
-        : `lutS[e] = lut[at + e % ${entries}u];`
-    }
-  }
+  ${persist ? '' : staging}
   ${lines.join('\n  ')}
-  workgroupBarrier();
+  ${persist ? '' : 'workgroupBarrier();'}
   ${walk}
   workgroupBarrier();
-  if (tid < ${rb}u) {
-    let row = first + tid;
-    if (row < u.n) {
-      var t = 0.0;
-      for (var i = 0u; i < ${wgt}u / sgs; i = i + 1u) { t = t + part[(so + tid) * ${nsg}u + i]; }
-      ${rms ? `var ssSum = 0.0;\n      for (var i = 0u; i < ${wgt}u / sgs; i = i + 1u) { ssSum = ssSum + ssP[st * ${nsg}u + i]; }` : ''}
-      let oi = u32(rows[2u * row]);
-      y[oi] = scales[row] * ${scaled}${fusion.residual ? ' + residual[oi]' : ''};
-    }
-  }
+  ${final}
 }`;
 }
 
@@ -606,6 +696,7 @@ export function paletteGemv(
     ablate,
     butterfly,
     shuffle,
+    grid,
   } = tile;
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
@@ -613,14 +704,14 @@ export function paletteGemv(
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_s${streams}_${ablate.join('+')}_f${butterfly ?? 0}_sh${shuffle ?? 0}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_s${streams}_${ablate.join('+')}_f${butterfly ?? 0}_sh${shuffle ?? 0}_${grid ? `g${grid}n${n}` : 'blocks'}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
     wgsl: () => paletteGemvWgsl({ k, bits, fusion, ...tile }),
     tensors,
     uniforms: uniformBlock([
       ['u', n],
       ['f', fusion.prologue === 'rmsnorm' ? (fusion.eps as number) : 0],
     ]),
-    groups: [Math.ceil(n / (streams * rb)), 1, 1],
+    groups: [grid ?? Math.ceil(n / (streams * rb)), 1, 1],
   });
   return y;
 }

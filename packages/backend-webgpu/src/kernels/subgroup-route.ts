@@ -37,6 +37,11 @@ export function subgroupKernelOn(mode: SubgroupMode): boolean {
   return device.subgroups && (mode === 'on' || (mode === 'auto' && !device.software));
 }
 
+/** Whether the device is a software rasteriser (lavapipe, SwiftShader). */
+export function softwareDevice(): boolean {
+  return device.software;
+}
+
 /** The device's maxComputeInvocationsPerWorkgroup. */
 export function maxInvocations(): number {
   return device.invocations;
