@@ -53,7 +53,7 @@ decode_7b() {
   shift
   env "$@" timeout 100 $R generate --backend webgpu --models ${DECODE_MODEL:-7b3} >/tmp/decode-7b.json 2>/dev/null
   jsononly /tmp/decode-7b.json
-  python3 -c "import json; r = json.load(open('/tmp/decode-7b.json'))['results'][0]; print('$label', r['decodeTokensPerSecond'], r['achievedGBps'], r.get('fractionOfStreamRead'))" 2>>"$OUT/log.txt"
+  python3 -c "import json; r = json.load(open('/tmp/decode-7b.json'))['results'][0]; print('$label', r['decodeTokensPerSecond'], r['achievedGBps'], r.get('fractionOfStreamRead'), 'replay', r.get('replayOnly'))" 2>>"$OUT/log.txt"
 }
 # vars VARIANT: a comma-separated list of EDKM_GEMV_ variables without the prefix (others by their
 # whole name, EDKM_...; + for a comma inside a value), or - for none → VAR=VALUE words

@@ -6,8 +6,8 @@
 # variables without the prefix (other variables by their whole name, EDKM_...), or - for the
 # defaults: OPS="- LUT=shuffle,UNROLL=4 ABLATE=noload+nolut EDKM_ATTENTION_BOUNDED=0" (+ stands
 # for a comma inside a value); OPS=none: no decode-ops run; DECODE_MODEL=tiny3: decode edkm-tiny
-# 3-bit instead; CHECK="GRID=528,WRAP=1 …": first the GEMV's conformance cases under each of those
-# (bench/conformance.ts --only EdkmPaletteMatMul: passed and cases a line).
+# 3-bit instead; CHECK="GRID=0 ABLATE=nomask …": first the GEMV's conformance cases under each of those
+# (bench/conformance.ts --only EdkmPaletteMatMul, or CHECK_KERNELS: passed and cases a line).
 set -u
 R="bash .gpu/run.sh"
 source bench/device-lib.sh
@@ -15,7 +15,7 @@ OPS=${OPS:--}
 DECODE=${DECODE:--}
 [ "$OPS" = none ] && OPS=
 for v in ${CHECK:-}; do
-  env $(vars "$v") timeout 120 $R conformance --backend webgpu --only EdkmPaletteMatMul >/tmp/check.json 2>>"$OUT/log.txt"
+  env $(vars "$v") timeout 120 $R conformance --backend webgpu --only ${CHECK_KERNELS:-EdkmPaletteMatMul} >/tmp/check.json 2>>"$OUT/log.txt"
   jsononly /tmp/check.json
   python3 -c "import json; d = json.load(open('/tmp/check.json')); print('check $v', d['passed'], d['kernels']['cases'], [f.get('name', f) for f in d['kernels']['failures']][:4])" >>"$OUT/ops.txt" 2>>"$OUT/log.txt"
 done

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { getWebGPUDeviceInfo, resetWebGPUHostStats, webgpuHostStats } from '@edkm/backend-webgpu';
 import { packIndices } from '@edkm/codec';
 import {
+  captureGraph,
   flushBackend,
   fromHalfBits,
   paletteWeightHost,
@@ -210,6 +211,7 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
     readbacks: perToken(host.readbacks),
   };
   const best = runs.reduce((a, b) => (b.tokens / b.seconds > a.tokens / a.seconds ? b : a));
+  const replayOnly = graph && onGpu ? await replayThroughput(decoder) : undefined;
   const stepsPerSecond = best.tokens / best.seconds;
   // bytes one decode step reads: every weight once (one embedding row), and the KV cache so far
   const c = config;
@@ -234,6 +236,9 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
     prefillTokensPerSecond: (batch * promptLength) / median(prefill),
     decodeTokensPerSecond: batch * stepsPerSecond,
     decodeStepMs: 1000 / stepsPerSecond,
+    // the recorded one-token step (forward only) replayed back to back with no read-back between:
+    // the device's time a step where the host keeps up, and the host's encoding time a replay
+    replayOnly,
     dispatchesPerToken,
     hostPerToken,
     bytesPerToken: bytesPerStep / batch,
@@ -254,6 +259,47 @@ async function measure(name: string, config: LlamaConfig, source: DecoderSource,
   };
   decoder.dispose();
   return result;
+}
+
+/**
+ * The decode step's forward pass recorded once (at the decoder's current position, on the device)
+ * and replayed `reps` times back to back, one read-back at the end: ms a step on the device where
+ * the host keeps up, and the host's ms to encode and submit one replay.
+ */
+async function replayThroughput(decoder: Decoder, reps = 64) {
+  const ids = tf.tensor1d(
+    Array.from({ length: batch }, () => 5),
+    'int32',
+  );
+  const position = tf.tensor1d([decoder.position], 'int32');
+  let out: tf.Tensor2D | undefined;
+  const graph = captureGraph(() => {
+    out = decoder.forward(ids, 1, position);
+  });
+  if (!graph || !out) {
+    tf.dispose([ids, position, out].filter((t) => t !== undefined));
+    return undefined;
+  }
+  const logits = out;
+  await graph.read(logits);
+  const time = async (n: number) => {
+    const t0 = performance.now();
+    let host = 0;
+    for (let i = 0; i < n; i++) {
+      const h0 = performance.now();
+      graph.run();
+      host += performance.now() - h0;
+    }
+    await graph.read(logits);
+    return { ms: performance.now() - t0, host };
+  };
+  await time(4);
+  // the slope between two counts: the read-back's cost cancels
+  const [a, b] = [await time(reps / 4), await time(reps)];
+  const dispatches = graph.dispatches;
+  graph.dispose();
+  tf.dispose([ids, position, logits]);
+  return { stepMs: (b.ms - a.ms) / (reps - reps / 4), hostEncodeMs: b.host / reps, dispatches };
 }
 
 /** Prefill only: one pass over the prompt per mode on one decoder (median of 3 after a warm-up). */

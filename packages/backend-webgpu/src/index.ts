@@ -274,6 +274,7 @@ async function init(): Promise<boolean> {
     subgroups: requiredFeatures.includes('subgroups' as GPUFeatureName),
     software: deviceInfo.software,
     invocations: limits.maxComputeInvocationsPerWorkgroup,
+    workgroupStorage: limits.maxComputeWorkgroupStorageSize,
     subgroupMinSize: (info as GPUAdapterInfo & { subgroupMinSize?: number })?.subgroupMinSize,
     subgroupMaxSize: (info as GPUAdapterInfo & { subgroupMaxSize?: number })?.subgroupMaxSize,
   });
@@ -360,10 +361,13 @@ async function init(): Promise<boolean> {
   const sga = envChoice('EDKM_SUBGROUP_ATTENTION', modes);
   const attentionBound = envChoice('EDKM_ATTENTION_BOUNDED', ['0', '1'] as const);
   const interleave = envChoice('EDKM_ATTENTION_INTERLEAVE', ['0', '1'] as const);
-  if (sga || attentionBound || interleave)
+  // EDKM_ATTENTION_WIDE=0: decoding steps split the slots over workgroups and merge (A/B)
+  const wideAttention = envChoice('EDKM_ATTENTION_WIDE', ['0', '1'] as const);
+  if (sga || attentionBound || interleave || wideAttention)
     setSubgroupAttention(sga ?? 'auto', {
       bounded: attentionBound !== '0',
       interleaved: interleave !== '0',
+      wide: wideAttention !== '0',
     });
   // EDKM_KV_FUSE=0: a decoding step's KV write and attention as two dispatches (A/B)
   const kvFuse = envChoice('EDKM_KV_FUSE', ['0', '1'] as const);

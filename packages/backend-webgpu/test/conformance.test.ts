@@ -32,6 +32,7 @@ import {
   setSubgroupAttention,
   withBindingCheck,
 } from '../src/index';
+import { wideAttentionThreads } from '../src/kernels/cached-attention-subgroup';
 import { gemvStreams, gemvTile } from '../src/kernels/palette-gemv';
 import { maxSubgroupSize, minSubgroupSize } from '../src/kernels/subgroup-route';
 
@@ -329,13 +330,23 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: subgroup attention
         c.kernelName === DecodeKernelNames.KvWriteAttention,
     );
     try {
-      // interleaved splits (the default) and each split one run of slots (the A/B form)
-      for (const interleaved of [true, false]) {
-        setSubgroupAttention('on', { interleaved });
+      // decoding steps in the wide form (the default: one workgroup of 32 subgroups a head) and
+      // split over workgroups: interleaved splits and each split one run of slots
+      for (const form of [
+        { wide: true },
+        { wide: false, interleaved: true },
+        { wide: false, interleaved: false },
+      ]) {
+        setSubgroupAttention('on', form);
+        // the wide form is what decoding steps take where the device allows it (lavapipe: 32
+        // subgroups of 8), and only there
+        expect(wideAttentionThreads(1, 600, 128)).toBe(form.wide ? 32 * minSubgroupSize() : 0);
+        expect(wideAttentionThreads(2, 600, 128)).toBe(0);
+        expect(wideAttentionThreads(1, 2048, 128)).toBe(0);
         const report = await runConformance('webgpu', cases);
         expect(cases.length).toBeGreaterThan(2);
         expect(report.results.length).toBe(cases.length);
-        expect(report.failures, `interleaved: ${interleaved}`).toEqual([]);
+        expect(report.failures, JSON.stringify(form)).toEqual([]);
       }
     } finally {
       setSubgroupAttention('auto');

@@ -3,31 +3,66 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { linearGroupWgsl, linearGroups } from '../grid';
 import { allocate, runRaw, uniformBlock } from '../raw';
 import { ropeFunction } from './kv-write';
-import { type SubgroupMode, subgroupKernelOn } from './subgroup-route';
+import {
+  type SubgroupMode,
+  maxInvocations,
+  maxWorkgroupStorage,
+  minSubgroupSize,
+  subgroupKernelOn,
+} from './subgroup-route';
 
 /** Threads of a workgroup (4 subgroups of 32 on NVIDIA, 16 of 8 on lavapipe). */
-const WG = 128;
+const DEFAULT_THREADS = 128;
 /** Cached positions a subgroup takes per step (their loads and subgroup sums in flight together). */
 const STEP = 4;
 /** Positions per workgroup (one split of the cache). */
 export const SUBGROUP_SPAN = 32;
 /** Workgroups the split aims for. */
 const TARGET_WORKGROUPS = 512;
+/** Subgroups of the wide form's one workgroup a head (SubgroupAttentionForm.threads). */
+const WIDE_SUBGROUPS = 32;
+/**
+ * Slots up to which a decoding step takes the wide form (beyond: flash-decoding's splits, which
+ * spread a long context over more of the GPU: at 1,001 live positions of 1,024 the wide form took
+ * 35.0 µs against 31.8 on one H200, bench/results/h200-2026-12-04/decode-ops-wide-s7-3.txt).
+ */
+export const WIDE_SLOTS = 1024;
 
 let attentionMode: SubgroupMode = 'auto';
 let bounded = true;
 let interleaved = true;
+let wide = true;
 /**
  * Where the subgroup attention runs (see SubgroupMode), and its form (SubgroupAttentionForm: both
  * on by default; off for A/B only).
  */
 export function setSubgroupAttention(
   mode: SubgroupMode,
-  opts: Pick<SubgroupAttentionForm, 'bounded' | 'interleaved'> = {},
+  opts: Pick<SubgroupAttentionForm, 'bounded' | 'interleaved'> & { wide?: boolean } = {},
 ): void {
   attentionMode = mode;
   bounded = opts.bounded ?? true;
   interleaved = opts.interleaved ?? true;
+  wide = opts.wide ?? true;
+}
+
+/**
+ * The wide form's workgroup (see subgroupAttention): WIDE_SUBGROUPS subgroups of the device's
+ * smallest size (1,024 threads on NVIDIA, 256 on lavapipe), where the device allows it, for a
+ * decoding step (one new position a row) over at most WIDE_SLOTS slots and heads of ≤ 128; else 0.
+ */
+export function wideAttentionThreads(t: number, slots: number, d: number): number {
+  const threads = WIDE_SUBGROUPS * minSubgroupSize();
+  // workgroup memory: each subgroup's (max, sum, D outputs), the query, key and value
+  const bytes = WIDE_SUBGROUPS * (d + 2) * 4 + 3 * d * 4 + 8;
+  return wide &&
+    t === 1 &&
+    slots <= WIDE_SLOTS &&
+    d <= 128 &&
+    threads <= maxInvocations() &&
+    bytes <= maxWorkgroupStorage()
+    ? threads
+    : 0;
 }
 
 /** Whether CachedAttention takes the subgroup kernel for head size d. */
@@ -72,6 +107,13 @@ export interface SubgroupAttentionForm {
    * cache in the split that holds the slot.
    */
   write?: boolean;
+  /**
+   * Threads of the workgroup (default 128, 4 subgroups on NVIDIA). The wide form (see
+   * subgroupAttention) runs 1,024: WIDE_SUBGROUPS subgroups share one head's slots.
+   */
+  threads?: number;
+  /** The device's smallest subgroup size (sizes the subgroups' slots in workgroup memory; default 4). */
+  minSubgroup?: number;
 }
 
 /**
@@ -94,6 +136,8 @@ export function subgroupAttentionWgsl(
 ): string {
   const bound = form.bounded ?? true;
   const write = form.write ?? false;
+  const WG = form.threads ?? DEFAULT_THREADS;
+  const sgSlots = WG / Math.max(1, Math.min(form.minSubgroup ?? 4, WG));
   // (interleaved splits only where bounded: the unbounded form is the A/B reference)
   const il = (form.interleaved ?? false) && bound;
   const d4 = d / 4;
@@ -167,9 +211,9 @@ ${
 var<workgroup> vS : array<vec4<f32>, ${d4}>;`
     : ''
 }
-var<workgroup> mS : array<f32, ${WG / 4}>;
-var<workgroup> lS : array<f32, ${WG / 4}>;
-var<workgroup> oS : array<vec4<f32>, ${(WG / 4) * d4}>;
+var<workgroup> mS : array<f32, ${sgSlots}>;
+var<workgroup> lS : array<f32, ${sgSlots}>;
+var<workgroup> oS : array<vec4<f32>, ${sgSlots * d4}>;
 var<workgroup> bounds : vec2<u32>;
 ${ropeFunction(`${d}u`, 'u32')}
 @compute @workgroup_size(${WG})
@@ -297,14 +341,31 @@ export function subgroupAttention(
   const t = rows / b;
   if (write && t !== 1)
     throw new BackendError('subgroupAttention: write takes one new position a row');
-  const { splits, span } = subgroupSplits(rows * a.heads, position ? l : a.pos + t);
+  const slots = position ? l : a.pos + t;
+  // the wide form: a decoding step's heads each in one workgroup of 1,024 threads (32 subgroups
+  // sharing the live slots), normalised there — no merge dispatch, one a layer fewer (7B-shaped
+  // decode: 163 dispatches a step instead of 195, the host's encoding of a replay 1.1–1.6 ms
+  // instead of 1.3–2.0; the fused KV write + attention op at 161 positions 22.8 µs against 26.7,
+  // decode tokens/s the same, 250.1 / 251.4 against 251.0 / 251.1: calls s7-3, s7-4)
+  const threads = wideAttentionThreads(t, slots, d);
+  const { splits, span } = threads
+    ? { splits: 1, span: Math.ceil(slots / SUBGROUP_SPAN) * SUBGROUP_SPAN }
+    : subgroupSplits(rows * a.heads, slots);
   const whole = splits === 1;
+  const minSubgroup = minSubgroupSize();
   const out = allocate(backend, whole ? [rows, a.heads * d] : [rows * a.heads * splits * (d + 2)]);
   // without a device position the binding still needs a buffer: starts stands in (its value
   // multiplied by 0: the binding must be used for the pipeline's layout to have it)
   runRaw(backend, {
-    key: `${write ? 'EdkmKvWriteAttentionSubgroup' : 'EdkmCachedAttentionSubgroup'}:${d}_${whole}_${!!position}_${bounded}_${interleaved}`,
-    wgsl: () => subgroupAttentionWgsl(d, whole, !!position, { bounded, interleaved, write }),
+    key: `${write ? 'EdkmKvWriteAttentionSubgroup' : 'EdkmCachedAttentionSubgroup'}:${d}_${whole}_${!!position}_${bounded}_${interleaved}_${threads || DEFAULT_THREADS}_${minSubgroup}`,
+    wgsl: () =>
+      subgroupAttentionWgsl(d, whole, !!position, {
+        bounded,
+        interleaved,
+        write,
+        threads: threads || DEFAULT_THREADS,
+        minSubgroup,
+      }),
     tensors: [qkv, cache, rope, starts, position ?? starts, out],
     uniforms: uniformBlock([
       ['u', b],

@@ -10,6 +10,7 @@ let device = {
   subgroups: false,
   software: false,
   invocations: 256,
+  workgroupStorage: 16384,
   subgroupMinSize: 4,
   subgroupMaxSize: 128,
 };
@@ -22,11 +23,14 @@ export function setSubgroupDevice(d: {
   subgroups: boolean;
   software: boolean;
   invocations: number;
+  /** maxComputeWorkgroupStorageSize (WebGPU's 16,384 where not given). */
+  workgroupStorage?: number;
   subgroupMinSize?: number;
   subgroupMaxSize?: number;
 }): void {
   device = {
     ...d,
+    workgroupStorage: d.workgroupStorage || 16384,
     subgroupMinSize: d.subgroupMinSize || 4,
     subgroupMaxSize: d.subgroupMaxSize || 128,
   };
@@ -40,6 +44,11 @@ export function subgroupKernelOn(mode: SubgroupMode): boolean {
 /** Whether the device is a software rasteriser (lavapipe, SwiftShader). */
 export function softwareDevice(): boolean {
   return device.software;
+}
+
+/** The device's maxComputeWorkgroupStorageSize. */
+export function maxWorkgroupStorage(): number {
+  return device.workgroupStorage;
 }
 
 /** The device's maxComputeInvocationsPerWorkgroup. */
