@@ -37,6 +37,9 @@ summary = {
     "kv_cache_GB": round(res["kvCacheBytes"] / 1e9, 3),
     "resident_target": "weights <= 3.5 GB plus the KV cache",
     "decode_7b_ab_same_call": [[a[2], float(a[3])] for a in ab],
+    # the recorded step replayed back to back (device time) beside generate's ms a token
+    "llama2_7b_shape_decode_step_ms": round(b7["decodeStepMs"], 3),
+    "llama2_7b_shape_replay_only": b7.get("replayOnly"),
 }
 json.dump(
     {
