@@ -140,7 +140,7 @@ export {
   setInt8Route,
   setInt8SplitSpec,
 } from './kernels/int8-matmul';
-export { INT8_MATMUL_SPEC, type Int8KernelSpec } from './int8-wgsl';
+export { INT8_MATMUL_SPEC, INT8_MATMUL_SPEC_UNROBUST, type Int8KernelSpec } from './int8-wgsl';
 export {
   type MatMulPrecision,
   getMatMulPrecision,
@@ -173,6 +173,8 @@ export function getWebGPUDeviceInfo(): WebGPUDeviceInfo | undefined {
 }
 
 const SUBGROUP_MATRIX = 'chromium-experimental-subgroup-matrix' as GPUFeatureName;
+/** Whether EDKM_DAWN_FLAGS turned Dawn's robustness off (Node). */
+let robustnessOff = false;
 const unsafeApis = () => typeof process !== 'undefined' && process.env?.EDKM_WEBGPU_UNSAFE === '1';
 
 /** navigator.gpu of a browser, or Dawn's GPU from the `webgpu` package in Node. */
@@ -196,6 +198,10 @@ async function getGpu(): Promise<GPU> {
     if (i < 0) flags.push('enable-dawn-features=allow_unsafe_apis');
     else flags[i] += ',allow_unsafe_apis';
   }
+  // (the int8 GEMM takes another tile where the user turned Dawn's robustness off)
+  robustnessOff = flags.some(
+    (f) => f.startsWith('enable-dawn-features=') && f.includes('disable_robustness'),
+  );
   const gpu = dawn.create(flags);
   if (!(globalThis as { navigator?: unknown }).navigator) {
     Object.defineProperty(globalThis, 'navigator', {
@@ -265,6 +271,7 @@ async function init(): Promise<boolean> {
     subgroupMatrix: deviceInfo.subgroupMatrix,
     fragNs: int8Frags,
     maxWorkgroupStorage: limits.maxComputeWorkgroupStorageSize,
+    robust: !robustnessOff,
   });
   setLinearMTileCap(deviceInfo.software ? 2 : 8);
   setLinearSoftware(deviceInfo.software);

@@ -182,6 +182,25 @@ export const INT8_MATMUL_SPEC: Int8KernelSpec = spec({
   tn: 8,
 });
 
+/**
+ * The plugin's kernel where the user turned Dawn's robustness off (`EDKM_DAWN_FLAGS=
+ * enable-dawn-features=disable_robustness`, beside EDKM_WEBGPU_UNSAFE=1): 256×128 tiles over 8
+ * subgroups of 32×128 (two rows of 8 accumulators each), 64-byte K slices, tile groups of 16.
+ * Without the bounds checks on its loads it runs 483.2 TOPS at 8192³ and 486.3 at
+ * 2048×4096×11008 against INT8_MATMUL_SPEC's 438.1 / 433.1 (with robustness: 370.3 against 377.8),
+ * exact, all in one H200 call (bench/results/h200-2026-12-04/int8-ab-*.json, call s7-8).
+ */
+export const INT8_MATMUL_SPEC_UNROBUST: Int8KernelSpec = spec({
+  stages: 1,
+  bk: 64,
+  ahead: 1,
+  sy: 8,
+  sx: 1,
+  tm: 2,
+  tn: 8,
+  group: 16,
+});
+
 /** A short unique name: kind, subgroups, accumulators (n8: 16×8 fragments), slice, pad, ... */
 export function specName(s: Int8KernelSpec): string {
   const f = `${s.tm}x${s.tn}${s.fragN === 8 ? 'n8' : ''}`;

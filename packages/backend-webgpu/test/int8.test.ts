@@ -34,7 +34,12 @@ import {
   setSplitKernel,
   takesSplit,
 } from '../src/index';
-import { int8SplitMatMul } from '../src/kernels/int8-matmul';
+import {
+  int8Device,
+  int8MatMulSpec,
+  int8SplitMatMul,
+  setInt8Device,
+} from '../src/kernels/int8-matmul';
 
 const backends = await testBackends();
 
@@ -73,6 +78,24 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: int8 matmul', () =
     },
     600_000,
   );
+
+  it("takes the 256×128 tile where Dawn's robustness is off, and passes emulated", async () => {
+    const before = int8Device();
+    expect(before.robust).not.toBe(false); // (the tests run with robustness)
+    expect(int8MatMulSpec()).toMatchObject({ tm: 1, tn: 8, sy: 8 });
+    setInt8Device({ ...before, robust: false });
+    setInt8Route('emulate');
+    try {
+      expect(int8MatMulSpec()).toMatchObject({ tm: 2, tn: 8, sy: 8, group: 16 });
+      expect(int8MatMulRoute(256, 128, 128)).toBe('emulate');
+      expect(int8MatMulRoute(128, 128, 128)).toBe('plain'); // not whole 256×128 tiles
+      const report = await runConformance('webgpu', cases());
+      expect(report.failures).toEqual([]);
+    } finally {
+      setInt8Device(before);
+      setInt8Route('auto');
+    }
+  }, 600_000);
 
   it('runs another variant, emulated (register prefetch, two buffers unrolled)', async () => {
     setInt8Route('emulate');

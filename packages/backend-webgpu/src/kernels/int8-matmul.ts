@@ -2,6 +2,7 @@ import { DeviceLimitError, InvalidArgumentError, type tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
   INT8_MATMUL_SPEC,
+  INT8_MATMUL_SPEC_UNROBUST,
   type Int8KernelSpec,
   type SubgroupMatrixAdapterInfo,
   int8Dims,
@@ -34,6 +35,8 @@ interface Int8Device {
   /** N of the adapter's i8 × i8 → i32 16×N×32 configurations */
   fragNs: number[];
   maxWorkgroupStorage: number;
+  /** Dawn's robustness on (the default; off where the user gave `disable_robustness`) */
+  robust?: boolean;
 }
 
 let device: Int8Device = { subgroupMatrix: false, fragNs: [], maxWorkgroupStorage: 0 };
@@ -41,6 +44,11 @@ let route: Int8Route = 'auto';
 
 export function setInt8Device(d: Int8Device): void {
   device = d;
+}
+
+/** What setInt8Device was last given. */
+export function int8Device(): Int8Device {
+  return { ...device };
 }
 
 /** 'auto' (tensor cores where the device has them), 'plain' (always the plain loop), 'emulate'. */
@@ -56,9 +64,12 @@ export function setInt8Route(r: Int8Route): void {
 class SpecChoice {
   private chosen: Int8KernelSpec | undefined;
   constructor(
-    private readonly base: Int8KernelSpec,
+    private readonly defaults: () => Int8KernelSpec,
     private readonly env: string,
   ) {}
+  private get base(): Int8KernelSpec {
+    return this.defaults();
+  }
   set(over?: Partial<Int8KernelSpec>): void {
     this.chosen = over ? int8Spec({ ...this.base, ...over, split: this.base.split }) : undefined;
   }
@@ -126,7 +137,16 @@ function runTiled(
   });
 }
 
-const gemmSpec = new SpecChoice(INT8_MATMUL_SPEC, 'EDKM_INT8_SPEC');
+// without Dawn's robustness, 256×128 tiles in 64-byte slices (see INT8_MATMUL_SPEC_UNROBUST)
+const gemmSpec = new SpecChoice(
+  () => (device.robust === false ? INT8_MATMUL_SPEC_UNROBUST : INT8_MATMUL_SPEC),
+  'EDKM_INT8_SPEC',
+);
+
+/** The tensor-core kernel's variant now (the default for this device, or the one set). */
+export function int8MatMulSpec(): Int8KernelSpec {
+  return gemmSpec.current();
+}
 
 /**
  * The tensor-core kernel's variant (fields of Int8KernelSpec over INT8_MATMUL_SPEC; undefined: the
@@ -241,7 +261,7 @@ export const INT8_SPLIT_SPEC: Int8KernelSpec = int8Spec({
   split: true,
 });
 
-const splitSpec = new SpecChoice(INT8_SPLIT_SPEC, 'EDKM_INT8_SPLIT_SPEC');
+const splitSpec = new SpecChoice(() => INT8_SPLIT_SPEC, 'EDKM_INT8_SPLIT_SPEC');
 
 /** The fused split kernel's variant (fields over INT8_SPLIT_SPEC; undefined: the default). */
 export function setInt8SplitSpec(over?: Partial<Int8KernelSpec>): void {
