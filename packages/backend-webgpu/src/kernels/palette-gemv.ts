@@ -1,7 +1,7 @@
 import type { LinearFusion, PaletteMatMulAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { allocate, runRaw, uniformBlock } from '../raw';
-import { chunkField } from './palette-rows';
+import { chunkBits, chunkField } from './palette-rows';
 import {
   type SubgroupMode,
   maxInvocations,
@@ -480,12 +480,8 @@ export function paletteGemvWgsl(shape: GemvShape): string {
         ? `(cw${w}_${u} >> ${j * width}u)`
         : `((cw${w}_${u} >> ${j * width}u) & ${(1 << width) - 1}u)`;
     /** (ablation 'nomask') field j without its mask: the bits above it are the next fields'. */
-    const unmasked = (j: number, width: number) => {
-      const at = j * width;
-      const [w, sh] = [at >> 5, at & 31];
-      const lo = sh === 0 ? `cw${w}_${u}` : `(cw${w}_${u} >> ${sh}u)`;
-      return sh + width <= 32 ? lo : `(${lo} | (cw${w + 1}_${u} << ${32 - sh}u))`;
-    };
+    const unmasked = (j: number, width: number) =>
+      chunkBits(j, width).replace(/cw(\d+)/g, `cw$1_${u}`);
     const terms = Array.from({ length: nq }, (_, q) => {
       const w = Math.floor(q / vpw);
       const qw = q % vpw;

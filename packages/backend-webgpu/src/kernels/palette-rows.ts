@@ -14,14 +14,22 @@ export function setPaletteLut(mode: PaletteLut): void {
   paletteLut = mode;
 }
 
-/** `width`-bit field j of the words cw0.. (32 fields of a chunk), as WGSL. */
-export function chunkField(j: number, width: number): string {
+/**
+ * The words cw0.. shifted so that `width`-bit field j (of 32 fields of a chunk) is their low bits,
+ * the next fields' bits above it (unmasked), as WGSL.
+ */
+export function chunkBits(j: number, width: number): string {
   const bit = j * width;
   const w = bit >> 5;
   const sh = bit & 31;
-  const e =
-    sh + width <= 32 ? `(cw${w} >> ${sh}u)` : `((cw${w} >> ${sh}u) | (cw${w + 1} << ${32 - sh}u))`;
-  return `i32(${e} & ${(1 << width) - 1}u)`;
+  return sh + width <= 32
+    ? `(cw${w} >> ${sh}u)`
+    : `((cw${w} >> ${sh}u) | (cw${w + 1} << ${32 - sh}u))`;
+}
+
+/** `width`-bit field j of the words cw0.. (32 fields of a chunk), as WGSL. */
+export function chunkField(j: number, width: number): string {
+  return `i32(${chunkBits(j, width)} & ${(1 << width) - 1}u)`;
 }
 
 /** Dispatch of the rows shape over n weight rows and m rows of x: linearGrid over blocks of ROWS. */
