@@ -30,7 +30,7 @@ if lane f32; then
 fi
 
 if lane int8; then
-  EDKM_DAWN_FLAGS="$TSF ${INT8_DAWN:-}" timeout 280 $R int8 --round "${INT8_ROUND:-4}" ${INT8_ONLY:+--only "$INT8_ONLY"} \
+  EDKM_DAWN_FLAGS="$TSF ${INT8_DAWN:-}" timeout 280 $R int8 --round "${INT8_ROUND:-5}" ${INT8_ONLY:+--only "$INT8_ONLY"} \
     --shapes "${INT8_SHAPES:-8192x8192x8192,2048x4096x11008}" --max-seconds "${INT8_SECONDS:-220}" \
     >"$OUT/int8-sweep.json" 2>>"$OUT/log.txt"
   log "int8 rc=$?"

@@ -58,7 +58,7 @@ fi
 # 4. decode (the GEMV's variants, generate beside PyTorch fp16) and the int8 GEMM's default
 # kernel: bench/h200-decode.sh's quick form (ops.txt, generate.json, torch-generate7b.json, int8.json)
 if step 4; then
-  QUICK=1 INT8_ONLY="${INT8_ONLY:-^staged1-8x1sg-1x8-k128-p16-g8-a1$}" INT8_SECONDS=${INT8_SECONDS:-90} \
+  QUICK=1 INT8_ONLY="${INT8_ONLY:-^staged1-2x2sg-4x4-k64-p16-g16-a1-blk$}" INT8_SECONDS=${INT8_SECONDS:-90} \
     bash bench/h200-decode.sh
 fi
 log "all done"

@@ -118,8 +118,29 @@ export const int8VariantsRound4: Int8KernelSpec[] = [
   spec({ ...a1, bk: 128, sy: 8, sx: 1, tm: 1, tn: 8, pad: 32 }),
 ];
 
-/** The variants bench/int8.ts runs by default (`--round 1`, `2`, `3` for the earlier lists). */
-export const int8Variants: Int8KernelSpec[] = int8VariantsRound4;
+/**
+ * Round 5 (bench/results/h200-2026-12-04/int8-sweep-*-s8-*.json, calls s8-1 … s8-3): workgroup
+ * memory in per-subgroup blocks (`blocks`), every fragment load at a constant offset, so that Dawn's
+ * robustness proves it in bounds when compiling instead of checking it at run time. With robustness
+ * on: W 377.2 → 447.6 TOPS at 8192³ with blocks, 8 subgroups of 32×128 369.7 → 474.8, 8 subgroups
+ * 4×2 of 64×64 497.7, and the winner, the plugin's INT8_MATMUL_SPEC since, 4 subgroups 2×2 of 64×64
+ * with 64-byte slices: 520.4 (523.1 at 2048×4096×11008; 525.5 / 518.0 without robustness). Around
+ * it: groups of 8 / 32 520.8 / 514.4, pad 48 310.5, 32-byte slices 373.4, 128-byte 511.5, two
+ * buffers unrolled 316.0, 2×1 and 1×2 subgroups 407–409, 16 subgroups 4×4 of 64×64 135.6.
+ */
+export const int8VariantsRound5: Int8KernelSpec[] = [
+  spec({ ...a1, bk: 64, sy: 2, sx: 2, tm: 4, tn: 4, group: 16, blocks: true }), // the winner
+  spec({ ...a1, bk: 128, sy: 8, sx: 1, tm: 1, tn: 8 }), // round 3's W
+  spec({ ...a1, bk: 128, sy: 8, sx: 1, tm: 1, tn: 8, blocks: true }),
+  spec({ ...a1, bk: 64, sy: 8, sx: 1, tm: 2, tn: 8, group: 16 }), // the unrobust tile of s7-8
+  spec({ ...a1, bk: 64, sy: 8, sx: 1, tm: 2, tn: 8, group: 16, blocks: true }),
+  spec({ ...a1, bk: 64, sy: 4, sx: 2, tm: 4, tn: 4, group: 16, blocks: true }),
+  spec({ ...a1, bk: 64, sy: 2, sx: 2, tm: 4, tn: 4, group: 8, blocks: true }),
+  spec({ ...a1, bk: 128, sy: 2, sx: 2, tm: 4, tn: 4, group: 16, blocks: true }),
+];
+
+/** The variants bench/int8.ts runs by default (`--round 1` … `4` for the earlier lists). */
+export const int8Variants: Int8KernelSpec[] = int8VariantsRound5;
 
 /** M×N×K: a square pair, and a LLaMA-7B layer's linear shapes over 2048 tokens (gate/up, down, q/k/v/o). */
 export const INT8_TIMED_SHAPES: [number, number, number][] = [

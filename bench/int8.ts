@@ -4,8 +4,8 @@
 //
 // Usage: tsx int8.ts [--reps 10] [--only REGEX] [--shapes MxNxK,...] [--check-shapes MxNxK,...]
 //        [--samples 2000] [--max-seconds 170] [--no-robustness] [--emulate] [--wgsl NAME]
-//        [--round 1|2|3|4|all]
-//   --round: which variant list (bench/int8-kernels.ts): 4 (the default), 1, 2 or 3 (the earlier), or all;
+//        [--round 1|2|3|4|5|all]
+//   --round: which variant list (bench/int8-kernels.ts): 5 (the default), 1 … 4 (the earlier), or all;
 //   --only REGEX keeps the variants of that list whose names match.
 //   C = A·Bᵀ with A M×K and B N×K row-major int8. Check shapes are compared entry by entry with the
 //   host's product; timed shapes on `--samples` entries (and timed: warm-up, then --reps dispatches
@@ -32,6 +32,7 @@ import {
   int8VariantsRound2,
   int8VariantsRound3,
   int8VariantsRound4,
+  int8VariantsRound5,
   planInt8Kernel,
   spec,
   specName,
@@ -58,21 +59,23 @@ const CHECKED: [number, number, number][] = argValue('check-shapes')
     ? [[256, 256, 256]]
     : INT8_CHECK_SHAPES;
 const allVariants = [
+  ...int8VariantsRound5,
   ...int8VariantsRound4,
   ...int8VariantsRound3,
   ...int8VariantsRound2,
   ...int8VariantsRound1,
 ].filter((v, i, list) => list.findIndex((w) => specName(w) === specName(v)) === i);
-const round = argValue('round') ?? '4';
+const round = argValue('round') ?? '5';
 const rounds: Record<string, Int8KernelSpec[]> = {
   '1': int8VariantsRound1,
   '2': int8VariantsRound2,
   '3': int8VariantsRound3,
   '4': int8VariantsRound4,
+  '5': int8VariantsRound5,
   all: allVariants,
 };
 const VARIANTS = rounds[round];
-if (!VARIANTS) throw new Error(`--round ${round}: 1, 2, 3, 4 or all`);
+if (!VARIANTS) throw new Error(`--round ${round}: 1, 2, 3, 4, 5 or all`);
 
 interface Result {
   variant: string;

@@ -98,8 +98,9 @@ describe('shapes', () => {
     }
     expect(int8Variants.length).toBeLessThanOrEqual(16);
     expect(specName(int8VariantsRound2[0])).toBe('staged1-2x2sg-4x4-k32-p16-g8'); // round 1's winner
-    // round 3's first is its winner, the plugin's default kernel
+    // the default round's first is its winner, the plugin's default kernel
     expect(specName(int8Variants[0])).toBe(specName(INT8_MATMUL_SPEC));
+    expect(specName(INT8_MATMUL_SPEC)).toBe('staged1-2x2sg-4x4-k64-p16-g16-a1-blk');
     for (const v of int8Variants)
       expect(planInt8Kernel(v, { m: 16, n: v.fragN, k: 32 }).smemBytes).toBeLessThanOrEqual(49152);
   });
@@ -189,6 +190,25 @@ describe('int8GemmWgsl', () => {
     expect(a2).toContain('if ((t + 1u) + 2u < dims.kTiles) {');
   });
 
+  it('loads every fragment of a blocks kernel at a constant offset of its subgroup block', () => {
+    const w = int8GemmWgsl(spec({ stages: 2, bk: 32, unroll: true, blocks: true }), { frag });
+    // 2 buffers × 2 subgroup rows of A, 64 rows × 48 bytes each (12 words a row)
+    expect(w).toContain('var<workgroup> As: array<array<i32, 768>, 4>;');
+    expect(w).toContain('var<workgroup> Bs: array<array<i32, 768>, 4>;');
+    expect(w).toContain('let aK = 2u + wy;'); // buffer 1
+    expect(w).toContain('subgroupMatrixLoad<L>(&As[aK], 768u, false, 48u)'); // fragment row 1
+    expect(w).toContain('subgroupMatrixLoad<R>(&Bs[bK], 2304u, true, 48u)'); // fragment column 3
+    expect(w).not.toMatch(/subgroupMatrixLoad<[LR]>\(&[AB]s\[[a-zA-Z]+\], [a-z]/); // no run-time offset
+    // a thread's copy: block of its row (64 rows × 2 vec4s = 128 vec4s a block), word in the block
+    expect(w).toContain(
+      'let ak0 = av0 / 128u; let as0 = ((av0 / 2u) % 64u) * 12u + (av0 % 2u) * 4u;',
+    );
+    expect(w).toContain('As[ak0_][aw0 + 3u] = bitcast<i32>(ra0.w);');
+    const e = int8GemmWgsl(spec({ blocks: true }), { frag, emulate: true });
+    expect(e).toContain('L(2u, aK * 5120u + 1280u, 80u)'); // the emulation's flat offset
+    expect(e).toContain('case 2u: { w = As[(i / 4u) / 1280u][(i / 4u) % 1280u]; }');
+  });
+
   it('divides load offsets by 4 for the i32-word reading', () => {
     const w = int8GemmWgsl(spec({ kind: 'direct' }), { frag, offsetDiv: 4 });
     expect(w).toContain('subgroupMatrixLoad<L>(&A, ((row0 + 16u) * K + k) / 4u, false, K)');
@@ -234,7 +254,7 @@ describe('emulated kernels on WebGPU', () => {
           '--round',
           'all',
           '--only',
-          '^(probe|direct-4x4-g8|staged1-2x2sg-4x4-k32-p16-g8|staged1-2x2sg-4x4-k32-p16-g8-a1|staged2-2x2sg-4x4-k32-p16-g8-u|staged2-2x4sg-4x2-k32-p16-g8-a2-u)$',
+          '^(probe|direct-4x4-g8|staged1-2x2sg-4x4-k32-p16-g8|staged1-2x2sg-4x4-k32-p16-g8-a1|staged2-2x2sg-4x4-k32-p16-g8-u|staged2-2x4sg-4x2-k32-p16-g8-a2-u|staged1-2x2sg-4x4-k64-p16-g16-a1-blk)$',
           '--check-shapes',
           '128x128x128',
         ],
@@ -250,7 +270,7 @@ describe('emulated kernels on WebGPU', () => {
     }
     const out = JSON.parse(text);
     if (!out.available) return ctx.skip();
-    expect(out.results.length).toBe(6);
+    expect(out.results.length).toBe(7);
     for (const r of out.results) expect(r, r.variant).toMatchObject({ exact: true, wrong: 0 });
   });
 });

@@ -105,6 +105,14 @@ export interface Int8KernelSpec {
    * each operand slice read from storage once instead of twice).
    */
   split?: boolean;
+  /**
+   * Staged only: workgroup memory as one block per subgroup row of A (and column of B), nested
+   * arrays `array<array<i32, W>, stages·sy>`, so that every fragment load reads `&As[block]` at
+   * a constant offset with a constant stride. Dawn's robustness (Tint's IR Robustness transform)
+   * then proves each load in bounds at compile time instead of wrapping it in a run-time branch
+   * (it predicates a subgroup-matrix load unless array length, offset and stride are constants).
+   */
+  blocks?: boolean;
 }
 
 export interface Int8KernelPlan {
@@ -164,42 +172,37 @@ export function int8Ahead(s: Int8KernelSpec): number {
 }
 
 /**
- * The plugin's kernel by default (EdkmInt8MatMul): the H200's fastest exact variant of round 3
- * (bench/results/h200-2026-12-03/int8.json): 374.6 TOPS at 8192³, 371.1 at 2048×4096×11008, 336.8
- * at 4096³, 328.3 at 2048×11008×4096. 128×128 tiles over 8 subgroups of 16×128 (one row of 8
- * accumulators each), 128-byte K slices in 36 KiB of workgroup memory, the next slice read into
- * registers while the current one is multiplied. Round 2's 4 subgroups of 64×64 with 32-byte
- * slices gave 278.6 and 275.9 (int8-round2-call18.json): longer slices and one fragment of A
- * against eight of B per subgroup are what paid.
+ * The plugin's kernel (EdkmInt8MatMul): 128×128 tiles over 4 subgroups of 64×64 (4×4
+ * accumulators each), 64-byte K slices, the next slice read into registers while the current one is
+ * multiplied, workgroup memory in per-subgroup blocks (`blocks`: every fragment load at a constant
+ * offset, so that Dawn's robustness needs no run-time check around it). On the H200, exact, with
+ * Dawn's robustness on (call s8-3, bench/results/h200-2026-12-04/int8-sweep-*-s8-*.json): 520.4 TOPS
+ * at 8192³ and 523.1 at 2048×4096×11008 against the previous default's 377.2 / 374.8 (8 subgroups
+ * of 16×128, 128-byte slices, flat workgroup arrays: each fragment load wrapped in a bounds check);
+ * without robustness 525.5 / 518.0. The same tile with flat arrays and 128-byte slices gave
+ * 114–144 (round 4); blocks of 8 subgroups 4×2 of 64×64 497.7.
  */
 export const INT8_MATMUL_SPEC: Int8KernelSpec = spec({
   stages: 1,
-  bk: 128,
+  bk: 64,
   ahead: 1,
-  sy: 8,
-  sx: 1,
-  tm: 1,
-  tn: 8,
+  sy: 2,
+  sx: 2,
+  tm: 4,
+  tn: 4,
+  group: 16,
+  blocks: true,
 });
 
 /**
  * The plugin's kernel where the user turned Dawn's robustness off (`EDKM_DAWN_FLAGS=
- * enable-dawn-features=disable_robustness`, beside EDKM_WEBGPU_UNSAFE=1): 256×128 tiles over 8
- * subgroups of 32×128 (two rows of 8 accumulators each), 64-byte K slices, tile groups of 16.
- * Without the bounds checks on its loads it runs 483.2 TOPS at 8192³ and 486.3 at
- * 2048×4096×11008 against INT8_MATMUL_SPEC's 438.1 / 433.1 (with robustness: 370.3 against 377.8),
- * exact, all in one H200 call (bench/results/h200-2026-12-04/int8-ab-*.json, call s7-8).
+ * enable-dawn-features=disable_robustness`, beside EDKM_WEBGPU_UNSAFE=1): the same as
+ * INT8_MATMUL_SPEC since its constant-offset blocks made robustness nearly free (525.5 TOPS at
+ * 8192³ without, 520.4 with, call s8-3). Until then the unrobust tile differed (8 subgroups of
+ * 32×128: 483.2 without robustness, 370 with, call s7-8); kept as its own choice for adapters where
+ * the two differ.
  */
-export const INT8_MATMUL_SPEC_UNROBUST: Int8KernelSpec = spec({
-  stages: 1,
-  bk: 64,
-  ahead: 1,
-  sy: 8,
-  sx: 1,
-  tm: 2,
-  tn: 8,
-  group: 16,
-});
+export const INT8_MATMUL_SPEC_UNROBUST: Int8KernelSpec = INT8_MATMUL_SPEC;
 
 /** A short unique name: kind, subgroups, accumulators (n8: 16×8 fragments), slice, pad, ... */
 export function specName(s: Int8KernelSpec): string {
@@ -211,7 +214,8 @@ export function specName(s: Int8KernelSpec): string {
   const ahead = int8Ahead(s) !== s.stages - 1 ? `-a${int8Ahead(s)}` : '';
   const unroll = s.unroll ? '-u' : '';
   const split = s.split ? '-split' : '';
-  return `staged${s.stages}-${s.sy}x${s.sx}sg-${f}-k${s.bk}-p${s.pad}${g}${idx}${ahead}${unroll}${split}`;
+  const blk = s.blocks ? '-blk' : '';
+  return `staged${s.stages}-${s.sy}x${s.sx}sg-${f}-k${s.bk}-p${s.pad}${g}${idx}${ahead}${unroll}${split}${blk}`;
 }
 
 /** Tile sizes and workgroup-memory use; throws on a spec that cannot be generated. */
@@ -229,6 +233,7 @@ export function planInt8Kernel(
   if ((frag.m * frag.n) % sg !== 0)
     throw new Error(`a ${frag.m}×${frag.n} result does not spread over ${sg} lanes`);
   if (s.split && s.kind !== 'staged') throw new Error(`${specName(s)}: split needs staging`);
+  if (s.blocks && s.kind !== 'staged') throw new Error(`${specName(s)}: blocks need staging`);
   const threads = s.sy * s.sx * sg;
   const bm = s.sy * s.tm * frag.m;
   const bn = s.sx * s.tn * frag.n;
@@ -307,14 +312,28 @@ export function int8GemmWgsl(s: Int8KernelSpec, o: Int8WgslOptions): string {
   const off = (e: string) => (div === 4 ? `(${e}) / 4u` : e);
   // fragment sources, for the emulation's byte reads
   const srcId: Record<string, number> = { A: 0, B: 1, As: 2, Bs: 3 };
-  const loadL = (arr: string, e: string, stride: string) =>
-    emu
-      ? `L(${srcId[arr]}u, ${e}, ${stride})`
-      : `subgroupMatrixLoad<L>(&${arr}, ${off(e)}, false, ${stride})`;
-  const loadR = (arr: string, e: string, stride: string) =>
-    emu
-      ? `R(${srcId[arr]}u, ${e}, ${stride})`
-      : `subgroupMatrixLoad<R>(&${arr}, ${off(e)}, true, ${stride})`;
+  // blocks: words per block of As and Bs (a subgroup row's A rows, a subgroup column's B rows)
+  const blockWords: Record<string, number> = {
+    As: (s.tm * FM * p.lds) / 4,
+    Bs: (s.tn * FN * p.lds) / 4,
+  };
+  // a fragment's source: `arr` (offset e), or block `blk` of `arr` (the emulation's flat offset)
+  const at = (arr: string, e: string, blk?: string) =>
+    blk === undefined
+      ? { ptr: `&${arr}`, e }
+      : { ptr: `&${arr}[${blk}]`, e, flat: `${blk} * ${blockWords[arr] * 4}u + ${e}` };
+  const loadL = (arr: string, e: string, stride: string, blk?: string) => {
+    const a = at(arr, e, blk);
+    return emu
+      ? `L(${srcId[arr]}u, ${a.flat ?? e}, ${stride})`
+      : `subgroupMatrixLoad<L>(${a.ptr}, ${off(e)}, false, ${stride})`;
+  };
+  const loadR = (arr: string, e: string, stride: string, blk?: string) => {
+    const a = at(arr, e, blk);
+    return emu
+      ? `R(${srcId[arr]}u, ${a.flat ?? e}, ${stride})`
+      : `subgroupMatrixLoad<R>(${a.ptr}, ${off(e)}, true, ${stride})`;
+  };
   const mma = (a: string, b: string, c: string) =>
     emu ? `mma(${a}, ${b}, ${c})` : `subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c})`;
   const store = (e: string, c: string, stride: string, to = 'C') =>
@@ -356,13 +375,27 @@ export function int8GemmWgsl(s: Int8KernelSpec, o: Int8WgslOptions): string {
       '@group(0) @binding(2) var<storage, read_write> C: array<i32>; // M×N int32',
       '@group(0) @binding(3) var<uniform> dims: Dims;',
     );
-  if (staged) {
+  if (staged && s.blocks) {
+    head.push(
+      `var<workgroup> As: array<array<i32, ${blockWords.As}>, ${s.stages * s.sy}>; // ${s.stages} × ${s.sy} blocks of ${s.tm * FM} rows × ${p.lds} bytes`,
+      `var<workgroup> Bs: array<array<i32, ${blockWords.Bs}>, ${s.stages * s.sx}>; // ${s.stages} × ${s.sx} blocks of ${s.tn * FN} rows × ${p.lds} bytes`,
+    );
+  } else if (staged) {
     head.push(
       `var<workgroup> As: array<i32, ${(s.stages * p.bm * p.lds) / 4}>; // ${s.stages} × ${p.bm} rows × ${p.lds} bytes`,
       `var<workgroup> Bs: array<i32, ${(s.stages * p.bn * p.lds) / 4}>; // ${s.stages} × ${p.bn} rows × ${p.lds} bytes`,
     );
   }
-  if (emu) head.push(emulation(frag, sg, staged ? ['As', 'Bs'] : ['A', 'B'], !!s.split));
+  if (emu)
+    head.push(
+      emulation(
+        frag,
+        sg,
+        staged ? ['As', 'Bs'] : ['A', 'B'],
+        !!s.split,
+        staged && s.blocks ? blockWords : undefined,
+      ),
+    );
   else
     head.push(
       `alias L = subgroup_matrix_left<i8, ${FK}, ${FM}>;`,
@@ -397,7 +430,8 @@ ${body.map((l) => `  ${l}`).join('\n')}
 `;
 }
 
-type Load = (arr: string, e: string, stride: string) => string;
+/** A fragment load from `arr` at element offset `e`, or from its block `blk` (blocks kernels). */
+type Load = (arr: string, e: string, stride: string, blk?: string) => string;
 type Mma = (a: string, b: string, c: string) => string;
 type Store = (e: string, c: string, stride: string, to?: string) => string;
 
@@ -472,8 +506,9 @@ function stagedBody(
   mma: Mma,
   store: Store,
 ) {
-  const { tm: TM, tn: TN, sx: SX } = s;
+  const { tm: TM, tn: TN, sx: SX, sy: SY } = s;
   const T = p.threads;
+  const blocks = !!s.blocks;
   const q = p.bk / 16; // vec4s per row of a slice
   const aStage = (p.bm * p.lds) / 4; // i32 words per stage
   const bStage = (p.bn * p.lds) / 4;
@@ -484,17 +519,26 @@ function stagedBody(
       : `let sgi = li / ${sg}u; // this subgroup within the workgroup`,
     `let wy = sgi / ${SX}u;`,
     `let wx = sgi % ${SX}u;`,
-    `let aSub = wy * ${TM * f.m * p.lds}u; // byte offset of this subgroup's A rows in a slice`,
-    `let bSub = wx * ${TN * f.n * p.lds}u;`,
+    ...(blocks
+      ? []
+      : [
+          `let aSub = wy * ${TM * f.m * p.lds}u; // byte offset of this subgroup's A rows in a slice`,
+          `let bSub = wx * ${TN * f.n * p.lds}u;`,
+        ]),
     'let kq = K / 16u; // vec4s per row of A and B',
   );
   // each thread's share of the copies: fixed rows and columns, computed once
+  // (blocks: the block of the thread's row and the word within the block)
   const copies = (name: 'a' | 'b', loads: number, origin: string) => {
+    const rows = name === 'a' ? TM * f.m : TN * f.n; // rows per block
     for (let c = 0; c < loads; c++) {
+      const v = `${name}v${c}`;
       out.push(
-        `let ${name}v${c} = li + ${c * T}u;`,
-        `let ${name}g${c} = (${origin} + ${name}v${c} / ${q}u) * kq + ${name}v${c} % ${q}u; // vec4 index in ${name === 'a' ? 'A' : 'B'}`,
-        `let ${name}s${c} = (${name}v${c} / ${q}u) * ${p.lds / 4}u + (${name}v${c} % ${q}u) * 4u; // word in ${name === 'a' ? 'As' : 'Bs'}`,
+        `let ${v} = li + ${c * T}u;`,
+        `let ${name}g${c} = (${origin} + ${v} / ${q}u) * kq + ${v} % ${q}u; // vec4 index in ${name === 'a' ? 'A' : 'B'}`,
+        blocks
+          ? `let ${name}k${c} = ${v} / ${q * rows}u; let ${name}s${c} = ((${v} / ${q}u) % ${rows}u) * ${p.lds / 4}u + (${v} % ${q}u) * 4u; // block and word in ${name === 'a' ? 'As' : 'Bs'}`
+          : `let ${name}s${c} = (${v} / ${q}u) * ${p.lds / 4}u + (${v} % ${q}u) * 4u; // word in ${name === 'a' ? 'As' : 'Bs'}`,
       );
     }
   };
@@ -504,6 +548,7 @@ function stagedBody(
   if (s.split) out.push(...accDecls(TM, TN, 'd'));
   // the copies of a slice: each operand slice's registers, source and place in a workgroup row
   // (split: the lo slice after the hi one, bk bytes in, with the same thread mapping)
+  // (per: words per buffer, or blocks per buffer with blocks)
   const operands: {
     name: 'a' | 'b';
     reg: string;
@@ -512,13 +557,13 @@ function stagedBody(
     per: number;
     at: number;
   }[] = [
-    { name: 'a', reg: 'a', src: 'A', dst: 'As', per: aStage, at: 0 },
-    { name: 'b', reg: 'b', src: 'B', dst: 'Bs', per: bStage, at: 0 },
+    { name: 'a', reg: 'a', src: 'A', dst: 'As', per: blocks ? SY : aStage, at: 0 },
+    { name: 'b', reg: 'b', src: 'B', dst: 'Bs', per: blocks ? SX : bStage, at: 0 },
   ];
   if (s.split)
     operands.push(
-      { name: 'a', reg: 'al', src: 'Alo', dst: 'As', per: aStage, at: p.bk / 4 },
-      { name: 'b', reg: 'bl', src: 'Blo', dst: 'Bs', per: bStage, at: p.bk / 4 },
+      { name: 'a', reg: 'al', src: 'Alo', dst: 'As', per: blocks ? SY : aStage, at: p.bk / 4 },
+      { name: 'b', reg: 'bl', src: 'Blo', dst: 'Bs', per: blocks ? SX : bStage, at: p.bk / 4 },
     );
   const loadsOf = (name: 'a' | 'b') => (name === 'a' ? p.aLoads : p.bLoads);
   const guard = (name: 'a' | 'b', c: number) => {
@@ -554,11 +599,14 @@ function stagedBody(
       for (let c = 0; c < loadsOf(name); c++) {
         const g = guard(name, c);
         const w = `${r}w${c}`;
+        const word = (e: number) => `${w}${e ? ` + ${e}u` : ''}`;
         const stmt = [
-          `let ${w} = ${stageOff(st, per)}${name}s${c}${at ? ` + ${at}u` : ''};`,
+          blocks
+            ? `let ${w} = ${name}s${c}${at ? ` + ${at}u` : ''}; let ${r}k${c}_ = ${stageOff(st, per)}${name}k${c};`
+            : `let ${w} = ${stageOff(st, per)}${name}s${c}${at ? ` + ${at}u` : ''};`,
           ...['x', 'y', 'z', 'w'].map(
             (comp, e) =>
-              `${dst}[${w}${e ? ` + ${e}u` : ''}] = bitcast<i32>(${reg(r, c, set)}.${comp});`,
+              `${dst}[${blocks ? `${r}k${c}_][` : ''}${word(e)}] = bitcast<i32>(${reg(r, c, set)}.${comp});`,
           ),
         ].join(' ');
         l.push(g ? `if (${g}) { ${stmt} }` : `{ ${stmt} }`);
@@ -568,9 +616,18 @@ function stagedBody(
   // fragments of workgroup-memory buffer `st` → accumulators
   const compute = (st: string | number) => {
     const l: string[] = [];
+    // a fragment of As / Bs at byte `e` of this subgroup's rows: constant offsets with blocks
+    const fa = (load: Load, e: number) =>
+      blocks ? load('As', `${e}u`, `${p.lds}u`, 'aK') : load('As', `aB + ${e}u`, `${p.lds}u`);
+    const fb = (load: Load, e: number) =>
+      blocks ? load('Bs', `${e}u`, `${p.lds}u`, 'bK') : load('Bs', `bB + ${e}u`, `${p.lds}u`);
     l.push(
-      `let aB = ${stageOff(st, aStage * 4)}aSub;`,
-      `let bB = ${stageOff(st, bStage * 4)}bSub;`,
+      ...(blocks
+        ? [`let aK = ${stageOff(st, SY)}wy;`, `let bK = ${stageOff(st, SX)}wx;`]
+        : [
+            `let aB = ${stageOff(st, aStage * 4)}aSub;`,
+            `let bB = ${stageOff(st, bStage * 4)}bSub;`,
+          ]),
     );
     if (s.split) {
       // hi fragments at k, lo fragments bk bytes further: C += hi·hi, C2 += hi·lo + lo·hi
@@ -579,13 +636,13 @@ function stagedBody(
         const kb = (j: number, lo: boolean) => j * f.n * p.lds + kk * f.k + (lo ? p.bk : 0);
         for (let i = 0; i < TM; i++)
           l.push(
-            `let a${kk}_${i} = ${loadL('As', `aB + ${ka(i, false)}u`, `${p.lds}u`)};`,
-            `let al${kk}_${i} = ${loadL('As', `aB + ${ka(i, true)}u`, `${p.lds}u`)};`,
+            `let a${kk}_${i} = ${fa(loadL, ka(i, false))};`,
+            `let al${kk}_${i} = ${fa(loadL, ka(i, true))};`,
           );
         for (let j = 0; j < TN; j++) {
           l.push(
-            `let b${kk}_${j} = ${loadR('Bs', `bB + ${kb(j, false)}u`, `${p.lds}u`)};`,
-            `let bl${kk}_${j} = ${loadR('Bs', `bB + ${kb(j, true)}u`, `${p.lds}u`)};`,
+            `let b${kk}_${j} = ${fb(loadR, kb(j, false))};`,
+            `let bl${kk}_${j} = ${fb(loadR, kb(j, true))};`,
           );
           for (let i = 0; i < TM; i++)
             l.push(
@@ -599,13 +656,9 @@ function stagedBody(
     }
     for (let kk = 0; kk < p.bk / f.k; kk++) {
       for (let i = 0; i < TM; i++)
-        l.push(
-          `let a${kk}_${i} = ${loadL('As', `aB + ${i * f.m * p.lds + kk * f.k}u`, `${p.lds}u`)};`,
-        );
+        l.push(`let a${kk}_${i} = ${fa(loadL, i * f.m * p.lds + kk * f.k)};`);
       for (let j = 0; j < TN; j++) {
-        l.push(
-          `let b${kk}_${j} = ${loadR('Bs', `bB + ${j * f.n * p.lds + kk * f.k}u`, `${p.lds}u`)};`,
-        );
+        l.push(`let b${kk}_${j} = ${fb(loadR, j * f.n * p.lds + kk * f.k)};`);
         for (let i = 0; i < TM; i++)
           l.push(`c${i}_${j} = ${mma(`a${kk}_${i}`, `b${kk}_${j}`, `c${i}_${j}`)};`);
       }
@@ -737,10 +790,20 @@ function stagedBody(
  * Plain-WGSL stand-ins for the subgroup-matrix types and calls: a fragment is where it lives, the
  * product reads the int8 values when it runs. Lane l holds result entries l, l + 32, ... (row-major).
  */
-function emulation(f: MatrixShape, sg: number, sources: string[], split = false): string {
+function emulation(
+  f: MatrixShape,
+  sg: number,
+  sources: string[],
+  split = false,
+  blockWords?: Record<string, number>,
+): string {
   const per = (f.m * f.n) / sg;
   const srcId: Record<string, number> = { A: 0, B: 1, As: 2, Bs: 3 };
-  const cases = sources.map((name) => `    case ${srcId[name]}u: { w = ${name}[i / 4u]; }`);
+  const word = (name: string) => {
+    const bw = blockWords?.[name];
+    return bw ? `${name}[(i / 4u) / ${bw}u][(i / 4u) % ${bw}u]` : `${name}[i / 4u]`;
+  };
+  const cases = sources.map((name) => `    case ${srcId[name]}u: { w = ${word(name)}; }`);
   return `// emulated subgroup matrices (no subgroup-matrix adapter): L is ${f.m}×${f.k} row-major, R is ${f.k}×${f.n} column-major
 struct L { src: u32, off: u32, stride: u32 }
 struct R { src: u32, off: u32, stride: u32 }

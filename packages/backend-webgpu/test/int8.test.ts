@@ -57,7 +57,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: int8 matmul', () =
     try {
       expect(int8MatMulRoute(128, 128, 128)).toBe('emulate');
       expect(int8MatMulRoute(130, 128, 128)).toBe('plain'); // not whole 128×128 tiles
-      expect(int8MatMulRoute(128, 128, 72)).toBe('plain'); // K not whole 32-byte slices
+      expect(int8MatMulRoute(128, 128, 72)).toBe('plain'); // K not whole 64-byte slices
     } finally {
       setInt8Route('auto');
     }
@@ -79,16 +79,17 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: int8 matmul', () =
     600_000,
   );
 
-  it("takes the 256×128 tile where Dawn's robustness is off, and passes emulated", async () => {
+  it("takes the blocks tile with Dawn's robustness on or off, and passes emulated", async () => {
     const before = int8Device();
     expect(before.robust).not.toBe(false); // (the tests run with robustness)
-    expect(int8MatMulSpec()).toMatchObject({ tm: 1, tn: 8, sy: 8 });
+    const tile = { tm: 4, tn: 4, sy: 2, sx: 2, blocks: true };
+    expect(int8MatMulSpec()).toMatchObject(tile);
     setInt8Device({ ...before, robust: false });
     setInt8Route('emulate');
     try {
-      expect(int8MatMulSpec()).toMatchObject({ tm: 2, tn: 8, sy: 8, group: 16 });
+      expect(int8MatMulSpec()).toMatchObject(tile);
       expect(int8MatMulRoute(256, 128, 128)).toBe('emulate');
-      expect(int8MatMulRoute(128, 128, 128)).toBe('plain'); // not whole 256×128 tiles
+      expect(int8MatMulRoute(128, 128, 96)).toBe('plain'); // K not whole 64-byte slices
       const report = await runConformance('webgpu', cases());
       expect(report.failures).toEqual([]);
     } finally {
@@ -97,17 +98,25 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: int8 matmul', () =
     }
   }, 600_000);
 
-  it('runs another variant, emulated (register prefetch, two buffers unrolled)', async () => {
-    setInt8Route('emulate');
-    setInt8MatMulSpec({ stages: 2, unroll: true });
-    try {
-      const report = await runConformance('webgpu', cases());
-      expect(report.failures).toEqual([]);
-    } finally {
-      setInt8Route('auto');
-      setInt8MatMulSpec(undefined);
-    }
-  }, 600_000);
+  it.each([
+    ['two buffers unrolled, blocks', { stages: 2, unroll: true } as const],
+    ['flat workgroup arrays, 8 subgroups of 16×128', { blocks: false, sy: 8, sx: 1, tm: 1, tn: 8 }],
+  ])(
+    'runs another variant, emulated (%s)',
+    async (_, over) => {
+      setInt8Route('emulate');
+      setInt8MatMulSpec(over);
+      try {
+        expect(int8MatMulSpec()).toMatchObject(over);
+        const report = await runConformance('webgpu', cases());
+        expect(report.failures).toEqual([]);
+      } finally {
+        setInt8Route('auto');
+        setInt8MatMulSpec(undefined);
+      }
+    },
+    600_000,
+  );
 });
 
 // W8A8 and the split product on the GPU against their host definitions (core's int8-linear.ts),
@@ -189,6 +198,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: split matmul preci
   it.each([
     ['the default', undefined],
     ['4×4 accumulators a subgroup', { sy: 2, sx: 2, tm: 4, tn: 4 }],
+    ['workgroup memory in blocks', { blocks: true }],
   ] as const)(
     'fused split kernel (%s, emulated) = hi·hi and hi·lo + lo·hi exactly',
     async (_, spec) => {
