@@ -198,7 +198,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: split matmul preci
   it.each([
     ['the default', undefined],
     ['4×4 accumulators a subgroup', { sy: 2, sx: 2, tm: 4, tn: 4 }],
-    ['workgroup memory in blocks', { blocks: true }],
+    ['flat workgroup arrays, 8 subgroups of 16×128', { blocks: false, sy: 8, sx: 1, tm: 1, tn: 8 }],
   ] as const)(
     'fused split kernel (%s, emulated) = hi·hi and hi·lo + lo·hi exactly',
     async (_, spec) => {

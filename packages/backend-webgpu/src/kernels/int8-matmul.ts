@@ -19,7 +19,7 @@ import { allocate, runRaw, uniformBlock } from '../raw';
  * EdkmInt8MatMul, C = A·Bᵀ from packed int8 rows (four to an i32 word) into int32, in two forms:
  *  - tensor cores through subgroup matrices (`chromium-experimental-subgroup-matrix`, opt-in with
  *    EDKM_WEBGPU_UNSAFE=1 in Node): the generated kernel of `src/int8-wgsl.ts` (INT8_MATMUL_SPEC by
- *    default: 128×128 tiles, 32-byte K slices), used when the device has an i8 16×N×32 configuration
+ *    default: 128×128 tiles, 64-byte K slices), used when the device has an i8 16×N×32 configuration
  *    and the shape is whole tiles (M and N multiples of the tile, K of the slice; other shapes take
  *    the plain form, not padded);
  *  - plain WGSL everywhere else: one invocation per output, the four bytes of each word
@@ -137,7 +137,8 @@ function runTiled(
   });
 }
 
-// without Dawn's robustness, 256×128 tiles in 64-byte slices (see INT8_MATMUL_SPEC_UNROBUST)
+// the kernel with Dawn's robustness on, and where the user turned it off (the same tile since the
+// blocks kernels: see INT8_MATMUL_SPEC_UNROBUST)
 const gemmSpec = new SpecChoice(
   () => (device.robust === false ? INT8_MATMUL_SPEC_UNROBUST : INT8_MATMUL_SPEC),
   'EDKM_INT8_SPEC',
@@ -243,22 +244,26 @@ export function int8FragNs(info: GPUAdapterInfo | undefined, features: string[])
 
 /**
  * The split product's fused kernel (Int8KernelSpec.split): C = hi·hi and C2 = hi·lo + lo·hi in one
- * pass over the four int8 slices: 128×128 tiles over 8 subgroups of 16×128 (two accumulator sets
- * of 1×8 each), 64-byte K slices (hi and lo: 128 bytes a workgroup-memory row), the next read
- * ahead. On the H200 (bench/h200-split.sh, training's product against our f32 GEMM, replayed):
- * 2.49–2.93× (99–113 effective TFLOP/s); with 32-byte slices 2.13–2.36×; 8 subgroups of 32×64
- * 2.02–2.20×, of 64×32 1.43–1.50×, 4 of 64×64 0.72–0.77× (4×4 accumulators twice: spills); three
- * separate products 1.75–1.92×. EDKM_INT8_SPLIT_SPEC (JSON, Int8KernelSpec fields) sets another.
+ * pass over the four int8 slices: 128×128 tiles over 8 subgroups 4×2 of 32×64 (two accumulator sets
+ * of 2×4 each), 64-byte K slices (hi and lo: 128 bytes a workgroup-memory row), the next read
+ * ahead, workgroup memory in per-subgroup blocks (constant fragment offsets: no run-time bounds
+ * check under Dawn's robustness). On the H200 (bench/h200-split.sh, training's product against our
+ * f32 GEMM, replayed, call s8-6): 3.03–3.39× (124.7–143.8 effective TFLOP/s); the previous default
+ * (8 subgroups of 16×128, flat arrays) 2.39–2.64× in the same session (s8-5), with blocks 2.62–2.98×;
+ * 2×4 subgroups of 64×32 2.84–3.42×, 32-byte slices 2.41–2.66×, 4 subgroups of 64×64 1.26–1.34×
+ * (4×4 accumulators twice: spills); three separate products 1.75–1.92× (2026-12-03).
+ * EDKM_INT8_SPLIT_SPEC (JSON, Int8KernelSpec fields) sets another.
  */
 export const INT8_SPLIT_SPEC: Int8KernelSpec = int8Spec({
   stages: 1,
   bk: 64,
   ahead: 1,
-  sy: 8,
-  sx: 1,
-  tm: 1,
-  tn: 8,
+  sy: 4,
+  sx: 2,
+  tm: 2,
+  tn: 4,
   split: true,
+  blocks: true,
 });
 
 const splitSpec = new SpecChoice(() => INT8_SPLIT_SPEC, 'EDKM_INT8_SPLIT_SPEC');
