@@ -210,7 +210,7 @@ printJson({
   bench: 'decode-ops',
   backend: selection.description,
   dawnFlags: process.env.EDKM_DAWN_FLAGS ?? '',
-  // the decode GEMV's switches (EDKM_PALETTE_GEMV, EDKM_GEMV_*: tile, split, coalesce, prefetch)
+  // the decode GEMV's switches (EDKM_PALETTE_GEMV, EDKM_GEMV_*: tile, LUT, prefetch, grid)
   gemv: Object.fromEntries(
     Object.entries(process.env).filter(([k]) => /^EDKM_(PALETTE_GEMV|GEMV_)/.test(k)),
   ),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # This round's decode/int8/layer measurements in one H200 device call (run from the repo root on
 # the GPU machine; scripts/gpu-pack.sh made .gpu/, ../shared/anchors copied to .gpu-anchors/):
-# each decode op of a 7B-shaped layer under the GEMV (tile, split, coalesce, prefetch) and
+# each decode op of a 7B-shaped layer under the GEMV (tile, prefetch) and
 # attention variants, generate (ours and PyTorch's, same call), a 7B-shaped layer's forward +
 # backward (ours recorded and replayed, PyTorch's), and the int8 tensor-core variants
 # (INT8_ONLY=REGEX: those variants only). Writes $OUT/{ops.txt,generate*.json,torch-*.json,
@@ -13,21 +13,19 @@ A=.gpu-anchors
 TSF=disable-dawn-features=timestamp_quantization
 source bench/device-lib.sh
 # QUICK=1: fewer variants and no layer step (a short device budget)
-# variant: rb unroll subgroup-attention split gemv-switches (a+b: EDKM_GEMV_A=1 EDKM_GEMV_B=1; -: none)
-GEMV_NEW=("16 8 auto 1 coalesce" "16 8 auto 1 prefetch" "16 8 auto 1 coalesce+prefetch"
-  "16 4 auto 1 coalesce+prefetch")
-VARIANTS=("16 8 auto 1 -" "32 4 auto 1 -" "16 8 auto 2 -" "32 8 auto 2 -" "16 8 off 1 -" "${GEMV_NEW[@]}")
-[ "${QUICK:-0}" = 1 ] && VARIANTS=("16 8 auto 1 -" "16 8 auto 2 -" "16 8 off 1 -" "${GEMV_NEW[@]}")
+# variant: rb unroll subgroup-attention gemv-switches (a+b: EDKM_GEMV_A=1 EDKM_GEMV_B=1; -: none)
+VARIANTS=("16 4 auto -" "8 4 auto -" "16 8 auto -" "32 4 auto -" "16 4 off -")
+[ "${QUICK:-0}" = 1 ] && VARIANTS=("16 4 auto -" "16 8 auto -" "16 4 off -")
 for v in "${VARIANTS[@]}"; do
   set -- $v
   sw=()
-  for o in ${5//+/ }; do [ "$o" = - ] || sw+=("EDKM_GEMV_${o^^}=1"); done
-  decode_ops "rb=$1 unroll=$2 subgroup-attention=$3 split=$4 gemv=$5" ${sw[@]+"${sw[@]}"} \
-    EDKM_GEMV_RB=$1 EDKM_GEMV_UNROLL=$2 EDKM_GEMV_SPLIT=$4 EDKM_SUBGROUP_ATTENTION=$3
+  for o in ${4//+/ }; do [ "$o" = - ] || sw+=("EDKM_GEMV_${o^^}=1"); done
+  decode_ops "rb=$1 unroll=$2 subgroup-attention=$3 gemv=$4" ${sw[@]+"${sw[@]}"} \
+    EDKM_GEMV_RB=$1 EDKM_GEMV_UNROLL=$2 EDKM_SUBGROUP_ATTENTION=$3
 done
 log "ops done"
 timeout 150 $R generate --backend webgpu --models ${GEN_MODELS:-tiny16,tiny3,7b3} >"$OUT/generate.json" 2>>"$OUT/log.txt"; log "generate rc=$?"
-for v in ${GEN_VARIANTS:-SPLIT=2}; do
+for v in ${GEN_VARIANTS:-GRID=0}; do
   env EDKM_GEMV_$v timeout 100 $R generate --backend webgpu --models 7b3 2>/dev/null |
     python3 -c "import json,sys; d=json.load(sys.stdin); print('generate $v', json.dumps([(r['model'], r['decodeTokensPerSecond'], r['achievedGBps']) for r in d['results']]))" >>"$OUT/log.txt"
 done

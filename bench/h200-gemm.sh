@@ -9,8 +9,8 @@
 #  bw   (issue 23's roof): bench/bandwidth.ts (copies and streaming reads through Dawn) beside
 #       PyTorch's copy and read → $OUT/bandwidth.json
 #  ops  (issue 23): each decode op of a 7B-shaped 3-bit layer (GPU µs, bench/decode-ops.ts) under
-#       the GEMV tiles $GEMV_TILES ("rows×unroll" each) and streams $GEMV_STREAMS: [GPU µs, µs per
-#       op in a row] → $OUT/ops.txt; then the 7B-shaped decode under each of $GEN_STREAMS → log
+#       the GEMV tiles $GEMV_TILES ("rows×unroll" each): [GPU µs, µs per op in a row] →
+#       $OUT/ops.txt
 # and $OUT/log.txt. LANES="f32 int8 bw ops" (default: f32 int8) picks them.
 set -u
 R="bash .gpu/run.sh"
@@ -53,15 +53,9 @@ if lane bw; then
   python3 -c "import json; print(json.load(open('/tmp/bw.json'))['gbps'])" 2>&1 | tee -a "$OUT/log.txt"
 fi
 if lane ops; then
-  for t in ${GEMV_TILES:-16x8 8x8 4x4 8x4}; do
-    for s in ${GEMV_STREAMS:-1}; do
-      decode_ops "gemv rows×unroll $t streams $s" EDKM_GEMV_RB=${t%x*} EDKM_GEMV_UNROLL=${t#*x} EDKM_GEMV_STREAMS=$s
-    done
+  for t in ${GEMV_TILES:-16x4 8x4 16x8 8x8}; do
+    decode_ops "gemv rows×unroll $t" EDKM_GEMV_RB=${t%x*} EDKM_GEMV_UNROLL=${t#*x}
   done
   log "ops done"
-  # the 7B-shaped 3-bit decode under each of GEN_STREAMS (streams of the GEMV's workgroups)
-  for s in ${GEN_STREAMS:-}; do
-    decode_7b "generate 7b3 streams $s" EDKM_GEMV_STREAMS=$s | tee -a "$OUT/log.txt"
-  done
 fi
 log "all done"

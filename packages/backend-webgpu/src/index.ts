@@ -311,18 +311,20 @@ async function init(): Promise<boolean> {
   // EDKM_PALETTE_LUT=lanes|pairs: how the rows shape holds its LUTs at 1–3 bits (A/B; default lanes)
   const lut = envChoice('EDKM_PALETTE_LUT', ['pairs', 'lanes'] as const);
   if (lut) setPaletteLut(lut);
-  // EDKM_PALETTE_GEMV=auto|on|off (+ EDKM_GEMV_RB, EDKM_GEMV_UNROLL, EDKM_GEMV_LUT=pairs|shuffle|shared,
-  // EDKM_GEMV_SPLIT=2, EDKM_GEMV_COALESCE=1, EDKM_GEMV_PREFETCH=1, EDKM_GEMV_STREAMS=4,
-  // EDKM_GEMV_REDUCE=butterfly): the decode GEMV (A/B)
+  // EDKM_PALETTE_GEMV=auto|on|off (+ EDKM_GEMV_RB, EDKM_GEMV_UNROLL, EDKM_GEMV_LUT=shuffle|shared,
+  // EDKM_GEMV_PREFETCH=0|1, EDKM_GEMV_REDUCE=add|butterfly): the decode GEMV (A/B)
   const modes = ['auto', 'on', 'off'] as const;
   const gemv = envChoice('EDKM_PALETTE_GEMV', modes);
   const rb = Number(env('EDKM_GEMV_RB') ?? 0);
   const unroll = Number(env('EDKM_GEMV_UNROLL') ?? 0);
-  const gemvLut = envChoice('EDKM_GEMV_LUT', ['pairs', 'shuffle', 'shared'] as const);
-  const split = env('EDKM_GEMV_SPLIT');
-  const coalesce = envChoice('EDKM_GEMV_COALESCE', ['0', '1'] as const);
+  const gemvLut = envChoice('EDKM_GEMV_LUT', ['shuffle', 'shared'] as const);
+  // (options measured slower on the H200 and removed: an error rather than silently nothing)
+  for (const gone of ['EDKM_GEMV_SPLIT', 'EDKM_GEMV_COALESCE', 'EDKM_GEMV_STREAMS'])
+    if (env(gone))
+      throw new InvalidArgumentError(
+        `${gone} was removed (measured slower on the H200: src/kernels/palette-gemv.ts)`,
+      );
   const prefetch = envChoice('EDKM_GEMV_PREFETCH', ['0', '1'] as const);
-  const streams = Number(env('EDKM_GEMV_STREAMS') ?? 0);
   const reduce = envChoice('EDKM_GEMV_REDUCE', ['add', 'butterfly'] as const);
   // EDKM_GEMV_GRID=T: persistent workgroups, T threads in all (0: a block of rows a workgroup) (A/B)
   const gridEnv = env('EDKM_GEMV_GRID');
@@ -336,28 +338,12 @@ async function init(): Promise<boolean> {
       throw new InvalidArgumentError(
         `EDKM_GEMV_ABLATE: ${a} is not one of noload, nolut, nosum, nomath, nomask`,
       );
-  if (
-    gemv ||
-    rb ||
-    unroll ||
-    gemvLut ||
-    split ||
-    coalesce ||
-    prefetch ||
-    streams ||
-    ablate ||
-    reduce ||
-    grid !== undefined
-  )
+  if (gemv || rb || unroll || gemvLut || prefetch || ablate || reduce || grid !== undefined)
     setPaletteGemv(gemv ?? 'auto', {
       rb: rb || undefined,
       unroll: unroll || undefined,
-      pairs: gemvLut === 'pairs',
       shuffle: gemvLut ? gemvLut === 'shuffle' : undefined,
-      split: split === '2' ? 2 : undefined,
-      coalesce: coalesce === '1',
       prefetch: prefetch ? prefetch === '1' : undefined,
-      streams: streams || undefined,
       ablate,
       reduce,
       grid,

@@ -23,7 +23,6 @@ import {
 import { describe, expect, it } from 'vitest';
 import {
   getWebGPUDeviceInfo,
-  paletteGemvWgsl,
   setLinearRoute,
   setMatMulRoute,
   setMaxGroupsPerDimension,
@@ -33,7 +32,7 @@ import {
   withBindingCheck,
 } from '../src/index';
 import { wideAttentionThreads } from '../src/kernels/cached-attention-subgroup';
-import { gemvStreams, gemvTile } from '../src/kernels/palette-gemv';
+import { gemvTile } from '../src/kernels/palette-gemv';
 import { maxSubgroupSize, minSubgroupSize } from '../src/kernels/subgroup-route';
 
 const backends = await testBackends();
@@ -58,12 +57,12 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
   }, 300_000);
 
   // the suite above takes the adapter's own shape ('auto'): run the linear kernels in both
-  it.each(['reduce', 'rows', 'rows+pairs', 'serial', 'gemv', 'gemv+pairs', 'gemv+split'] as const)(
+  it.each(['reduce', 'rows', 'rows+pairs', 'serial', 'gemv'] as const)(
     'passes the linear kernels in the %s shape',
     async (shape) => {
       const linear: string[] = [LinearKernelNames.PaletteMatMul, LinearKernelNames.Bf16MatMul];
       const cases = conformanceCases().filter((c) => linear.includes(c.kernelName));
-      const gemv = shape.startsWith('gemv');
+      const gemv = shape === 'gemv';
       const route =
         shape === 'reduce' || shape === 'rows' || shape === 'serial'
           ? shape
@@ -73,10 +72,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
       setLinearRoute(route);
       setPaletteLut(shape === 'rows+pairs' ? 'pairs' : 'lanes');
       // 'gemv': one row of x with K ≥ 2048 through the x-stationary GEMV, also on a software adapter
-      setPaletteGemv(gemv ? 'on' : 'auto', {
-        pairs: shape === 'gemv+pairs',
-        split: shape === 'gemv+split' ? 2 : undefined,
-      });
+      setPaletteGemv(gemv ? 'on' : 'auto');
       try {
         const report = await runConformance('webgpu', cases);
         expect(report.results.length).toBe(cases.length);
@@ -94,8 +90,8 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
 
 /**
  * One row of x through the GEMV against the reference: 1, 3, 6 and 8 bits at K = 2080 (65
- * chunks: a last group of lanes with one chunk in K; whole entries a word, the shuffle exchange,
- * and 6 bits' own case) and 3 bits at K = 2048, each under one of no prologue, RMSNorm + residual
+ * chunks: a last subgroup with one chunk in K; whole entries a word, fields across words, and 6
+ * bits' workgroup-memory LUT) and 3 bits at K = 2048, each under one of no prologue, RMSNorm + residual
  * and SwiGLU + residual; 37 rows in two LUT groups (a partial workgroup), permuted and scaled.
  * (Few cases: lavapipe compiles each GEMV shader in up to a minute, cold in CI.)
  */
@@ -154,30 +150,19 @@ function gemvCases(): ConformanceCase[] {
 }
 
 describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV options', () => {
-  // 8 lanes: lavapipe's subgroup size, so the 3/5/6/7-bit shuffle exchange runs (at 32 it falls
-  // back to each thread's own words; the 1/2/4/8-bit layout needs no subgroup). Rows 2 at a time
-  // (short compiles at 5–7 bits), 4 a workgroup under prefetch: two row groups to pipeline.
-  // (each option alone is a subset of these two; the JS check below covers 16 and 32 lanes)
+  // Rows 2 at a time (short compiles at 5–7 bits) unless a case says otherwise.
   it.each([
-    // butterfly sums of 4 rows: 2 halving steps, then 1 plain step at lavapipe's 8 lanes
+    // butterfly sums of 4 rows: 2 halving steps, then 1 plain step at lavapipe's 8 lanes; no
+    // prefetch
     [
-      'coalesce (32 lanes: each thread its own words here), butterfly sums',
-      { coalesce: true, reduce: 'butterfly', rb: 8, unroll: 4 },
+      'butterfly sums of 4 rows, no prefetch',
+      { reduce: 'butterfly', rb: 8, unroll: 4, prefetch: false },
     ],
-    // two streams of 4 rows a workgroup: 37 rows end in a workgroup whose second stream has one
-    // and a subgroupAdd a row (the butterfly is the default where the subgroup size is fixed);
-    // every LUT in workgroup memory
+    // 4 rows a workgroup under prefetch (two row groups to pipeline), a subgroupAdd a row (the
+    // butterfly is the default where the subgroup size is fixed), every LUT in workgroup memory
     [
-      'coalesce (8 lanes) + prefetch, 2 streams, subgroupAdd sums, LUT in workgroup memory',
-      {
-        coalesce: true,
-        lanes: 8,
-        prefetch: true,
-        rb: 4,
-        streams: 2,
-        reduce: 'add',
-        shuffle: false,
-      },
+      'prefetch, subgroupAdd sums, LUT in workgroup memory',
+      { prefetch: true, rb: 4, reduce: 'add', shuffle: false },
     ],
     // persistent workgroups (LUT entries read with the words) walk the row groups of each case:
     // 192 threads are 3 workgroups at K = 2,048 (64 threads; 37 rows: 19 groups of 2, 7 for the
@@ -189,8 +174,6 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV op
     '%s matches the reference',
     async (_, tuning) => {
       const cases = gemvCases();
-      // (the streams are real here: whole subgroups of the device's largest size a stream)
-      if ('streams' in tuning) for (const k of [2048, 2080]) expect(gemvStreams(k, 1, 2)).toBe(2);
       if ('reduce' in tuning && tuning.reduce === 'butterfly')
         expect(minSubgroupSize()).toBe(maxSubgroupSize());
       setPaletteGemv('on', { unroll: 2, ...tuning });
@@ -207,83 +190,6 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV op
     },
     300_000,
   );
-});
-
-/**
- * The WGSL's index loads and exchange (from `let sg` to the first row's sums) run in JS for a
- * workgroup of `sgs`-wide subgroups, with codes[i] = i: each thread's words cw{w}_{u}.
- */
-function gemvWords(wgsl: string, threads: number, sgs: number): Record<string, number>[] {
-  const body = wgsl.slice(wgsl.indexOf('let sg ='), wgsl.indexOf('let lb0'));
-  const lines = [...body.matchAll(/let (\w+) = ([^;]+);/g)]
-    .filter(([, name]) => !['row', 'at', 'j'].includes(name))
-    .map(([, name, expr]) => {
-      const js = expr
-        .replace(/codes\[(.*)\]$/, 'codes($1)')
-        .replace(/u\.n/g, 'N')
-        .replace(/(\d+)u\b/g, '$1')
-        .replace(/(?<![.\w])([A-Za-z_]\w*)\b(?!\()/g, 'e.$1')
-        .replace(/(e\.\w+|\d+) \/ (e\.\w+|\d+)/g, 'Math.floor($1 / $2)')
-        .replace(/\bmin\(/g, 'Math.min(')
-        .replace(/subgroupShuffle\(e\.(\w+), (e\.\w+)\)/g, "shuffle('$1', $2)")
-        .replace(/select\(/g, 'sel(');
-      return { name, f: new Function('e', 'sel', 'shuffle', 'codes', `return ${js};`) };
-    });
-  const envs = Array.from({ length: threads }, (_, tid) => ({
-    tid,
-    sl: tid % sgs,
-    sgs,
-    first: 0,
-    r: 0,
-    N: 1 << 20,
-  })) as Record<string, number>[];
-  const sel = (f: unknown, t: unknown, c: unknown) => (c ? t : f);
-  for (const { name, f } of lines)
-    if (name !== 'first') {
-      const values = envs.map((e, tid) =>
-        f(
-          e,
-          sel,
-          (v: string, src: number) => envs[tid - (tid % sgs) + src][v],
-          (i: number) => i,
-        ),
-      );
-      envs.forEach((e, tid) => {
-        e[name] = values[tid];
-      });
-    }
-  return envs;
-}
-
-describe("webgpu plugin: the GEMV's coalesced word exchange", () => {
-  // on lavapipe (8-wide subgroups) only 8 lanes exchange: here 16 and 32 too, in subgroups of
-  // 8 (the fallback), the same width and twice it; 65 and 344 chunks end in a partial group
-  it.each([3, 5, 6, 7])('%i bits: every thread gets its own words', (bits) => {
-    for (const lanes of [8, 16, 32])
-      for (const sgs of [8, lanes, 2 * lanes])
-        for (const k of [2048, 2080, 11008]) {
-          const fusion = {};
-          const wgsl = paletteGemvWgsl({
-            k,
-            bits,
-            rb: 4,
-            unroll: 2,
-            fusion,
-            coalesce: true,
-            lanes,
-          });
-          const ch = k / 32;
-          const threads = Math.ceil(ch / 32) * 32;
-          const envs = gemvWords(wgsl, threads, sgs);
-          const wrong: string[] = [];
-          for (let c = 0; c < ch; c++)
-            for (let u = 0; u < 2; u++)
-              for (let w = 0; w < bits; w++)
-                if (envs[c][`cw${w}_${u}`] !== (u * ch + c) * bits + w)
-                  wrong.push(`thread ${c} row ${u} word ${w}: ${envs[c][`cw${w}_${u}`]}`);
-          expect(wrong.slice(0, 4), `lanes ${lanes} subgroups ${sgs} k ${k}`).toEqual([]);
-        }
-  });
 });
 
 describe.skipIf(!backends.includes('webgpu'))(

@@ -18,7 +18,7 @@ import {
  * 32-column chunk of K: 128 threads at K = 4096, 352 at 11,008) and keeps x's 32 values of its
  * chunk in registers for the whole workgroup. The workgroup then walks RB weight rows: for each,
  * every thread reads its `bits` index words (the threads' words lie side by side: one sweep of
- * the row, though each load of a subgroup takes one word every `bits`; see `coalesce`), looks its
+ * the row, though each load of a subgroup takes one word every `bits`), looks its
  * 32 entries up in the row's LUT (staged in workgroup memory: all lanes of a subgroup read the
  * same ≤ 2^bits neighbouring words, so no bank conflicts) and accumulates; sums over the subgroup
  * (a butterfly over the row group where the subgroup size is fixed, see GemvShape.butterfly) and
@@ -32,6 +32,12 @@ import {
  * Why: the rows shape (PaletteRowsProgram) read 64 bytes of x (and g) per 3 bytes of indices and
  * reduced each row through five barriers; on the H200 it reached ~400 GB/s on a 7B layer's
  * gate-up product (bench/results/h200-2026-12-02/decode-ops-lanes.json).
+ *
+ * Measured slower on the H200 and removed (stop 40; the files name them): LUT pairs (one 8-byte
+ * lookup per two weights, decode-ops-gemv-pairs.txt), two threads a chunk (decode-ops-call18.txt),
+ * coalesced index loads with a shuffle exchange (decode-ops-s3.txt, decode-ops-kvfuse-s6-4.txt:
+ * 7B decode 217 against 231 tokens/s), several streams of rows a
+ * workgroup (decode-ops-streams-s5-4.txt), all under bench/results/h200-2026-12-03/.
  */
 export interface GemvShape {
   /** Columns of K (a multiple of 32). */
@@ -42,31 +48,8 @@ export interface GemvShape {
   /** Rows whose index loads are issued together. */
   unroll: number;
   fusion: LinearFusion;
-  /** 1–3 bits: the LUT staged as pairs (one 8-byte lookup per two weights). */
-  pairs?: boolean;
-  /** Threads per 32-column chunk: 2 halves the work and registers of a thread (1–4 bits). */
-  split?: 1 | 2;
-  /**
-   * Coalesced index loads (split 1): each load of `lanes` neighbouring threads reads `lanes`
-   * consecutive words of the row, not one word every `bits` words. At 1, 2, 4 and 8 bits a word
-   * holds whole entries, so the threads keep the x values of the words they load instead (no
-   * exchange); at 3, 5, 6 and 7 bits each thread keeps its chunk and the words reach it through
-   * `bits` subgroupShuffles, where the subgroup size is a multiple of `lanes` (elsewhere each
-   * thread loads its own words, as without the option).
-   */
-  coalesce?: boolean;
-  /** Threads of one coalesced load: 8, 16 or 32 (the default: a warp's 128-byte line). */
-  lanes?: number;
   /** Index loads a row group ahead: the first group's before the LUT staging and x loads. */
   prefetch?: boolean;
-  /**
-   * Independent streams of RB rows a workgroup (default 1): each its own threads, one per chunk,
-   * and its own x registers. Larger workgroups cap the registers a thread gets (65,536 a
-   * multiprocessor on NVIDIA: 128 a thread at 512 threads), so that more warps could run at
-   * once; on the H200 2 and 4 streams were slower (bench/results/h200-2026-12-03/
-   * decode-ops-streams-s5-4.txt). The threads of a stream must fill whole subgroups (gemvStreams).
-   */
-  streams?: number;
   /**
    * Measurement only (wrong results): parts of the kernel left out to see what bounds it
    * (bench/decode-ops.ts through EDKM_GEMV_ABLATE): 'noload' (index words made from the row
@@ -93,11 +76,11 @@ export interface GemvShape {
    * from the lane its index names. A lookup then takes no address arithmetic (the workgroup-memory
    * load's add, bounds clamp and byte offset) and no workgroup-memory load: the field extraction,
    * the shuffle and the FMA. Needs 2^bits ≤ the size (NVIDIA 32: up to 5 bits; lavapipe 8: up to
-   * 3) and single lookups (not `pairs`).
+   * 3).
    */
   shuffle?: number;
   /**
-   * Persistent workgroups (needs `shuffle`, one stream): `grid` workgroups, each walking the row
+   * Persistent workgroups (needs `shuffle`): `grid` workgroups, each walking the row
    * groups (of `unroll` rows) wg, wg + grid, … of the n rows, so that every workgroup runs in the
    * first wave and the rows spread over them in small pieces (a 16-row block per workgroup left
    * the last of two to three waves mostly empty). Each row's LUT entry comes straight from `lut`
@@ -116,12 +99,7 @@ let gemvMode: GemvMode = 'auto';
 type GemvTuning = {
   rb?: number;
   unroll?: number;
-  pairs?: boolean;
-  split?: 1 | 2;
-  coalesce?: boolean;
-  lanes?: number;
   prefetch?: boolean;
-  streams?: number;
   ablate?: readonly GemvAblation[];
   /**
    * LUT lookups through subgroupShuffle where 2^bits ≤ the device's smallest subgroup
@@ -147,8 +125,8 @@ export function setPaletteGemv(mode: GemvMode, tuning: GemvTuning = {}): void {
 }
 
 /** Threads of the workgroup for K: one per 32-column chunk, rounded up to a multiple of 32. */
-export function gemvThreads(k: number, split = 1): number {
-  return Math.ceil(((k / 32) * split) / 32) * 32;
+export function gemvThreads(k: number): number {
+  return Math.ceil(k / 32 / 32) * 32;
 }
 
 /**
@@ -163,7 +141,7 @@ export function useGemv(m: number, k: number, clusterDim: number): boolean {
     clusterDim === 1 &&
     k % 32 === 0 &&
     k >= 2048 &&
-    gemvThreads(k, gemvTuning.split ?? 1) <= maxInvocations()
+    gemvThreads(k) <= maxInvocations()
   );
 }
 
@@ -178,107 +156,58 @@ export function gemvTile(
 ): {
   rb: number;
   unroll: number;
-  pairs: boolean;
-  split: 1 | 2;
-  coalesce: boolean;
-  lanes: number;
   prefetch: boolean;
-  streams: number;
   ablate: readonly GemvAblation[];
   butterfly: number | undefined;
   shuffle: number | undefined;
   grid: number | undefined;
   n: number;
 } {
-  const pairs = (gemvTuning.pairs ?? false) && bits <= 3;
   // lookups through subgroupShuffle wherever the LUT fits a subgroup (the default: 7B-shaped
   // 3-bit decode 218.0 / 219.0 → 222.0 / 221.5 tokens/s, and 4 rows at a time 225.8 / 226.2,
   // A/B/A/B in call s6-2: bench/results/h200-2026-12-03/decode-ops-shuffle-s6-2.txt)
   const shuffle =
-    (gemvTuning.shuffle ?? true) && !pairs && 1 << bits <= minSubgroupSize()
-      ? minSubgroupSize()
-      : undefined;
+    (gemvTuning.shuffle ?? true) && 1 << bits <= minSubgroupSize() ? minSubgroupSize() : undefined;
   // 16 rows, 8 at a time with the LUT in workgroup memory: the best of 16/32/64 × 2/4/8 on the
   // H200 (QKV 34.6 µs, gate-up 52.6, down 29.2; bench/results/h200-2026-12-03/
   // decode-ops-gemv-tiles.txt); 4 at a time with shuffles (fewer registers: gate-up 51.3 → 48.2,
   // QKV 34.1 → 32.5, down 27.7 → 27.0 µs, call s6-1; 2 at a time no better, call s6-2)
   const unroll = gemvTuning.unroll ?? (shuffle ? 4 : 8);
-  const slots = pairs ? 2 << (2 * bits) : 1 << bits; // words of LUT a row
+  const slots = 1 << bits; // words of LUT a row
   // 8 rows a workgroup for a 4096×4096 product (the O projection: 512 workgroups instead of 256;
   // 20.0–20.7 µs against 24.4 on the H200, where QKV, gate-up and down were slower with 8:
   // bench/results/h200-2026-12-03/decode-ops-s4-2.txt)
   let rb = gemvTuning.rb ?? (n * k <= 4096 * 4096 ? 8 : 16);
   rb = Math.max(unroll, Math.min(rb, Math.floor(2048 / slots)));
   rb -= rb % unroll;
-  const lanes = gemvTuning.lanes ?? 32;
   const fixed = minSubgroupSize() === maxSubgroupSize() ? maxSubgroupSize() : 0;
-  const split = gemvTuning.split ?? 1;
   // persistent workgroups (GemvShape.grid) for the largest products on a hardware adapter, 67,584
   // threads (512 for each of the H200's 132 multiprocessors): a 7B layer's gate-up product 48.3 →
   // 41.6 µs, where QKV, O and down were no faster or slower (bench/results/h200-2026-12-04/
   // decode-ops-grid-s7-1.txt)
   const gridThreads =
-    shuffle !== undefined && (gemvTuning.streams ?? 1) === 1
+    shuffle !== undefined
       ? (gemvTuning.grid ?? (!softwareDevice() && n * k >= 1 << 26 ? 67584 : 0))
       : 0;
   return {
     rb,
     unroll,
-    pairs,
-    split,
-    coalesce: gemvTuning.coalesce ?? false,
-    lanes: [8, 16, 32].includes(lanes) ? lanes : 32,
     // the next row group's index loads before this one's sums, where lookups are shuffles (7B-shaped
     // 3-bit decode 231.7 / 231.4 → 235.2 / 235.6 tokens/s, A/B/A/B in call s6-4)
     prefetch: gemvTuning.prefetch ?? shuffle !== undefined,
-    streams: gemvStreams(k, split, gemvTuning.streams ?? 1),
     ablate: gemvTuning.ablate ?? [],
     // (butterfly by default: 7B-shaped 3-bit decode 198.0–198.5 → 212.5–213.0 tokens/s on the
     // H200, A/B/A/B in one call: bench/results/h200-2026-12-03/decode-ops-ablate-s5-7.txt)
     butterfly: (gemvTuning.reduce ?? 'butterfly') === 'butterfly' && fixed ? fixed : undefined,
     shuffle,
-    grid:
-      gridThreads > 0 ? Math.max(1, Math.floor(gridThreads / gemvThreads(k, split))) : undefined,
+    grid: gridThreads > 0 ? Math.max(1, Math.floor(gridThreads / gemvThreads(k))) : undefined,
     n,
   };
-}
-
-/**
- * Streams a workgroup of the GEMV for K can take (GemvShape.streams): as many as asked, within the
- * device's invocations and with each stream whole subgroups of the largest size the device has.
- */
-export function gemvStreams(k: number, split: number, asked: number): number {
-  const wgt = gemvThreads(k, split);
-  if (wgt % maxSubgroupSize() !== 0) return 1;
-  return Math.max(1, Math.min(Math.floor(asked), Math.floor(maxInvocations() / wgt)));
-}
-
-/**
- * The exchange of coalesced index words at 3, 5, 6 and 7 bits (GemvShape.coalesce): word i of a
- * group's span is loaded by thread i % lanes into its register i / lanes, and thread d needs words
- * d·bits + w. With g = gcd(bits, lanes), b1 = bits / g, l1 = lanes / g: word w of a chunk lies in
- * the threads s ≡ w (mod g). Step t = t1·g + t0 (of bits) brings thread d, of block kd = d / l1,
- * its word g·f(t1) + (t0 + kd) % g, f(t1) = l1·t1 % b1, from thread (d·bits + that) % lanes: for
- * each t the sources are distinct, and thread s (w0 = s % g, s1 = s / g) sends its register
- * ((w0 − t0) % g)·b1 + (t1 − s1·inv) % b1, inv = l1⁻¹ mod b1.
- */
-export function gemvExchange(
-  bits: number,
-  lanes: number,
-): { g: number; b1: number; l1: number; inv: number; f: (t1: number) => number } {
-  let g = 1;
-  while (bits % (g * 2) === 0 && lanes % (g * 2) === 0) g *= 2;
-  const b1 = bits / g;
-  const l1 = lanes / g;
-  let inv = 0;
-  while (b1 > 1 && inv < b1 && (l1 * inv) % b1 !== 1) inv++;
-  return { g, b1, l1, inv, f: (t1) => (l1 * t1) % b1 };
 }
 
 /** The WGSL of the x-stationary GEMV (bindings: x, codes, lut, rows, scales, [g], [residual], y, uniforms). */
 export function paletteGemvWgsl(shape: GemvShape): string {
   const { k, bits, rb, unroll, fusion } = shape;
-  const streams = shape.streams ?? 1;
   const ablate = new Set(shape.ablate ?? []);
   const sgFixed = shape.butterfly ?? 0;
   const fly =
@@ -287,12 +216,11 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     (unroll & (unroll - 1)) === 0 &&
     unroll <= sgFixed &&
     !ablate.has('nosum');
-  const pairs = shape.pairs === true;
-  const shuffle = !pairs && (shape.shuffle ?? 0) >= 1 << bits && !ablate.has('nolut');
+  const shuffle = (shape.shuffle ?? 0) >= 1 << bits && !ablate.has('nolut');
   const nomath = ablate.has('nomath');
   // (GemvShape.grid) persistent workgroups: M groups of `unroll` rows each at most, slot r + u of
   // a workgroup holding row (wg + r / unroll · grid) · unroll + u
-  const persist = shuffle && (shape.grid ?? 0) > 0 && streams === 1 && (shape.n ?? 0) > 0;
+  const persist = shuffle && (shape.grid ?? 0) > 0 && (shape.n ?? 0) > 0;
   const grid = shape.grid ?? 0;
   const groups = Math.ceil((shape.n ?? 0) / unroll);
   const slotsN = persist ? Math.ceil(groups / grid) * unroll : rb;
@@ -305,91 +233,25 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       ? `(wg.x + (${r}) / ${unroll}u * ${grid}u) * ${unroll}u + ${du}`
       : `first + ${r} + ${du}`;
   };
-  const per = pairs ? 1 << (2 * bits) : 1 << bits; // LUT slots a row
+  const per = 1 << bits; // LUT slots a row
   const rms = fusion.prologue === 'rmsnorm';
-  const split = shape.split === 2 && bits <= 4 && !pairs ? 2 : 1;
-  const coalesce = shape.coalesce === true && split === 1;
-  const lanes = shape.lanes ?? 32;
-  if (![8, 16, 32].includes(lanes)) throw new Error(`GEMV lanes ${lanes}: 8, 16 or 32`);
-  // 1, 2, 4, 8 bits coalesced: thread l of a group of `lanes` loads words j·lanes + l of the
-  // group's span and keeps x for them; 3, 5, 6, 7: words exchanged by shuffles
-  const own = coalesce && (bits & (bits - 1)) === 0;
-  const exchange = coalesce && !own;
-  const wgt = gemvThreads(k, split);
-  const nq = 8 / split; // vec4s of x a thread holds
+  const wgt = gemvThreads(k);
+  const nq = 8; // vec4s of x a thread holds
   const ch = k / 32;
   const entries = 1 << bits;
   const nsg = wgt / 4; // subgroup slots: any subgroup size from 4 up
-  const raw = split === 2 ? 3 : bits; // index words a thread loads per row
-  const vpw = 8 / bits; // under `own`: vec4s of x per word
+  const raw = bits; // index words a thread loads per row
   let binding = 5;
   const gBinding = rms ? binding++ : -1;
   const resBinding = fusion.residual ? binding++ : -1;
   const yBinding = binding++;
   const uBinding = binding;
-  // the thread's chunk (and under `coalesce` its words' offsets in the row: o0..)
-  const setup: string[] = [];
-  if (split === 2)
-    setup.push(
-      'let h = tid % 2u;',
-      `let on = tid / 2u < ${ch}u;`,
-      `let c = min(tid / 2u, ${ch - 1}u);`,
-      `let sb = h * ${16 * bits}u;`,
-      'let w0i = sb / 32u;',
-      'let sh = sb % 32u;',
-    );
-  else if (own) {
-    // word j·lanes + vl of the span of chunks g0..g0 + lanes − 1 is word vl % bits of chunk
-    // g0 + j·lanes/bits + vl/bits (loads past the row clamped, their x zero)
-    setup.push(`let vl = tid % ${lanes}u;`, 'let g0 = tid - vl;');
-    for (let j = 0; j < bits; j++)
-      setup.push(
-        `let xc${j} = g0 + ${(j * lanes) / bits}u + vl / ${bits}u;`,
-        `let on${j} = xc${j} < ${ch}u;`,
-        `let o${j} = min(g0 * ${bits}u + ${j * lanes}u + vl, ${ch * bits - 1}u);`,
-      );
-  } else {
-    setup.push(`let on = tid < ${ch}u;`, `let c = min(tid, ${ch - 1}u);`);
-    if (exchange) {
-      // (see gemvExchange) the rotations of the registers by s1·inv and w0 at the source and by
-      // kd at the destination; where the subgroup size is not a multiple of `lanes`, none, and
-      // register j = jb·b1 + jc holds the thread's own word g·f(jc) + (−jb) % g (lane sl − vl of
-      // the subgroup is thread tid − vl, as sg = tid / sgs takes it)
-      const { g, b1, l1, inv, f } = gemvExchange(bits, lanes);
-      setup.push(`let vl = tid % ${lanes}u;`, `let ex = sgs % ${lanes}u == 0u;`);
-      if (b1 > 1) setup.push(`let q1 = select(0u, (vl / ${g}u * ${inv}u) % ${b1}u, ex);`);
-      if (g > 1)
-        setup.push(`let w0 = select(0u, vl % ${g}u, ex);`, `let kd = select(0u, vl / ${l1}u, ex);`);
-      for (let j = 0; j < bits; j++) {
-        const own = g * f(j % b1) + ((g - Math.floor(j / b1)) % g);
-        setup.push(
-          `let o${j} = select(c * ${bits}u + ${own}u, min((tid - vl) * ${bits}u + ${j * lanes}u + vl, ${ch * bits - 1}u), ex);`,
-        );
-      }
-      for (let t = 0; t < bits; t++) {
-        const [t1, t0] = [Math.floor(t / g), t % g];
-        const w = g > 1 ? `${g * f(t1)}u + (${t0}u + kd) % ${g}u` : `${f(t1)}u`;
-        setup.push(`let src${t} = select(sl, sl - vl + (vl * ${bits}u + ${w}) % ${lanes}u, ex);`);
-      }
-      for (let b = 0; 1 << b < b1; b++) setup.push(`let qr${b} = (q1 & ${1 << b}u) != 0u;`);
-      for (let b = 0; 1 << b < g; b++)
-        setup.push(
-          `let wr${b} = (w0 & ${1 << b}u) != 0u;`,
-          `let kr${b} = (kd & ${1 << b}u) != 0u;`,
-        );
-    }
-  }
+  // the thread's chunk
+  const setup = [`let on = tid < ${ch}u;`, `let c = min(tid, ${ch - 1}u);`];
   /** Offset of the thread's word j in a row. */
-  const offset = (j: number) =>
-    coalesce ? `o${j}` : split === 2 ? `c * ${bits}u + w0i + ${j}u` : `c * ${bits}u + ${j}u`;
-  /** Whether the thread's vec4 q of x lies in K, and its index in x. */
-  const onAt = (q: number) => (own ? `on${Math.floor(q / vpw)}` : 'on');
-  const xAt = (q: number) =>
-    own
-      ? `xc${Math.floor(q / vpw)} * 8u + (vl % ${bits}u) * ${vpw}u + ${q % vpw}u`
-      : split === 2
-        ? `c * 8u + h * 4u + ${q}u`
-        : `c * 8u + ${q}u`;
+  const offset = (j: number) => `c * ${bits}u + ${j}u`;
+  /** The thread's vec4 q of x. */
+  const xAt = (q: number) => `c * 8u + ${q}u`;
   const lines: string[] = [];
   // x's 32 values of this thread's chunk (zero past K), times g under the RMSNorm prologue;
   // under SwiGLU's, silu(gate) · up from x [1, 2K] (computed once per workgroup and chunk)
@@ -397,8 +259,8 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   for (let q = 0; q < nq; q++)
     lines.push(
       swiglu
-        ? `let gt${q} = x[${xAt(q)}]; var x${q} = select(vec4<f32>(0.0), gt${q} / (vec4<f32>(1.0) + exp(-gt${q})) * x[${k / 4}u + ${xAt(q)}], ${onAt(q)});`
-        : `var x${q} = select(vec4<f32>(0.0), x[${xAt(q)}], ${onAt(q)});`,
+        ? `let gt${q} = x[${xAt(q)}]; var x${q} = select(vec4<f32>(0.0), gt${q} / (vec4<f32>(1.0) + exp(-gt${q})) * x[${k / 4}u + ${xAt(q)}], on);`
+        : `var x${q} = select(vec4<f32>(0.0), x[${xAt(q)}], on);`,
     );
   if (rms) {
     lines.push(
@@ -425,46 +287,8 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       )
       .join(' ');
   /** Row u's words cw{w}_{u} from the loaded k{u}_{j}. */
-  const words = (u: number): string[] => {
-    if (split === 2)
-      // this half's 16·bits bits start `sh` bits into word w0i of the chunk: two funnel shifts
-      return [
-        `let cw0_${u} = select((k${u}_0 >> sh) | (k${u}_1 << (32u - sh)), k${u}_0, sh == 0u);`,
-        `let cw1_${u} = select((k${u}_1 >> sh) | (k${u}_2 << (32u - sh)), k${u}_1, sh == 0u);`,
-      ];
-    if (!exchange) return Array.from({ length: bits }, (_, w) => `let cw${w}_${u} = k${u}_${w};`);
-    // (see gemvExchange) a[jb][jc] = register jb·b1 + jc, rotated by barrels of selects
-    const { g, b1, f } = gemvExchange(bits, lanes);
-    const out: string[] = [];
-    let a = Array.from({ length: g }, (_, jb) =>
-      Array.from({ length: b1 }, (_, jc) => `k${u}_${jb * b1 + jc}`),
-    );
-    /** a rotated by 2^b (flag `${flag}${b}`) along blocks or within them, into lets named `name`. */
-    const rotate = (name: string, flag: string, b: number, blocks: boolean) => {
-      const n = blocks ? g : b1;
-      a = a.map((row, jb) =>
-        row.map((v, jc) => {
-          const from = blocks ? a[(jb - (1 << b) + n) % n][jc] : a[jb][(jc - (1 << b) + n) % n];
-          out.push(`let ${name}${u}_${b}_${jb}_${jc} = select(${v}, ${from}, ${flag}${b});`);
-          return `${name}${u}_${b}_${jb}_${jc}`;
-        }),
-      );
-    };
-    for (let b = 0; 1 << b < b1; b++) rotate('ea', 'qr', b, false);
-    a = a.map((_, jb) => a[(g - jb) % g]);
-    for (let b = 0; 1 << b < g; b++) rotate('eb', 'wr', b, true);
-    a = a.map((row, t0) =>
-      row.map((v, t1) => {
-        out.push(`let v${u}_${t0}_${t1} = subgroupShuffle(${v}, src${t1 * g + t0});`);
-        return `v${u}_${t0}_${t1}`;
-      }),
-    );
-    for (let b = 0; 1 << b < g; b++) rotate('ec', 'kr', b, true);
-    a.forEach((row, w0) =>
-      row.forEach((v, t1) => out.push(`let cw${g * f(t1) + w0}_${u} = ${v};`)),
-    );
-    return out;
-  };
+  const words = (u: number): string[] =>
+    Array.from({ length: bits }, (_, w) => `let cw${w}_${u} = k${u}_${w};`);
   /** Row r + u's sum of LUT entries times x. */
   const sums = (r: string, u: number): string[] => {
     const out = persist ? [] : [`let lb${u} = (so + ${r} + ${u}u) * ${per}u;`];
@@ -474,30 +298,12 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       chunkField(j, width)
         .replace(/cw(\d+)/g, `cw$1_${u}`)
         .replace(/^i32\((.*)\)$/, '$1');
-    /** Entry j (of width bits) of word w, which holds whole entries. */
-    const whole = (w: number, j: number, width: number) =>
-      wrap
-        ? `(cw${w}_${u} >> ${j * width}u)`
-        : `((cw${w}_${u} >> ${j * width}u) & ${(1 << width) - 1}u)`;
     /** (ablation 'nomask') field j without its mask: the bits above it are the next fields'. */
     const unmasked = (j: number, width: number) =>
       chunkBits(j, width).replace(/cw(\d+)/g, `cw$1_${u}`);
     const terms = Array.from({ length: nq }, (_, q) => {
-      const w = Math.floor(q / vpw);
-      const qw = q % vpw;
-      if (pairs) {
-        const [a, b] = [0, 1].map(
-          (i) =>
-            `lutP[lb${u} + ${own ? whole(w, 2 * qw + i, 2 * bits) : `(${field(2 * q + i, 2 * bits)})`}]`,
-        );
-        return `dot(x${q}, vec4<f32>(${a}, ${b}))`;
-      }
       const l = [0, 1, 2, 3].map((i) => {
-        const e = own
-          ? whole(w, 4 * qw + i, bits)
-          : wrap
-            ? unmasked(4 * q + i, bits)
-            : `(${field(4 * q + i, bits)})`;
+        const e = wrap ? unmasked(4 * q + i, bits) : `(${field(4 * q + i, bits)})`;
         return ablate.has('nolut')
           ? `bitcast<f32>(${e} | 0x3f800000u)`
           : shuffle
@@ -511,7 +317,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       terms.splice(
         0,
         terms.length,
-        `x0.x * f32(${Array.from({ length: split === 2 ? 2 : bits }, (_, w) => `cw${w}_${u}`).join(' ^ ')})`,
+        `x0.x * f32(${Array.from({ length: bits }, (_, w) => `cw${w}_${u}`).join(' ^ ')})`,
       );
     if (fly) {
       // (summed over the subgroup with the group's other rows: butterfly below)
@@ -594,15 +400,10 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   const early = shape.prefetch ? us.map((u) => loads('0u', u, 'var ')) : [];
   const scaled = rms ? `t * inverseSqrt(ssSum / ${k}.0 + u.eps)` : 't';
   // the rows' LUTs into workgroup memory (not under `grid`: each row's entry comes with its words)
-  const staging = `for (var e = wtid; e < ${streams * rb * per}u; e = e + ${streams * wgt}u) {
-    let row = min(wg.x * ${streams * rb}u + e / ${per}u, u.n - 1u);
+  const staging = `for (var e = wtid; e < ${rb * per}u; e = e + ${wgt}u) {
+    let row = min(wg.x * ${rb}u + e / ${per}u, u.n - 1u);
     let at = u32(rows[2u * row + 1u]) * ${entries}u;
-    ${
-      pairs
-        ? `let j = e % ${per}u;
-    lutP[e] = vec2<f32>(lut[at + (j & ${entries - 1}u)], lut[at + (j >> ${bits}u)]);`
-        : `lutS[e] = lut[at + e % ${entries}u];`
-    }
+    lutS[e] = lut[at + e % ${entries}u];
   }`;
   /** Slot e's row (sum over the subgroups' slots, scale, residual) into y. */
   const finish = (e: string, row: string) => `let row = ${row};
@@ -632,17 +433,17 @@ ${rms ? `@group(0) @binding(${gBinding}) var<storage, read> g : array<vec4<f32>>
 ${fusion.residual ? `@group(0) @binding(${resBinding}) var<storage, read> residual : array<f32>;` : ''}
 @group(0) @binding(${yBinding}) var<storage, read_write> y : array<f32>;
 @group(0) @binding(${uBinding}) var<uniform> u : U;
-${persist ? '' : pairs ? `var<workgroup> lutP : array<vec2<f32>, ${streams * rb * per}>;` : `var<workgroup> lutS : array<f32, ${streams * rb * per}>;`}
-var<workgroup> part : array<f32, ${persist ? slotsN * nsg : streams * rb * nsg}>;
-${rms ? `var<workgroup> ssP : array<f32, ${streams * nsg}>;` : ''}
-@compute @workgroup_size(${streams * wgt})
+${persist ? '' : `var<workgroup> lutS : array<f32, ${rb * per}>;`}
+var<workgroup> part : array<f32, ${persist ? slotsN * nsg : rb * nsg}>;
+${rms ? `var<workgroup> ssP : array<f32, ${nsg}>;` : ''}
+@compute @workgroup_size(${wgt})
 fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) wtid : u32,
         @builtin(subgroup_invocation_id) sl : u32, @builtin(subgroup_size) sgs : u32) {
   // stream st of the workgroup: its thread tid, its rows from \`first\`, its LUTs and slots from so
   let st = wtid / ${wgt}u;
   let tid = wtid % ${wgt}u;
   let so = st * ${rb}u;
-  let first = wg.x * ${streams * rb}u + so;
+  let first = wg.x * ${rb}u + so;
   let sg = tid / sgs;
   ${ablate.has('noload') ? '_ = codes[0]; // (the binding stays in the layout)' : ''}
   ${setup.join('\n  ')}
@@ -680,34 +481,21 @@ export function paletteGemv(
     eps: attrs.eps,
   };
   const tile = gemvTile(n, bits, k);
-  const {
-    rb,
-    unroll,
-    pairs,
-    split,
-    coalesce,
-    lanes,
-    prefetch,
-    streams,
-    ablate,
-    butterfly,
-    shuffle,
-    grid,
-  } = tile;
+  const { rb, unroll, prefetch, ablate, butterfly, shuffle, grid } = tile;
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${pairs}_${split}_${coalesce ? `c${lanes}` : 'nc'}_${prefetch ? 'pf' : 'npf'}_s${streams}_${ablate.join('+')}_f${butterfly ?? 0}_sh${shuffle ?? 0}_${grid ? `g${grid}n${n}` : 'blocks'}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${prefetch ? 'pf' : 'npf'}_${ablate.join('+')}_f${butterfly ?? 0}_sh${shuffle ?? 0}_${grid ? `g${grid}n${n}` : 'blocks'}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
     wgsl: () => paletteGemvWgsl({ k, bits, fusion, ...tile }),
     tensors,
     uniforms: uniformBlock([
       ['u', n],
       ['f', fusion.prologue === 'rmsnorm' ? (fusion.eps as number) : 0],
     ]),
-    groups: [grid ?? Math.ceil(n / (streams * rb)), 1, 1],
+    groups: [grid ?? Math.ceil(n / rb), 1, 1],
   });
   return y;
 }
