@@ -317,23 +317,19 @@ export function int8GemmWgsl(s: Int8KernelSpec, o: Int8WgslOptions): string {
     As: (s.tm * FM * p.lds) / 4,
     Bs: (s.tn * FN * p.lds) / 4,
   };
-  // a fragment's source: `arr` (offset e), or block `blk` of `arr` (the emulation's flat offset)
-  const at = (arr: string, e: string, blk?: string) =>
-    blk === undefined
-      ? { ptr: `&${arr}`, e }
-      : { ptr: `&${arr}[${blk}]`, e, flat: `${blk} * ${blockWords[arr] * 4}u + ${e}` };
-  const loadL = (arr: string, e: string, stride: string, blk?: string) => {
-    const a = at(arr, e, blk);
-    return emu
-      ? `L(${srcId[arr]}u, ${a.flat ?? e}, ${stride})`
-      : `subgroupMatrixLoad<L>(${a.ptr}, ${off(e)}, false, ${stride})`;
-  };
-  const loadR = (arr: string, e: string, stride: string, blk?: string) => {
-    const a = at(arr, e, blk);
-    return emu
-      ? `R(${srcId[arr]}u, ${a.flat ?? e}, ${stride})`
-      : `subgroupMatrixLoad<R>(${a.ptr}, ${off(e)}, true, ${stride})`;
-  };
+  // a fragment from `arr` at offset e, or from block `blk` of `arr` at e (the emulation reads a
+  // flat offset); L fragments row-major, R column-major
+  const load =
+    (kind: 'L' | 'R'): Load =>
+    (arr, e, stride, blk) => {
+      const ptr = blk === undefined ? `&${arr}` : `&${arr}[${blk}]`;
+      const flat = blk === undefined ? e : `${blk} * ${blockWords[arr] * 4}u + ${e}`;
+      return emu
+        ? `${kind}(${srcId[arr]}u, ${flat}, ${stride})`
+        : `subgroupMatrixLoad<${kind}>(${ptr}, ${off(e)}, ${kind === 'R'}, ${stride})`;
+    };
+  const loadL = load('L');
+  const loadR = load('R');
   const mma = (a: string, b: string, c: string) =>
     emu ? `mma(${a}, ${b}, ${c})` : `subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c})`;
   const store = (e: string, c: string, stride: string, to = 'C') =>
