@@ -326,11 +326,6 @@ async function init(): Promise<boolean> {
       );
   const prefetch = envChoice('EDKM_GEMV_PREFETCH', ['0', '1'] as const);
   const reduce = envChoice('EDKM_GEMV_REDUCE', ['add', 'butterfly'] as const);
-  // EDKM_GEMV_SELECTS=N: the first N of each thread's 32 weights a row looked up by selects (A/B)
-  const selectsEnv = env('EDKM_GEMV_SELECTS');
-  const selects = selectsEnv === undefined ? undefined : Number(selectsEnv);
-  if (selects !== undefined && !(Number.isInteger(selects) && selects >= 0 && selects <= 32))
-    throw new InvalidArgumentError(`EDKM_GEMV_SELECTS: ${selectsEnv} is not 0 … 32`);
   // EDKM_GEMV_GRID=T: persistent workgroups, T threads in all (0: a block of rows a workgroup) (A/B)
   const gridEnv = env('EDKM_GEMV_GRID');
   const grid = gridEnv === undefined ? undefined : Number(gridEnv);
@@ -343,17 +338,7 @@ async function init(): Promise<boolean> {
       throw new InvalidArgumentError(
         `EDKM_GEMV_ABLATE: ${a} is not one of noload, nolut, nosum, nomath, nomask`,
       );
-  if (
-    gemv ||
-    rb ||
-    unroll ||
-    gemvLut ||
-    prefetch ||
-    ablate ||
-    reduce ||
-    grid !== undefined ||
-    selects !== undefined
-  )
+  if (gemv || rb || unroll || gemvLut || prefetch || ablate || reduce || grid !== undefined)
     setPaletteGemv(gemv ?? 'auto', {
       rb: rb || undefined,
       unroll: unroll || undefined,
@@ -362,7 +347,6 @@ async function init(): Promise<boolean> {
       ablate,
       reduce,
       grid,
-      selects,
     });
   // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B); EDKM_ATTENTION_BOUNDED=0:
   // its splits read every slot, live or not (A/B); EDKM_ATTENTION_INTERLEAVE=0: each split one run

@@ -170,10 +170,6 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV op
     // group's loads ahead
     ['persistent workgroups of 192 threads, prefetch', { grid: 192, prefetch: true }],
     ['persistent workgroups of 320 threads, no prefetch', { grid: 320, prefetch: false }],
-    // lookups by selects (1 and 3 bits; 6 and 8 take none): 12 of each thread's 32 weights on
-    // persistent workgroups (entries read from the LUTs), all 32 in blocks (from the staged copy)
-    ['12 lookups by selects, persistent workgroups of 192 threads', { selects: 12, grid: 192 }],
-    ['every lookup by selects, blocks of rows', { selects: 32 }],
   ] as const)(
     '%s matches the reference',
     async (_, tuning) => {

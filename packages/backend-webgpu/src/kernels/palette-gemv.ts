@@ -89,14 +89,6 @@ export interface GemvShape {
   grid?: number;
   /** Rows of the product (needed with `grid`: the groups a workgroup walks are a shader constant). */
   n?: number;
-  /**
-   * With `shuffle`, at 1–3 bits: the first `selects` of each thread's 32 weights a row looked up
-   * by a tree of selects over the row's 2^bits LUT entries (in registers, read once a row) instead
-   * of a shuffle — 2^bits − 1 selects on the index bits, tested in place, on the ALU instead of
-   * the shuffle unit, which bounds the persistent gate-up product (bench/results/h200-2026-12-04/
-   * decode-ops-nolut-s8-7.txt: 41.7 µs, 23.9 with free lookups). The same entries, so the same sums.
-   */
-  selects?: number;
 }
 
 export type GemvAblation = 'noload' | 'nolut' | 'nosum' | 'nomath' | 'nomask';
@@ -109,8 +101,6 @@ type GemvTuning = {
   unroll?: number;
   prefetch?: boolean;
   ablate?: readonly GemvAblation[];
-  /** GemvShape.selects (0 or absent: every lookup a shuffle). */
-  selects?: number;
   /**
    * LUT lookups through subgroupShuffle where 2^bits ≤ the device's smallest subgroup
    * (GemvShape.shuffle; default true), else from workgroup memory.
@@ -172,7 +162,6 @@ export function gemvTile(
   shuffle: number | undefined;
   grid: number | undefined;
   n: number;
-  selects: number;
 } {
   // lookups through subgroupShuffle wherever the LUT fits a subgroup (the default: 7B-shaped
   // 3-bit decode 218.0 / 219.0 → 222.0 / 221.5 tokens/s, and 4 rows at a time 225.8 / 226.2,
@@ -213,7 +202,6 @@ export function gemvTile(
     shuffle,
     grid: gridThreads > 0 ? Math.max(1, Math.floor(gridThreads / gemvThreads(k))) : undefined,
     n,
-    selects: shuffle !== undefined && bits <= 3 ? Math.min(32, gemvTuning.selects ?? 0) : 0,
   };
 }
 
@@ -238,8 +226,6 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   const slotsN = persist ? Math.ceil(groups / grid) * unroll : rb;
   // (ablation 'nomask': shuffle indices without their mask, the next fields' bits above them)
   const wrap = shuffle && ablate.has('nomask');
-  // (GemvShape.selects) weights 0..sel − 1 of a thread's chunk looked up by selects
-  const sel = shuffle && bits <= 3 && !wrap ? Math.min(32, shape.selects ?? 0) : 0;
   /** The row of slot r + u (r a WGSL expression). */
   const rowOf = (r: string, u: number | string) => {
     const du = typeof u === 'number' ? `${u}u` : u;
@@ -315,35 +301,8 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     /** (ablation 'nomask') field j without its mask: the bits above it are the next fields'. */
     const unmasked = (j: number, width: number) =>
       chunkBits(j, width).replace(/cw(\d+)/g, `cw$1_${u}`);
-    if (sel > 0) {
-      // (GemvShape.selects) the row's entries into registers: from the LUTs (persistent) or their
-      // staged copy
-      const at = persist
-        ? `u32(rows[2u * min(${rowOf(r, u)}, u.n - 1u) + 1u]) * ${entries}u`
-        : `lb${u}`;
-      out.push(`let le${u} = ${at};`);
-      for (let c = 0; c < entries; c++)
-        out.push(`let L${u}_${c} = ${persist ? 'lut' : 'lutS'}[le${u} + ${c}u];`);
-    }
-    /** Field j's entry by selects on its bits, each tested where it lies in the chunk's words. */
-    const selected = (j: number): string => {
-      const bit = (b: number) => {
-        const p = j * bits + b;
-        return `(cw${p >> 5}_${u} & ${(1 << (p & 31)) >>> 0}u) != 0u`;
-      };
-      let level = Array.from({ length: entries }, (_, c) => `L${u}_${c}`);
-      for (let b = 0; level.length > 1; b++) {
-        const test = bit(b);
-        level = Array.from(
-          { length: level.length / 2 },
-          (_, i) => `select(${level[2 * i]}, ${level[2 * i + 1]}, ${test})`,
-        );
-      }
-      return level[0];
-    };
     const terms = Array.from({ length: nq }, (_, q) => {
       const l = [0, 1, 2, 3].map((i) => {
-        if (4 * q + i < sel) return selected(4 * q + i);
         const e = wrap ? unmasked(4 * q + i, bits) : `(${field(4 * q + i, bits)})`;
         return ablate.has('nolut')
           ? `bitcast<f32>(${e} | 0x3f800000u)`
@@ -522,14 +481,14 @@ export function paletteGemv(
     eps: attrs.eps,
   };
   const tile = gemvTile(n, bits, k);
-  const { rb, unroll, prefetch, ablate, butterfly, shuffle, grid, selects } = tile;
+  const { rb, unroll, prefetch, ablate, butterfly, shuffle, grid } = tile;
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${prefetch ? 'pf' : 'npf'}_${ablate.join('+')}_f${butterfly ?? 0}_sh${shuffle ?? 0}_${grid ? `g${grid}n${n}` : 'blocks'}_sel${selects}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${prefetch ? 'pf' : 'npf'}_${ablate.join('+')}_f${butterfly ?? 0}_sh${shuffle ?? 0}_${grid ? `g${grid}n${n}` : 'blocks'}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
     wgsl: () => paletteGemvWgsl({ k, bits, fusion, ...tile }),
     tensors,
     uniforms: uniformBlock([
