@@ -37,7 +37,10 @@ import {
  * lookup per two weights, decode-ops-gemv-pairs.txt), two threads a chunk (decode-ops-call18.txt),
  * coalesced index loads with a shuffle exchange (decode-ops-s3.txt, decode-ops-kvfuse-s6-4.txt:
  * 7B decode 217 against 231 tokens/s), several streams of rows a
- * workgroup (decode-ops-streams-s5-4.txt), all under bench/results/h200-2026-12-03/.
+ * workgroup (decode-ops-streams-s5-4.txt), all under bench/results/h200-2026-12-03/. Also slower:
+ * lookups by trees of selects over the row's entries in registers instead of shuffles, though the
+ * shuffles bound the persistent gate-up product (h200-2026-12-04/decode-ops-selects-s8-9.txt,
+ * decode-ops-nolut-s8-7.txt).
  */
 export interface GemvShape {
   /** Columns of K (a multiple of 32). */
