@@ -52,6 +52,17 @@ export interface GemmVariant {
   checkK: boolean;
 }
 
+/**
+ * B as a palettized weight [N, K] (PaletteMatMul's GEMM form, kernels/palette-gemm.ts): stored row
+ * o's weight k is lut[rows[2o + 1] · 2^bits + index] · scales[o], its index `bits` wide at bit
+ * k · bits of the row's packed words (rows word-aligned: K a multiple of 32), decoded as the tile
+ * is staged; output column rows[2o] (JLCM's permutation), plus `residual` there where asked.
+ */
+export interface PaletteOperand {
+  bits: number;
+  residual: boolean;
+}
+
 /** TMxTNxWXxWYxBK, then `r` (rolled K loop), `g<group>`, `b` (block lanes), `n` (no padding): '8x8x16x16x8g8b'. */
 export function gemmTileName(t: GemmTile): string {
   return `${t.tm}x${t.tn}x${t.wx}x${t.wy}x${t.bk}${t.unroll === false ? 'r' : ''}${t.group ? `g${t.group}` : ''}${t.lanes === 'block' ? 'b' : ''}${t.pad === false ? 'n' : ''}`;
@@ -181,6 +192,8 @@ function operandTile(
   vec: boolean,
   checkOuter: boolean,
   checkK: boolean,
+  /** K-contiguous only: the vec4 at outer index o, K index k (4 along K) instead of a read */
+  read?: (o: string, k: string) => string,
 ): { decl: string; load: string; store: (array: string) => string } {
   const total = (tileOuter * bk) / 4; // vec4s of the tile
   const n = Math.ceil(total / threads); // vec4s a thread loads (the last round partly, see below)
@@ -239,11 +252,11 @@ function operandTile(
         let k = k0 + kq * 4;
         let o = ${origin} + oo;
         let at = ${base} + o * uniforms.K + k;`);
-      if (vec) {
+      if (vec || read) {
         const conds = [checkK ? 'k < kEnd' : '', checkOuter ? `o < ${outerDim}` : ''].filter(
           Boolean,
         );
-        load.push(guarded(reg(r), `${name}[at / 4]`, conds));
+        load.push(guarded(reg(r), read ? read('o', 'k') : `${name}[at / 4]`, conds));
       } else {
         for (const [i, c] of ['x', 'y', 'z', 'w'].entries()) {
           const conds = [`k + ${i} < kEnd`, checkOuter ? `o < ${outerDim}` : ''].filter(Boolean);
@@ -300,13 +313,24 @@ function tileAt(t: GemmTile): string {
   ].join('\n      ');
 }
 
-export function gemmSource(tile: GemmTile, v: GemmVariant): string {
+export function gemmSource(tile: GemmTile, v: GemmVariant, palette?: PaletteOperand): string {
   const { tm, tn, wx, wy, bk, unroll = true } = tile;
   const { bm, bn, threads } = gemmTileSize(tile);
   const gm = tm / 4; // row groups of 4 per thread
   const gn = tn / 4; // column vec4s per thread
+  if (palette && !v.transposeB) throw new Error('a palettized B is stored [N, K] (transposeB)');
   const aTile = operandTile('A', bm, bk, threads, v.transposeA, v.vecA, v.checkM, v.checkK);
-  const bTile = operandTile('B', bn, bk, threads, !v.transposeB, v.vecB, v.checkN, v.checkK);
+  const bTile = operandTile(
+    'B',
+    bn,
+    bk,
+    threads,
+    !v.transposeB,
+    v.vecB,
+    v.checkN,
+    v.checkK,
+    palette ? (o, k) => `decode4(${o}, ${k})` : undefined,
+  );
   const acc = (i: number, h: number) => `acc_${i}_${h}`;
   const lines: string[] = [];
   /** One K-slice's outer products from tiles `as`, `bs` (WGSL array references). */
@@ -339,7 +363,22 @@ export function gemmSource(tile: GemmTile, v: GemmVariant): string {
         const row = `m0 + ${g * wy * 4 + i} + ty * 4`;
         const col = `n0 + ${h * wx * 4} + tx * 4`;
         const value = acc(g * 4 + i, h);
-        if (v.vecOut) {
+        if (palette) {
+          // stored rows c..c + 3 to their output columns rows[2c] (JLCM's permutation)
+          const cols = ['x', 'y', 'z', 'w'].map(
+            (comp, e) => `if (c + ${e} < uniforms.N) {
+                let at = r * uniforms.N + rows[2 * (c + ${e})];
+                result[at] = ${value}.${comp}${palette.residual ? ' + residual[at]' : ''};
+              }`,
+          );
+          write.push(`{
+            let r = ${row};
+            let c = ${col};
+            if (r < uniforms.M) {
+              ${cols.join('\n              ')}
+            }
+          }`);
+        } else if (v.vecOut) {
           const store = `result[(cBase + (${row}) * uniforms.N + ${col}) / 4] = ${value};`;
           const conds = [
             v.checkM ? `${row} < uniforms.M` : '',
@@ -409,7 +448,8 @@ export function gemmSource(tile: GemmTile, v: GemmVariant): string {
         workgroupBarrier();
         t = t + 1;
       }`;
-  return `
+  const decode = palette ? paletteDecode(palette.bits) : '';
+  return `${decode}
     var<workgroup> as_ : ${tiles(String(bm / 4 + (pad && !v.transposeA ? 1 : 0)))};
     var<workgroup> bs_ : ${tiles(String(bn / 4 + (pad && v.transposeB ? 1 : 0)))};
 
@@ -436,6 +476,25 @@ export function gemmSource(tile: GemmTile, v: GemmVariant): string {
       var t = 0;
       ${loop}
       ${write.join('\n')}
+    }`;
+}
+
+/**
+ * WGSL `decode4(o, k)`: weights k..k + 3 of stored row o of a palettized B (PaletteOperand), the 4·bits
+ * bits from one word or two, each LUT entry times the row's scale.
+ */
+function paletteDecode(bits: number): string {
+  const mask = `${(1 << bits) - 1}u`;
+  const field = (j: number) => `lut[at + i32(${j ? `(v >> ${j * bits}u)` : 'v'} & ${mask})]`;
+  return `
+    fn decode4(o : i32, k : i32) -> vec4<f32> {
+      let bit = u32(k) * ${bits}u;
+      let w = o * (uniforms.K / 32 * ${bits}) + i32(bit >> 5u);
+      let sh = bit & 31u;
+      var v = bitcast<u32>(codes[w]) >> sh;
+      if (sh + ${4 * bits}u > 32u) { v = v | (bitcast<u32>(codes[w + 1]) << (32u - sh)); }
+      let at = rows[2 * o + 1] * ${1 << bits};
+      return scales[o] * vec4<f32>(${[0, 1, 2, 3].map(field).join(', ')});
     }`;
 }
 

@@ -26,6 +26,7 @@ import {
   setLinearRoute,
   setMatMulRoute,
   setMaxGroupsPerDimension,
+  setPaletteGemm,
   setPaletteGemv,
   setPaletteLut,
   setSubgroupAttention,
@@ -57,7 +58,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
   }, 300_000);
 
   // the suite above takes the adapter's own shape ('auto'): run the linear kernels in both
-  it.each(['reduce', 'rows', 'rows+pairs', 'serial', 'gemv'] as const)(
+  it.each(['reduce', 'rows', 'rows+pairs', 'serial', 'gemv', 'gemm'] as const)(
     'passes the linear kernels in the %s shape',
     async (shape) => {
       const linear: string[] = [LinearKernelNames.PaletteMatMul, LinearKernelNames.Bf16MatMul];
@@ -73,6 +74,8 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
       setPaletteLut(shape === 'rows+pairs' ? 'pairs' : 'lanes');
       // 'gemv': one row of x with K ≥ 2048 through the x-stationary GEMV, also on a software adapter
       setPaletteGemv(gemv ? 'on' : 'auto');
+      // 'gemm': two rows of x and more through PaletteMatMul's GEMM form
+      setPaletteGemm(shape === 'gemm' ? 'on' : 'off');
       try {
         const report = await runConformance('webgpu', cases);
         expect(report.results.length).toBe(cases.length);
@@ -82,10 +85,25 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
         setLinearRoute('auto');
         setPaletteLut('lanes');
         setPaletteGemv('auto');
+        setPaletteGemm('auto');
       }
     },
     300_000,
   );
+
+  // the GEMM form at prefill-like shapes: 67 rows of x (a partial tile), 37 weight rows in two LUT
+  // groups, permuted and scaled, 1–8 bits, each prologue and the residual
+  it('passes PaletteMatMul in the GEMM form over partial tiles', async () => {
+    const cases = paletteCases(67);
+    setPaletteGemm('on');
+    try {
+      const report = await runConformance('webgpu', cases);
+      expect(report.results.length).toBe(cases.length);
+      expect(report.failures).toEqual([]);
+    } finally {
+      setPaletteGemm('auto');
+    }
+  }, 300_000);
 });
 
 /**
@@ -96,6 +114,11 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
  * (Few cases: lavapipe compiles each GEMV shader in up to a minute, cold in CI.)
  */
 function gemvCases(): ConformanceCase[] {
+  return paletteCases(1);
+}
+
+/** gemvCases' products for m rows of x. */
+function paletteCases(m: number): ConformanceCase[] {
   const fusions: LinearFusion[] = [
     {},
     { prologue: 'rmsnorm', eps: 1e-5, residual: true },
@@ -108,23 +131,23 @@ function gemvCases(): ConformanceCase[] {
       const seed = 9000 + 10 * bits + ki;
       cases.push({
         kernelName: LinearKernelNames.PaletteMatMul,
-        name: `gemv bits=${bits} k=${k} ${f.prologue ?? 'plain'}${f.residual ? ' + residual' : ''}`,
+        name: `${m === 1 ? 'gemv' : `m=${m}`} bits=${bits} k=${k} ${f.prologue ?? 'plain'}${f.residual ? ' + residual' : ''}`,
         run: async () => {
           const n = 37;
           const h = randomPalette(
-            { m: 1, n, k, bits, groups: [20, 17], scales: true, permute: true },
+            { m, n, k, bits, groups: [20, 17], scales: true, permute: true },
             seed,
           );
           const rnd = seededRandom(seed);
           const xw = f.prologue === 'swiglu' ? 2 * k : k;
-          const x = Float32Array.from({ length: xw }, () => rnd() * 4 - 2);
+          const x = Float32Array.from({ length: m * xw }, () => rnd() * 4 - 2);
           const g = Float32Array.from({ length: k }, () => 0.5 + rnd());
-          const residual = Float32Array.from({ length: n }, () => rnd() * 2 - 1);
+          const residual = Float32Array.from({ length: m * n }, () => rnd() * 2 - 1);
           const w = uploadPaletteWeight(h);
           const [xt, gt, rt] = [
-            tf.tensor2d(x, [1, xw]),
+            tf.tensor2d(x, [m, xw]),
             tf.tensor1d(g),
-            tf.tensor2d(residual, [1, n]),
+            tf.tensor2d(residual, [m, n]),
           ];
           const yt = packedMatMul(xt, w, {
             rmsNorm: f.prologue === 'rmsnorm' ? { weight: gt, eps: f.eps as number } : undefined,
@@ -135,11 +158,11 @@ function gemvCases(): ConformanceCase[] {
           tf.dispose([xt, gt, rt, yt]);
           disposePackedWeight(w);
           const expected = linearReference.paletteMatMul(
-            linearReference.prologue(x, 1, f, g),
-            1,
+            linearReference.prologue(x, m, f, g),
+            m,
             h,
           );
-          if (f.residual) for (let j = 0; j < n; j++) expected[j] += residual[j];
+          if (f.residual) for (let j = 0; j < m * n; j++) expected[j] += residual[j];
           let max = 1;
           for (const v of expected) max = Math.max(max, Math.abs(v));
           return { actual, expected, tolerance: 1e-6 * k * max };
