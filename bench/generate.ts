@@ -9,7 +9,7 @@
 //        [--prompt 32] [--new 128] [--max-length 512] [--temperature T --top-k K --top-p P]
 //        [--layers 32] (the 7B shape's layer count, for a quick smoke run)
 //        [--no-graph] (every step op by op through tfjs, not replayed as a recorded device graph)
-//        [--prefill-modes exact,w8a8] (prefill only: one forward pass of --prompt tokens per mode,
+//        [--prefill-modes exact,w8a8] (prefill only, models tiny3, tiny16, 7b3, 7b16: one forward pass of --prompt tokens per mode,
 //        the same decoder; w8a8 = palettized products on int8 tensor cores, EDKM_WEBGPU_UNSAFE=1)
 import '@edkm/backend-cpu';
 import '@edkm/backend-wasm';
@@ -89,7 +89,10 @@ function llama7bSource(bits: number): { config: LlamaConfig; source: DecoderSour
           return randomBf16(32000, 4096, seed);
         const m = /\.(\w+_proj)\.weight$/.exec(name);
         if (!m) throw new Error(`no weight ${name}`);
-        return randomPalette(...shapes[m[1]], bits, seed);
+        // (16: bf16 projections, the 16-bit model's shape)
+        return bits === 16
+          ? randomBf16(...shapes[m[1]], seed)
+          : randomPalette(...shapes[m[1]], bits, seed);
       },
       vector: () => new Float32Array(4096).fill(1),
     },
@@ -343,8 +346,14 @@ const prefillModes = argValue('prefill-modes')?.split(',');
 if (prefillModes) {
   const results = [];
   for (const m of models) {
-    const { config, source } = m === '7b3' ? llama7bSource(3) : tinyPalettized(3);
-    if (m !== '7b3' && m !== 'tiny3') throw new Error(`--prefill-modes: tiny3 or 7b3, not ${m}`);
+    const sources: Record<string, () => { config: LlamaConfig; source: DecoderSource }> = {
+      '7b3': () => llama7bSource(3),
+      '7b16': () => llama7bSource(16),
+      tiny3: () => tinyPalettized(3),
+      tiny16: () => ({ config: tinyConfig(), source: safetensorsSource(defaultModelDir()) }),
+    };
+    if (!sources[m]) throw new Error(`--prefill-modes: tiny3, tiny16, 7b3 or 7b16, not ${m}`);
+    const { config, source } = sources[m]();
     results.push(await measurePrefill(m, config, source));
   }
   printJson({ bench: 'prefill', backend: selection.description, results });

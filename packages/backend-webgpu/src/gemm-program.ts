@@ -53,15 +53,16 @@ export interface GemmVariant {
 }
 
 /**
- * B as a palettized weight [N, K] (PaletteMatMul's GEMM form, kernels/palette-gemm.ts): stored row
- * o's weight k is lut[rows[2o + 1] · 2^bits + index] · scales[o], its index `bits` wide at bit
- * k · bits of the row's packed words (rows word-aligned: K a multiple of 32), decoded as the tile
- * is staged; output column rows[2o] (JLCM's permutation), plus `residual` there where asked.
+ * B as a stored weight [N, K] decoded as its tile is staged (the linear kernels' GEMM form,
+ * kernels/linear-gemm.ts), plus `residual` at each output where asked:
+ *  - 'palette' (PaletteMatMul): stored row o's weight k is lut[rows[2o + 1] · 2^bits + index] ·
+ *    scales[o], its index `bits` wide at bit k · bits of the row's packed words (rows word-aligned:
+ *    K a multiple of 32); output column rows[2o] (JLCM's permutation);
+ *  - 'bf16' (Bf16MatMul): w holds the bf16 bits of row o two to a word, the lower half first.
  */
-export interface PaletteOperand {
-  bits: number;
-  residual: boolean;
-}
+export type DecodedOperand =
+  | { format: 'palette'; bits: number; residual: boolean }
+  | { format: 'bf16'; residual: boolean };
 
 /** TMxTNxWXxWYxBK, then `r` (rolled K loop), `g<group>`, `b` (block lanes), `n` (no padding): '8x8x16x16x8g8b'. */
 export function gemmTileName(t: GemmTile): string {
@@ -313,12 +314,12 @@ function tileAt(t: GemmTile): string {
   ].join('\n      ');
 }
 
-export function gemmSource(tile: GemmTile, v: GemmVariant, palette?: PaletteOperand): string {
+export function gemmSource(tile: GemmTile, v: GemmVariant, decoded?: DecodedOperand): string {
   const { tm, tn, wx, wy, bk, unroll = true } = tile;
   const { bm, bn, threads } = gemmTileSize(tile);
   const gm = tm / 4; // row groups of 4 per thread
   const gn = tn / 4; // column vec4s per thread
-  if (palette && !v.transposeB) throw new Error('a palettized B is stored [N, K] (transposeB)');
+  if (decoded && !v.transposeB) throw new Error('a decoded B is stored [N, K] (transposeB)');
   const aTile = operandTile('A', bm, bk, threads, v.transposeA, v.vecA, v.checkM, v.checkK);
   const bTile = operandTile(
     'B',
@@ -329,7 +330,7 @@ export function gemmSource(tile: GemmTile, v: GemmVariant, palette?: PaletteOper
     v.vecB,
     v.checkN,
     v.checkK,
-    palette ? (o, k) => `decode4(${o}, ${k})` : undefined,
+    decoded ? (o, k) => `decode4(${o}, ${k})` : undefined,
   );
   const acc = (i: number, h: number) => `acc_${i}_${h}`;
   const lines: string[] = [];
@@ -363,12 +364,14 @@ export function gemmSource(tile: GemmTile, v: GemmVariant, palette?: PaletteOper
         const row = `m0 + ${g * wy * 4 + i} + ty * 4`;
         const col = `n0 + ${h * wx * 4} + tx * 4`;
         const value = acc(g * 4 + i, h);
-        if (palette) {
-          // stored rows c..c + 3 to their output columns rows[2c] (JLCM's permutation)
+        if (decoded) {
+          // stored rows c..c + 3 to their output columns (palette: rows[2c], JLCM's permutation)
+          const column = (e: number) =>
+            decoded.format === 'palette' ? `rows[2 * (c + ${e})]` : `c + ${e}`;
           const cols = ['x', 'y', 'z', 'w'].map(
             (comp, e) => `if (c + ${e} < uniforms.N) {
-                let at = r * uniforms.N + rows[2 * (c + ${e})];
-                result[at] = ${value}.${comp}${palette.residual ? ' + residual[at]' : ''};
+                let at = r * uniforms.N + ${column(e)};
+                result[at] = ${value}.${comp}${decoded.residual ? ' + residual[at]' : ''};
               }`,
           );
           write.push(`{
@@ -448,7 +451,11 @@ export function gemmSource(tile: GemmTile, v: GemmVariant, palette?: PaletteOper
         workgroupBarrier();
         t = t + 1;
       }`;
-  const decode = palette ? paletteDecode(palette.bits) : '';
+  const decode = !decoded
+    ? ''
+    : decoded.format === 'palette'
+      ? paletteDecode(decoded.bits)
+      : bf16Decode();
   return `${decode}
     var<workgroup> as_ : ${tiles(String(bm / 4 + (pad && !v.transposeA ? 1 : 0)))};
     var<workgroup> bs_ : ${tiles(String(bn / 4 + (pad && v.transposeB ? 1 : 0)))};
@@ -480,8 +487,8 @@ export function gemmSource(tile: GemmTile, v: GemmVariant, palette?: PaletteOper
 }
 
 /**
- * WGSL `decode4(o, k)`: weights k..k + 3 of stored row o of a palettized B (PaletteOperand), the 4·bits
- * bits from one word or two, each LUT entry times the row's scale.
+ * WGSL `decode4(o, k)`: weights k..k + 3 of stored row o of a palettized B (DecodedOperand), the
+ * 4·bits bits from one word or two, each LUT entry times the row's scale.
  */
 function paletteDecode(bits: number): string {
   const mask = `${(1 << bits) - 1}u`;
@@ -495,6 +502,18 @@ function paletteDecode(bits: number): string {
       if (sh + ${4 * bits}u > 32u) { v = v | (bitcast<u32>(codes[w + 1]) << (32u - sh)); }
       let at = rows[2 * o + 1] * ${1 << bits};
       return scales[o] * vec4<f32>(${[0, 1, 2, 3].map(field).join(', ')});
+    }`;
+}
+
+/** WGSL `decode4(o, k)`: weights k..k + 3 (k even) of row o of a bf16 B (DecodedOperand), two words. */
+function bf16Decode(): string {
+  return `
+    fn decode4(o : i32, k : i32) -> vec4<f32> {
+      let at = (o * uniforms.K + k) / 2;
+      let a = bitcast<u32>(w[at]);
+      let b = bitcast<u32>(w[at + 1]);
+      return vec4<f32>(bitcast<f32>(a << 16u), bitcast<f32>(a & 0xffff0000u),
+                       bitcast<f32>(b << 16u), bitcast<f32>(b & 0xffff0000u));
     }`;
 }
 

@@ -39,8 +39,8 @@ import { int8QuantizeRows } from './kernels/int8-quantize-rows';
 import { int8Rescale } from './kernels/int8-rescale';
 import { kvWrite } from './kernels/kv-write';
 import { kvWriteAttention, setKvWriteFusion } from './kernels/kv-write-attention';
+import { setLinearGemm } from './kernels/linear-gemm';
 import { nearestEntry } from './kernels/nearest-entry';
-import { setPaletteGemm } from './kernels/palette-gemm';
 import { type GemvAblation, setPaletteGemv } from './kernels/palette-gemv';
 import { paletteInt8 } from './kernels/palette-int8';
 import {
@@ -129,7 +129,7 @@ export { type GemmTile, gemmTileName, parseGemmTile } from './gemm-program';
 export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
 export { type PaletteLut, setPaletteLut } from './kernels/palette-rows';
 export { type GemvMode, paletteGemvWgsl, setPaletteGemv } from './kernels/palette-gemv';
-export { PALETTE_GEMM_MIN_ROWS, setPaletteGemm } from './kernels/palette-gemm';
+export { LINEAR_GEMM_MIN_ROWS, setLinearGemm } from './kernels/linear-gemm';
 export { setSubgroupAttention } from './kernels/cached-attention-subgroup';
 export { setKvWriteFusion } from './kernels/kv-write-attention';
 export { MAX_GROUPS_PER_DIMENSION, setMaxGroupsPerDimension } from './grid';
@@ -350,9 +350,9 @@ async function init(): Promise<boolean> {
       reduce,
       grid,
     });
-  // EDKM_PALETTE_GEMM=auto|on|off: PaletteMatMul's GEMM form for many rows of x (A/B)
-  const paletteGemmMode = envChoice('EDKM_PALETTE_GEMM', modes);
-  if (paletteGemmMode) setPaletteGemm(paletteGemmMode);
+  // EDKM_LINEAR_GEMM=auto|on|off: the linear kernels' GEMM form for many rows of x (A/B)
+  const linearGemmMode = envChoice('EDKM_LINEAR_GEMM', modes);
+  if (linearGemmMode) setLinearGemm(linearGemmMode);
   // EDKM_SUBGROUP_ATTENTION=auto|on|off: CachedAttention on subgroups (A/B); EDKM_ATTENTION_BOUNDED=0:
   // its splits read every slot, live or not (A/B); EDKM_ATTENTION_INTERLEAVE=0: each split one run
   // of slots (A/B)

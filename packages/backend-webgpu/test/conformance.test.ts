@@ -23,10 +23,10 @@ import {
 import { describe, expect, it } from 'vitest';
 import {
   getWebGPUDeviceInfo,
+  setLinearGemm,
   setLinearRoute,
   setMatMulRoute,
   setMaxGroupsPerDimension,
-  setPaletteGemm,
   setPaletteGemv,
   setPaletteLut,
   setSubgroupAttention,
@@ -74,8 +74,8 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
       setPaletteLut(shape === 'rows+pairs' ? 'pairs' : 'lanes');
       // 'gemv': one row of x with K ≥ 2048 through the x-stationary GEMV, also on a software adapter
       setPaletteGemv(gemv ? 'on' : 'auto');
-      // 'gemm': two rows of x and more through PaletteMatMul's GEMM form
-      setPaletteGemm(shape === 'gemm' ? 'on' : 'off');
+      // 'gemm': two rows of x and more through the linear kernels' GEMM form
+      setLinearGemm(shape === 'gemm' ? 'on' : 'off');
       try {
         const report = await runConformance('webgpu', cases);
         expect(report.results.length).toBe(cases.length);
@@ -85,23 +85,24 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
         setLinearRoute('auto');
         setPaletteLut('lanes');
         setPaletteGemv('auto');
-        setPaletteGemm('auto');
+        setLinearGemm('auto');
       }
     },
     300_000,
   );
 
   // the GEMM form at prefill-like shapes: 67 rows of x (a partial tile), 37 weight rows in two LUT
-  // groups, permuted and scaled, 1–8 bits, each prologue and the residual
+  // groups, permuted and scaled, 1–8 bits, each prologue and the residual (Bf16MatMul: the linear
+  // cases above in the gemm shape)
   it('passes PaletteMatMul in the GEMM form over partial tiles', async () => {
     const cases = paletteCases(67);
-    setPaletteGemm('on');
+    setLinearGemm('on');
     try {
       const report = await runConformance('webgpu', cases);
       expect(report.results.length).toBe(cases.length);
       expect(report.failures).toEqual([]);
     } finally {
-      setPaletteGemm('auto');
+      setLinearGemm('auto');
     }
   }, 300_000);
 });

@@ -1,6 +1,7 @@
 import type { Bf16MatMulAttrs, LinearFusion, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
+import { linearGemm, useLinearGemm } from './linear-gemm';
 import {
   LINEAR_WG,
   fusionBindings,
@@ -94,6 +95,18 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   if (fusion.prologue === 'swiglu') return withSiluMul(bf16MatMul, { inputs, backend, attrs });
   const m = x.shape[0];
   const k = x.shape[1];
+  // many rows of x (prefill): the tiled f32 GEMM, decoding the bf16 tile as it stages it
+  if (useLinearGemm(m, k))
+    return linearGemm(
+      gpu,
+      x,
+      [w],
+      fusion.n,
+      { format: 'bf16', residual: !!fusion.residual },
+      fusion,
+      g,
+      residual,
+    );
   const serial = serialLinear();
   const mt = serial ? serialMTile(m) : mTile(m);
   const program = new Bf16MatMulProgram(m, fusion.n, k, mt, fusion, serial);

@@ -1,7 +1,7 @@
 import type { LinearFusion, PaletteMatMulAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
-import { paletteGemm, usePaletteGemm } from './palette-gemm';
+import { linearGemm, useLinearGemm } from './linear-gemm';
 import { paletteGemv, useGemv } from './palette-gemv';
 import { PaletteRowsProgram, chunkField } from './palette-rows';
 import { siluMul } from './silu-mul';
@@ -400,8 +400,17 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   // the SwiGLU prologue outside the GEMV: SiluMul first, then the plain product
   if (swiglu) return withSiluMul(paletteMatMul, { inputs, backend, attrs });
   // many rows of x (prefill): the tiled f32 GEMM, decoding the weight tile as it stages it
-  if (usePaletteGemm(m, k, bits, clusterDim))
-    return paletteGemm(gpu, { x, codes, lut, rows, scales, g, residual }, fusion);
+  if (useLinearGemm(m, k, { bits, clusterDim }))
+    return linearGemm(
+      gpu,
+      x,
+      [codes, lut, rows, scales],
+      n,
+      { format: 'palette', bits, residual: !!fusion.residual },
+      fusion,
+      g,
+      residual,
+    );
   const serial = serialLinear();
   const mt = serial ? serialMTile(m) : mTile(m);
   const program =

@@ -1,0 +1,136 @@
+import type { LinearFusion, tf } from '@edkm/core';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import {
+  type DecodedOperand,
+  type GemmTile,
+  type GemmVariant,
+  gemmSource,
+  gemmTileName,
+  gemmTileSize,
+} from '../gemm-program';
+import { EdkmProgram } from '../programs';
+import { chooseGemm } from './batch-matmul';
+import { rmsNorm } from './rms-norm';
+import type { SubgroupMode } from './subgroup-route';
+
+/**
+ * The linear kernels (PaletteMatMul, Bf16MatMul) for many rows of x (prefill, batched decoding):
+ * the f32 GEMM of gemm-program.ts with its B tile decoded from the stored weight as it is staged in
+ * workgroup memory (DecodedOperand: LUTs and packed indices, or bf16 pairs), so a weight row is
+ * decoded once per tile of rows of x instead of walked once per 8 rows by the linear kernels; no
+ * dense f32 copy of the weight exists. The output goes to the rows' columns (permuted for
+ * palettized rows), plus the residual there; the prologues run before it (RMSNorm as its own kernel
+ * here, SwiGLU through SiluMul in the callers).
+ */
+export class LinearGemmProgram extends EdkmProgram {
+  shaderKey: string;
+  variableNames: string[];
+  variableComponents: number[];
+  uniforms =
+    'M : i32, N : i32, K : i32, batch : i32, batchA : i32, batchB : i32, kChunk : i32, numTiles : i32,';
+  private readonly variant: GemmVariant;
+
+  constructor(
+    m: number,
+    n: number,
+    k: number,
+    readonly tile: GemmTile,
+    readonly decoded: DecodedOperand,
+  ) {
+    const { bm, bn } = gemmTileSize(tile);
+    super([1, m, n], [Math.ceil(n / bn), Math.ceil(m / bm), 1], { x: [2], y: [1], z: [0] });
+    this.workgroupSize = [tile.wx * tile.wy, 1, 1];
+    this.variableNames =
+      decoded.format === 'palette' ? ['A', 'codes', 'lut', 'rows', 'scales'] : ['A', 'w'];
+    if (decoded.residual) this.variableNames.push('residual');
+    this.variableComponents = [4, ...this.variableNames.slice(1).map(() => 1)];
+    this.variant = {
+      transposeA: false,
+      transposeB: true,
+      vecA: true,
+      vecB: true,
+      vecOut: false,
+      checkM: m % bm !== 0,
+      checkN: n % bn !== 0,
+      checkK: k % tile.bk !== 0,
+    };
+    const v = this.variant;
+    const format = decoded.format === 'palette' ? `p${decoded.bits}` : 'bf16';
+    this.shaderKey = `edkm_linear_gemm_${gemmTileName(tile)}_${format}_${decoded.residual}_${[v.checkM, v.checkN, v.checkK].map(Number).join('')}`;
+  }
+
+  getUserCode(): string {
+    return gemmSource(this.tile, this.variant, this.decoded);
+  }
+}
+
+let mode: SubgroupMode = 'auto';
+/** Rows of x from which the linear kernels take the GEMM form ('auto'); fewer take their own shapes. */
+export const LINEAR_GEMM_MIN_ROWS = 64;
+
+/** 'auto' (from LINEAR_GEMM_MIN_ROWS rows of x), 'on' (from 2 rows: tests), 'off' (A/B). */
+export function setLinearGemm(m: SubgroupMode): void {
+  mode = m;
+}
+
+/**
+ * Whether a linear kernel takes the GEMM form for m rows of x and K columns: rows of x by the
+ * mode, K a multiple of 4 (vec4 reads of x); palettized rows also word-aligned (cluster dimension
+ * 1, K a multiple of 32) at 1–8 bits.
+ */
+export function useLinearGemm(
+  m: number,
+  k: number,
+  palette?: { bits: number; clusterDim: number },
+): boolean {
+  if (mode === 'off' || k % 4 !== 0) return false;
+  if (palette && (palette.clusterDim !== 1 || k % 32 !== 0 || palette.bits < 1 || palette.bits > 8))
+    return false;
+  return m >= (mode === 'on' ? 2 : LINEAR_GEMM_MIN_ROWS);
+}
+
+/**
+ * A linear kernel in the GEMM form (the caller checked useLinearGemm and applied SwiGLU): x [m, K],
+ * `weights` the decoded operand's bindings in DecodedOperand's order, n output columns.
+ */
+export function linearGemm(
+  gpu: WebGPUBackend,
+  x: tf.TensorInfo,
+  weights: tf.TensorInfo[],
+  n: number,
+  decoded: DecodedOperand,
+  fusion: LinearFusion,
+  g?: tf.TensorInfo,
+  residual?: tf.TensorInfo,
+): tf.TensorInfo {
+  const [m, k] = x.shape;
+  // the RMSNorm prologue as its own kernel
+  const a =
+    fusion.prologue === 'rmsnorm'
+      ? (rmsNorm({
+          inputs: { x, weight: g as tf.TensorInfo },
+          backend: gpu,
+          attrs: { eps: fusion.eps as number },
+        }) as tf.TensorInfo)
+      : x;
+  const { tile } = chooseGemm({ m, n, k, batch: 1 });
+  const program = new LinearGemmProgram(m, n, k, tile, decoded);
+  const kChunk = Math.ceil(k / tile.bk) * tile.bk;
+  const out = gpu.runWebGPUProgram(
+    program,
+    [a, ...weights, ...(decoded.residual ? [residual as tf.TensorInfo] : [])],
+    'float32',
+    [
+      { type: 'int32', data: [m] },
+      { type: 'int32', data: [n] },
+      { type: 'int32', data: [k] },
+      { type: 'int32', data: [1] },
+      { type: 'int32', data: [1] },
+      { type: 'int32', data: [1] },
+      { type: 'int32', data: [kChunk] },
+      { type: 'int32', data: [kChunk / tile.bk] },
+    ],
+  );
+  if (a !== x) gpu.disposeData(a.dataId);
+  return { dataId: out.dataId, shape: [m, n], dtype: 'float32' };
+}
