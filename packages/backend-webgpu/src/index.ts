@@ -129,7 +129,11 @@ export { type GemmTile, gemmTileName, parseGemmTile } from './gemm-program';
 export { type LinearRoute, setLinearRoute } from './kernels/palette-matmul';
 export { type PaletteLut, setPaletteLut } from './kernels/palette-rows';
 export { type GemvMode, paletteGemvWgsl, setPaletteGemv } from './kernels/palette-gemv';
-export { LINEAR_GEMM_MIN_ROWS, setLinearGemm } from './kernels/linear-gemm';
+export {
+  LINEAR_GEMM_MIN_OUTPUTS,
+  LINEAR_GEMM_MIN_ROWS,
+  setLinearGemm,
+} from './kernels/linear-gemm';
 export { setSubgroupAttention } from './kernels/cached-attention-subgroup';
 export { setKvWriteFusion } from './kernels/kv-write-attention';
 export { MAX_GROUPS_PER_DIMENSION, setMaxGroupsPerDimension } from './grid';

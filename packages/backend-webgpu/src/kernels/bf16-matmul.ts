@@ -96,7 +96,7 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const m = x.shape[0];
   const k = x.shape[1];
   // many rows of x (prefill): the tiled f32 GEMM, decoding the bf16 tile as it stages it
-  if (useLinearGemm(m, k))
+  if (useLinearGemm(m, fusion.n, k))
     return linearGemm(
       gpu,
       x,

@@ -65,28 +65,38 @@ export class LinearGemmProgram extends EdkmProgram {
 }
 
 let mode: SubgroupMode = 'auto';
-/** Rows of x from which the linear kernels take the GEMM form ('auto'); fewer take their own shapes. */
+/**
+ * Rows of x and outputs (rows × columns) from which the linear kernels take the GEMM form
+ * ('auto'). On one H200 (bench/results/h200-2026-12-04/prefill-gemm-s8-11.txt) it took a 2,048-token
+ * prefill of the 7B shape from 420 to 2,226 tokens/s at 3 bits and from 1,778 to 8,255 in bf16, but
+ * edkm-tiny's 256-token prefill (256 × 288–768 outputs: too few tiles to fill the GPU) from
+ * 29,000–49,000 down to 23,000–28,000: below 2^20 outputs the linear kernels' one workgroup per
+ * weight row and 8 rows of x spreads wider.
+ */
 export const LINEAR_GEMM_MIN_ROWS = 64;
+export const LINEAR_GEMM_MIN_OUTPUTS = 2 ** 20;
 
-/** 'auto' (from LINEAR_GEMM_MIN_ROWS rows of x), 'on' (from 2 rows: tests), 'off' (A/B). */
+/** 'auto' (LINEAR_GEMM_MIN_ROWS / _OUTPUTS), 'on' (from 2 rows of x: tests), 'off' (A/B). */
 export function setLinearGemm(m: SubgroupMode): void {
   mode = m;
 }
 
 /**
- * Whether a linear kernel takes the GEMM form for m rows of x and K columns: rows of x by the
- * mode, K a multiple of 4 (vec4 reads of x); palettized rows also word-aligned (cluster dimension
- * 1, K a multiple of 32) at 1–8 bits.
+ * Whether a linear kernel takes the GEMM form for m rows of x, n outputs a row and K columns: sizes
+ * by the mode, K a multiple of 4 (vec4 reads of x); palettized rows also word-aligned (cluster
+ * dimension 1, K a multiple of 32) at 1–8 bits.
  */
 export function useLinearGemm(
   m: number,
+  n: number,
   k: number,
   palette?: { bits: number; clusterDim: number },
 ): boolean {
   if (mode === 'off' || k % 4 !== 0) return false;
   if (palette && (palette.clusterDim !== 1 || k % 32 !== 0 || palette.bits < 1 || palette.bits > 8))
     return false;
-  return m >= (mode === 'on' ? 2 : LINEAR_GEMM_MIN_ROWS);
+  if (mode === 'on') return m >= 2;
+  return m >= LINEAR_GEMM_MIN_ROWS && m * n >= LINEAR_GEMM_MIN_OUTPUTS;
 }
 
 /**

@@ -400,7 +400,7 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   // the SwiGLU prologue outside the GEMV: SiluMul first, then the plain product
   if (swiglu) return withSiluMul(paletteMatMul, { inputs, backend, attrs });
   // many rows of x (prefill): the tiled f32 GEMM, decoding the weight tile as it stages it
-  if (useLinearGemm(m, k, { bits, clusterDim }))
+  if (useLinearGemm(m, n, k, { bits, clusterDim }))
     return linearGemm(
       gpu,
       x,
