@@ -33,6 +33,7 @@ import {
   withBindingCheck,
 } from '../src/index';
 import { wideAttentionThreads } from '../src/kernels/cached-attention-subgroup';
+import { useLinearGemm } from '../src/kernels/linear-gemm';
 import { gemvTile } from '../src/kernels/palette-gemv';
 import { maxSubgroupSize, minSubgroupSize } from '../src/kernels/subgroup-route';
 
@@ -105,6 +106,33 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
       setLinearGemm('auto');
     }
   }, 300_000);
+});
+
+describe("the linear kernels' GEMM form: when it is taken", () => {
+  it('from 64 rows of x and 2^20 outputs, word-aligned palettized rows, K in vec4s', () => {
+    const p3 = { bits: 3, clusterDim: 1 };
+    expect(useLinearGemm(2048, 4096, 4096, p3)).toBe(true); // a 7B prefill
+    expect(useLinearGemm(256, 4096, 11008, p3)).toBe(true);
+    expect(useLinearGemm(256, 768, 288, p3)).toBe(false); // edkm-tiny: too few outputs
+    expect(useLinearGemm(63, 32768, 4096, p3)).toBe(false); // too few rows of x
+    expect(useLinearGemm(2048, 4096, 4096, { bits: 3, clusterDim: 2 })).toBe(false);
+    expect(useLinearGemm(2048, 4096, 4080, p3)).toBe(false); // rows not word-aligned
+    expect(useLinearGemm(2048, 4096, 4080)).toBe(true); // bf16: K in vec4s
+    expect(useLinearGemm(2048, 4096, 4098)).toBe(false);
+    setLinearGemm('on');
+    try {
+      expect(useLinearGemm(2, 37, 96, p3)).toBe(true);
+      expect(useLinearGemm(1, 37, 96, p3)).toBe(false); // one row: the GEMV
+    } finally {
+      setLinearGemm('auto');
+    }
+    setLinearGemm('off');
+    try {
+      expect(useLinearGemm(2048, 4096, 4096, p3)).toBe(false);
+    } finally {
+      setLinearGemm('auto');
+    }
+  });
 });
 
 /**
