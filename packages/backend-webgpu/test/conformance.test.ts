@@ -39,6 +39,13 @@ import { maxSubgroupSize, minSubgroupSize } from '../src/kernels/subgroup-route'
 
 const backends = await testBackends();
 
+/** Every case ran on webgpu and passed. */
+async function expectAllPass(cases: ConformanceCase[]): Promise<void> {
+  const report = await runConformance('webgpu', cases);
+  expect(report.results.length).toBe(cases.length);
+  expect(report.failures).toEqual([]);
+}
+
 describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
   it('starts and reports its adapter', () => {
     const info = getWebGPUDeviceInfo();
@@ -99,9 +106,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin', () => {
     const cases = paletteCases(67);
     setLinearGemm('on');
     try {
-      const report = await runConformance('webgpu', cases);
-      expect(report.results.length).toBe(cases.length);
-      expect(report.failures).toEqual([]);
+      await expectAllPass(cases);
     } finally {
       setLinearGemm('auto');
     }
@@ -233,9 +238,7 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV op
         'shuffle' in tuning ? [undefined, undefined, undefined] : [8, 8, undefined],
       );
       try {
-        const report = await runConformance('webgpu', cases);
-        expect(report.results.length).toBe(cases.length);
-        expect(report.failures).toEqual([]);
+        await expectAllPass(cases);
       } finally {
         setPaletteGemv('auto');
       }
@@ -264,9 +267,7 @@ describe.skipIf(!backends.includes('webgpu'))(
       try {
         for (const sub of ['off', 'on'] as const) {
           setSubgroupAttention(sub);
-          const report = await runConformance('webgpu', cases);
-          expect(report.results.length).toBe(cases.length);
-          expect(report.failures).toEqual([]);
+          await expectAllPass(cases);
         }
         expect(() => setMaxGroupsPerDimension(0)).toThrow(/1\.\.65535/);
       } finally {
