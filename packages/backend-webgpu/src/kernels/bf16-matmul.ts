@@ -96,8 +96,8 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const m = x.shape[0];
   const k = x.shape[1];
   // many rows of x (prefill): the tiled f32 GEMM, decoding the bf16 tile as it stages it
-  if (useLinearGemm(m, fusion.n, k))
-    return linearGemm(
+  if (useLinearGemm(m, fusion.n, k)) {
+    const y = linearGemm(
       gpu,
       x,
       [w],
@@ -107,6 +107,8 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       g,
       residual,
     );
+    if (y) return y;
+  }
   const serial = serialLinear();
   const mt = serial ? serialMTile(m) : mTile(m);
   const program = new Bf16MatMulProgram(m, fusion.n, k, mt, fusion, serial);

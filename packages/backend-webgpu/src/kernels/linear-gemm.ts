@@ -6,6 +6,7 @@ import {
   type GemmVariant,
   gemmSource,
   gemmTileName,
+  gemmTileProblem,
   gemmTileSize,
 } from '../gemm-program';
 import { EdkmProgram } from '../programs';
@@ -101,7 +102,8 @@ export function useLinearGemm(
 
 /**
  * A linear kernel in the GEMM form (the caller checked useLinearGemm and applied SwiGLU): x [m, K],
- * `weights` the decoded operand's bindings in DecodedOperand's order, n output columns.
+ * `weights` the decoded operand's bindings in DecodedOperand's order, n output columns; undefined
+ * where the device cannot run the tile (the caller takes its own shapes then).
  */
 export function linearGemm(
   gpu: WebGPUBackend,
@@ -112,8 +114,20 @@ export function linearGemm(
   fusion: LinearFusion,
   g?: tf.TensorInfo,
   residual?: tf.TensorInfo,
-): tf.TensorInfo {
+): tf.TensorInfo | undefined {
   const [m, k] = x.shape;
+  const { tile } = chooseGemm({ m, n, k, batch: 1 });
+  const limits = gpu.device.limits;
+  if (
+    gemmTileProblem(
+      tile,
+      limits.maxComputeWorkgroupStorageSize,
+      limits.maxComputeInvocationsPerWorkgroup,
+    ) ||
+    Math.ceil(n / gemmTileSize(tile).bn) > limits.maxComputeWorkgroupsPerDimension ||
+    Math.ceil(m / gemmTileSize(tile).bm) > limits.maxComputeWorkgroupsPerDimension
+  )
+    return undefined;
   // the RMSNorm prologue as its own kernel
   const a =
     fusion.prologue === 'rmsnorm'
@@ -123,7 +137,6 @@ export function linearGemm(
           attrs: { eps: fusion.eps as number },
         }) as tf.TensorInfo)
       : x;
-  const { tile } = chooseGemm({ m, n, k, batch: 1 });
   const program = new LinearGemmProgram(m, n, k, tile, decoded);
   const kChunk = Math.ceil(k / tile.bk) * tile.bk;
   const out = gpu.runWebGPUProgram(

@@ -400,8 +400,8 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   // the SwiGLU prologue outside the GEMV: SiluMul first, then the plain product
   if (swiglu) return withSiluMul(paletteMatMul, { inputs, backend, attrs });
   // many rows of x (prefill): the tiled f32 GEMM, decoding the weight tile as it stages it
-  if (useLinearGemm(m, n, k, { bits, clusterDim }))
-    return linearGemm(
+  if (useLinearGemm(m, n, k, { bits, clusterDim })) {
+    const y = linearGemm(
       gpu,
       x,
       [codes, lut, rows, scales],
@@ -411,6 +411,8 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       g,
       residual,
     );
+    if (y) return y;
+  }
   const serial = serialLinear();
   const mt = serial ? serialMTile(m) : mTile(m);
   const program =
