@@ -277,7 +277,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   const loads = (r: string, u: number, decl: string): string =>
     Array.from({ length: raw }, (_, j) =>
       ablate.has('noload')
-        ? `${decl}k${u}_${j} = ((first + ${r} + ${u}u) * 2654435761u) ^ (${offset(j)});`
+        ? `${decl}k${u}_${j} = ((${rowOf(r, u)}) * 2654435761u) ^ (${offset(j)});`
         : `${decl}k${u}_${j} = codes[min(${rowOf(r, u)}, u.n - 1u) * ${ch * bits}u + ${offset(j)}];`,
     )
       .concat(
