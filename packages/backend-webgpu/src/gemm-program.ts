@@ -111,6 +111,22 @@ export function gemmTileProblem(
   return undefined;
 }
 
+/** The uniforms of gemmSource's WGSL (GemmProgram and the linear kernels' GEMM form). */
+export const GEMM_UNIFORMS =
+  'M : i32, N : i32, K : i32, batch : i32, batchA : i32, batchB : i32, kChunk : i32, numTiles : i32,';
+
+/** GEMM_UNIFORMS' values: K is consumed in chunks of kChunk (a multiple of bk) per split. */
+export function gemmUniforms(
+  d: { m: number; n: number; k: number; batch: number; batchA: number; batchB: number },
+  kChunk: number,
+  bk: number,
+) {
+  return [d.m, d.n, d.k, d.batch, d.batchA, d.batchB, kChunk, kChunk / bk].map((v) => ({
+    type: 'int32',
+    data: [v],
+  }));
+}
+
 /**
  * C[z] = op(A)[z % batchA] · op(B)[z % batchB] for f32, register-tiled: each thread accumulates a
  * TM×TN block in registers from vec4 reads of two workgroup-memory tiles, which are double
@@ -133,8 +149,7 @@ export class GemmProgram extends EdkmProgram {
   variableNames = ['A', 'B'];
   variableComponents: number[];
   outputComponent: number;
-  uniforms =
-    'M : i32, N : i32, K : i32, batch : i32, batchA : i32, batchB : i32, kChunk : i32, numTiles : i32,';
+  uniforms = GEMM_UNIFORMS;
 
   constructor(
     outputShape: [number, number, number],

@@ -6,6 +6,7 @@ import {
   type GemmTile,
   gemmTileProblem,
   gemmTileSize,
+  gemmUniforms,
 } from '../gemm-program';
 import { ZerosProgram } from '../programs';
 import { getMatMulPrecision, splitProduct, takesSplit } from './split-matmul';
@@ -281,17 +282,12 @@ export function gemm(
     dtype: b.dtype,
   };
   const program = new GemmProgram([splits * batch, m, n], splits * batch, tile, variant);
-  const uniforms = [
-    { type: 'int32', data: [m] },
-    { type: 'int32', data: [n] },
-    { type: 'int32', data: [k] },
-    { type: 'int32', data: [batch] },
-    { type: 'int32', data: [d.batchA] },
-    { type: 'int32', data: [d.batchB] },
-    { type: 'int32', data: [kChunk] },
-    { type: 'int32', data: [kChunk / tile.bk] },
-  ];
-  const product = gpu.runWebGPUProgram(program, [a3, b3], 'float32', uniforms);
+  const product = gpu.runWebGPUProgram(
+    program,
+    [a3, b3],
+    'float32',
+    gemmUniforms(d, kChunk, tile.bk),
+  );
   if (splits === 1) return { dataId: product.dataId, shape: d.outShape, dtype: 'float32' };
   const vec = n % 4 === 0;
   const sum = new GemmSplitSumProgram([batch, m, n], splits, vec);

@@ -1,7 +1,7 @@
 import type { Bf16MatMulAttrs, LinearFusion, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
-import { linearGemm, useLinearGemm } from './linear-gemm';
+import { linearGemm } from './linear-gemm';
 import {
   LINEAR_WG,
   fusionBindings,
@@ -96,19 +96,8 @@ export const bf16MatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const m = x.shape[0];
   const k = x.shape[1];
   // many rows of x (prefill): the tiled f32 GEMM, decoding the bf16 tile as it stages it
-  if (useLinearGemm(m, fusion.n, k)) {
-    const y = linearGemm(
-      gpu,
-      x,
-      [w],
-      fusion.n,
-      { format: 'bf16', residual: !!fusion.residual },
-      fusion,
-      g,
-      residual,
-    );
-    if (y) return y;
-  }
+  const y = linearGemm(gpu, x, [w], fusion.n, { format: 'bf16' }, fusion, g, residual);
+  if (y) return y;
   const serial = serialLinear();
   const mt = serial ? serialMTile(m) : mTile(m);
   const program = new Bf16MatMulProgram(m, fusion.n, k, mt, fusion, serial);

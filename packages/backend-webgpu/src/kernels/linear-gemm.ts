@@ -2,12 +2,14 @@ import type { LinearFusion, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
   type DecodedOperand,
+  GEMM_UNIFORMS,
   type GemmTile,
   type GemmVariant,
   gemmSource,
   gemmTileName,
   gemmTileProblem,
   gemmTileSize,
+  gemmUniforms,
 } from '../gemm-program';
 import { EdkmProgram } from '../programs';
 import { chooseGemm } from './batch-matmul';
@@ -27,8 +29,7 @@ export class LinearGemmProgram extends EdkmProgram {
   shaderKey: string;
   variableNames: string[];
   variableComponents: number[];
-  uniforms =
-    'M : i32, N : i32, K : i32, batch : i32, batchA : i32, batchB : i32, kChunk : i32, numTiles : i32,';
+  uniforms = GEMM_UNIFORMS;
   private readonly variant: GemmVariant;
 
   constructor(
@@ -101,21 +102,22 @@ export function useLinearGemm(
 }
 
 /**
- * A linear kernel in the GEMM form (the caller checked useLinearGemm and applied SwiGLU): x [m, K],
- * `weights` the decoded operand's bindings in DecodedOperand's order, n output columns; undefined
- * where the device cannot run the tile (the caller takes its own shapes then).
+ * A linear kernel in the GEMM form (the caller applied SwiGLU): x [m, K], `weights` the stored
+ * weight's bindings in DecodedOperand's order, n output columns; undefined where useLinearGemm
+ * says no or the device cannot run the tile (the caller takes its own shapes then).
  */
 export function linearGemm(
   gpu: WebGPUBackend,
   x: tf.TensorInfo,
   weights: tf.TensorInfo[],
   n: number,
-  decoded: DecodedOperand,
+  format: { format: 'palette'; bits: number; clusterDim: number } | { format: 'bf16' },
   fusion: LinearFusion,
   g?: tf.TensorInfo,
   residual?: tf.TensorInfo,
 ): tf.TensorInfo | undefined {
   const [m, k] = x.shape;
+  if (!useLinearGemm(m, n, k, format.format === 'palette' ? format : undefined)) return undefined;
   const { tile } = chooseGemm({ m, n, k, batch: 1 });
   const limits = gpu.device.limits;
   if (
@@ -137,22 +139,20 @@ export function linearGemm(
           attrs: { eps: fusion.eps as number },
         }) as tf.TensorInfo)
       : x;
+  const decoded: DecodedOperand =
+    format.format === 'palette'
+      ? { format: 'palette', bits: format.bits, residual: !!fusion.residual }
+      : { format: 'bf16', residual: !!fusion.residual };
   const program = new LinearGemmProgram(m, n, k, tile, decoded);
-  const kChunk = Math.ceil(k / tile.bk) * tile.bk;
   const out = gpu.runWebGPUProgram(
     program,
-    [a, ...weights, ...(decoded.residual ? [residual as tf.TensorInfo] : [])],
+    [a, ...weights, ...(fusion.residual ? [residual as tf.TensorInfo] : [])],
     'float32',
-    [
-      { type: 'int32', data: [m] },
-      { type: 'int32', data: [n] },
-      { type: 'int32', data: [k] },
-      { type: 'int32', data: [1] },
-      { type: 'int32', data: [1] },
-      { type: 'int32', data: [1] },
-      { type: 'int32', data: [kChunk] },
-      { type: 'int32', data: [kChunk / tile.bk] },
-    ],
+    gemmUniforms(
+      { m, n, k, batch: 1, batchA: 1, batchB: 1 },
+      Math.ceil(k / tile.bk) * tile.bk,
+      tile.bk,
+    ),
   );
   if (a !== x) gpu.disposeData(a.dataId);
   return { dataId: out.dataId, shape: [m, n], dtype: 'float32' };

@@ -1,7 +1,7 @@
 import type { LinearFusion, PaletteMatMulAttrs, tf } from '@edkm/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { EdkmProgram } from '../programs';
-import { linearGemm, useLinearGemm } from './linear-gemm';
+import { linearGemm } from './linear-gemm';
 import { paletteGemv, useGemv } from './palette-gemv';
 import { PaletteRowsProgram, chunkField } from './palette-rows';
 import { siluMul } from './silu-mul';
@@ -400,19 +400,17 @@ export const paletteMatMul: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   // the SwiGLU prologue outside the GEMV: SiluMul first, then the plain product
   if (swiglu) return withSiluMul(paletteMatMul, { inputs, backend, attrs });
   // many rows of x (prefill): the tiled f32 GEMM, decoding the weight tile as it stages it
-  if (useLinearGemm(m, n, k, { bits, clusterDim })) {
-    const y = linearGemm(
-      gpu,
-      x,
-      [codes, lut, rows, scales],
-      n,
-      { format: 'palette', bits, residual: !!fusion.residual },
-      fusion,
-      g,
-      residual,
-    );
-    if (y) return y;
-  }
+  const y = linearGemm(
+    gpu,
+    x,
+    [codes, lut, rows, scales],
+    n,
+    { format: 'palette', bits, clusterDim },
+    fusion,
+    g,
+    residual,
+  );
+  if (y) return y;
   const serial = serialLinear();
   const mt = serial ? serialMTile(m) : mTile(m);
   const program =
