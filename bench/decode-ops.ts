@@ -177,6 +177,12 @@ const ops: { op: string; f: () => tf.Tensor; bytes: number }[] = [
     f: () => packedMatMul(h, weights.down, { residual: x }),
     bytes: bytesOf(H, I, bits),
   },
+  {
+    // what the decoder runs: silu(gate) · up from gate-up's output computed in the product's prologue
+    op: 'down (swiglu + residual fused)',
+    f: () => packedMatMul(gu, weights.down, { swiglu: true, residual: x }),
+    bytes: bytesOf(H, I, bits),
+  },
   { op: 'final rmsnorm', f: () => rmsNormRows(x, g, 1e-5), bytes: H * 8 },
   { op: 'LM head (bf16)', f: () => packedMatMul(x, weights.head), bytes: vocab * H * 2 },
 ];
@@ -203,7 +209,10 @@ for (const { op, f, bytes } of ops) {
     gpuMicroseconds: gpuUs,
   });
 }
-const layerOps = rows.filter((r) => !/no prologue|final|head/.test(r.op));
+// the decoder's layer: RMSNorm·QKV, the fused KV write + attention, O, RMSNorm·gate-up, SwiGLU·down
+const layerOps = rows.filter((r) =>
+  /^(qkv \(rmsnorm|kv write \+ attention|o \(|gate-up|down \(swiglu)/.test(r.op),
+);
 const layerUs = layerOps.reduce((a, r) => a + r.microseconds, 0);
 const headUs = rows.filter((r) => /final|head/.test(r.op)).reduce((a, r) => a + r.microseconds, 0);
 printJson({

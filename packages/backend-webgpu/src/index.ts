@@ -344,7 +344,22 @@ async function init(): Promise<boolean> {
       throw new InvalidArgumentError(
         `EDKM_GEMV_ABLATE: ${a} is not one of noload, nolut, nosum, nomath, nomask`,
       );
-  if (gemv || rb || unroll || gemvLut || prefetch || ablate || reduce || grid !== undefined)
+  // EDKM_GEMV_FMA=0|1: a row's products as two fma chains instead of vec4 dot products (A/B)
+  const gemvFma = envChoice('EDKM_GEMV_FMA', ['0', '1'] as const);
+  // EDKM_GEMV_UNIFORM=0: a weight of one LUT reads its entry with every row all the same (A/B)
+  const gemvUniform = envChoice('EDKM_GEMV_UNIFORM', ['0', '1'] as const);
+  if (
+    gemv ||
+    rb ||
+    unroll ||
+    gemvLut ||
+    prefetch ||
+    ablate ||
+    reduce ||
+    gemvFma ||
+    gemvUniform ||
+    grid !== undefined
+  )
     setPaletteGemv(gemv ?? 'auto', {
       rb: rb || undefined,
       unroll: unroll || undefined,
@@ -353,6 +368,8 @@ async function init(): Promise<boolean> {
       ablate,
       reduce,
       grid,
+      fma: gemvFma ? gemvFma === '1' : undefined,
+      uniformLut: gemvUniform ? gemvUniform === '1' : undefined,
     });
   // EDKM_LINEAR_GEMM=auto|on|off: the linear kernels' GEMM form for many rows of x (A/B)
   const linearGemmMode = envChoice('EDKM_LINEAR_GEMM', modes);

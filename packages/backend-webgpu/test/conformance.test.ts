@@ -34,7 +34,7 @@ import {
 } from '../src/index';
 import { wideAttentionThreads } from '../src/kernels/cached-attention-subgroup';
 import { useLinearGemm } from '../src/kernels/linear-gemm';
-import { gemvTile } from '../src/kernels/palette-gemv';
+import { gemvTile, paletteGemvWgsl } from '../src/kernels/palette-gemv';
 import { maxSubgroupSize, minSubgroupSize } from '../src/kernels/subgroup-route';
 
 const backends = await testBackends();
@@ -151,8 +151,8 @@ function gemvCases(): ConformanceCase[] {
   return paletteCases(1);
 }
 
-/** gemvCases' products for m rows of x. */
-function paletteCases(m: number): ConformanceCase[] {
+/** gemvCases' products for m rows of x (37 rows in the LUT groups `groups`). */
+function paletteCases(m: number, groups: number[] = [20, 17]): ConformanceCase[] {
   const fusions: LinearFusion[] = [
     {},
     { prologue: 'rmsnorm', eps: 1e-5, residual: true },
@@ -165,13 +165,10 @@ function paletteCases(m: number): ConformanceCase[] {
       const seed = 9000 + 10 * bits + ki;
       cases.push({
         kernelName: LinearKernelNames.PaletteMatMul,
-        name: `${m === 1 ? 'gemv' : `m=${m}`} bits=${bits} k=${k} ${f.prologue ?? 'plain'}${f.residual ? ' + residual' : ''}`,
+        name: `${m === 1 ? 'gemv' : `m=${m}`} bits=${bits} k=${k} ${f.prologue ?? 'plain'}${f.residual ? ' + residual' : ''} groups=${groups}`,
         run: async () => {
           const n = 37;
-          const h = randomPalette(
-            { m, n, k, bits, groups: [20, 17], scales: true, permute: true },
-            seed,
-          );
+          const h = randomPalette({ m, n, k, bits, groups, scales: true, permute: true }, seed);
           const rnd = seededRandom(seed);
           const xw = f.prologue === 'swiglu' ? 2 * k : k;
           const x = Float32Array.from({ length: m * xw }, () => rnd() * 4 - 2);
@@ -245,6 +242,58 @@ describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV op
     },
     300_000,
   );
+});
+
+describe.skipIf(!backends.includes('webgpu'))('webgpu plugin: the decode GEMV on one LUT', () => {
+  // A weight of one LUT (DKM's one codebook a tensor) takes GemvShape.uniformLut where lookups
+  // are shuffles: each lane reads its entry once. The cases of 1 and 3 bits (shuffles on lavapipe's
+  // 8 lanes) in a block of rows a workgroup and on persistent workgroups, and once with the rows'
+  // products as vec4 dot products instead of fma chains (GemvShape.fma).
+  it.each([
+    ['a block of rows a workgroup', {}],
+    ['persistent workgroups of 192 threads', { grid: 192 }],
+    ['vec4 dot products', { fma: false }],
+  ] as const)(
+    '%s matches the reference',
+    async (_, tuning) => {
+      const cases = paletteCases(1, [37]).filter((c) => /bits=[13] /.test(c.name));
+      expect(cases).toHaveLength(3);
+      setPaletteGemv('on', { unroll: 2, ...tuning });
+      try {
+        await expectAllPass(cases);
+      } finally {
+        setPaletteGemv('auto');
+      }
+    },
+    300_000,
+  );
+
+  it('reads the LUT once a lane, with no LUT staging, and sums fma chains', () => {
+    const shape = {
+      k: 2048,
+      bits: 3,
+      rb: 4,
+      unroll: 2,
+      fusion: {},
+      shuffle: 8,
+      uniformLut: true,
+      fma: true,
+    };
+    for (const grid of [undefined, 3]) {
+      const wgsl = paletteGemvWgsl({ ...shape, grid, n: 37 });
+      expect(wgsl).toContain('let lr = lut[sl & 7u];');
+      expect(wgsl).not.toContain('lutS');
+      expect(wgsl).not.toMatch(/let lr\d/);
+      expect(wgsl).toContain('subgroupShuffle(lr, ');
+      expect(wgsl).toContain('fma(x7.w, ');
+      expect(wgsl).not.toContain('dot(x');
+    }
+    // several LUTs: a row's entry with the row
+    const grouped = paletteGemvWgsl({ ...shape, uniformLut: false, fma: false });
+    expect(grouped).toContain('lutS[');
+    expect(grouped).toContain('subgroupShuffle(lr0, ');
+    expect(grouped).toContain('dot(x7, ');
+  });
 });
 
 describe.skipIf(!backends.includes('webgpu'))(

@@ -92,6 +92,17 @@ export interface GemvShape {
   grid?: number;
   /** Rows of the product (needed with `grid`: the groups a workgroup walks are a shader constant). */
   n?: number;
+  /**
+   * A row's 32 products summed as two chains of fma (x values 0–15 and 16–31) instead of eight
+   * vec4 dot products and their sum.
+   */
+  fma?: boolean;
+  /**
+   * The weight has one LUT (every row's group 0: DKM's one codebook a tensor; needs `shuffle`):
+   * each lane reads its entry once, before the rows, instead of a row's entry with each row (the
+   * rows' group loads, the LUT staging and its barrier left out).
+   */
+  uniformLut?: boolean;
 }
 
 export type GemvAblation = 'noload' | 'nolut' | 'nosum' | 'nomath' | 'nomask';
@@ -119,6 +130,10 @@ type GemvTuning = {
    * every K; 0 or absent: a block of rb rows a workgroup).
    */
   grid?: number;
+  /** GemvShape.fma (default true; false: A/B). */
+  fma?: boolean;
+  /** GemvShape.uniformLut where the weight has one LUT (default true; false: A/B). */
+  uniformLut?: boolean;
 };
 let gemvTuning: GemvTuning = {};
 /** Where the x-stationary GEMV runs ('off': decode takes the rows shape) and its tile (A/B). */
@@ -165,6 +180,7 @@ export function gemvTile(
   shuffle: number | undefined;
   grid: number | undefined;
   n: number;
+  fma: boolean;
 } {
   // lookups through subgroupShuffle wherever the LUT fits a subgroup (the default: 7B-shaped
   // 3-bit decode 218.0 / 219.0 → 222.0 / 221.5 tokens/s, and 4 rows at a time 225.8 / 226.2,
@@ -205,6 +221,9 @@ export function gemvTile(
     shuffle,
     grid: gridThreads > 0 ? Math.max(1, Math.floor(gridThreads / gemvThreads(k))) : undefined,
     n,
+    // two fma chains a row (7B-shaped 3-bit decode 254.7 / 254.6 → 261.7 / 260.9 tokens/s, A/B/A/B
+    // in call s9-3: bench/results/h200-2026-12-04/decode-ops-fma-s9-3.txt)
+    fma: gemvTuning.fma ?? true,
   };
 }
 
@@ -224,6 +243,10 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   // (GemvShape.grid) persistent workgroups: M groups of `unroll` rows each at most, slot r + u of
   // a workgroup holding row (wg + r / unroll · grid) · unroll + u
   const persist = shuffle && (shape.grid ?? 0) > 0 && (shape.n ?? 0) > 0;
+  // (GemvShape.uniformLut) one LUT entry a lane for all rows
+  const uniform = shuffle && (shape.uniformLut ?? false);
+  /** The register row u's lookups shuffle. */
+  const lrOf = (u: number) => (uniform ? 'lr' : `lr${u}`);
   const grid = shape.grid ?? 0;
   const groups = Math.ceil((shape.n ?? 0) / unroll);
   const slotsN = persist ? Math.ceil(groups / grid) * unroll : rb;
@@ -282,7 +305,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     )
       .concat(
         // (persistent) the row's LUT entry for this lane, with its words
-        persist
+        persist && !uniform
           ? [
               `${decl}m${u} = lut[u32(rows[2u * min(${rowOf(r, u)}, u.n - 1u) + 1u]) * ${1 << bits}u + (sl & ${(1 << bits) - 1}u)];`,
             ]
@@ -294,9 +317,10 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     Array.from({ length: bits }, (_, w) => `let cw${w}_${u} = k${u}_${w};`);
   /** Row r + u's sum of LUT entries times x. */
   const sums = (r: string, u: number): string[] => {
-    const out = persist ? [] : [`let lb${u} = (so + ${r} + ${u}u) * ${per}u;`];
+    const out = persist || uniform ? [] : [`let lb${u} = (so + ${r} + ${u}u) * ${per}u;`];
     // (GemvShape.shuffle) lane l holds entry l % entries of the row's LUT
-    if (shuffle && !persist) out.push(`let lr${u} = lutS[lb${u} + (sl & ${entries - 1}u)];`);
+    if (shuffle && !persist && !uniform)
+      out.push(`let lr${u} = lutS[lb${u} + (sl & ${entries - 1}u)];`);
     const field = (j: number, width: number) =>
       chunkField(j, width)
         .replace(/cw(\d+)/g, `cw$1_${u}`)
@@ -304,17 +328,29 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     /** (ablation 'nomask') field j without its mask: the bits above it are the next fields'. */
     const unmasked = (j: number, width: number) =>
       chunkBits(j, width).replace(/cw(\d+)/g, `cw$1_${u}`);
-    const terms = Array.from({ length: nq }, (_, q) => {
-      const l = [0, 1, 2, 3].map((i) => {
-        const e = wrap ? unmasked(4 * q + i, bits) : `(${field(4 * q + i, bits)})`;
-        return ablate.has('nolut')
-          ? `bitcast<f32>(${e} | 0x3f800000u)`
-          : shuffle
-            ? `subgroupShuffle(lr${u}, ${e})`
-            : `lutS[lb${u} + ${e}]`;
-      });
-      return `dot(x${q}, vec4<f32>(${l.join(', ')}))`;
-    });
+    const entry = (j: number) => {
+      const e = wrap ? unmasked(j, bits) : `(${field(j, bits)})`;
+      return ablate.has('nolut')
+        ? `bitcast<f32>(${e} | 0x3f800000u)`
+        : shuffle
+          ? `subgroupShuffle(${lrOf(u)}, ${e})`
+          : `lutS[lb${u} + ${e}]`;
+    };
+    const xyzw = ['x', 'y', 'z', 'w'];
+    /** (GemvShape.fma) the products of x values from..from + 15 as one chain of fma. */
+    const chain = (from: number) => {
+      let acc = `x${from >> 2}.x * ${entry(from)}`;
+      for (let j = from + 1; j < from + 16; j++)
+        acc = `fma(x${j >> 2}.${xyzw[j & 3]}, ${entry(j)}, ${acc})`;
+      return `(${acc})`;
+    };
+    const terms = shape.fma
+      ? [chain(0), chain(16)]
+      : Array.from(
+          { length: nq },
+          (_, q) =>
+            `dot(x${q}, vec4<f32>(${[0, 1, 2, 3].map((i) => entry(4 * q + i)).join(', ')}))`,
+        );
     if (nomath)
       // (measurement: no per-weight work; the row's words still feed the sum, so none is dead)
       terms.splice(
@@ -372,7 +408,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       for (const u of us)
         body.push(
           Array.from({ length: raw }, (_, j) => `let n${u}_${j} = k${u}_${j};`)
-            .concat(persist ? [`let lr${u} = m${u};`] : [])
+            .concat(persist && !uniform ? [`let lr${u} = m${u};`] : [])
             .join(' '),
         );
       if (slotsN > unroll) {
@@ -382,7 +418,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       for (const u of us) body.push(...words(u).map((l) => l.replace(/\bk(\d+)_/g, 'n$1_')));
     } else {
       for (const u of us) body.push(loads(r, u, 'let '));
-      if (persist) for (const u of us) body.push(`let lr${u} = m${u};`);
+      if (persist && !uniform) for (const u of us) body.push(`let lr${u} = m${u};`);
       for (const u of us) body.push(...words(u));
     }
     for (const u of us) body.push(...sums(r, u));
@@ -436,7 +472,7 @@ ${rms ? `@group(0) @binding(${gBinding}) var<storage, read> g : array<vec4<f32>>
 ${fusion.residual ? `@group(0) @binding(${resBinding}) var<storage, read> residual : array<f32>;` : ''}
 @group(0) @binding(${yBinding}) var<storage, read_write> y : array<f32>;
 @group(0) @binding(${uBinding}) var<uniform> u : U;
-${persist ? '' : `var<workgroup> lutS : array<f32, ${rb * per}>;`}
+${persist || uniform ? '' : `var<workgroup> lutS : array<f32, ${rb * per}>;`}
 var<workgroup> part : array<f32, ${persist ? slotsN * nsg : rb * nsg}>;
 ${rms ? `var<workgroup> ssP : array<f32, ${nsg}>;` : ''}
 @compute @workgroup_size(${wgt})
@@ -451,9 +487,10 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
   ${ablate.has('noload') ? '_ = codes[0]; // (the binding stays in the layout)' : ''}
   ${setup.join('\n  ')}
   ${early.join('\n  ')}
-  ${persist ? '' : staging}
+  ${persist || uniform ? '' : staging}
+  ${uniform ? `let lr = lut[sl & ${entries - 1}u];` : ''}
   ${lines.join('\n  ')}
-  ${persist ? '' : 'workgroupBarrier();'}
+  ${persist || uniform ? '' : 'workgroupBarrier();'}
   ${walk}
   workgroupBarrier();
   ${final}
@@ -484,15 +521,19 @@ export function paletteGemv(
     eps: attrs.eps,
   };
   const tile = gemvTile(n, bits, k);
-  const { rb, unroll, prefetch, ablate, butterfly, shuffle, grid } = tile;
+  // (GemvShape.uniformLut) one LUT for every row
+  // (7B-shaped 3-bit decode 250.8 / 250.6 → 254.7 / 254.6 tokens/s, A/B/A/B in call s9-3)
+  const uniformLut =
+    tile.shuffle !== undefined && (gemvTuning.uniformLut ?? true) && lut.shape[0] === 1 << bits;
+  const { rb, unroll, prefetch, ablate, butterfly, shuffle, grid, fma } = tile;
   const y = allocate(backend, [1, n]);
   const tensors = [x, codes, lut, rows, scales];
   if (fusion.prologue === 'rmsnorm') tensors.push(g as tf.TensorInfo);
   if (fusion.residual) tensors.push(residual as tf.TensorInfo);
   tensors.push(y);
   runRaw(backend, {
-    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${prefetch ? 'pf' : 'npf'}_${ablate.join('+')}_f${butterfly ?? 0}_sh${shuffle ?? 0}_${grid ? `g${grid}n${n}` : 'blocks'}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
-    wgsl: () => paletteGemvWgsl({ k, bits, fusion, ...tile }),
+    key: `EdkmPaletteGemv:${k}_${bits}_${rb}_${unroll}_${prefetch ? 'pf' : 'npf'}_${ablate.join('+')}_f${butterfly ?? 0}_sh${shuffle ?? 0}_${grid ? `g${grid}n${n}` : 'blocks'}${fma ? '_fma' : ''}${uniformLut ? '_u' : ''}_${fusion.prologue ?? 'plain'}_${fusion.residual ? 'res' : 'nores'}`,
+    wgsl: () => paletteGemvWgsl({ k, bits, fusion, ...tile, uniformLut }),
     tensors,
     uniforms: uniformBlock([
       ['u', n],
