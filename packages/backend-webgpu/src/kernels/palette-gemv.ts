@@ -429,33 +429,46 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   };
   // (the groups written out with constant rows, and two threads a chunk, measured no faster on the
   // H200: bench/results/h200-2026-12-03/decode-ops-call18.txt)
+  // Every loop counts by one up to a constant or a \`let\` made before it: the loops Tint proves
+  // finite, where Dawn's robustness adds a 64-bit iteration counter to any other (Tint's
+  // PreventInfiniteLoops and LoopAnalysis).
   const walk = persist
-    ? `for (var r = 0u; r < ${slotsN}u; r = r + ${unroll}u) {
-    if (wg.x + r / ${unroll}u * ${grid}u >= ${groups}u) { break; }
+    ? `for (var gi = 0u; gi < ${slotsN / unroll}u; gi = gi + 1u) {
+    let r = gi * ${unroll}u;
+    if (wg.x + gi * ${grid}u >= ${groups}u) { break; }
     ${group('r')}
   }`
-    : `for (var r = 0u; r < ${rb}u; r = r + ${unroll}u) ${group('r')}`;
+    : `for (var gi = 0u; gi < ${rb / unroll}u; gi = gi + 1u) {
+    let r = gi * ${unroll}u;
+    ${group('r')}
+  }`;
   // under `prefetch`, the first group's loads go out before the LUT staging and x loads
   const early = shape.prefetch ? us.map((u) => loads('0u', u, 'var ')) : [];
   const scaled = rms ? `t * inverseSqrt(ssSum / ${k}.0 + u.eps)` : 't';
   // the rows' LUTs into workgroup memory (not under `grid`: each row's entry comes with its words)
-  const staging = `for (var e = wtid; e < ${rb * per}u; e = e + ${wgt}u) {
-    let row = min(wg.x * ${rb}u + e / ${per}u, u.n - 1u);
-    let at = u32(rows[2u * row + 1u]) * ${entries}u;
-    lutS[e] = lut[at + e % ${entries}u];
+  const staging = `for (var i = 0u; i < ${Math.ceil((rb * per) / wgt)}u; i = i + 1u) {
+    let e = wtid + i * ${wgt}u;
+    if (e < ${rb * per}u) {
+      let row = min(wg.x * ${rb}u + e / ${per}u, u.n - 1u);
+      let at = u32(rows[2u * row + 1u]) * ${entries}u;
+      lutS[e] = lut[at + e % ${entries}u];
+    }
   }`;
   /** Slot e's row (sum over the subgroups' slots, scale, residual) into y. */
   const finish = (e: string, row: string) => `let row = ${row};
     if (row < u.n) {
       var t = 0.0;
-      for (var i = 0u; i < ${wgt}u / sgs; i = i + 1u) { t = t + part[(${e}) * ${nsg}u + i]; }
-      ${rms ? `var ssSum = 0.0;\n      for (var i = 0u; i < ${wgt}u / sgs; i = i + 1u) { ssSum = ssSum + ssP[st * ${nsg}u + i]; }` : ''}
+      for (var i = 0u; i < parts; i = i + 1u) { t = t + part[(${e}) * ${nsg}u + i]; }
+      ${rms ? `var ssSum = 0.0;\n      for (var i = 0u; i < parts; i = i + 1u) { ssSum = ssSum + ssP[st * ${nsg}u + i]; }` : ''}
       let oi = u32(rows[2u * row]);
       y[oi] = scales[row] * ${scaled}${fusion.residual ? ' + residual[oi]' : ''};
     }`;
   const final = persist
-    ? `for (var e = tid; e < ${slotsN}u; e = e + ${wgt}u) {
-    ${finish('e', rowOf('e - e % ' + unroll + 'u', `e % ${unroll}u`))}
+    ? `for (var i = 0u; i < ${Math.ceil(slotsN / wgt)}u; i = i + 1u) {
+    let e = tid + i * ${wgt}u;
+    if (e < ${slotsN}u) {
+      ${finish('e', rowOf('e - e % ' + unroll + 'u', `e % ${unroll}u`))}
+    }
   }`
     : `if (tid < ${rb}u) {
     ${finish('so + tid', 'first + tid')}
@@ -484,6 +497,7 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
   let so = st * ${rb}u;
   let first = wg.x * ${rb}u + so;
   let sg = tid / sgs;
+  let parts = ${wgt}u / sgs; // the workgroup's subgroups
   ${ablate.has('noload') ? '_ = codes[0]; // (the binding stays in the layout)' : ''}
   ${setup.join('\n  ')}
   ${early.join('\n  ')}
