@@ -391,6 +391,8 @@ for (const m of models) {
 printJson({
   bench: 'generate',
   backend: selection.description,
+  // Dawn's robustness (EDKM_WEBGPU_ROBUST=0 turns it off: ~15% faster 7B-shaped decode on an H200)
+  robust: getWebGPUDeviceInfo()?.robust ?? null,
   sampling: temperature ? sampling : 'greedy',
   results,
 });

@@ -170,6 +170,11 @@ export interface WebGPUDeviceInfo {
    * (EDKM_WEBGPU_UNSAFE=1 in Node), with subgroups and an i8 × i8 → i32 16×N×32 configuration.
    */
   subgroupMatrix: boolean;
+  /**
+   * Whether Dawn's robustness (bounds checks on every buffer access) is on: always in a browser;
+   * in Node unless EDKM_WEBGPU_ROBUST=0 (or EDKM_DAWN_FLAGS) turned it off (see dawnFlags).
+   */
+  robust: boolean;
 }
 
 let deviceInfo: WebGPUDeviceInfo | undefined;
@@ -179,9 +184,37 @@ export function getWebGPUDeviceInfo(): WebGPUDeviceInfo | undefined {
 }
 
 const SUBGROUP_MATRIX = 'chromium-experimental-subgroup-matrix' as GPUFeatureName;
-/** Whether EDKM_DAWN_FLAGS turned Dawn's robustness off (Node). */
+/** Whether EDKM_WEBGPU_ROBUST=0 or EDKM_DAWN_FLAGS turned Dawn's robustness off (Node). */
 let robustnessOff = false;
 const unsafeApis = () => typeof process !== 'undefined' && process.env?.EDKM_WEBGPU_UNSAFE === '1';
+
+/**
+ * Dawn's flags in Node: `given` (EDKM_DAWN_FLAGS: Dawn's own flags, space-separated, e.g.
+ * `disable-dawn-features=timestamp_quantization`), with `allow_unsafe_apis` (EDKM_WEBGPU_UNSAFE=1:
+ * experimental features such as subgroup matrices) and, where `robust` is false
+ * (EDKM_WEBGPU_ROBUST=0), `disable_robustness` merged into one `enable-dawn-features` flag (Dawn
+ * keeps one value per flag). Robustness off drops the driver's and Tint's bounds checks on every
+ * buffer access: ~15% faster 7B-shaped decoding on an H200 (bench/results/h200-2026-12-04/
+ * generate.json), for code you trust only — an out-of-bounds write then corrupts other buffers
+ * instead of being dropped.
+ */
+export function dawnFlags(
+  given: string,
+  opts: { unsafeApis?: boolean; robust?: boolean } = {},
+): string[] {
+  const flags = given.split(/\s+/).filter(Boolean);
+  const extra = [
+    ...(opts.unsafeApis ? ['allow_unsafe_apis'] : []),
+    ...(opts.robust === false ? ['disable_robustness'] : []),
+  ];
+  const i = flags.findIndex((f) => f.startsWith('enable-dawn-features='));
+  const have = i < 0 ? [] : flags[i].slice('enable-dawn-features='.length).split(',');
+  const add = extra.filter((t) => !have.includes(t));
+  if (add.length === 0) return flags;
+  if (i < 0) flags.push(`enable-dawn-features=${add.join(',')}`);
+  else flags[i] = `enable-dawn-features=${[...have.filter(Boolean), ...add].join(',')}`;
+  return flags;
+}
 
 /** navigator.gpu of a browser, or Dawn's GPU from the `webgpu` package in Node. */
 async function getGpu(): Promise<GPU> {
@@ -194,16 +227,11 @@ async function getGpu(): Promise<GPU> {
   if (missing) throw new BackendError(missing);
   const dawn = (await import('webgpu')) as { create: (flags: string[]) => GPU; globals: object };
   Object.assign(globalThis, dawn.globals);
-  // EDKM_DAWN_FLAGS: Dawn's own flags, space-separated (e.g. for measurements,
-  // `enable-dawn-features=disable_robustness`)
-  const flags = (process.env.EDKM_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean);
-  // EDKM_WEBGPU_UNSAFE=1: Dawn's unsafe APIs, for experimental features (subgroup matrices);
-  // merged into an enable-dawn-features flag already given (Dawn keeps one value per flag)
-  if (unsafeApis()) {
-    const i = flags.findIndex((f) => f.startsWith('enable-dawn-features='));
-    if (i < 0) flags.push('enable-dawn-features=allow_unsafe_apis');
-    else flags[i] += ',allow_unsafe_apis';
-  }
+  const robust = envChoice('EDKM_WEBGPU_ROBUST', ['0', '1'] as const);
+  const flags = dawnFlags(process.env.EDKM_DAWN_FLAGS ?? '', {
+    unsafeApis: unsafeApis(),
+    robust: robust !== '0',
+  });
   // (the int8 GEMM takes another tile where the user turned Dawn's robustness off)
   robustnessOff = flags.some(
     (f) => f.startsWith('enable-dawn-features=') && f.includes('disable_robustness'),
@@ -272,6 +300,7 @@ async function init(): Promise<boolean> {
         `${info?.vendor} ${info?.architecture} ${info?.device} ${info?.description}`,
       ),
     subgroupMatrix: int8Frags.length > 0,
+    robust: !robustnessOff,
   };
   setInt8Device({
     subgroupMatrix: deviceInfo.subgroupMatrix,
