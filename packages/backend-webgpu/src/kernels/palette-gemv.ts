@@ -27,7 +27,9 @@ import {
  * rows at a time keep U·bits loads in flight per thread.
  *
  * What bounds it (H200, bench/gemv-ab.sh): its instructions per weight and their latency, not
- * memory — without reading any index words a 7B layer's gate-up product still takes 48 of 54 µs.
+ * memory — without reading any index words a 7B layer's gate-up product still takes 48 of 54 µs;
+ * the 7B-shaped decode step runs 460 tokens/s without the per-weight work and 269 without the
+ * index loads, against 265 with both (bench/results/h200-2026-12-04/, calls s9-1, s9-2, s9-6).
  *
  * Why: the rows shape (PaletteRowsProgram) read 64 bytes of x (and g) per 3 bytes of indices and
  * reduced each row through five barriers; on the H200 it reached ~400 GB/s on a 7B layer's
@@ -429,7 +431,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   };
   // (the groups written out with constant rows, and two threads a chunk, measured no faster on the
   // H200: bench/results/h200-2026-12-03/decode-ops-call18.txt)
-  // Every loop counts by one up to a constant or a \`let\` made before it: the loops Tint proves
+  // Every loop counts by one up to a constant or a `let` made before it: the loops Tint proves
   // finite, where Dawn's robustness adds a 64-bit iteration counter to any other (Tint's
   // PreventInfiniteLoops and LoopAnalysis).
   const walk = persist
