@@ -247,6 +247,10 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   const persist = shuffle && (shape.grid ?? 0) > 0 && (shape.n ?? 0) > 0;
   // (GemvShape.uniformLut) one LUT entry a lane for all rows
   const uniform = shuffle && (shape.uniformLut ?? false);
+  // where a row's LUT comes from: staged in workgroup memory for the workgroup's block of rows, or
+  // (persistent) each row's entry read with its words, or (uniform) neither
+  const staged = !persist && !uniform;
+  const entryWithRow = persist && !uniform;
   /** The register row u's lookups shuffle. */
   const lrOf = (u: number) => (uniform ? 'lr' : `lr${u}`);
   const grid = shape.grid ?? 0;
@@ -307,7 +311,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     )
       .concat(
         // (persistent) the row's LUT entry for this lane, with its words
-        persist && !uniform
+        entryWithRow
           ? [
               `${decl}m${u} = lut[u32(rows[2u * min(${rowOf(r, u)}, u.n - 1u) + 1u]) * ${1 << bits}u + (sl & ${(1 << bits) - 1}u)];`,
             ]
@@ -319,10 +323,9 @@ export function paletteGemvWgsl(shape: GemvShape): string {
     Array.from({ length: bits }, (_, w) => `let cw${w}_${u} = k${u}_${w};`);
   /** Row r + u's sum of LUT entries times x. */
   const sums = (r: string, u: number): string[] => {
-    const out = persist || uniform ? [] : [`let lb${u} = (so + ${r} + ${u}u) * ${per}u;`];
+    const out = staged ? [`let lb${u} = (so + ${r} + ${u}u) * ${per}u;`] : [];
     // (GemvShape.shuffle) lane l holds entry l % entries of the row's LUT
-    if (shuffle && !persist && !uniform)
-      out.push(`let lr${u} = lutS[lb${u} + (sl & ${entries - 1}u)];`);
+    if (shuffle && staged) out.push(`let lr${u} = lutS[lb${u} + (sl & ${entries - 1}u)];`);
     const field = (j: number, width: number) =>
       chunkField(j, width)
         .replace(/cw(\d+)/g, `cw$1_${u}`)
@@ -410,7 +413,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       for (const u of us)
         body.push(
           Array.from({ length: raw }, (_, j) => `let n${u}_${j} = k${u}_${j};`)
-            .concat(persist && !uniform ? [`let lr${u} = m${u};`] : [])
+            .concat(entryWithRow ? [`let lr${u} = m${u};`] : [])
             .join(' '),
         );
       if (slotsN > unroll) {
@@ -420,7 +423,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       for (const u of us) body.push(...words(u).map((l) => l.replace(/\bk(\d+)_/g, 'n$1_')));
     } else {
       for (const u of us) body.push(loads(r, u, 'let '));
-      if (persist && !uniform) for (const u of us) body.push(`let lr${u} = m${u};`);
+      if (entryWithRow) for (const u of us) body.push(`let lr${u} = m${u};`);
       for (const u of us) body.push(...words(u));
     }
     for (const u of us) body.push(...sums(r, u));
@@ -434,28 +437,32 @@ export function paletteGemvWgsl(shape: GemvShape): string {
   // Every loop counts by one up to a constant or a `let` made before it: the loops Tint proves
   // finite, where Dawn's robustness adds a 64-bit iteration counter to any other (Tint's
   // PreventInfiniteLoops and LoopAnalysis).
-  const walk = persist
-    ? `for (var gi = 0u; gi < ${slotsN / unroll}u; gi = gi + 1u) {
+  /** `body` for `v` = start, start + step, … below end, as such a loop (end and step constants). */
+  const strided = (v: string, start: string, end: number, step: number, body: string) =>
+    `for (var i = 0u; i < ${Math.ceil(end / step)}u; i = i + 1u) {
+    let ${v} = ${start} + i * ${step}u;
+    if (${v} < ${end}u) {
+      ${body}
+    }
+  }`;
+  const walk = `for (var gi = 0u; gi < ${slotsN / unroll}u; gi = gi + 1u) {
     let r = gi * ${unroll}u;
-    if (wg.x + gi * ${grid}u >= ${groups}u) { break; }
-    ${group('r')}
-  }`
-    : `for (var gi = 0u; gi < ${rb / unroll}u; gi = gi + 1u) {
-    let r = gi * ${unroll}u;
+    ${persist ? `if (wg.x + gi * ${grid}u >= ${groups}u) { break; }` : ''}
     ${group('r')}
   }`;
   // under `prefetch`, the first group's loads go out before the LUT staging and x loads
   const early = shape.prefetch ? us.map((u) => loads('0u', u, 'var ')) : [];
   const scaled = rms ? `t * inverseSqrt(ssSum / ${k}.0 + u.eps)` : 't';
   // the rows' LUTs into workgroup memory (not under `grid`: each row's entry comes with its words)
-  const staging = `for (var i = 0u; i < ${Math.ceil((rb * per) / wgt)}u; i = i + 1u) {
-    let e = wtid + i * ${wgt}u;
-    if (e < ${rb * per}u) {
-      let row = min(wg.x * ${rb}u + e / ${per}u, u.n - 1u);
+  const staging = strided(
+    'e',
+    'wtid',
+    rb * per,
+    wgt,
+    `let row = min(wg.x * ${rb}u + e / ${per}u, u.n - 1u);
       let at = u32(rows[2u * row + 1u]) * ${entries}u;
-      lutS[e] = lut[at + e % ${entries}u];
-    }
-  }`;
+      lutS[e] = lut[at + e % ${entries}u];`,
+  );
   /** Slot e's row (sum over the subgroups' slots, scale, residual) into y. */
   const finish = (e: string, row: string) => `let row = ${row};
     if (row < u.n) {
@@ -466,12 +473,7 @@ export function paletteGemvWgsl(shape: GemvShape): string {
       y[oi] = scales[row] * ${scaled}${fusion.residual ? ' + residual[oi]' : ''};
     }`;
   const final = persist
-    ? `for (var i = 0u; i < ${Math.ceil(slotsN / wgt)}u; i = i + 1u) {
-    let e = tid + i * ${wgt}u;
-    if (e < ${slotsN}u) {
-      ${finish('e', rowOf('e - e % ' + unroll + 'u', `e % ${unroll}u`))}
-    }
-  }`
+    ? strided('e', 'tid', slotsN, wgt, finish('e', rowOf(`e - e % ${unroll}u`, `e % ${unroll}u`)))
     : `if (tid < ${rb}u) {
     ${finish('so + tid', 'first + tid')}
   }`;
@@ -487,7 +489,7 @@ ${rms ? `@group(0) @binding(${gBinding}) var<storage, read> g : array<vec4<f32>>
 ${fusion.residual ? `@group(0) @binding(${resBinding}) var<storage, read> residual : array<f32>;` : ''}
 @group(0) @binding(${yBinding}) var<storage, read_write> y : array<f32>;
 @group(0) @binding(${uBinding}) var<uniform> u : U;
-${persist || uniform ? '' : `var<workgroup> lutS : array<f32, ${rb * per}>;`}
+${staged ? `var<workgroup> lutS : array<f32, ${rb * per}>;` : ''}
 var<workgroup> part : array<f32, ${persist ? slotsN * nsg : rb * nsg}>;
 ${rms ? `var<workgroup> ssP : array<f32, ${nsg}>;` : ''}
 @compute @workgroup_size(${wgt})
@@ -503,10 +505,10 @@ fn main(@builtin(workgroup_id) wg : vec3<u32>, @builtin(local_invocation_index) 
   ${ablate.has('noload') ? '_ = codes[0]; // (the binding stays in the layout)' : ''}
   ${setup.join('\n  ')}
   ${early.join('\n  ')}
-  ${persist || uniform ? '' : staging}
+  ${staged ? staging : ''}
   ${uniform ? `let lr = lut[sl & ${entries - 1}u];` : ''}
   ${lines.join('\n  ')}
-  ${persist || uniform ? '' : 'workgroupBarrier();'}
+  ${staged ? 'workgroupBarrier();' : ''}
   ${walk}
   workgroupBarrier();
   ${final}
